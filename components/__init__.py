@@ -1,0 +1,1 @@
+"""Reusable Pulumi components, one per file, each named after what it builds."""

@@ -1,0 +1,209 @@
+"""Network: the VPC that the cluster, the databases and the caches live in.
+
+Builds a VPC over the configured availability zones with one public and one private subnet per
+zone, an internet gateway, NAT gateways (one per zone, or a single one to save cost outside
+production), per-zone private route tables, an S3 gateway endpoint, a locked-down default
+security group and VPC flow logs to CloudWatch Logs.
+
+Subnet sizing: private subnets get 1/8 of the VPC each (a /19 in a /16) because the VPC CNI gives
+every pod a VPC address; public subnets only hold load balancers and NAT gateways and get small
+blocks carved from the last eighth. Subnets carry the tags the AWS Load Balancer Controller and
+the EKS cluster use to find them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkArgs:
+    """Inputs of Network. Defaults are production-safe."""
+
+    availability_zones: Sequence[str]
+    #: Name of the EKS cluster that will use these subnets (for the kubernetes.io/cluster tag).
+    cluster_name: str
+    cidr_block: str = "10.0.0.0/16"
+    #: One NAT gateway for all zones instead of one per zone: cheaper, but a zone outage cuts egress.
+    single_nat_gateway: bool = False
+    flow_log_retention_days: int = 90
+    flow_log_traffic_type: str = "ALL"
+    #: Route S3 traffic through a gateway endpoint (free) instead of the NAT gateways.
+    enable_s3_gateway_endpoint: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def subnet_plan(cidr_block: str, zone_count: int) -> tuple[list[str], list[str]]:
+    """Private and public subnet CIDRs: private = prefix+3 each, public = prefix+6 from the last eighth."""
+    vpc = ipaddress.IPv4Network(cidr_block)
+    eighths = list(vpc.subnets(prefixlen_diff=3))
+    if zone_count > len(eighths) - 1:
+        raise ValueError(f"{cidr_block} cannot hold {zone_count} private subnets")
+    private = [str(n) for n in eighths[:zone_count]]
+    public = [str(n) for n in list(eighths[-1].subnets(prefixlen_diff=3))[:zone_count]]
+    return private, public
+
+
+class Network(pulumi.ComponentResource):
+    """A three-tier-ready VPC: public subnets for load balancers, private subnets for everything else."""
+
+    vpc_id: pulumi.Output[str]
+    vpc_cidr_block: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "network"}
+        zones = list(args.availability_zones)
+        private_cidrs, public_cidrs = subnet_plan(args.cidr_block, len(zones))
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.cidr_block,
+            enable_dns_hostnames=True,  # EKS private endpoint and RDS endpoints resolve through it
+            enable_dns_support=True,
+            tags={**tags, "Name": f"{name}-vpc"},
+            opts=child,
+        )
+        # CIS 5.4: the default security group must not allow any traffic.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, tags=tags, opts=child)
+
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={**tags, "Name": f"{name}-public"},
+            opts=child,
+        )
+
+        cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+        public_subnets, private_subnets = [], []
+        for i, zone in enumerate(zones):
+            public = aws.ec2.Subnet(
+                f"{name}-public-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=public_cidrs[i],
+                availability_zone=zone,
+                map_public_ip_on_launch=False,  # nothing here gets a public IP unless asked
+                tags={**tags, **cluster_tag, "Name": f"{name}-public-{zone}",
+                      "kubernetes.io/role/elb": "1", "tier": "public"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=public.id,
+                                          route_table_id=public_rt.id, opts=child)
+            public_subnets.append(public)
+            private_subnets.append(aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=private_cidrs[i],
+                availability_zone=zone,
+                tags={**tags, **cluster_tag, "Name": f"{name}-private-{zone}",
+                      "kubernetes.io/role/internal-elb": "1", "tier": "private"},
+                opts=child,
+            ))
+
+        nat_zones = zones[:1] if args.single_nat_gateway else zones
+        nats = []
+        for i, zone in enumerate(nat_zones):
+            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=tags, opts=child)
+            nats.append(aws.ec2.NatGateway(
+                f"{name}-nat-{zone}",
+                allocation_id=eip.id,
+                subnet_id=public_subnets[i].id,
+                tags={**tags, "Name": f"{name}-nat-{zone}"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+            ))
+
+        private_rts = []
+        for i, zone in enumerate(zones):
+            nat = nats[0] if args.single_nat_gateway else nats[i]
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+                tags={**tags, "Name": f"{name}-private-{zone}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=private_subnets[i].id,
+                                          route_table_id=rt.id, opts=child)
+            private_rts.append(rt)
+
+        if args.enable_s3_gateway_endpoint:
+            aws.ec2.VpcEndpoint(
+                f"{name}-s3",
+                vpc_id=vpc.id,
+                service_name=aws.get_region_output().region.apply(lambda r: f"com.amazonaws.{r}.s3"),
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[rt.id for rt in private_rts],
+                tags=tags,
+                opts=child,
+            )
+
+        self._flow_logs(name, vpc, args, tags)
+
+        self.vpc_id = vpc.id
+        self.vpc_cidr_block = vpc.cidr_block
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.register_outputs({
+            "vpc_id": self.vpc_id,
+            "public_subnet_ids": self.public_subnet_ids,
+            "private_subnet_ids": self.private_subnet_ids,
+        })
+
+    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, tags: dict) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            retention_in_days=args.flow_log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }],
+            }),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            # Scoped to this one log group: the role can write flow logs and nothing else.
+            policy=group.arn.apply(lambda arn: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents",
+                               "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
+                    "Resource": [arn, f"{arn}:*"],
+                }],
+            })),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc.id,
+            traffic_type=args.flow_log_traffic_type,
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=tags,
+            opts=child,
+        )

@@ -1,0 +1,296 @@
+"""Runs the Pulumi program under the SDK's own mock runtime and captures what it declares.
+
+This is the one mock harness of the project: tests, the offline preview, the policy runner and
+the review diff all go through ``run_stack`` (the program exactly as the CLI runs it:
+``runpy.run_path("infra", run_name="__main__")`` with the stack file's config) or ``run`` (any
+function, for component tests).
+
+What is captured, and from where (all SDK machinery, nothing re-implemented):
+- inputs (camelCase, as the engine receives them) and outputs: ``Mocks.new_resource``;
+- parent and resource options: a stack transformation (``register_stack_transformation``),
+  which the SDK itself runs for every resource;
+- stack outputs: the root ``Stack`` resource's exports.
+Computed outputs (ARNs, endpoints, ids) are plausible fakes from ``COMPUTED`` below. They are
+not what AWS would return: the offline path shows the declared desired state, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pulumi
+from pulumi.runtime.sync_await import _sync_await
+
+from toolkit.stackfile import REPO, STACKS_DIR, load_stack_file
+
+PROJECT = "cofounder"
+ACCOUNT = "123456789012"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_SIG_VALUE
+
+
+def reveal(value: Any) -> Any:
+    """The value with every secret wrapper removed (for assertions in tests only)."""
+    if is_secret(value):
+        return reveal(value.get("value"))
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def _normalize(value: Any) -> Any:
+    """Integral floats back to ints (the wire format has only doubles)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    return value
+
+
+@dataclass
+class Resource:
+    """One declared resource: what `pulumi up` would send to its provider."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict
+    outputs: dict
+    parent: str | None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def component(self) -> bool:
+        return not self.custom
+
+
+@dataclass
+class Program:
+    """Everything one run of the program declared."""
+
+    stack: str
+    resources: list[Resource]
+    outputs: dict
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise AssertionError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def get(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children(self, parent: Resource, type_: str | None = None) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn and (type_ is None or r.type == type_)]
+
+    def component_of(self, resource: Resource) -> Resource | None:
+        """The outermost component a resource belongs to (None for top-level resources)."""
+        top = None
+        current = resource
+        while current.parent is not None:
+            current = self.get(current.parent)
+            top = current
+        return top
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake computed outputs, per resource type. Each returns the outputs the provider would compute.
+# ---------------------------------------------------------------------------------------------
+
+
+def _arn(type_: str, name: str, region: str) -> str:
+    module = type_.split(":")[1].split("/")[0]
+    kind = type_.split(":")[-1].lower()
+    return f"arn:aws:{module}:{region}:{ACCOUNT}:{kind}/{name}"
+
+
+COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
+    "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
+    "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
+        "arn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{i.get('name', name)}"},
+    "aws:iam/role:Role": lambda name, i, region: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:role/{i.get('name', name)}", "name": i.get("name", name)},
+    "aws:iam/policy:Policy": lambda name, i, region: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:policy/{i.get('name', name)}"},
+}
+
+CALLS: dict[str, Callable[[dict, str], dict]] = {
+    "aws:index/getRegion:getRegion": lambda args, region: {
+        "region": region, "name": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"},
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda args, region: {
+        "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/offline", "userId": "OFFLINE",
+        "id": ACCOUNT},
+    "aws:index/getPartition:getPartition": lambda args, region: {
+        "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+}
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, region: str):
+        self.region = region
+        self.registered: dict[tuple[str, str], tuple[dict, dict, bool]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = _normalize(dict(args.inputs))
+        physical_id = f"{args.name}-{hashlib.sha1(args.typ.encode()).hexdigest()[:6]}"
+        outputs = dict(inputs)
+        if args.custom and args.typ.startswith("aws:"):
+            outputs.setdefault("arn", _arn(args.typ, args.name, self.region))
+        if args.typ.startswith("kubernetes:") and args.custom:
+            metadata = dict(outputs.get("metadata") or {})
+            metadata.setdefault("name", args.name)
+            outputs["metadata"] = metadata
+        extra = COMPUTED.get(args.typ)
+        if extra:
+            outputs.update(extra(args.name, inputs, self.region))
+        outputs["id"] = physical_id
+        key = (args.typ, args.name)
+        if key in self.registered:
+            raise RuntimeError(f"two resources of type {args.typ} are both named {args.name!r}")
+        self.registered[key] = (inputs, outputs, bool(args.custom))
+        return physical_id, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        handler = CALLS.get(args.token)
+        if handler is None:
+            raise NotImplementedError(f"no offline answer for data source {args.token}; "
+                                      f"add one to toolkit.harness.CALLS")
+        return handler(dict(args.args), self.region)
+
+
+class _OptionsRecorder:
+    """A stack transformation that records each resource's parent and options."""
+
+    def __init__(self):
+        self.by_object: dict[int, tuple[str, str]] = {}
+        self.records: dict[tuple[str, str], dict] = {}
+
+    def __call__(self, args: pulumi.ResourceTransformationArgs):
+        key = (args.type_, args.name)
+        self.by_object[id(args.resource)] = key
+        opts = args.opts
+        parent = self.by_object.get(id(opts.parent)) if opts.parent is not None else None
+        self.records[key] = {
+            "parent": parent,
+            "protect": opts.protect,
+            "ignoreChanges": list(opts.ignore_changes or []),
+            "retainOnDelete": bool(opts.retain_on_delete),
+            "deleteBeforeReplace": bool(opts.delete_before_replace),
+            "replaceOnChanges": list(opts.replace_on_changes or []),
+            "additionalSecretOutputs": list(opts.additional_secret_outputs or []),
+            "dependsOn": [self.by_object.get(id(d)) for d in (opts.depends_on or [])
+                          if not isinstance(d, pulumi.Output)],
+            "provider": self.by_object.get(id(opts.provider)) if opts.provider is not None else None,
+        }
+        return None
+
+
+def _urn(stack: str, chain: list[str], name: str) -> str:
+    return f"urn:pulumi:{stack}::{PROJECT}::{'$'.join(chain)}::{name}"
+
+
+def _resolve(value: Any) -> tuple[Any, bool]:
+    out = pulumi.Output.from_input(value)
+    return _normalize(_sync_await(out.future())), bool(_sync_await(out.is_secret()))
+
+
+def run(fn: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | None = None,
+        secret_keys: list[str] | None = None, region: str = "us-east-1") -> Program:
+    """Run ``fn`` as a Pulumi program under the SDK's mocks and return what it declared.
+
+    Exceptions raised by the program (a ``pulumi.RunError`` for bad config) propagate unchanged.
+    """
+    config = dict(config or {})
+    config.setdefault("aws:region", region)
+    pulumi.runtime.settings.reset_options(project=PROJECT, stack=stack)
+    pulumi.runtime.set_all_config(config, secret_keys or [])
+    mocks = _Mocks(config["aws:region"])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    recorder = _OptionsRecorder()
+    pulumi.runtime.register_stack_transformation(recorder)
+    root = pulumi.runtime.settings.get_root_resource()
+
+    try:
+        fn()
+    except BaseException:
+        # Let already-queued registrations finish so the error surfaces alone, without
+        # "Task was destroyed but it is pending" noise from the SDK's event loop.
+        try:
+            _sync_await(pulumi.runtime.stack.wait_for_rpcs())
+        except Exception:
+            pass
+        raise
+    _sync_await(pulumi.runtime.stack.wait_for_rpcs())
+
+    outputs = {}
+    for key, value in sorted(root.outputs.items()):
+        resolved, secret = _resolve(value)
+        outputs[key] = {SECRET_SIG: SECRET_SIG_VALUE, "value": resolved} if secret else resolved
+    _sync_await(pulumi.runtime.stack.wait_for_rpcs())
+
+    def chain(key: tuple[str, str]) -> list[str]:
+        parent = recorder.records.get(key, {}).get("parent")
+        return (chain(parent) if parent else []) + [key[0]]
+
+    def urn(key: tuple[str, str]) -> str:
+        return _urn(stack, chain(key), key[1])
+
+    def effective_protect(key: tuple[str, str]) -> bool:
+        record = recorder.records.get(key, {})
+        if record.get("protect") is not None:
+            return bool(record["protect"])
+        return effective_protect(record["parent"]) if record.get("parent") else False
+
+    resources = []
+    for key, (inputs, state, custom) in mocks.registered.items():
+        record = dict(recorder.records.get(key, {}))
+        parent = record.pop("parent", None)
+        record["protect"] = effective_protect(key)
+        record["dependsOn"] = [urn(d) for d in record.get("dependsOn", []) if d]
+        record["provider"] = urn(record["provider"]) if record.get("provider") else None
+        resources.append(Resource(
+            urn=urn(key), type=key[0], name=key[1], custom=custom, inputs=inputs,
+            outputs=state, parent=urn(parent) if parent else None, options=record,
+        ))
+    resources.sort(key=lambda r: r.urn)
+    return Program(stack=stack, resources=resources, outputs=outputs)
+
+
+def run_stack(stack: str, overrides: dict[str, Any] | None = None,
+              stacks_dir: Path | None = None) -> Program:
+    """Run ``infra/`` exactly as ``pulumi up`` would, with ``stacks/Pulumi.<stack>.yaml``.
+
+    ``overrides`` replaces whole config keys (``{"cofounder:network": {...}}``), for tests of
+    bad or unusual configuration; values are encoded as the CLI encodes them.
+    """
+    from toolkit.stackfile import _encode
+
+    stack_file = load_stack_file(stack, stacks_dir or STACKS_DIR)
+    config = dict(stack_file.config)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key], _ = _encode(value)
+    program_dir = str(REPO / "infra")
+    return run(lambda: runpy.run_path(program_dir, run_name="__main__"), stack=stack,
+               config=config, secret_keys=stack_file.secret_keys,
+               region=config.get("aws:region", "us-east-1"))

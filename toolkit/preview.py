@@ -1,0 +1,155 @@
+"""``make preview``: the offline desired-state preview of one stack.
+
+Runs ``infra/`` exactly as the Pulumi CLI does, under the SDK's mock runtime with the stack's
+real config, then prints the declared resources grouped by component, a count per type, the
+derived reports and the stack outputs (secrets masked), and writes
+``build/preview/<stack>.json`` (format: ``toolkit/snapshot.py``).
+
+Usage: ``python -m toolkit.preview [--stack dev] [--out build/preview]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from toolkit import snapshot
+from toolkit.errors import main_guard
+from toolkit.harness import Program, Resource, run_stack
+from toolkit.reports import build_reports
+from toolkit.stackfile import REPO
+
+#: Per resource type, the input paths a reviewer wants to see in the table.
+HIGHLIGHTS: dict[str, list[str]] = {
+    "aws:ec2/vpc:Vpc": ["cidrBlock"],
+    "aws:ec2/subnet:Subnet": ["availabilityZone", "cidrBlock"],
+    "aws:ec2/natGateway:NatGateway": ["subnetId"],
+    "aws:ec2/flowLog:FlowLog": ["trafficType", "maxAggregationInterval"],
+    "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ["serviceName", "vpcEndpointType"],
+    "aws:ec2/routeTable:RouteTable": ["routes"],
+}
+_SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
+
+
+def lookup(value: Any, path: str) -> Any:
+    """``a.b[0].c`` into nested dicts and lists; None where the path does not exist."""
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def settings(resource: Resource) -> str:
+    inputs = snapshot.mask(resource.inputs)
+    paths = HIGHLIGHTS.get(resource.type)
+    if paths is None:
+        paths = [k for k, v in sorted(inputs.items())
+                 if k not in _SKIP and isinstance(v, (str, int, float, bool))][:3]
+    parts = []
+    for path in paths:
+        value = lookup(inputs, path)
+        if value is not None:
+            parts.append(f"{path}={_short(value)}")
+    if resource.options.get("protect"):
+        parts.append("protect")
+    return " ".join(parts)
+
+
+def _short_type(type_: str) -> str:
+    pkg, module, kind = (type_.split(":") + ["", ""])[:3]
+    return f"{pkg}:{module.split('/')[0]}:{kind}" if kind else type_
+
+
+def render(program: Program, reports: dict) -> str:
+    lines = [
+        f"Offline preview of stack '{program.stack}'",
+        "This is the desired state the program declares, computed under the Pulumi SDK's mock",
+        "runtime with stacks/Pulumi.%s.yaml. No cloud was contacted; it is not a diff against AWS." % program.stack,
+        "",
+    ]
+    groups: dict[str, list[Resource]] = {}
+    for r in program.resources:
+        if r.component and r.parent is None:
+            groups.setdefault(r.urn, [])
+            continue
+        top = program.component_of(r)
+        groups.setdefault(top.urn if top else "(stack)", []).append(r)
+    for key in sorted(groups):
+        members = groups[key]
+        if key == "(stack)":
+            title = "top-level resources"
+        else:
+            comp = program.get(key)
+            title = f"{comp.name}  [{comp.type}]"
+        lines.append(f"== {title}  ({len(members)} resources)")
+        rows = [(_short_type(r.type), r.name, settings(r)) for r in members]
+        w1 = max([len(a) for a, _, _ in rows] + [4])
+        w2 = max([len(b) for _, b, _ in rows] + [4])
+        for a, b, c in sorted(rows):
+            lines.append(f"  {a:<{w1}}  {b:<{w2}}  {c}".rstrip())
+        lines.append("")
+
+    counts = Counter(r.type for r in program.resources if r.custom)
+    lines.append(f"== resources per type ({sum(counts.values())} resources, "
+                 f"{sum(1 for r in program.resources if r.component)} components)")
+    for type_, n in sorted(counts.items()):
+        lines.append(f"  {n:>4}  {type_}")
+    lines.append("")
+
+    for name, rep in reports.items():
+        status = "" if rep.get("ok", True) else "  ** TARGET MISSED **"
+        lines.append(f"== {rep.get('title', name)}{status}")
+        rows = rep.get("rows", [])
+        if rows:
+            cols = list(rows[0])
+            widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+            lines.append("  " + "  ".join(f"{c:<{w}}" for c, w in zip(cols, widths)))
+            for row in rows:
+                lines.append("  " + "  ".join(f"{str(row.get(c, '')):<{w}}" for c, w in zip(cols, widths)))
+        for note in rep.get("notes", []):
+            lines.append(f"  {note}")
+        lines.append("")
+
+    lines.append("== stack outputs (secrets masked)")
+    for key, value in snapshot.mask(program.outputs).items():
+        lines.append(f"  {key}: {_short(value, 100)}")
+    return "\n".join(lines) + "\n"
+
+
+def preview(stack: str, out_dir: Path, stacks_dir: Path | None = None) -> tuple[str, Path]:
+    program = run_stack(stack, stacks_dir=stacks_dir)
+    reports = build_reports(program)
+    doc = snapshot.build(program, reports)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stack}.json"
+    path.write_text(snapshot.dumps(doc))
+    return render(program, snapshot.mask(reports)), path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--out", default=str(REPO / "build" / "preview"))
+    parser.add_argument("--stacks-dir", default=None, help="folder of Pulumi.<stack>.yaml files")
+    args = parser.parse_args()
+    text, path = preview(args.stack, Path(args.out), Path(args.stacks_dir) if args.stacks_dir else None)
+    print(text, end="")
+    print(f"\nDesired state written to {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main)
