@@ -38,3 +38,29 @@ def run_program():
 @pytest.fixture
 def run_stack_with():
     return harness.run_stack
+
+
+# --- Kubernetes objects against the official OpenAPI schema --------------------------------
+
+K8S_SCHEMA_VERSION = "1.34.0"  # the Kubernetes minor the stacks pin (cofounder:cluster.kubernetesVersion)
+
+
+def manifest(resource: harness.Resource) -> dict:
+    """The Kubernetes object a captured ``kubernetes:<group>/<version>:<Kind>`` resource declares."""
+    _, group_version, kind = resource.type.split(":")
+    group, version = group_version.split("/")
+    api_version = version if group == "core" else f"{group}/{version}"
+    body = harness.reveal({k: v for k, v in resource.inputs.items() if k not in ("apiVersion", "kind")})
+    return {"apiVersion": api_version, "kind": kind, **body}
+
+
+@pytest.fixture
+def validate_k8s():
+    """Validate a captured Kubernetes resource (or a manifest dict) strictly; raise on any error."""
+    import kubernetes_validate
+
+    def check(resource, version: str = K8S_SCHEMA_VERSION) -> dict:
+        doc = manifest(resource) if isinstance(resource, harness.Resource) else resource
+        kubernetes_validate.validate(doc, version, strict=True)
+        return doc
+    return check
