@@ -91,9 +91,9 @@ def _check_value(where: str, value: Any, spec: dict) -> None:
     if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
         ok = spec.get("minimum", value) <= value <= spec.get("maximum", value)
     if not ok:
-        allowed = f"one of {spec['enum']}" if "enum" in spec else f"a {kind}"
+        allowed = f"one of {spec['enum']}" if "enum" in spec else f"{'an' if kind == 'integer' else 'a'} {kind}"
         if "minimum" in spec or "maximum" in spec:
-            allowed += f" between {spec.get('minimum', '-inf')} and {spec.get('maximum', 'inf')}"
+            allowed += f" between {spec.get('minimum', float('-inf')):g} and {spec.get('maximum', float('inf')):g}"
         raise PolicyConfigError(f"{where} = {json.dumps(value)} is not allowed: expected {allowed}")
 
 
