@@ -139,6 +139,11 @@ def test_custom_domain_uses_sni_and_tls12(run_program):
                                          "minimumProtocolVersion": "TLSv1.2_2021"}
 
 
+def test_aliases_without_certificate_are_refused(run_program):
+    with pytest.raises(ValueError, match="aliases and acm_certificate_arn go together"):
+        _cdn(run_program, aliases=["www.example.com"])
+
+
 def test_no_api_behavior_unless_configured(run_program):
     p = _cdn(run_program)
     dist = p.one(DISTRIBUTION).inputs
