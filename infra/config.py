@@ -298,13 +298,13 @@ class _Reader:
     def _range(meta: dict | None) -> str:
         if not meta:
             return ""
-        lo, hi = meta.get("minimum"), meta.get("maximum")
+        lo, hi = (_num(meta.get("minimum")), _num(meta.get("maximum")))
         if lo is not None and hi is not None:
-            return f" between {lo:g} and {hi:g}"
+            return f" between {lo} and {hi}"
         if lo is not None:
-            return f" of at least {lo:g}"
+            return f" of at least {lo}"
         if hi is not None:
-            return f" of at most {hi:g}"
+            return f" of at most {hi}"
         return ""
 
     def section(self, key: str, raw: Any, cls: type) -> Any:
@@ -326,6 +326,13 @@ class _Reader:
         for sub, value, allowed in getattr(obj, "checks", lambda: ())():
             self.fail(f"{key}.{sub}", value, allowed)
         return obj
+
+
+def _num(value: float | None) -> str | None:
+    """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _describe(hint: Any) -> str:
