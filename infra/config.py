@@ -83,8 +83,10 @@ class NetworkConfig:
             yield "availabilityZones", self.availability_zones, "distinct zone names"
 
 
-_DURATION = r"^[1-9][0-9]*(s|m|h)$"
-_ADDON_VERSION = r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$"
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
+_ADDON_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
+_K8S_MINOR = re.compile(r"^1\.[0-9]{2}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -142,11 +144,17 @@ class NodeGroupConfig:
 class AddonVersionsConfig:
     """``cofounder:cluster.addonVersions`` -- pinned EKS add-on versions (``aws eks describe-addon-versions``)."""
 
-    vpc_cni: str = bounded("v1.20.4-eksbuild.2", pattern=_ADDON_VERSION)
-    coredns: str = bounded("v1.12.3-eksbuild.1", pattern=_ADDON_VERSION)
+    vpc_cni: str = "v1.20.4-eksbuild.2"
+    coredns: str = "v1.12.3-eksbuild.1"
     #: Must be built for the cluster's Kubernetes minor (v1.34.x for 1.34).
-    kube_proxy: str = bounded("v1.34.0-eksbuild.2", pattern=_ADDON_VERSION)
-    aws_ebs_csi_driver: str = bounded("v1.54.0-eksbuild.1", pattern=_ADDON_VERSION)
+    kube_proxy: str = "v1.34.0-eksbuild.2"
+    aws_ebs_csi_driver: str = "v1.54.0-eksbuild.1"
+
+    def checks(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _ADDON_VERSION.match(value):
+                yield _camel(f.name), value, "an EKS add-on version such as v1.20.4-eksbuild.2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,13 +164,19 @@ class AutoscalerConfig:
     #: Which node group to grow: least-waste (least idle CPU/memory after the scale-up) or priority.
     expander: Literal["least-waste", "priority", "most-pods", "random"] = "least-waste"
     #: How long a node must be unneeded before it is removed.
-    scale_down_unneeded_time: str = bounded("10m", pattern=_DURATION)
+    scale_down_unneeded_time: str = "10m"
     #: Pause on scale-down after a scale-up (keeps fresh nodes through a burst).
-    scale_down_delay_after_add: str = bounded("10m", pattern=_DURATION)
+    scale_down_delay_after_add: str = "10m"
     #: How often the autoscaler re-evaluates pending pods; bounds the reaction time to a burst.
-    scan_interval: str = bounded("10s", pattern=_DURATION)
+    scan_interval: str = "10s"
     #: Autoscaler pods (leader-elected; a second one only shortens failover).
     replicas: int = bounded(1, minimum=1, maximum=3)
+
+    def checks(self):
+        for name in ("scale_down_unneeded_time", "scale_down_delay_after_add", "scan_interval"):
+            value = getattr(self, name)
+            if not _DURATION.match(value):
+                yield _camel(name), value, "a duration such as 10s, 5m or 1h"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +194,7 @@ class ClusterConfig:
     """``cofounder:cluster`` -- the EKS platform: control plane, node groups, add-ons, autoscaling."""
 
     #: Kubernetes minor version, pinned per stack ("1.34"); upgrades are one minor at a time.
-    kubernetes_version: str = bounded("1.34", pattern=r"^1\.[0-9]{2}$")
+    kubernetes_version: str = "1.34"
     #: Serve the API on a public endpoint as well as the private one (only from endpointPublicAccessCidrs).
     endpoint_public_access: bool = False
     #: CIDRs allowed to reach the public endpoint; never 0.0.0.0/0.
@@ -198,9 +212,13 @@ class ClusterConfig:
     metrics_server_replicas: int = bounded(2, minimum=1, maximum=5)
     headroom: HeadroomConfig = field(default_factory=HeadroomConfig)
     #: Namespace of the application workloads (Pod Security Admission "restricted").
-    app_namespace: str = bounded("cofounder", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    app_namespace: str = "cofounder"
 
     def checks(self):
+        if not _K8S_MINOR.match(self.kubernetes_version):
+            yield "kubernetesVersion", self.kubernetes_version, "a Kubernetes minor version such as 1.34"
+        if not _DNS_LABEL.match(self.app_namespace):
+            yield "appNamespace", self.app_namespace, "a namespace name (lowercase letters, digits, dashes)"
         for i, cidr in enumerate(self.endpoint_public_access_cidrs):
             try:
                 net = ipaddress.IPv4Network(cidr)
@@ -221,7 +239,7 @@ class ClusterConfig:
         for i, log_type in enumerate(self.enabled_log_types):
             if log_type not in EKS_LOG_TYPES:
                 yield f"enabledLogTypes[{i}]", log_type, "one of " + ", ".join(EKS_LOG_TYPES)
-        if not self.kube_proxy_matches():
+        if not self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}."):
             yield ("addonVersions.kubeProxy", self.addon_versions.kube_proxy,
                    f"a kube-proxy build for Kubernetes {self.kubernetes_version} (v{self.kubernetes_version}.x-eksbuild.N)")
         missing = [n for n in ("system", "apps") if n not in self.node_groups]
@@ -231,9 +249,6 @@ class ClusterConfig:
         for name in self.node_groups:
             if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
                 yield f"nodeGroups.{name}", name, "a node-group name of lowercase letters, digits and dashes"
-
-    def kube_proxy_matches(self) -> bool:
-        return self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}.")
 
 
 @dataclass(frozen=True)
