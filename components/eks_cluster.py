@@ -75,12 +75,13 @@ class NodeGroupSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class AddonVersions:
-    """Pinned EKS add-on versions (must suit the cluster's Kubernetes version)."""
+    """Pinned EKS add-on versions; they must suit the cluster's Kubernetes version, so the stack
+    config (``cofounder:cluster.addonVersions``) chooses them, not this component."""
 
-    vpc_cni: str = "v1.20.4-eksbuild.2"
-    coredns: str = "v1.12.3-eksbuild.1"
-    kube_proxy: str = "v1.34.0-eksbuild.2"
-    aws_ebs_csi_driver: str = "v1.54.0-eksbuild.1"
+    vpc_cni: str
+    coredns: str
+    kube_proxy: str
+    aws_ebs_csi_driver: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,13 +97,13 @@ class EksClusterArgs:
     admin_role_arns: Sequence[str]
     #: Node groups by name; must include ``system_node_group`` and ``burst_node_group``.
     node_groups: Mapping[str, NodeGroupSpec]
+    addon_versions: AddonVersions
     kubernetes_version: str = "1.34"
     #: Also serve the API publicly, from ``endpoint_public_access_cidrs`` only.
     endpoint_public_access: bool = False
     endpoint_public_access_cidrs: Sequence[str] = ()
     enabled_log_types: Sequence[str] = ALL_LOG_TYPES
     log_retention_days: int = 90
-    addon_versions: AddonVersions = field(default_factory=AddonVersions)
     #: Node group for cluster add-ons (CoreDNS, EBS CSI controller, autoscaler, metrics-server).
     system_node_group: str = "system"
     #: Node group that absorbs bursts; the headroom placeholders run there.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
@@ -12,6 +13,8 @@ from components.eks_cluster import (AddonVersions, EksCluster, EksClusterArgs, N
 from toolkit.harness import reveal
 
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+VERSIONS = AddonVersions(vpc_cni="v1.20.4-eksbuild.2", coredns="v1.12.3-eksbuild.1",
+                         kube_proxy="v1.34.0-eksbuild.2", aws_ebs_csi_driver="v1.54.0-eksbuild.1")
 SYSTEM = NodeGroupSpec(instance_types=["m6i.large"], min_size=2, desired_size=2, max_size=4,
                        labels={"node-pool": "system"},
                        taints=[NodeTaint(key="CriticalAddonsOnly", value="true", effect="NoSchedule")])
@@ -22,7 +25,8 @@ APPS = NodeGroupSpec(instance_types=["m6i.xlarge", "m6a.xlarge"], capacity_type=
 
 def _cluster(run_program, **overrides):
     args = dict(cluster_name="demo-eks", region="us-east-1", private_subnet_ids=["subnet-a", "subnet-b"],
-                admin_role_arns=[ADMIN], node_groups={"system": SYSTEM, "apps": APPS})
+                admin_role_arns=[ADMIN], node_groups={"system": SYSTEM, "apps": APPS},
+                addon_versions=VERSIONS)
     args.update(overrides)
     holder = {}
 
@@ -211,7 +215,7 @@ def test_missing_required_node_group_is_refused(run_program):
 
 def test_core_addons_are_pinned_and_ordered_around_the_nodes(defaults):
     p, _ = defaults
-    versions = AddonVersions()
+    versions = VERSIONS
     addons = {a.inputs["addonName"]: a for a in p.of_type("aws:eks/addon:Addon")}
     assert {name: a.inputs["addonVersion"] for name, a in addons.items()} == {
         "vpc-cni": versions.vpc_cni, "kube-proxy": versions.kube_proxy,
@@ -237,7 +241,7 @@ def test_addon_pods_run_on_the_system_nodes(defaults):
 
 
 def test_addon_versions_override(run_program):
-    p, _ = _cluster(run_program, addon_versions=AddonVersions(coredns="v1.12.4-eksbuild.1"))
+    p, _ = _cluster(run_program, addon_versions=dataclasses.replace(VERSIONS, coredns="v1.12.4-eksbuild.1"))
     assert p.one("aws:eks/addon:Addon", "platform-coredns").inputs["addonVersion"] == "v1.12.4-eksbuild.1"
 
 
