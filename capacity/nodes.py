@@ -8,12 +8,12 @@ threshold, kube-reserved CPU 6% of the first core, 1% of the second, 0.5% of cor
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 #: instance type -> (vCPU, memory GiB, max pods). A small table of the families this project uses.
 INSTANCE_TYPES: dict[str, tuple[int, int, int]] = {
     "t3.medium": (2, 4, 17), "t3.large": (2, 8, 35), "t3.xlarge": (4, 16, 58),
+    "t3a.medium": (2, 4, 17), "t3a.large": (2, 8, 35), "t3a.xlarge": (4, 16, 58),
     "m6i.large": (2, 8, 29), "m6i.xlarge": (4, 16, 58), "m6i.2xlarge": (8, 32, 58),
     "m6i.4xlarge": (16, 64, 234),
     "m7i.large": (2, 8, 29), "m7i.xlarge": (4, 16, 58), "m7i.2xlarge": (8, 32, 58),
@@ -23,32 +23,6 @@ INSTANCE_TYPES: dict[str, tuple[int, int, int]] = {
     "c7i.large": (2, 4, 29), "c7i.xlarge": (4, 8, 58), "c7i.2xlarge": (8, 16, 58),
     "r6i.large": (2, 16, 29), "r6i.xlarge": (4, 32, 58), "r6i.2xlarge": (8, 64, 58),
 }
-
-_CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
-_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_MIB = {None: 1 / 2**20, "Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2,
-        "k": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "T": 1e12 / 2**20}
-
-
-def cpu_millicores(quantity: str | int | float) -> int:
-    """A Kubernetes CPU quantity ("250m", "1", "1.5") in millicores."""
-    if isinstance(quantity, (int, float)):
-        return round(quantity * 1000)
-    match = _CPU.match(str(quantity))
-    if not match:
-        raise ValueError(f"not a CPU quantity: {quantity!r}")
-    number = float(match.group(1))
-    return round(number if match.group(2) else number * 1000)
-
-
-def memory_mib(quantity: str | int | float) -> int:
-    """A Kubernetes memory quantity ("512Mi", "2Gi", "1G") in MiB, rounded down."""
-    if isinstance(quantity, (int, float)):
-        return int(quantity / 2**20)
-    match = _MEMORY.match(str(quantity))
-    if not match:
-        raise ValueError(f"not a memory quantity: {quantity!r}")
-    return int(float(match.group(1)) * _MIB[match.group(2)])
 
 
 @dataclass(frozen=True)

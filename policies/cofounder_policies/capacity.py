@@ -6,7 +6,8 @@ and the preview reports), installed into the pack's environment from policies/re
 
 from __future__ import annotations
 
-from capacity.nodes import INSTANCE_TYPES, allocatable, cpu_millicores, memory_mib
+from capacity.headroom import cpu_millicores, memory_mib
+from capacity.nodes import INSTANCE_TYPES, allocatable
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
 from cofounder_policies.rules import ADVISORY, get, items, of_type, stack_rule
 from cofounder_policies.workloads import HPA, scaled_deployments
