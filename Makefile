@@ -12,7 +12,9 @@ help:
 	@echo "make policy-venv                       the pack's own virtualenv (policies/venv) for the Pulumi CLI"
 	@echo "make test                              the test suite"
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# A new top-level package (its __init__.py) re-runs the editable install, which only maps the
+# packages that existed when it ran.
+$(VENV)/.installed: requirements.txt pyproject.toml $(wildcard */__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
