@@ -4,10 +4,17 @@ The Pulumi CLI runs this file (``main: infra/``); the offline preview, the polic
 tests run the very same file under the SDK's mock runtime.
 """
 
+import dataclasses
+
 import pulumi
 
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
+from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.network import Network, NetworkArgs
+from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
+from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
 
 cfg = stack_config.load()
 
@@ -24,19 +31,96 @@ network = Network(
     ),
 )
 
+cc = cfg.cluster
+cluster = EksCluster(
+    "platform",
+    EksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        region=cfg.region,
+        private_subnet_ids=network.private_subnet_ids,
+        admin_role_arns=cc.admin_role_arns,
+        node_groups={name: NodeGroupSpec(**{**vars(ng), "taints": [NodeTaint(**vars(t)) for t in ng.taints]})
+                     for name, ng in cc.node_groups.items()},
+        kubernetes_version=cc.kubernetes_version,
+        endpoint_public_access=cc.endpoint_public_access,
+        endpoint_public_access_cidrs=cc.endpoint_public_access_cidrs,
+        enabled_log_types=cc.enabled_log_types,
+        log_retention_days=cc.log_retention_days,
+        addon_versions=AddonVersions(**vars(cc.addon_versions)),
+        app_namespace=cc.app_namespace,
+        headroom_replicas=cc.headroom.replicas,
+        headroom_cpu_millicores=cc.headroom.cpu_millicores,
+        headroom_memory_mib=cc.headroom.memory_mib,
+    ),
+)
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider})
+ClusterAutoscaler(
+    "cluster-autoscaler",
+    ClusterAutoscalerArgs(
+        cluster_name=cluster.cluster_name,
+        region=cfg.region,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        expander=cc.autoscaler.expander,
+        scale_down_unneeded_time=cc.autoscaler.scale_down_unneeded_time,
+        scale_down_delay_after_add=cc.autoscaler.scale_down_delay_after_add,
+        scan_interval=cc.autoscaler.scan_interval,
+        replicas=cc.autoscaler.replicas,
+        node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations,
+    ),
+    opts=in_cluster,
+)
+MetricsServer(
+    "metrics-server",
+    MetricsServerArgs(replicas=cc.metrics_server_replicas, node_selector=cluster.system_node_selector,
+                      tolerations=cluster.system_tolerations),
+    opts=in_cluster,
+)
+
+# --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
+# QUEUE PLUG-IN (feat/data): until the data tier's SQS queue is merged, the worker's queue is found
+# by its name (cofounder:apps.worker.queueName) and its IRSA policy is scoped to that queue. Replace
+# `queues` with the data tier's {app: QueueRef(url=..., arn=...)} and `aws_policies` with its
+# worker IAM policy JSON.
+queues = {name: queue_by_name(cfg.region, app.queue_name) for name, app in cfg.apps.items() if app.queue_name}
+aws_policies = {name: queue_consumer_policy(queues[name].arn)
+                for name, app in cfg.apps.items() if app.needs_aws}
+deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
+            app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
 
-# --- App tier (components/app_service.py, keda.py, prometheus_adapter.py via infra/apps.py) -----
-# Waits for the EKS platform (components/eks_cluster.py, feat/eks). Once `cluster` exists here:
-#
-#   from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
-#   queues = {n: queue_by_name(cfg.region, a.queue_name) for n, a in cfg.apps.items() if a.queue_name}
-#   deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
-#               app_namespace_name=<the EksClusterArgs.app_namespace string>,
-#               oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-#               queues=queues,  # QUEUE PLUG-IN: replace with the data tier's queue url/arn (feat/data)
-#               aws_policies={n: queue_consumer_policy(queues[n].arn)  # and its worker IAM policy JSON
-#                             for n, a in cfg.apps.items() if a.needs_aws})
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
+pulumi.export("appNamespace", cluster.app_namespace)
+pulumi.export("headroom", cluster.headroom.as_dict())
+
+if cfg.edge.enabled:
+    def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:
+        return CacheTier(**{f.name: getattr(tier, f.name) for f in dataclasses.fields(tier)})
+
+    edge = StaticSiteCdn(
+        "edge",
+        StaticSiteCdnArgs(
+            price_class=cfg.edge.price_class,
+            aliases=cfg.edge.aliases,
+            acm_certificate_arn=cfg.edge.acm_certificate_arn,
+            api_origin_domain=cfg.edge.api_origin_domain,
+            noncurrent_version_expiration_days=cfg.edge.noncurrent_version_expiration_days,
+            log_retention_days=cfg.edge.log_retention_days,
+            protect=cfg.edge.protect,
+            force_destroy=cfg.edge.force_destroy,
+            static_assets=_tier(cfg.edge.static_assets),
+            public_assets=_tier(cfg.edge.public_assets),
+            html=_tier(cfg.edge.html),
+        ),
+    )
+    pulumi.export("edgeDomainName", edge.domain_name)
+    pulumi.export("edgeDistributionId", edge.distribution_id)
+    pulumi.export("edgeBucketName", edge.bucket_name)

@@ -51,3 +51,100 @@ def test_mask_hides_secrets_but_shows_their_change():
     b = snapshot.mask({"password": {SECRET_SIG: SECRET_SIG_VALUE, "value": "hunter3"}})
     assert a["password"].startswith("[secret:") and "hunter" not in json.dumps(a)
     assert a != b
+
+
+def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
+    for stack in STACKS:
+        program = stack_program(stack)
+        assert program.outputs["edgeDomainName"].endswith(".cloudfront.net")
+        assert program.outputs["edgeBucketName"]
+        dist = program.one("aws:cloudfront/distribution:Distribution").inputs
+        assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+    prod, dev = stack_program("prod"), stack_program("dev")
+    assert prod.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_All"
+    assert dev.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_100"
+    for bucket in prod.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is True and bucket.inputs["forceDestroy"] is False
+    for bucket in dev.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is False and bucket.inputs["forceDestroy"] is True
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_eks_platform_in_private_subnets(stack_program, stack):
+    from toolkit.harness import is_secret
+    program = stack_program(stack)
+    cluster = program.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["name"] == f"cofounder-{stack}-eks"
+    assert cluster["version"] == "1.34"
+    assert cluster["vpcConfig"]["subnetIds"] == program.outputs["privateSubnetIds"]
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert "0.0.0.0/0" not in cluster["vpcConfig"].get("publicAccessCidrs", [])
+    groups = {g.name: g.inputs for g in program.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {"platform-system", "platform-apps"}
+    for g in groups.values():
+        s = g["scalingConfig"]
+        assert s["minSize"] <= s["desiredSize"] <= s["maxSize"] and s["minSize"] < s["maxSize"]
+    charts = {r.inputs["chart"]: r for r in program.of_type("kubernetes:helm.sh/v3:Release")}
+    assert {"cluster-autoscaler", "metrics-server"} <= set(charts)
+    provider = program.one("pulumi:providers:kubernetes").urn
+    assert all(r.options["provider"] == provider for r in program.resources
+               if r.custom and r.type.startswith("kubernetes:"))
+    assert is_secret(program.outputs["kubeconfig"])
+    assert program.outputs["clusterName"] == f"cofounder-{stack}-eks"
+    assert program.outputs["oidcIssuerUrl"].startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
+    assert program.outputs["appNamespace"] == "cofounder"
+
+
+def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_scale(stack_program):
+    dev = {g.name: g.inputs for g in stack_program("dev").of_type("aws:eks/nodeGroup:NodeGroup")}
+    prod = {g.name: g.inputs for g in stack_program("prod").of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert dev["platform-apps"]["capacityType"] == "SPOT"
+    assert all(g["capacityType"] == "ON_DEMAND" for g in prod.values())
+    assert prod["platform-apps"]["scalingConfig"]["maxSize"] >= 10 * dev["platform-apps"]["scalingConfig"]["maxSize"]
+    assert prod["platform-system"]["scalingConfig"]["minSize"] >= 3  # one per zone
+    assert stack_program("prod").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert stack_program("dev").outputs["headroom"]["totalCpuMillicores"] < \
+        stack_program("prod").outputs["headroom"]["totalCpuMillicores"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_headroom_report_matches_the_placeholder_deployment(stack_program, stack):
+    from toolkit.reports import build_reports
+    program = stack_program(stack)
+    rep = build_reports(program)["headroom"]
+    figures = program.outputs["headroom"]
+    (row,) = rep["rows"]
+    assert row["replicas"] == figures["replicas"]
+    assert row["total cpu"] == f"{figures['totalCpuMillicores']}m"
+    assert row["total memory"] == f"{figures['totalMemoryMib']}Mi"
+    assert rep["ok"] is True
+    assert any("10s" in note for note in rep["notes"])  # the autoscaler scan interval
+
+
+def test_preview_shows_the_platform(tmp_path):
+    text, _ = preview("prod", tmp_path)
+    assert "platform  [cofounder:cluster:EksCluster]" in text
+    assert "vpcConfig.endpointPublicAccess=false" in text
+    assert 'scalingConfig={"desiredSize": 6, "maxSize": 60, "minSize": 3}' in text
+    assert "chart=cluster-autoscaler version=9.53.0" in text
+    assert "metadataOptions.httpTokens=required" in text
+    assert "Pre-warmed headroom (placeholder pods)" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
+    from collections import Counter
+
+    from toolkit.reports import build_reports
+
+    program = stack_program(stack)
+    cluster_provider = program.one("pulumi:providers:kubernetes").urn
+    apps = {r.inputs["metadata"]["name"]: r for r in program.of_type("kubernetes:apps/v1:Deployment")
+            if program.component_of(r).type == "cofounder:apps:AppService"}
+    assert set(apps) == {"frontend", "backend", "worker"}
+    for dep in apps.values():
+        assert dep.options["provider"] == cluster_provider
+        assert dep.inputs["metadata"]["namespace"] == "cofounder"
+    autoscalers = [r for t in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+                               "kubernetes:keda.sh/v1alpha1:ScaledObject") for r in program.of_type(t)]
+    assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
+    rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
+    assert all(rows[app]["ok"] for app in ("backend", "worker"))

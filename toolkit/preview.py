@@ -36,6 +36,45 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "kubernetes:keda.sh/v1alpha1:ScaledObject": ["spec.minReplicaCount", "spec.maxReplicaCount",
                                                  "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"],
     "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable"],
+    # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
+    "aws:cloudfront/distribution:Distribution": [
+        "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",
+        "viewerCertificate.cloudfrontDefaultCertificate", "defaultCacheBehavior.viewerProtocolPolicy",
+        "orderedCacheBehaviors[0].pathPattern", "orderedCacheBehaviors[1].pathPattern",
+        "orderedCacheBehaviors[2].pathPattern"],
+    "aws:cloudfront/cachePolicy:CachePolicy": ["minTtl", "defaultTtl", "maxTtl"],
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": ["customHeadersConfig.items[0].value"],
+    "aws:cloudfront/originAccessControl:OriginAccessControl": ["signingBehavior", "signingProtocol"],
+    "aws:cloudfront/function:Function": ["runtime", "publish"],
+    "aws:s3/bucket:Bucket": ["forceDestroy"],
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": [
+        "blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"],
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ["rule.objectOwnership"],
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": [
+        "rules[0].applyServerSideEncryptionByDefault.sseAlgorithm"],
+    "aws:s3/bucketVersioning:BucketVersioning": ["versioningConfiguration.status"],
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": [
+        "rules[0].noncurrentVersionExpiration.noncurrentDays", "rules[0].expiration.days"],
+    "aws:s3/bucketAcl:BucketAcl": ["accessControlPolicy.grants[1].permission"],
+    "aws:s3/bucketPolicy:BucketPolicy": ["bucket"],
+    "aws:eks/cluster:Cluster": ["version", "vpcConfig.endpointPrivateAccess", "vpcConfig.endpointPublicAccess",
+                                "vpcConfig.publicAccessCidrs", "accessConfig.authenticationMode",
+                                "enabledClusterLogTypes"],
+    "aws:eks/nodeGroup:NodeGroup": ["instanceTypes", "capacityType", "scalingConfig", "updateConfig.maxUnavailable",
+                                    "taints"],
+    "aws:ec2/launchTemplate:LaunchTemplate": ["metadataOptions.httpTokens", "metadataOptions.httpPutResponseHopLimit",
+                                              "blockDeviceMappings[0].ebs.volumeType",
+                                              "blockDeviceMappings[0].ebs.volumeSize",
+                                              "blockDeviceMappings[0].ebs.encrypted"],
+    "aws:eks/addon:Addon": ["addonName", "addonVersion"],
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": ["principalArn", "accessScope.type"],
+    "aws:kms/key:Key": ["enableKeyRotation", "deletionWindowInDays"],
+    "aws:autoscaling/tag:Tag": ["tag.key", "tag.value"],
+    "kubernetes:helm.sh/v3:Release": ["chart", "version", "namespace", "repositoryOpts.repo"],
+    "kubernetes:core/v1:Namespace": ["metadata.name", "metadata.labels"],
+    "kubernetes:scheduling.k8s.io/v1:PriorityClass": ["value", "preemptionPolicy", "globalDefault"],
+    "kubernetes:apps/v1:Deployment": ["metadata.namespace", "spec.replicas",
+                                      "spec.template.spec.priorityClassName"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 
