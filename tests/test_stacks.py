@@ -127,3 +127,24 @@ def test_preview_shows_the_platform(tmp_path):
     assert "chart=cluster-autoscaler version=9.53.0" in text
     assert "metadataOptions.httpTokens=required" in text
     assert "Pre-warmed headroom (placeholder pods)" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
+    from collections import Counter
+
+    from toolkit.reports import build_reports
+
+    program = stack_program(stack)
+    cluster_provider = program.one("pulumi:providers:kubernetes").urn
+    apps = {r.inputs["metadata"]["name"]: r for r in program.of_type("kubernetes:apps/v1:Deployment")
+            if program.component_of(r).type == "cofounder:apps:AppService"}
+    assert set(apps) == {"frontend", "backend", "worker"}
+    for dep in apps.values():
+        assert dep.options["provider"] == cluster_provider
+        assert dep.inputs["metadata"]["namespace"] == "cofounder"
+    autoscalers = [r for t in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+                               "kubernetes:keda.sh/v1alpha1:ScaledObject") for r in program.of_type(t)]
+    assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
+    rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
+    assert all(rows[app]["ok"] for app in ("backend", "worker"))
