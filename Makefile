@@ -4,11 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview test clean
+.PHONY: help install preview test clean diff bench
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
 	@echo "make test                              the test suite"
+	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
+	@echo "make bench                             offline preview timings vs bare SDK registration"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,13 @@ preview: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# BASE defaults to the merge base with main (see toolkit/review.py).
+diff: $(VENV)/.installed
+	$(PY) -m toolkit.review $(if $(BASE),--base $(BASE))
+
+bench: $(VENV)/.installed
+	$(PY) -m toolkit.bench
 
 clean:
 	rm -rf build .pytest_cache
