@@ -8,6 +8,9 @@ import dataclasses
 
 import pulumi
 
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
+from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.network import Network, NetworkArgs
 from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
@@ -27,10 +30,62 @@ network = Network(
     ),
 )
 
+cc = cfg.cluster
+cluster = EksCluster(
+    "platform",
+    EksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        region=cfg.region,
+        private_subnet_ids=network.private_subnet_ids,
+        admin_role_arns=cc.admin_role_arns,
+        node_groups={name: NodeGroupSpec(**{**vars(ng), "taints": [NodeTaint(**vars(t)) for t in ng.taints]})
+                     for name, ng in cc.node_groups.items()},
+        kubernetes_version=cc.kubernetes_version,
+        endpoint_public_access=cc.endpoint_public_access,
+        endpoint_public_access_cidrs=cc.endpoint_public_access_cidrs,
+        enabled_log_types=cc.enabled_log_types,
+        log_retention_days=cc.log_retention_days,
+        addon_versions=AddonVersions(**vars(cc.addon_versions)),
+        app_namespace=cc.app_namespace,
+        headroom_replicas=cc.headroom.replicas,
+        headroom_cpu_millicores=cc.headroom.cpu_millicores,
+        headroom_memory_mib=cc.headroom.memory_mib,
+    ),
+)
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider})
+ClusterAutoscaler(
+    "cluster-autoscaler",
+    ClusterAutoscalerArgs(
+        cluster_name=cluster.cluster_name,
+        region=cfg.region,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        expander=cc.autoscaler.expander,
+        scale_down_unneeded_time=cc.autoscaler.scale_down_unneeded_time,
+        scale_down_delay_after_add=cc.autoscaler.scale_down_delay_after_add,
+        scan_interval=cc.autoscaler.scan_interval,
+        replicas=cc.autoscaler.replicas,
+        node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations,
+    ),
+    opts=in_cluster,
+)
+MetricsServer(
+    "metrics-server",
+    MetricsServerArgs(replicas=cc.metrics_server_replicas, node_selector=cluster.system_node_selector,
+                      tolerations=cluster.system_tolerations),
+    opts=in_cluster,
+)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
+pulumi.export("appNamespace", cluster.app_namespace)
+pulumi.export("headroom", cluster.headroom.as_dict())
 
 if cfg.edge.enabled:
     def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:
