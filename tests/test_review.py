@@ -304,3 +304,18 @@ def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
     _git(repo, "branch", "-m", "main", "other")
     sha, label = review.resolve_base(repo, None)
     assert sha is None and label.startswith("unavailable: no merge base with main")
+
+
+def test_policy_runner_of_the_tree_is_used_when_present(tmp_path):
+    """The seam for toolkit/policy_runner.py: run_policies(stack) of each tree feeds the report."""
+    repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    _commit(repo, "base without a policy runner")
+    (repo / "toolkit" / "policy_runner.py").write_text(
+        "def run_policies(stack):\n"
+        "    return [{'policy': 'demo-rule', 'enforcement': 'advisory', 'urn': 'urn:x::demo',\n"
+        "             'message': 'demo message for ' + stack}]\n")
+    _commit(repo, "policy runner")
+    res, report = _make_diff(repo, "--base", "HEAD~1")
+    assert res.returncode == 0, res.stderr
+    assert "**Policy results:** advisory: 1 (no BASE results to compare)." in report
+    assert "demo message for dev" in report

@@ -409,8 +409,9 @@ def _render_policies(p: dict | None, level: int) -> list[str]:
     counts = ", ".join(f"{k}: {_delta(p['counts'].get(k, 0), None if base_counts is None else base_counts.get(k, 0))}"
                        for k in kinds) or "no violations"
     new = sum(1 for r in p["rows"] if r["new"])
-    lines = [f"**Policy results:** {counts}; {new} new, {len(p['resolved'])} resolved since BASE"
-             + ("" if base_counts is not None else " (no BASE results to compare)") + ".", ""]
+    since = (f"; {new} new, {len(p['resolved'])} resolved since BASE" if base_counts is not None
+             else " (no BASE results to compare)")
+    lines = [f"**Policy results:** {counts}{since}.", ""]
     if p.get("note"):
         lines += [f"_{p['note']}_", ""]
     if p["rows"] and level < 3:

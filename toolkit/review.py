@@ -39,7 +39,9 @@ _DRIVER = r"""
 import importlib, json, runpy, sys
 from pathlib import Path
 tree = Path.cwd().resolve()
-for name in ("toolkit", "infra", "components"):
+for name in ("toolkit", "infra", "components", "capacity"):
+    if not (tree / name).is_dir():
+        continue
     mod = importlib.import_module(name)
     where = [Path(p).resolve() for p in getattr(mod, "__path__", [mod.__file__])]
     if not all(w.is_relative_to(tree) for w in where):
