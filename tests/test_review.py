@@ -309,6 +309,7 @@ def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
 def test_policy_runner_of_the_tree_is_used_when_present(tmp_path):
     """The seam for toolkit/policy_runner.py: run_policies(stack) of each tree feeds the report."""
     repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    (repo / "toolkit" / "policy_runner.py").unlink(missing_ok=True)
     _commit(repo, "base without a policy runner")
     (repo / "toolkit" / "policy_runner.py").write_text(
         "def run_policies(stack):\n"
