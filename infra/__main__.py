@@ -6,6 +6,7 @@ tests run the very same file under the SDK's mock runtime.
 
 import pulumi
 
+from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
 from components.network import Network, NetworkArgs
 from infra import config as stack_config
 
@@ -23,6 +24,28 @@ network = Network(
         enable_s3_gateway_endpoint=cfg.network.enable_s3_gateway_endpoint,
     ),
 )
+
+obs = cfg.observability
+if obs.enabled:
+    # The alarm topic now; RDS, ElastiCache and SQS alarms are added by passing their ids
+    # (rds_instance_id, redis_replication_group_id, sqs_queue_name, ...) once the data tier exists.
+    # In-cluster monitoring (MonitoringStack, ScrapeTargets, AlertRules) needs the EKS platform.
+    alarms = CloudWatchAlarms(
+        "alarms",
+        CloudWatchAlarmsArgs(
+            name_prefix=cfg.name_prefix,
+            alarm_email=obs.alarm_email,
+            rds_cpu_percent=obs.alerts.rds_cpu_percent,
+            rds_freeable_memory_mib=obs.alerts.rds_freeable_memory_mib,
+            rds_free_storage_gib=obs.alerts.rds_free_storage_gib,
+            rds_connections_percent=obs.alerts.rds_connections_percent,
+            redis_engine_cpu_percent=obs.alerts.redis_engine_cpu_percent,
+            redis_memory_percent=obs.alerts.redis_memory_percent,
+            redis_evictions=obs.alerts.redis_evictions,
+            sqs_oldest_message_age_seconds=obs.alerts.sqs_oldest_message_age_seconds,
+        ),
+    )
+    pulumi.export("alarmTopicArn", alarms.topic_arn)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)

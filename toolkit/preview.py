@@ -31,6 +31,17 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
     "aws:ec2/vpcEndpoint:VpcEndpoint": ["serviceName", "vpcEndpointType"],
     "aws:ec2/routeTable:RouteTable": ["routes"],
+    "kubernetes:helm.sh/v3:Release": [
+        "chart", "version", "namespace", "values.prometheus.prometheusSpec.retention",
+        "values.prometheus.prometheusSpec.retentionSize",
+        "values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage",
+        "values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.storageClassName"],
+    "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": [
+        "spec.namespaceSelector.matchNames", "spec.selector.matchLabels", "spec.endpoints[0].port"],
+    "kubernetes:monitoring.coreos.com/v1:PodMonitor": [
+        "spec.namespaceSelector.matchNames", "spec.selector.matchLabels", "spec.podMetricsEndpoints[0].port"],
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ["metricName", "dimensions", "comparisonOperator", "threshold"],
+    "aws:sns/topic:Topic": ["name", "kmsMasterKeyId"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 
