@@ -51,3 +51,27 @@ def test_mask_hides_secrets_but_shows_their_change():
     b = snapshot.mask({"password": {SECRET_SIG: SECRET_SIG_VALUE, "value": "hunter3"}})
     assert a["password"].startswith("[secret:") and "hunter" not in json.dumps(a)
     assert a != b
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
+    program = stack_program(stack)
+    topic = program.one("aws:sns/topic:Topic")
+    assert topic.inputs["name"] == f"cofounder-{stack}-alarms"
+    assert topic.inputs["kmsMasterKeyId"] == program.one("aws:kms/key:Key").outputs["arn"]
+    assert program.outputs["alarmTopicArn"] == topic.outputs["arn"]
+    assert program.component_of(topic).type == "cofounder:observability:CloudWatchAlarms"
+
+
+def test_prometheus_keeps_more_history_in_prod(run_program):
+    from infra import config
+    from toolkit.stackfile import load_stack_file
+
+    loaded = {}
+    for stack in STACKS:
+        stack_file = load_stack_file(stack)
+        run_program(lambda s=stack: loaded.__setitem__(s, config.load().observability), stack=stack,
+                    config=stack_file.config)
+    assert loaded["dev"].retention_days < loaded["staging"].retention_days < loaded["prod"].retention_days
+    assert loaded["prod"].storage_gib >= 200 and loaded["prod"].scrape_interval_seconds == 15
+    assert {s: o.alerts.latency_p99_ms for s, o in loaded.items()} == {"dev": 200, "prod": 200, "staging": 200}
