@@ -7,7 +7,8 @@ The scaling plan's targets, each an alert with a ``summary``, a ``description`` 
 - ``CofounderLatencyMetricsAbsent``: no latency histogram at all, so the p99 alert would be blind;
 - ``CofounderHpaAtMaxReplicas``: an HPA pinned at maxReplicas for ``hpa_at_max_minutes``;
 - ``CofounderPodsPendingTooLong``: an app pod pending longer than ``pod_pending_seconds``
-  (scale-up missed the 60 s target: no headroom, Cluster Autoscaler slow or capped);
+  (scale-up missed the 60 s target: no headroom, Cluster Autoscaler slow or capped); the
+  headroom placeholders, pending by design once evicted, are left out;
 - ``CofounderPgbouncerClientsWaiting``: clients queueing for a database connection.
 
 SQS queue age and the DLQ are not in Prometheus (KEDA only reports queue length): they are
@@ -43,6 +44,9 @@ class AlertRulesArgs:
     pgbouncer_waiting_clients: int = 0
     #: ...for this long.
     pgbouncer_waiting_minutes: int = 2
+    #: PriorityClasses whose pods are *meant* to wait (the headroom placeholders, evicted so a
+    #: burst gets their room): regex on kube-state-metrics' ``priority_class`` label.
+    pending_ignore_priority_classes: str = ".*headroom.*"
 
 
 def rule_groups(args: AlertRulesArgs, app_namespace: str) -> list[dict]:
@@ -96,7 +100,9 @@ def rule_groups(args: AlertRulesArgs, app_namespace: str) -> list[dict]:
             },
             {
                 "alert": "CofounderPodsPendingTooLong",
-                "expr": f'max by (namespace, pod) (kube_pod_status_phase{{{ns}, phase="Pending"}}) > 0',
+                "expr": (f'(max by (namespace, pod) (kube_pod_status_phase{{{ns}, phase="Pending"}}) > 0) '
+                         f'unless on (namespace, pod) '
+                         f'kube_pod_info{{{ns}, priority_class=~"{args.pending_ignore_priority_classes}"}}'),
                 "for": f"{args.pod_pending_seconds}s",
                 "labels": {"severity": "warning"},
                 "annotations": {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -76,6 +76,8 @@ class MonitoringStackArgs:
     grafana_enabled: bool = True
     #: Node labels every monitoring pod must run on (e.g. the system node group); empty = anywhere.
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    #: Tolerations to get onto those nodes (EksCluster.system_tolerations for the tainted system group).
+    tolerations: Sequence[dict] = ()
     #: The cluster's OIDC provider ARN and issuer URL: with both, Grafana gets an IRSA role and a
     #: CloudWatch data source; with neither, the CloudWatch panels stay empty.
     oidc_provider_arn: pulumi.Input[str] | None = None
@@ -87,6 +89,9 @@ def chart_values(args: MonitoringStackArgs, grafana_secret: pulumi.Input[str] | 
                  grafana_role_arn: pulumi.Input[str] | None) -> dict:
     """The kube-prometheus-stack values (keys as documented in the chart's values.yaml)."""
     selector = dict(args.node_selector)
+    tolerations = list(args.tolerations)
+    # node-exporter is left alone: it must run on every node, and the chart tolerates all taints.
+    placement = {"nodeSelector": selector, "tolerations": tolerations}
     prometheus_spec = {
         "retention": f"{args.retention_days}d",
         # Prometheus size units are powers of 1024: "45GB" is 45 GiB.
@@ -101,15 +106,14 @@ def chart_values(args: MonitoringStackArgs, grafana_secret: pulumi.Input[str] | 
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": f"{args.storage_gib}Gi"}},
         }}},
-        "nodeSelector": selector,
+        **placement,
     }
     values: dict = {
         "crds": {"enabled": True},
         "prometheus": {"prometheusSpec": prometheus_spec},
-        "alertmanager": {"alertmanagerSpec": {"nodeSelector": selector}},
-        "prometheusOperator": {"nodeSelector": selector,
-                               "admissionWebhooks": {"patch": {"nodeSelector": selector}}},
-        "kube-state-metrics": {"nodeSelector": selector},
+        "alertmanager": {"alertmanagerSpec": placement},
+        "prometheusOperator": {**placement, "admissionWebhooks": {"patch": placement}},
+        "kube-state-metrics": placement,
         "kubeEtcd": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeControllerManager": {"enabled": False},
@@ -123,7 +127,7 @@ def chart_values(args: MonitoringStackArgs, grafana_secret: pulumi.Input[str] | 
                       "passwordKey": "admin-password"},
             "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL[0],
                                        "labelValue": DASHBOARD_LABEL[1]}},
-            "nodeSelector": selector,
+            **placement,
             "serviceAccount": {"create": True, "name": GRAFANA_SERVICE_ACCOUNT},
         }
         if grafana_role_arn is not None:

@@ -4,10 +4,20 @@ The Pulumi CLI runs this file (``main: infra/``); the offline preview, the polic
 tests run the very same file under the SDK's mock runtime.
 """
 
+import dataclasses
+
 import pulumi
 
+from components import dashboards
+from components.alert_rules import AlertRules, AlertRulesArgs
 from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
+from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.network import Network, NetworkArgs
+from components.service_monitors import AppScrape, ScrapeTargets, ScrapeTargetsArgs
+from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
 
 cfg = stack_config.load()
@@ -25,11 +35,106 @@ network = Network(
     ),
 )
 
+cc = cfg.cluster
+cluster = EksCluster(
+    "platform",
+    EksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        region=cfg.region,
+        private_subnet_ids=network.private_subnet_ids,
+        admin_role_arns=cc.admin_role_arns,
+        node_groups={name: NodeGroupSpec(**{**vars(ng), "taints": [NodeTaint(**vars(t)) for t in ng.taints]})
+                     for name, ng in cc.node_groups.items()},
+        kubernetes_version=cc.kubernetes_version,
+        endpoint_public_access=cc.endpoint_public_access,
+        endpoint_public_access_cidrs=cc.endpoint_public_access_cidrs,
+        enabled_log_types=cc.enabled_log_types,
+        log_retention_days=cc.log_retention_days,
+        addon_versions=AddonVersions(**vars(cc.addon_versions)),
+        app_namespace=cc.app_namespace,
+        headroom_replicas=cc.headroom.replicas,
+        headroom_cpu_millicores=cc.headroom.cpu_millicores,
+        headroom_memory_mib=cc.headroom.memory_mib,
+    ),
+)
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider})
+ClusterAutoscaler(
+    "cluster-autoscaler",
+    ClusterAutoscalerArgs(
+        cluster_name=cluster.cluster_name,
+        region=cfg.region,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        expander=cc.autoscaler.expander,
+        scale_down_unneeded_time=cc.autoscaler.scale_down_unneeded_time,
+        scale_down_delay_after_add=cc.autoscaler.scale_down_delay_after_add,
+        scan_interval=cc.autoscaler.scan_interval,
+        replicas=cc.autoscaler.replicas,
+        node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations,
+    ),
+    opts=in_cluster,
+)
+MetricsServer(
+    "metrics-server",
+    MetricsServerArgs(replicas=cc.metrics_server_replicas, node_selector=cluster.system_node_selector,
+                      tolerations=cluster.system_tolerations),
+    opts=in_cluster,
+)
 obs = cfg.observability
 if obs.enabled:
+    monitoring = MonitoringStack(
+        "monitoring",
+        MonitoringStackArgs(
+            region=cfg.region,
+            dashboards=dashboards.load(),
+            chart_version=obs.chart_version,
+            retention_days=obs.retention_days,
+            retention_size_gib=obs.retention_size_gib,
+            storage_gib=obs.storage_gib,
+            storage_class=obs.storage_class,
+            scrape_interval_seconds=obs.scrape_interval_seconds,
+            grafana_enabled=obs.grafana_enabled,
+            node_selector=obs.node_selector,
+            # a configured node selector means the (tainted) system nodes
+            tolerations=cluster.system_tolerations if obs.node_selector else (),
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+        ),
+        opts=in_cluster,
+    )
+    # Monitors and rules are custom resources of the chart's CRDs: they wait for the release.
+    after_chart = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider},
+                                         depends_on=[monitoring.release])
+    ScrapeTargets(
+        "scrape",
+        ScrapeTargetsArgs(
+            app_namespace=cluster.app_namespace,
+            namespace=monitoring.namespace,
+            apps=[AppScrape(**vars(app)) for app in obs.apps],
+            monitor_labels=monitoring.monitor_labels,
+            scrape_interval_seconds=obs.scrape_interval_seconds,
+        ),
+        opts=after_chart,
+    )
+    AlertRules(
+        "alerts",
+        AlertRulesArgs(
+            app_namespace=cluster.app_namespace,
+            namespace=monitoring.namespace,
+            monitor_labels=monitoring.monitor_labels,
+            latency_p99_ms=obs.alerts.latency_p99_ms,
+            latency_for_minutes=obs.alerts.latency_for_minutes,
+            hpa_at_max_minutes=obs.alerts.hpa_at_max_minutes,
+            pod_pending_seconds=obs.alerts.pod_pending_seconds,
+            pgbouncer_waiting_clients=obs.alerts.pgbouncer_waiting_clients,
+            pgbouncer_waiting_minutes=obs.alerts.pgbouncer_waiting_minutes,
+        ),
+        opts=after_chart,
+    )
     # The alarm topic now; RDS, ElastiCache and SQS alarms are added by passing their ids
-    # (rds_instance_id, redis_replication_group_id, sqs_queue_name, ...) once the data tier exists.
-    # In-cluster monitoring (MonitoringStack, ScrapeTargets, AlertRules) needs the EKS platform.
+    # (rds_instance_id + rds_max_connections, redis_replication_group_id + shards, sqs_queue_name,
+    # sqs_dlq_name) from the data tier once it exists.
     alarms = CloudWatchAlarms(
         "alarms",
         CloudWatchAlarmsArgs(
@@ -46,8 +151,38 @@ if obs.enabled:
         ),
     )
     pulumi.export("alarmTopicArn", alarms.topic_arn)
+    pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
+pulumi.export("appNamespace", cluster.app_namespace)
+pulumi.export("headroom", cluster.headroom.as_dict())
+
+if cfg.edge.enabled:
+    def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:
+        return CacheTier(**{f.name: getattr(tier, f.name) for f in dataclasses.fields(tier)})
+
+    edge = StaticSiteCdn(
+        "edge",
+        StaticSiteCdnArgs(
+            price_class=cfg.edge.price_class,
+            aliases=cfg.edge.aliases,
+            acm_certificate_arn=cfg.edge.acm_certificate_arn,
+            api_origin_domain=cfg.edge.api_origin_domain,
+            noncurrent_version_expiration_days=cfg.edge.noncurrent_version_expiration_days,
+            log_retention_days=cfg.edge.log_retention_days,
+            protect=cfg.edge.protect,
+            force_destroy=cfg.edge.force_destroy,
+            static_assets=_tier(cfg.edge.static_assets),
+            public_assets=_tier(cfg.edge.public_assets),
+            html=_tier(cfg.edge.html),
+        ),
+    )
+    pulumi.export("edgeDomainName", edge.domain_name)
+    pulumi.export("edgeDistributionId", edge.distribution_id)
+    pulumi.export("edgeBucketName", edge.bucket_name)

@@ -119,3 +119,11 @@ def test_the_rule_waits_for_the_chart(run_program):
     assert p.one("test:index:Crds").urn in rule.options["dependsOn"]
     assert rule.parent == p.one("cofounder:observability:AlertRules").urn
     assert 'namespace="apps"' in rule.inputs["spec"]["groups"][0]["rules"][0]["expr"]
+
+
+def test_headroom_placeholders_waiting_is_not_an_alert():
+    (group,) = rule_groups(AlertRulesArgs(app_namespace="cofounder"), "cofounder")
+    pending = next(r for r in group["rules"] if r["alert"] == "CofounderPodsPendingTooLong")
+    assert pending["expr"].endswith(
+        'unless on (namespace, pod) kube_pod_info{namespace="cofounder", priority_class=~".*headroom.*"}')
+    assert metric_names(pending["expr"]) == {"kube_pod_status_phase", "kube_pod_info"}

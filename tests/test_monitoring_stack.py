@@ -129,3 +129,14 @@ def test_every_child_is_parented_and_named_after_the_component(run_program):
     for r in p.resources:
         if r is not component:
             assert p.component_of(r) == component and r.name.startswith("mon-"), r.urn
+
+
+def test_tolerations_follow_the_node_selector(run_program):
+    taint = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
+    values = _stack(run_program, node_selector={"node-pool": "system"}, tolerations=[taint]).one(
+        RELEASE).inputs["values"]
+    for placed in (values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"],
+                   values["prometheusOperator"], values["prometheusOperator"]["admissionWebhooks"]["patch"],
+                   values["kube-state-metrics"], values["grafana"]):
+        assert placed["nodeSelector"] == {"node-pool": "system"} and placed["tolerations"] == [taint]
+    assert "prometheus-node-exporter" not in values  # it must keep running on every node

@@ -53,12 +53,86 @@ def test_mask_hides_secrets_but_shows_their_change():
     assert a != b
 
 
+def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
+    for stack in STACKS:
+        program = stack_program(stack)
+        assert program.outputs["edgeDomainName"].endswith(".cloudfront.net")
+        assert program.outputs["edgeBucketName"]
+        dist = program.one("aws:cloudfront/distribution:Distribution").inputs
+        assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+    prod, dev = stack_program("prod"), stack_program("dev")
+    assert prod.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_All"
+    assert dev.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_100"
+    for bucket in prod.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is True and bucket.inputs["forceDestroy"] is False
+    for bucket in dev.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is False and bucket.inputs["forceDestroy"] is True
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_eks_platform_in_private_subnets(stack_program, stack):
+    from toolkit.harness import is_secret
+    program = stack_program(stack)
+    cluster = program.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["name"] == f"cofounder-{stack}-eks"
+    assert cluster["version"] == "1.34"
+    assert cluster["vpcConfig"]["subnetIds"] == program.outputs["privateSubnetIds"]
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert "0.0.0.0/0" not in cluster["vpcConfig"].get("publicAccessCidrs", [])
+    groups = {g.name: g.inputs for g in program.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {"platform-system", "platform-apps"}
+    for g in groups.values():
+        s = g["scalingConfig"]
+        assert s["minSize"] <= s["desiredSize"] <= s["maxSize"] and s["minSize"] < s["maxSize"]
+    charts = {r.inputs["chart"]: r for r in program.of_type("kubernetes:helm.sh/v3:Release")}
+    assert {"cluster-autoscaler", "metrics-server"} <= set(charts)
+    provider = program.one("pulumi:providers:kubernetes").urn
+    assert all(r.options["provider"] == provider for r in program.resources
+               if r.custom and r.type.startswith("kubernetes:"))
+    assert is_secret(program.outputs["kubeconfig"])
+    assert program.outputs["clusterName"] == f"cofounder-{stack}-eks"
+    assert program.outputs["oidcIssuerUrl"].startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
+    assert program.outputs["appNamespace"] == "cofounder"
+
+
+def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_scale(stack_program):
+    dev = {g.name: g.inputs for g in stack_program("dev").of_type("aws:eks/nodeGroup:NodeGroup")}
+    prod = {g.name: g.inputs for g in stack_program("prod").of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert dev["platform-apps"]["capacityType"] == "SPOT"
+    assert all(g["capacityType"] == "ON_DEMAND" for g in prod.values())
+    assert prod["platform-apps"]["scalingConfig"]["maxSize"] >= 10 * dev["platform-apps"]["scalingConfig"]["maxSize"]
+    assert prod["platform-system"]["scalingConfig"]["minSize"] >= 3  # one per zone
+    assert stack_program("prod").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert stack_program("dev").outputs["headroom"]["totalCpuMillicores"] < \
+        stack_program("prod").outputs["headroom"]["totalCpuMillicores"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_headroom_report_matches_the_placeholder_deployment(stack_program, stack):
+    from toolkit.reports import build_reports
+    program = stack_program(stack)
+    rep = build_reports(program)["headroom"]
+    figures = program.outputs["headroom"]
+    (row,) = rep["rows"]
+    assert row["replicas"] == figures["replicas"]
+    assert row["total cpu"] == f"{figures['totalCpuMillicores']}m"
+    assert row["total memory"] == f"{figures['totalMemoryMib']}Mi"
+    assert rep["ok"] is True
+    assert any("10s" in note for note in rep["notes"])  # the autoscaler scan interval
+
+
+def test_preview_shows_the_platform(tmp_path):
+    text, _ = preview("prod", tmp_path)
+    assert "platform  [cofounder:cluster:EksCluster]" in text
+    assert "vpcConfig.endpointPublicAccess=false" in text
+    assert 'scalingConfig={"desiredSize": 6, "maxSize": 60, "minSize": 3}' in text
+    assert "chart=cluster-autoscaler version=9.53.0" in text
+    assert "metadataOptions.httpTokens=required" in text
+    assert "Pre-warmed headroom (placeholder pods)" in text
 @pytest.mark.parametrize("stack", STACKS)
 def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
     program = stack_program(stack)
     topic = program.one("aws:sns/topic:Topic")
     assert topic.inputs["name"] == f"cofounder-{stack}-alarms"
-    assert topic.inputs["kmsMasterKeyId"] == program.one("aws:kms/key:Key").outputs["arn"]
+    assert topic.inputs["kmsMasterKeyId"] == program.one("aws:kms/key:Key", "alarms-topic-key").outputs["arn"]
     assert program.outputs["alarmTopicArn"] == topic.outputs["arn"]
     assert program.component_of(topic).type == "cofounder:observability:CloudWatchAlarms"
 
@@ -75,3 +149,54 @@ def test_prometheus_keeps_more_history_in_prod(run_program):
     assert loaded["dev"].retention_days < loaded["staging"].retention_days < loaded["prod"].retention_days
     assert loaded["prod"].storage_gib >= 200 and loaded["prod"].scrape_interval_seconds == 15
     assert {s: o.alerts.latency_p99_ms for s, o in loaded.items()} == {"dev": 200, "prod": 200, "staging": 200}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_monitoring_stack_in_the_cluster(stack_program, stack):
+    from toolkit.harness import reveal
+    program = stack_program(stack)
+    release = program.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    assert release.inputs["chart"] == "kube-prometheus-stack" and release.inputs["namespace"] == "monitoring"
+    assert release.options["provider"] == program.one("pulumi:providers:kubernetes").urn
+    values = reveal(release.inputs["values"])
+    grafana = values["grafana"]
+    # Grafana reads CloudWatch through IRSA on the cluster's OIDC provider
+    role = program.one("aws:iam/role:Role", "monitoring-grafana-role")
+    assert grafana["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == role.outputs["arn"]
+    assert program.outputs["grafanaAdminSecret"] == "grafana-admin"
+    monitors = program.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor") + \
+        program.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    rules = program.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert len(monitors) == 6 and len(rules) == 1
+    for cr in monitors + rules:
+        assert release.urn in cr.options["dependsOn"]
+    app_monitors = [m for m in monitors if m.inputs["metadata"]["name"] in
+                    ("cofounder-frontend", "cofounder-backend", "cofounder-worker", "cofounder-pgbouncer")]
+    assert {m.inputs["spec"]["namespaceSelector"]["matchNames"][0] for m in app_monitors} == {
+        program.outputs["appNamespace"]}
+    assert len(program.of_type("kubernetes:core/v1:ConfigMap")) >= 3
+
+
+def test_prod_monitoring_runs_on_the_system_nodes_dev_anywhere(stack_program):
+    from toolkit.harness import reveal
+
+    def spec(stack):
+        release = stack_program(stack).one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+        return reveal(release.inputs["values"])["prometheus"]["prometheusSpec"]
+    prod, dev = spec("prod"), spec("dev")
+    assert prod["nodeSelector"] == {"node-pool": "system"}
+    assert prod["tolerations"] == [
+        {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    assert dev["nodeSelector"] == {} and dev["tolerations"] == []
+    assert (prod["retention"], prod["retentionSize"]) == ("30d", "180GB")
+    assert prod["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "200Gi"
+
+
+def test_preview_shows_the_observability_stack(tmp_path):
+    text, _ = preview("prod", tmp_path)
+    assert "monitoring  [cofounder:observability:MonitoringStack]" in text
+    assert "chart=kube-prometheus-stack version=79.7.1 namespace=monitoring" in text
+    assert "values.prometheus.prometheusSpec.retention=30d" in text
+    assert "alerts  [cofounder:observability:AlertRules]" in text
+    assert "scrape  [cofounder:observability:ScrapeTargets]" in text
+    assert "alarms  [cofounder:observability:CloudWatchAlarms]" in text

@@ -122,6 +122,15 @@ def _arn(type_: str, name: str, region: str) -> str:
     return f"arn:aws:{module}:{region}:{ACCOUNT}:{kind}/{name}"
 
 
+def _hex(seed: str, length: int) -> str:
+    return hashlib.sha1(seed.encode()).hexdigest()[:length]
+
+
+def _bucket(bucket: str, region: str) -> dict:
+    return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
+
+
 COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
     "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
@@ -130,10 +139,57 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
         "arn": f"arn:aws:iam::{ACCOUNT}:role/{i.get('name', name)}", "name": i.get("name", name)},
     "aws:iam/policy:Policy": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:policy/{i.get('name', name)}"},
+    # edge (components/static_site_cdn.py)
+    "aws:s3/bucket:Bucket": lambda name, i, region: _bucket(i.get("bucket") or f"{name}-{_hex(name, 7)}", region),
+    "aws:cloudfront/distribution:Distribution": lambda name, i, region: {
+        "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/E{_hex(name, 13).upper()}",
+        "domainName": f"d{_hex(name, 13)}.cloudfront.net",
+        "hostedZoneId": "Z2FDTNDATAQYW2",  # CloudFront's one alias zone
+        "etag": f"E{_hex('etag' + name, 13).upper()}", "status": "Deployed"},
+    "aws:cloudfront/cachePolicy:CachePolicy": lambda name, i, region: {"etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": lambda name, i, region: {
+        "etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/originAccessControl:OriginAccessControl": lambda name, i, region: {
+        "etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/function:Function": lambda name, i, region: {
+        "arn": f"arn:aws:cloudfront::{ACCOUNT}:function/{i.get('name', name)}",
+        "etag": f"E{_hex(name, 13).upper()}", "liveStageEtag": f"E{_hex(name, 13).upper()}"},
+    "aws:eks/cluster:Cluster": lambda name, i, region: _eks_cluster(i.get("name", name), i, region),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, i, region: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(i.get('url', '')).removeprefix('https://')}"},
+    "aws:kms/key:Key": lambda name, i, region: {
+        "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{_fake_uuid(name)}", "keyId": _fake_uuid(name)},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, i, region: {
+        "latestVersion": 1, "defaultVersion": 1},
+    "aws:eks/nodeGroup:NodeGroup": lambda name, i, region: {
+        "nodeGroupName": name, "status": "ACTIVE",
+        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{_fake_uuid(name)}"}],
+                       "remoteAccessSecurityGroupId": ""}]},
+    "aws:eks/addon:Addon": lambda name, i, region: {
+        "arn": f"arn:aws:eks:{region}:{ACCOUNT}:addon/{i.get('clusterName')}/{i.get('addonName')}"},
     # A stand-in, derived from the name so runs are byte-stable; the SDK keeps it secret.
     "random:index/randomPassword:RandomPassword": lambda name, i, region: {
         "result": "offline-" + hashlib.sha256(name.encode()).hexdigest()[:int(i.get("length", 32)) - 8]},
 }
+
+
+def _fake_uuid(name: str) -> str:
+    h = hashlib.sha1(name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _eks_cluster(cluster_name: str, inputs: dict, region: str) -> dict:
+    oidc_id = hashlib.sha1(cluster_name.encode()).hexdigest()[:32].upper()
+    return {
+        "name": cluster_name,
+        "endpoint": f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk9GRkxJTkUK"},
+        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
+        "vpcConfig": {**(inputs.get("vpcConfig") or {}),
+                      "clusterSecurityGroupId": f"sg-eks-cluster-{oidc_id[:8].lower()}"},
+        "platformVersion": "eks.1",
+        "status": "ACTIVE",
+    }
 
 CALLS: dict[str, Callable[[dict, str], dict]] = {
     "aws:index/getRegion:getRegion": lambda args, region: {
@@ -143,6 +199,11 @@ CALLS: dict[str, Callable[[dict, str], dict]] = {
         "id": ACCOUNT},
     "aws:index/getPartition:getPartition": lambda args, region: {
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+    "aws:s3/getCanonicalUserId:getCanonicalUserId": lambda args, region: {
+        "id": _hex("owner" + ACCOUNT, 40) + _hex("owner", 24), "displayName": "offline"},
+    # The awslogsdelivery account's canonical id (the same in every commercial region).
+    "aws:cloudfront/getLogDeliveryCanonicalUserId:getLogDeliveryCanonicalUserId": lambda args, region: {
+        "id": "c4c1ede66af53448b93c283ce9448c4ba468c9432aa01d700d3878632f77d2d0"},
 }
 
 
@@ -191,6 +252,10 @@ class _OptionsRecorder:
         self.by_object[id(args.resource)] = key
         opts = args.opts
         parent = self.by_object.get(id(opts.parent)) if opts.parent is not None else None
+        provider = opts.provider
+        if provider is None and opts.parent is not None:
+            # Inherited the way the SDK resolves it: the parent's provider map, by package.
+            provider = getattr(opts.parent, "_providers", {}).get(args.type_.split(":")[0])
         self.records[key] = {
             "parent": parent,
             "protect": opts.protect,
@@ -201,7 +266,7 @@ class _OptionsRecorder:
             "additionalSecretOutputs": list(opts.additional_secret_outputs or []),
             "dependsOn": [self.by_object.get(id(d)) for d in (opts.depends_on or [])
                           if not isinstance(d, pulumi.Output)],
-            "provider": self.by_object.get(id(opts.provider)) if opts.provider is not None else None,
+            "provider": self.by_object.get(id(provider)) if provider is not None else None,
         }
         return None
 

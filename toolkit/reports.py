@@ -31,3 +31,7 @@ def build_reports(program: Program) -> dict[str, Report]:
         if result is not None:
             out[name] = result
     return out
+
+
+# Report modules register themselves on import (kept last: they import ``report`` from here).
+from toolkit import cluster_reports  # noqa: E402,F401

@@ -33,6 +33,7 @@ METRICS: dict[str, dict[str, str]] = {
         "kube_horizontalpodautoscaler_spec_max_replicas": "gauge per HPA",
         "kube_pod_status_phase": "gauge per pod and phase",
         "kube_node_info": "one series per node",
+        "kube_pod_info": "one series per pod, with its priority_class",
     },
     # prometheus-community/pgbouncer_exporter, a sidecar of the PgBouncer pods (port "metrics").
     "pgbouncer-exporter": {
