@@ -80,6 +80,7 @@ HIGHLIGHTS: dict[str, list[str]] = {
         "spec.namespaceSelector.matchNames", "spec.selector.matchLabels", "spec.podMetricsEndpoints[0].port"],
     "aws:cloudwatch/metricAlarm:MetricAlarm": ["metricName", "dimensions", "comparisonOperator", "threshold"],
     "aws:sns/topic:Topic": ["name", "kmsMasterKeyId"],
+    "kubernetes:monitoring.coreos.com/v1:PrometheusRule": ["metadata.namespace", "metadata.name"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 
