@@ -4,13 +4,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview test clean
+.PHONY: help install preview policy policy-venv test clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
+	@echo "make policy [STACK=dev|staging|prod]   the policy pack against the stack, over the Analyzer protocol"
+	@echo "make policy-venv                       the pack's own virtualenv (policies/venv) for the Pulumi CLI"
 	@echo "make test                              the test suite"
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# A new top-level package (its __init__.py) re-runs the editable install, which only maps the
+# packages that existed when it ran.
+$(VENV)/.installed: requirements.txt pyproject.toml $(wildcard */__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
@@ -19,6 +23,13 @@ install: $(VENV)/.installed
 
 preview: $(VENV)/.installed
 	$(PY) -m toolkit.preview --stack $(STACK)
+
+policy: $(VENV)/.installed
+	$(PY) -m toolkit.policy_runner --stack $(STACK)
+
+# What `pulumi preview --policy-pack policies` runs in: cwd policies/, so `-e ..` is the repository.
+policy-venv:
+	cd policies && $(PYTHON) -m venv venv && venv/bin/python -m pip install --quiet -r requirements.txt
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -7,8 +7,8 @@ the components that expose the metrics only have to honour the contract document
 README ("Metric and scrape contract"):
 
 - apps: ``app.kubernetes.io/name: <app>`` + ``app.kubernetes.io/part-of: cofounder`` in the app
-  namespace, metrics on the named port (``http`` on the Service for frontend/backend, ``metrics``
-  on the worker pods), path ``/metrics``;
+  namespace, metrics on the Service's named port ``http`` (AppService's), path ``/metrics``; an
+  app without a Service can be scraped with a PodMonitor on a named container port;
 - PgBouncer: pods labelled ``app.kubernetes.io/name: pgbouncer`` + part-of, exporter container
   port named ``metrics``;
 - Cluster Autoscaler: its chart's Service in ``kube-system`` (``app.kubernetes.io/name:
@@ -46,8 +46,8 @@ class AppScrape:
     path: str = "/metrics"
 
 
-DEFAULT_APPS = (AppScrape(name="frontend"), AppScrape(name="backend"),
-                AppScrape(name="worker", kind="PodMonitor", port="metrics"))
+# AppService gives every app (the worker too) a Service whose port "http" serves /metrics.
+DEFAULT_APPS = (AppScrape(name="frontend"), AppScrape(name="backend"), AppScrape(name="worker"))
 
 
 @dataclass(frozen=True, kw_only=True)

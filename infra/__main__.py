@@ -19,6 +19,7 @@ from components.network import Network, NetworkArgs
 from components.service_monitors import AppScrape, ScrapeTargets, ScrapeTargetsArgs
 from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
+from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
 
 cfg = stack_config.load()
 
@@ -153,10 +154,23 @@ if obs.enabled:
     pulumi.export("alarmTopicArn", alarms.topic_arn)
     pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
 
+# --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
+# QUEUE PLUG-IN (feat/data): until the data tier's SQS queue is merged, the worker's queue is found
+# by its name (cofounder:apps.worker.queueName) and its IRSA policy is scoped to that queue. Replace
+# `queues` with the data tier's {app: QueueRef(url=..., arn=...)} and `aws_policies` with its
+# worker IAM policy JSON.
+queues = {name: queue_by_name(cfg.region, app.queue_name) for name, app in cfg.apps.items() if app.queue_name}
+aws_policies = {name: queue_consumer_policy(queues[name].arn)
+                for name, app in cfg.apps.items() if app.needs_aws}
+deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
+            app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`

@@ -242,5 +242,5 @@ def test_observability_defaults_are_the_seed_targets():
             obs.alerts.hpa_at_max_minutes) == (True, True, 200, 60, 10)
     assert [(a.name, a.kind, a.port) for a in obs.apps] == [
         ("frontend", "ServiceMonitor", "http"), ("backend", "ServiceMonitor", "http"),
-        ("worker", "PodMonitor", "metrics")]
+        ("worker", "ServiceMonitor", "http")]
     assert obs.retention_size_gib <= obs.storage_gib * 0.9

@@ -26,7 +26,7 @@ def test_defaults_scrape_every_source_of_the_metric_contract(run_program):
     monitors = _monitors(_run(run_program))
     assert {name: m.inputs["kind"] for name, m in monitors.items()} == {
         "cofounder-frontend": "ServiceMonitor", "cofounder-backend": "ServiceMonitor",
-        "cofounder-worker": "PodMonitor", "cofounder-pgbouncer": "PodMonitor",
+        "cofounder-worker": "ServiceMonitor", "cofounder-pgbouncer": "PodMonitor",
         "cofounder-cluster-autoscaler": "ServiceMonitor", "cofounder-keda-operator": "ServiceMonitor"}
     # every Prometheus source of the dashboards' allow-list is scraped (kube-state-metrics by the chart)
     sources = {"apps": ["cofounder-frontend", "cofounder-backend", "cofounder-worker"],
@@ -39,7 +39,7 @@ def test_defaults_scrape_every_source_of_the_metric_contract(run_program):
 
 def test_app_monitors_follow_the_contract(run_program):
     monitors = _monitors(_run(run_program))
-    for app, port in [("frontend", "http"), ("backend", "http"), ("worker", "metrics")]:
+    for app, port in [("frontend", "http"), ("backend", "http"), ("worker", "http")]:
         m = monitors[f"cofounder-{app}"]
         spec = m.inputs["spec"]
         assert m.inputs["apiVersion"] == "monitoring.coreos.com/v1"
@@ -81,13 +81,17 @@ def test_optional_sources_have_switches(run_program, switch, monitor):
 
 def test_overrides_apps_interval_labels_and_ports(run_program):
     monitors = _monitors(_run(
-        run_program, apps=[AppScrape(name="api", port="web", path="/internal/metrics")],
+        run_program, apps=[AppScrape(name="api", port="web", path="/internal/metrics"),
+                           AppScrape(name="batch", kind="PodMonitor", port="metrics")],
         scrape_interval_seconds=15, monitor_labels={"prometheus": "main"}, keda_port="http-metrics"))
     api = monitors["cofounder-api"]
     assert api.inputs["metadata"]["labels"] == {"prometheus": "main", "app.kubernetes.io/part-of": "cofounder"}
     assert api.inputs["spec"]["endpoints"][0] == {"port": "web", "path": "/internal/metrics",
                                                   "interval": "15s", "honorLabels": True}
     assert monitors["cofounder-keda-operator"].inputs["spec"]["endpoints"][0]["port"] == "http-metrics"
+    batch = monitors["cofounder-batch"]
+    assert batch.inputs["kind"] == "PodMonitor"
+    assert batch.inputs["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert "cofounder-frontend" not in monitors
 
 

@@ -127,6 +127,28 @@ def test_preview_shows_the_platform(tmp_path):
     assert "chart=cluster-autoscaler version=9.53.0" in text
     assert "metadataOptions.httpTokens=required" in text
     assert "Pre-warmed headroom (placeholder pods)" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
+    from collections import Counter
+
+    from toolkit.reports import build_reports
+
+    program = stack_program(stack)
+    cluster_provider = program.one("pulumi:providers:kubernetes").urn
+    apps = {r.inputs["metadata"]["name"]: r for r in program.of_type("kubernetes:apps/v1:Deployment")
+            if program.component_of(r).type == "cofounder:apps:AppService"}
+    assert set(apps) == {"frontend", "backend", "worker"}
+    for dep in apps.values():
+        assert dep.options["provider"] == cluster_provider
+        assert dep.inputs["metadata"]["namespace"] == "cofounder"
+    autoscalers = [r for t in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+                               "kubernetes:keda.sh/v1alpha1:ScaledObject") for r in program.of_type(t)]
+    assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
+    rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
+    assert all(rows[app]["ok"] for app in ("backend", "worker"))
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
     program = stack_program(stack)
@@ -200,3 +222,22 @@ def test_preview_shows_the_observability_stack(tmp_path):
     assert "alerts  [cofounder:observability:AlertRules]" in text
     assert "scrape  [cofounder:observability:ScrapeTargets]" in text
     assert "alarms  [cofounder:observability:CloudWatchAlarms]" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_monitors_match_the_app_services(stack_program, stack):
+    """The scrape contract holds against what AppService declares: labels and port names."""
+    program = stack_program(stack)
+    services = program.of_type("kubernetes:core/v1:Service")
+    monitors = [m for m in program.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+                if m.inputs["spec"]["namespaceSelector"]["matchNames"] == [program.outputs["appNamespace"]]]
+    assert {m.inputs["metadata"]["name"] for m in monitors} == {
+        "cofounder-frontend", "cofounder-backend", "cofounder-worker"}
+    for monitor in monitors:
+        wanted = monitor.inputs["spec"]["selector"]["matchLabels"]
+        port = monitor.inputs["spec"]["endpoints"][0]["port"]
+        matching = [s for s in services
+                    if s.inputs["metadata"].get("namespace") == program.outputs["appNamespace"]
+                    and wanted.items() <= s.inputs["metadata"].get("labels", {}).items()]
+        assert len(matching) == 1, monitor.inputs["metadata"]["name"]
+        assert port in [p["name"] for p in matching[0].inputs["spec"]["ports"]]

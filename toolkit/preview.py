@@ -31,6 +31,11 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
     "aws:ec2/vpcEndpoint:VpcEndpoint": ["serviceName", "vpcEndpointType"],
     "aws:ec2/routeTable:RouteTable": ["routes"],
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ["spec.minReplicas", "spec.maxReplicas",
+                                                          "spec.behavior.scaleUp.policies"],
+    "kubernetes:keda.sh/v1alpha1:ScaledObject": ["spec.minReplicaCount", "spec.maxReplicaCount",
+                                                 "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"],
+    "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable"],
     # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
     "aws:cloudfront/distribution:Distribution": [
         "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",
