@@ -176,6 +176,8 @@ pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
 pulumi.export("appNamespace", cluster.app_namespace)
 pulumi.export("headroom", cluster.headroom.as_dict())
+# Read by the time-to-scale report and documented targets for the load test.
+pulumi.export("scalingTargets", cfg.scaling.as_dict())
 
 if cfg.edge.enabled:
     def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:

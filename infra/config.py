@@ -220,6 +220,17 @@ class ScalingConfig:
     baseline_replicas: dict[str, int] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.
     goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
+    #: Today's peak concurrent users and requests per second, for the load test (loadtest/);
+    #: None until measured (the load test then needs them on its command line).
+    #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
+    #: step of every app at once (``cofounder:cluster.headroom``); a small dev stack may opt out.
+    require_headroom_coverage: bool = True
+    peak_users: int | None = bounded(None, minimum=1)
+    peak_rps: float | None = bounded(None, minimum=0.1)
+
+    def as_dict(self) -> dict:
+        """The targets in the stack file's camelCase, as the ``scalingTargets`` stack output."""
+        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def checks(self):
         for app, replicas in self.baseline_replicas.items():

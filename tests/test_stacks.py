@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import STACKS
 from toolkit import snapshot
 from toolkit.preview import preview
+from toolkit.reports import build_reports
 
 
 def test_the_three_environments_exist():
@@ -107,7 +108,7 @@ def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_sc
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_headroom_report_matches_the_placeholder_deployment(stack_program, stack):
-    from toolkit.reports import build_reports
+
     program = stack_program(stack)
     rep = build_reports(program)["headroom"]
     figures = program.outputs["headroom"]
@@ -133,7 +134,7 @@ def test_preview_shows_the_platform(tmp_path):
 def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
     from collections import Counter
 
-    from toolkit.reports import build_reports
+
 
     program = stack_program(stack)
     cluster_provider = program.one("pulumi:providers:kubernetes").urn
@@ -148,6 +149,25 @@ def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program,
     assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
     rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
     assert all(rows[app]["ok"] for app in ("backend", "worker"))
+
+
+@pytest.mark.parametrize("stack, goal, coverage_required", [
+    ("dev", 60, False), ("staging", 60, True), ("prod", 45, True)])
+def test_time_to_scale_uses_the_stack_targets_and_headroom(stack_program, stack, goal, coverage_required):
+    program = stack_program(stack)
+    targets = program.outputs["scalingTargets"]
+    assert targets["timeToScaleGoalSeconds"] == goal
+    assert targets["requireHeadroomCoverage"] is coverage_required
+    rep = build_reports(program)["time-to-scale"]
+    assert rep["ok"] is True
+    assert {r["goal"] for r in rep["rows"] if r["app"] in ("backend", "worker")} == {f"{goal}s"}
+    headroom_note = rep["notes"][-1]
+    if coverage_required:
+        # the first scale-up step of every app at once starts on pre-warmed capacity
+        assert "covered, they start on running nodes" in headroom_note
+    else:
+        assert "NOT covered" in headroom_note and "does not require coverage" in headroom_note
+
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
