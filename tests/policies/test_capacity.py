@@ -1,8 +1,21 @@
-"""Capacity stack rules: autoscalers present, node groups can hold every HPA at max."""
+"""Capacity stack rules: autoscalers present, node groups can hold every HPA at max, time to scale."""
+
+import copy
+import dataclasses
+import json
+
+import pytest
 
 from capacity.nodes import allocatable
-from tests.policies.helpers import resource, stack_violations
+from capacity.scale_up import ScalingTargets
+from infra.config import ScalingConfig
+from tests.conftest import STACKS
+from tests.policies.helpers import POLICIES, resource, stack_violations
 from tests.policies.test_workloads import DEPLOYMENT, GOOD, GOOD_HPA, HPA
+
+from toolkit.policy_runner import load_config
+from toolkit.reports import build_reports
+from toolkit.stackfile import load_stack_file
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -52,3 +65,144 @@ def test_unknown_instance_type_is_reported():
     stack[2] = resource("aws:eks/nodeGroup:NodeGroup", "apps", {"instanceTypes": ["x9.huge"],
                                                                "scalingConfig": {"minSize": 1, "maxSize": 3}})
     assert any("x9.huge" in m for m, _ in stack_violations("capacity-node-groups-hold-hpa-max", stack))
+
+
+# --- capacity-time-to-scale --------------------------------------------------------------------
+
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+SLOW = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
+
+
+def _app(name, *, max_replicas=20, scale_up=None, keda=False):
+    """A Deployment (500m/512Mi pods) and its autoscaler: min 2, so the 5x peak needs 10."""
+    deployment = copy.deepcopy(GOOD)
+    deployment["metadata"]["name"] = name
+    behavior = {"scaleUp": scale_up or {"stabilizationWindowSeconds": 0}, "scaleDown": {}}
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    if keda:
+        autoscaler = resource(SCALED_OBJECT, name, {"metadata": {"namespace": "cofounder"}, "spec": {
+            "scaleTargetRef": ref, "minReplicaCount": 2, "maxReplicaCount": max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}}}})
+    else:
+        autoscaler = resource(HPA, name, {"metadata": {"namespace": "cofounder"}, "spec": {
+            "scaleTargetRef": ref, "minReplicas": 2, "maxReplicas": max_replicas, "behavior": behavior}})
+    return [resource(DEPLOYMENT, name, deployment), autoscaler]
+
+
+def _headroom(replicas, cpu="1", memory="1Gi"):
+    return [resource(PRIORITY_CLASS, "hr-priority", {"metadata": {"name": "hr-placeholder"}, "value": -10}),
+            resource(DEPLOYMENT, "hr-placeholder", {
+                "metadata": {"name": "hr-placeholder", "namespace": "cofounder"},
+                "spec": {"replicas": replicas, "template": {"spec": {
+                    "priorityClassName": "hr-placeholder",
+                    "containers": [{"name": "pause", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}}}})]
+
+
+def _tts(resources, config=None):
+    return stack_violations("capacity-time-to-scale", resources, config)
+
+
+def test_default_behavior_meets_the_goal_and_the_headroom_holds_the_first_step():
+    # 2 -> 6 at 15 s (+4 pods, Pods 4 beats Percent 100) -> 10 at 30 s; 4 pods fit 2 x 1 CPU/1Gi placeholders
+    assert _tts(_app("backend") + _app("worker", keda=True) + _headroom(4)) == []
+
+
+def test_a_slow_behavior_misses_the_goal():
+    stack = _app("backend", scale_up=SLOW) + _app("worker")
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[1].urn
+    assert message.startswith("backend (HorizontalPodAutoscaler): decided at 435s for 10 replicas from 2, goal 45s")
+    assert "behavior.scaleUp.policies" in message
+    # a non-goal app is only held to its first step
+    assert _tts(stack, {"goalApps": ["worker"]}) == []
+
+
+def test_a_slow_scaled_object_is_evaluated_as_the_hpa_keda_generates():
+    stack = _app("worker", scale_up=SLOW, keda=True)
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[1].urn and message.startswith("worker (ScaledObject): decided at 435s")
+
+
+def test_a_late_first_step_fails_every_app():
+    late = {"stabilizationWindowSeconds": 120, "policies": [{"type": "Percent", "value": 900, "periodSeconds": 15}]}
+    [(message, _)] = _tts(_app("frontend", scale_up=late))
+    assert "frontend (HorizontalPodAutoscaler)" in message and "the first step comes after 60s" in message
+
+
+def test_max_replicas_below_the_peak_is_a_violation():
+    [(message, _)] = _tts(_app("backend", max_replicas=8))
+    assert "decided never" in message
+    assert "maxReplicas 8 is below the 10 replicas the peak needs" in message
+    assert "raise maxReplicas to at least 10" in message
+    assert _tts(_app("backend", max_replicas=8), {"peakMultiplier": 4}) == []  # 8 replicas suffice
+
+
+def test_headroom_too_small_for_the_first_step_when_coverage_is_required():
+    stack = _app("backend") + _app("worker") + _headroom(3)  # 8 first-step pods, room for 6
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[-1].urn
+    assert "(8 pods, 4000m CPU, 4096Mi) does not fit the pre-warmed headroom (3 x 1000m/1024Mi)" in message
+    assert _tts(stack, {"requireHeadroomCoverage": False}) == []
+    # a pod never spans placeholders: 8 x 400m placeholders hold no 500m pod
+    assert _tts(_app("backend") + _headroom(8, cpu="400m"))
+    assert _tts(_app("backend")) == []  # no placeholders declared: coverage not checked
+
+
+def test_baseline_replicas_raise_the_peak():
+    # baseline 4 -> the peak needs 20 = maxReplicas; 2 -> 6 -> 18 -> 20 decides at 45 s
+    assert _tts(_app("backend"), {"baselineReplicas": {"backend": 4}}) == []
+    [(message, _)] = _tts(_app("backend"), {"baselineReplicas": {"backend": 5}})
+    assert "maxReplicas 20 is below the 25 replicas" in message
+
+
+def _as_policy_resources(program):
+    return [resource(r.type, r.name, r.outputs) for r in program.resources]
+
+
+def _pack_settings(stack):
+    """The rule's settings for ``stack``: schema defaults, then policies/config/<stack>.json."""
+    defaults = {k: v["default"] for k, v in POLICIES["capacity-time-to-scale"].config_schema.properties.items()}
+    return {**defaults, **{k: v for k, v in load_config(stack)["capacity-time-to-scale"].items()
+                           if k != "enforcementLevel"}}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_quiet_on_every_stack_and_agrees_with_the_report(stack_program, stack):
+    program = stack_program(stack)
+    assert _tts(_as_policy_resources(program), _pack_settings(stack)) == []
+    assert build_reports(program)["time-to-scale"]["ok"] is True
+
+
+def test_the_rule_flags_exactly_the_apps_the_report_fails(stack_program):
+    program = stack_program("prod")
+    slow = {r.urn: r for r in program.of_type(HPA)}
+    backend = next(r for r in slow.values() if r.inputs["spec"]["scaleTargetRef"]["name"] == "backend")
+    spec = {**backend.inputs["spec"], "behavior": {**backend.inputs["spec"]["behavior"], "scaleUp": SLOW}}
+    changed = dataclasses.replace(backend, inputs={**backend.inputs, "spec": spec},
+                                  outputs={**backend.outputs, "spec": spec})
+    program = dataclasses.replace(program, resources=[changed if r is backend else r for r in program.resources])
+    failed = {row["app"] for row in build_reports(program)["time-to-scale"]["rows"] if not row["ok"]}
+    flagged = {m.split(" ", 1)[0] for m, _ in _tts(_as_policy_resources(program), _pack_settings("prod"))}
+    assert failed == flagged == {"backend"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pack_config_agrees_with_the_stack_scaling_targets(stack_program, stack):
+    """policies/config/<stack>.json and cofounder:scaling cannot drift apart."""
+    declared = json.loads(load_stack_file(stack).config["cofounder:scaling"])
+    in_file = load_config(stack)["capacity-time-to-scale"]
+    shared = set(declared) & set(in_file)
+    assert "timeToScaleGoalSeconds" in shared  # every stack file sets it
+    assert {k: in_file[k] for k in shared} == {k: declared[k] for k in shared}
+    # and with defaults filled in on both sides (the program's scalingTargets output)
+    effective = stack_program(stack).outputs["scalingTargets"]
+    settings = _pack_settings(stack)
+    assert settings == {k: effective[k] for k in settings}
+
+
+def test_pack_defaults_are_the_config_defaults():
+    defaults = ScalingConfig().as_dict()
+    schema = POLICIES["capacity-time-to-scale"].config_schema.properties
+    assert {k: v["default"] for k, v in schema.items()} == {k: defaults[k] for k in schema}
+    assert ScalingTargets().as_camel() == {k: defaults[k] for k in ScalingTargets().as_camel()}
