@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from capacity.nodes import allocatable
 from capacity.scale_up import ScalingTargets
@@ -206,3 +207,14 @@ def test_pack_defaults_are_the_config_defaults():
     schema = POLICIES["capacity-time-to-scale"].config_schema.properties
     assert {k: v["default"] for k, v in schema.items()} == {k: defaults[k] for k in schema}
     assert ScalingTargets().as_camel() == {k: defaults[k] for k in ScalingTargets().as_camel()}
+
+
+def test_values_unknown_in_a_real_preview_do_not_stop_the_rule():
+    # `pulumi preview` sends computed values (an image from a registry output, an auto-named
+    # PriorityClass) as sentinels the pack's proxies raise on; the rule reads them as absent.
+    stack = _app("backend", max_replicas=8) + _headroom(4)
+    stack[0].props["spec"]["template"]["spec"]["containers"][0]["image"] = UNKNOWN_STRING_VALUE
+    stack[-1].props["spec"]["template"]["spec"]["priorityClassName"] = UNKNOWN_STRING_VALUE
+    proxied = [resource(r.resource_type, r.name, unknown_checking_proxy(r.props)) for r in stack]
+    [(message, _)] = _tts(proxied)  # the app still checked; the unknown placeholder is not headroom
+    assert "maxReplicas 8" in message
