@@ -7,9 +7,19 @@ tests run the very same file under the SDK's mock runtime.
 import pulumi
 
 from components.network import Network, NetworkArgs
+from components.postgres import Postgres, PostgresArgs
+from components.queue import Queue, QueueArgs
+from components.redis import Redis, RedisArgs
 from infra import config as stack_config
 
 cfg = stack_config.load()
+
+# Apps that connect through PgBouncer: (name, HPA maxReplicas, per-pod pool size). INTERIM, from
+# the seed (HPA max 20; pooled `max: 20` per API pod; worker concurrency 5). The single place to
+# change when cofounder:apps lands: build it from cfg.apps (maxReplicas, dbPoolSize) instead.
+db_clients = [("backend", 20, 20), ("worker", 20, 5)]
+# Refuses a stack whose numbers do not fit, before any resource is declared.
+connection_budget = stack_config.connection_budget(cfg, db_clients)
 
 network = Network(
     "network",
@@ -24,7 +34,69 @@ network = Network(
     ),
 )
 
+# Admitted on 5432/6379: the EKS cluster security group, once components/eks_cluster.py is wired.
+data_clients_security_groups: list = []
+
+postgres = Postgres(
+    "postgres",
+    PostgresArgs(
+        identifier=f"{cfg.name_prefix}-postgres",
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        allowed_security_group_ids=data_clients_security_groups,
+        instance_class=cfg.postgres.instance_class,
+        engine_version=cfg.postgres.engine_version,
+        allocated_storage_gib=cfg.postgres.allocated_storage_gib,
+        max_allocated_storage_gib=cfg.postgres.max_allocated_storage_gib,
+        multi_az=cfg.postgres.multi_az,
+        backup_retention_days=cfg.postgres.backup_retention_days,
+        deletion_protection=cfg.postgres.deletion_protection,
+        skip_final_snapshot=cfg.postgres.skip_final_snapshot,
+        protect=cfg.postgres.protect,
+        log_min_duration_statement_ms=cfg.postgres.log_min_duration_statement_ms,
+        performance_insights_retention_days=cfg.postgres.performance_insights_retention_days,
+        monitoring_interval_seconds=cfg.postgres.monitoring_interval_seconds,
+        auto_minor_version_upgrade=cfg.postgres.auto_minor_version_upgrade,
+        iam_database_authentication=cfg.postgres.iam_database_authentication,
+    ),
+)
+
+redis = Redis(
+    "redis",
+    RedisArgs(
+        identifier=f"{cfg.name_prefix}-redis",
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        allowed_security_group_ids=data_clients_security_groups,
+        node_type=cfg.redis.node_type,
+        engine_version=cfg.redis.engine_version,
+        shards=cfg.redis.shards,
+        replicas_per_shard=cfg.redis.replicas_per_shard,
+        multi_az=cfg.redis.multi_az,
+        snapshot_retention_days=cfg.redis.snapshot_retention_days,
+        protect=cfg.redis.protect,
+    ),
+)
+
+agent_queue = Queue(
+    "agent-queue",
+    QueueArgs(
+        queue_name=f"{cfg.name_prefix}-agent-execution",
+        max_agent_run_seconds=cfg.queues.max_agent_run_seconds,
+        visibility_margin_seconds=cfg.queues.visibility_margin_seconds,
+        max_receive_count=cfg.queues.max_receive_count,
+        message_retention_seconds=cfg.queues.message_retention_seconds,
+        dlq_message_retention_seconds=cfg.queues.dlq_message_retention_seconds,
+        protect=cfg.queues.protect,
+    ),
+)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("postgresAddress", postgres.address)
+pulumi.export("redisConfigurationEndpoint", redis.configuration_endpoint)
+pulumi.export("agentQueueUrl", agent_queue.queue_url)
+pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
+pulumi.export("connectionBudget", connection_budget.as_dict())

@@ -122,6 +122,24 @@ def _arn(type_: str, name: str, region: str) -> str:
     return f"arn:aws:{module}:{region}:{ACCOUNT}:{kind}/{name}"
 
 
+def _region_code(region: str) -> str:
+    """ElastiCache's short region code in endpoint names: us-east-1 -> use1."""
+    parts = region.split("-")
+    return parts[0] + "".join(p[0] for p in parts[1:-1]) + parts[-1]
+
+
+def _fake_uuid(name: str) -> str:
+    h = hashlib.sha256(name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _fake_secret(name: str, length: int) -> str:
+    out = ""
+    while len(out) < length:
+        out += hashlib.sha256(f"{name}{len(out)}".encode()).hexdigest()
+    return "Mock" + out[: max(length - 4, 0)]
+
+
 COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
     "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
@@ -130,6 +148,22 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
         "arn": f"arn:aws:iam::{ACCOUNT}:role/{i.get('name', name)}", "name": i.get("name", name)},
     "aws:iam/policy:Policy": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:policy/{i.get('name', name)}"},
+    "aws:rds/instance:Instance": lambda name, i, region: {
+        "address": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com",
+        "endpoint": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com:{i.get('port', 5432)}",
+        "port": i.get("port", 5432)},
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda name, i, region: {
+        "configurationEndpointAddress":
+            f"clustercfg.{i.get('replicationGroupId', name)}.c0ffee.{_region_code(region)}.cache.amazonaws.com"},
+    "aws:sqs/queue:Queue": lambda name, i, region: {
+        "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{i.get('name', name)}",
+        "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{i.get('name', name)}"},
+    "aws:kms/key:Key": lambda name, i, region: {
+        "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{_fake_uuid(name)}", "keyId": _fake_uuid(name)},
+    # A deterministic stand-in of the requested length (letters and digits only, so it fits any
+    # alphabet the program asks for); the real one is random and lives only in the encrypted state.
+    "random:index/randomPassword:RandomPassword": lambda name, i, region: {
+        "result": _fake_secret(name, int(i.get("length", 16)))},
 }
 
 CALLS: dict[str, Callable[[dict, str], dict]] = {

@@ -31,6 +31,23 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
     "aws:ec2/vpcEndpoint:VpcEndpoint": ["serviceName", "vpcEndpointType"],
     "aws:ec2/routeTable:RouteTable": ["routes"],
+    "aws:rds/instance:Instance": ["instanceClass", "engineVersion", "multiAz", "allocatedStorage",
+                                  "maxAllocatedStorage", "storageType", "backupRetentionPeriod",
+                                  "deletionProtection", "skipFinalSnapshot", "publiclyAccessible"],
+    "aws:rds/parameterGroup:ParameterGroup": ["family", "parameters"],
+    "aws:elasticache/replicationGroup:ReplicationGroup": ["engine", "engineVersion", "nodeType", "numNodeGroups",
+                                                          "replicasPerNodeGroup", "multiAzEnabled",
+                                                          "transitEncryptionMode", "snapshotRetentionLimit"],
+    "aws:elasticache/parameterGroup:ParameterGroup": ["family", "parameters"],
+    "aws:sqs/queue:Queue": ["name", "visibilityTimeoutSeconds", "messageRetentionSeconds", "redrivePolicy"],
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ["fromPort", "referencedSecurityGroupId"],
+    "aws:kms/key:Key": ["enableKeyRotation", "deletionWindowInDays"],
+    "random:index/randomPassword:RandomPassword": ["length", "special"],
+    "kubernetes:apps/v1:Deployment": ["metadata.name", "spec.replicas", "spec.template.spec.containers[0].image"],
+    "kubernetes:core/v1:Service": ["metadata.name", "spec.ports"],
+    "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable", "spec.minAvailable"],
+    "kubernetes:core/v1:Secret": ["metadata.namespace", "stringData"],
+    "kubernetes:core/v1:ConfigMap": ["metadata.namespace"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 

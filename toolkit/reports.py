@@ -31,3 +31,7 @@ def build_reports(program: Program) -> dict[str, Report]:
         if result is not None:
             out[name] = result
     return out
+
+
+# Report modules register themselves on import.
+from toolkit import connections_report  # noqa: E402,F401
