@@ -4,12 +4,15 @@ The Pulumi CLI runs this file (``main: infra/``); the offline preview, the polic
 tests run the very same file under the SDK's mock runtime.
 """
 
+import dataclasses
+
 import pulumi
 
 from components.network import Network, NetworkArgs
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
 from components.redis import Redis, RedisArgs
+from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
 
 cfg = stack_config.load()
@@ -100,3 +103,27 @@ pulumi.export("redisConfigurationEndpoint", redis.configuration_endpoint)
 pulumi.export("agentQueueUrl", agent_queue.queue_url)
 pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
 pulumi.export("connectionBudget", connection_budget.as_dict())
+
+if cfg.edge.enabled:
+    def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:
+        return CacheTier(**{f.name: getattr(tier, f.name) for f in dataclasses.fields(tier)})
+
+    edge = StaticSiteCdn(
+        "edge",
+        StaticSiteCdnArgs(
+            price_class=cfg.edge.price_class,
+            aliases=cfg.edge.aliases,
+            acm_certificate_arn=cfg.edge.acm_certificate_arn,
+            api_origin_domain=cfg.edge.api_origin_domain,
+            noncurrent_version_expiration_days=cfg.edge.noncurrent_version_expiration_days,
+            log_retention_days=cfg.edge.log_retention_days,
+            protect=cfg.edge.protect,
+            force_destroy=cfg.edge.force_destroy,
+            static_assets=_tier(cfg.edge.static_assets),
+            public_assets=_tier(cfg.edge.public_assets),
+            html=_tier(cfg.edge.html),
+        ),
+    )
+    pulumi.export("edgeDomainName", edge.domain_name)
+    pulumi.export("edgeDistributionId", edge.distribution_id)
+    pulumi.export("edgeBucketName", edge.bucket_name)

@@ -185,6 +185,112 @@ class QueuesConfig:
             yield ("dlqMessageRetentionSeconds", self.dlq_message_retention_seconds,
                    f"at least messageRetentionSeconds ({self.message_retention_seconds}): a message's "
                    f"age carries over into the DLQ")
+_YEAR_SECONDS = 31_536_000
+_HOSTNAME = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+_ACM_US_EAST_1 = r"arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheTierConfig:
+    """One cache tier of ``cofounder:edge``: edge TTLs (cache policy) and the browser's Cache-Control."""
+
+    min_ttl_seconds: int = bounded(0, minimum=0)
+    default_ttl_seconds: int = bounded(60, minimum=0)
+    max_ttl_seconds: int = bounded(60, minimum=0)
+    #: ``max-age`` sent to the browser.
+    browser_max_age_seconds: int = bounded(0, minimum=0)
+    #: ``s-maxage`` for shared caches downstream of CloudFront; omitted when not set.
+    shared_max_age_seconds: Optional[int] = bounded(None, minimum=0)
+    #: ``stale-while-revalidate``; 0 omits it.
+    stale_while_revalidate_seconds: int = bounded(0, minimum=0)
+    #: ``immutable`` (content-hashed file names only).
+    immutable: bool = False
+
+    def checks(self):
+        # The year cap is checked here: bounded()'s message would print it as 3.1536e+07.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_seconds") and value is not None and value > _YEAR_SECONDS:
+                yield _camel(f.name), value, f"at most {_YEAR_SECONDS} (one year)"
+        if self.min_ttl_seconds > self.max_ttl_seconds:
+            yield ("minTtlSeconds", self.min_ttl_seconds,
+                   f"at most maxTtlSeconds ({self.max_ttl_seconds})")
+        elif not self.min_ttl_seconds <= self.default_ttl_seconds <= self.max_ttl_seconds:
+            yield ("defaultTtlSeconds", self.default_ttl_seconds,
+                   f"between minTtlSeconds ({self.min_ttl_seconds}) and maxTtlSeconds ({self.max_ttl_seconds})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticAssetsCacheConfig(CacheTierConfig):
+    """``_next/static/*``: content-hashed, immutable for a year."""
+
+    min_ttl_seconds: int = bounded(86_400, minimum=0)
+    default_ttl_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
+    max_ttl_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
+    browser_max_age_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
+    immutable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicAssetsCacheConfig(CacheTierConfig):
+    """``public/*``: stable names, one day, then served stale while the browser revalidates."""
+
+    default_ttl_seconds: int = bounded(86_400, minimum=0)
+    max_ttl_seconds: int = bounded(86_400, minimum=0)
+    browser_max_age_seconds: int = bounded(86_400, minimum=0)
+    stale_while_revalidate_seconds: int = bounded(604_800, minimum=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HtmlCacheConfig(CacheTierConfig):
+    """Everything else (HTML): 60 s at the edge, browsers revalidate every time."""
+
+    shared_max_age_seconds: Optional[int] = bounded(60, minimum=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeConfig:
+    """``cofounder:edge`` -- CloudFront over the private static-assets bucket."""
+
+    #: Build the edge at all.
+    enabled: bool = True
+    #: Edge locations paid for: PriceClass_100 (North America, Europe), _200 (+ most of Asia) or _All.
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_All"
+    #: Custom domain names of the distribution; empty uses the *.cloudfront.net name only.
+    aliases: list[str] = field(default_factory=list)
+    #: ACM certificate for ``aliases``; CloudFront only uses certificates from us-east-1.
+    acm_certificate_arn: Optional[str] = None
+    #: Host name of the app serving ``/api/*`` (HTTPS, never cached); unset: no API behavior.
+    api_origin_domain: Optional[str] = None
+    #: Days an overwritten or deleted asset version is kept (the rollback window).
+    noncurrent_version_expiration_days: int = bounded(30, minimum=1, maximum=3650)
+    log_retention_days: int = bounded(90, minimum=1, maximum=3653)
+    #: Pulumi ``protect`` on the buckets.
+    protect: bool = True
+    #: Let ``pulumi destroy`` delete non-empty buckets.
+    force_destroy: bool = False
+    static_assets: StaticAssetsCacheConfig = field(default_factory=StaticAssetsCacheConfig)
+    public_assets: PublicAssetsCacheConfig = field(default_factory=PublicAssetsCacheConfig)
+    html: HtmlCacheConfig = field(default_factory=HtmlCacheConfig)
+
+    def checks(self):
+        arn = self.acm_certificate_arn
+        if arn is not None and not re.fullmatch(_ACM_US_EAST_1, arn):
+            yield ("acmCertificateArn", arn, "an ACM certificate ARN in us-east-1 (CloudFront only uses "
+                   "certificates from us-east-1), such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>")
+        for i, alias in enumerate(self.aliases):
+            if not re.fullmatch(r"(\*\.)?" + _HOSTNAME, alias):
+                yield f"aliases[{i}]", alias, "a domain name such as www.example.com or *.example.com"
+        if self.api_origin_domain is not None and not re.fullmatch(_HOSTNAME, self.api_origin_domain):
+            yield ("apiOriginDomain", self.api_origin_domain,
+                   "a host name without scheme, port or path, such as app.example.com")
+        if len(set(self.aliases)) != len(self.aliases):
+            yield "aliases", self.aliases, "distinct domain names"
+        if self.aliases and arn is None:
+            yield ("acmCertificateArn", arn, "an ACM certificate ARN in us-east-1 covering the aliases "
+                   "(a custom domain needs its own certificate)")
+        if arn is not None and not self.aliases:
+            yield "aliases", self.aliases, "the domain names the certificate is for (acmCertificateArn is set)"
 
 
 @dataclass(frozen=True)
@@ -200,6 +306,7 @@ class StackConfig:
     pgbouncer: PgBouncerConfig
     redis: RedisConfig
     queues: QueuesConfig
+    edge: EdgeConfig
 
     @property
     def name_prefix(self) -> str:
@@ -218,6 +325,7 @@ SECTIONS: dict[str, type] = {
     "pgbouncer": PgBouncerConfig,
     "redis": RedisConfig,
     "queues": QueuesConfig,
+    "edge": EdgeConfig,
 }
 #: Scalar ``cofounder:<key>`` values.
 SCALARS: dict[str, Any] = {
@@ -300,13 +408,13 @@ class _Reader:
     def _range(meta: dict | None) -> str:
         if not meta:
             return ""
-        lo, hi = meta.get("minimum"), meta.get("maximum")
+        lo, hi = (_num(meta.get("minimum")), _num(meta.get("maximum")))
         if lo is not None and hi is not None:
-            return f" between {lo:g} and {hi:g}"
+            return f" between {lo} and {hi}"
         if lo is not None:
-            return f" of at least {lo:g}"
+            return f" of at least {lo}"
         if hi is not None:
-            return f" of at most {hi:g}"
+            return f" of at most {hi}"
         return ""
 
     def section(self, key: str, raw: Any, cls: type) -> Any:
@@ -328,6 +436,13 @@ class _Reader:
         for sub, value, allowed in getattr(obj, "checks", lambda: ())():
             self.fail(f"{key}.{sub}", value, allowed)
         return obj
+
+
+def _num(value: float | None) -> str | None:
+    """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _describe(hint: Any) -> str:

@@ -100,3 +100,11 @@ def test_unknown_stack_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "stacks/Pulumi.qa.yaml does not exist: known stacks are dev, prod, staging" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_large_bounds_are_written_out_in_full():
+    from infra.config import _Reader
+    reader = _Reader("stacks/Pulumi.dev.yaml")
+    with pytest.raises(ConfigError) as err:
+        reader.value("cofounder:x.ttlSeconds", 31536001, int, {"minimum": 0, "maximum": 31536000})
+    assert str(err.value).endswith("expected a value between 0 and 31536000")

@@ -51,3 +51,19 @@ def test_mask_hides_secrets_but_shows_their_change():
     b = snapshot.mask({"password": {SECRET_SIG: SECRET_SIG_VALUE, "value": "hunter3"}})
     assert a["password"].startswith("[secret:") and "hunter" not in json.dumps(a)
     assert a != b
+
+
+def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
+    for stack in STACKS:
+        program = stack_program(stack)
+        assert program.outputs["edgeDomainName"].endswith(".cloudfront.net")
+        assert program.outputs["edgeBucketName"]
+        dist = program.one("aws:cloudfront/distribution:Distribution").inputs
+        assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+    prod, dev = stack_program("prod"), stack_program("dev")
+    assert prod.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_All"
+    assert dev.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_100"
+    for bucket in prod.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is True and bucket.inputs["forceDestroy"] is False
+    for bucket in dev.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is False and bucket.inputs["forceDestroy"] is True

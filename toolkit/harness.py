@@ -140,6 +140,15 @@ def _fake_secret(name: str, length: int) -> str:
     return "Mock" + out[: max(length - 4, 0)]
 
 
+def _hex(seed: str, length: int) -> str:
+    return hashlib.sha1(seed.encode()).hexdigest()[:length]
+
+
+def _bucket(bucket: str, region: str) -> dict:
+    return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
+
+
 COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
     "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
@@ -164,6 +173,21 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     # alphabet the program asks for); the real one is random and lives only in the encrypted state.
     "random:index/randomPassword:RandomPassword": lambda name, i, region: {
         "result": _fake_secret(name, int(i.get("length", 16)))},
+    # edge (components/static_site_cdn.py)
+    "aws:s3/bucket:Bucket": lambda name, i, region: _bucket(i.get("bucket") or f"{name}-{_hex(name, 7)}", region),
+    "aws:cloudfront/distribution:Distribution": lambda name, i, region: {
+        "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/E{_hex(name, 13).upper()}",
+        "domainName": f"d{_hex(name, 13)}.cloudfront.net",
+        "hostedZoneId": "Z2FDTNDATAQYW2",  # CloudFront's one alias zone
+        "etag": f"E{_hex('etag' + name, 13).upper()}", "status": "Deployed"},
+    "aws:cloudfront/cachePolicy:CachePolicy": lambda name, i, region: {"etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": lambda name, i, region: {
+        "etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/originAccessControl:OriginAccessControl": lambda name, i, region: {
+        "etag": f"E{_hex(name, 13).upper()}"},
+    "aws:cloudfront/function:Function": lambda name, i, region: {
+        "arn": f"arn:aws:cloudfront::{ACCOUNT}:function/{i.get('name', name)}",
+        "etag": f"E{_hex(name, 13).upper()}", "liveStageEtag": f"E{_hex(name, 13).upper()}"},
 }
 
 CALLS: dict[str, Callable[[dict, str], dict]] = {
@@ -174,6 +198,11 @@ CALLS: dict[str, Callable[[dict, str], dict]] = {
         "id": ACCOUNT},
     "aws:index/getPartition:getPartition": lambda args, region: {
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+    "aws:s3/getCanonicalUserId:getCanonicalUserId": lambda args, region: {
+        "id": _hex("owner" + ACCOUNT, 40) + _hex("owner", 24), "displayName": "offline"},
+    # The awslogsdelivery account's canonical id (the same in every commercial region).
+    "aws:cloudfront/getLogDeliveryCanonicalUserId:getLogDeliveryCanonicalUserId": lambda args, region: {
+        "id": "c4c1ede66af53448b93c283ce9448c4ba468c9432aa01d700d3878632f77d2d0"},
 }
 
 

@@ -48,6 +48,27 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable", "spec.minAvailable"],
     "kubernetes:core/v1:Secret": ["metadata.namespace", "stringData"],
     "kubernetes:core/v1:ConfigMap": ["metadata.namespace"],
+    # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
+    "aws:cloudfront/distribution:Distribution": [
+        "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",
+        "viewerCertificate.cloudfrontDefaultCertificate", "defaultCacheBehavior.viewerProtocolPolicy",
+        "orderedCacheBehaviors[0].pathPattern", "orderedCacheBehaviors[1].pathPattern",
+        "orderedCacheBehaviors[2].pathPattern"],
+    "aws:cloudfront/cachePolicy:CachePolicy": ["minTtl", "defaultTtl", "maxTtl"],
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": ["customHeadersConfig.items[0].value"],
+    "aws:cloudfront/originAccessControl:OriginAccessControl": ["signingBehavior", "signingProtocol"],
+    "aws:cloudfront/function:Function": ["runtime", "publish"],
+    "aws:s3/bucket:Bucket": ["forceDestroy"],
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": [
+        "blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"],
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ["rule.objectOwnership"],
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": [
+        "rules[0].applyServerSideEncryptionByDefault.sseAlgorithm"],
+    "aws:s3/bucketVersioning:BucketVersioning": ["versioningConfiguration.status"],
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": [
+        "rules[0].noncurrentVersionExpiration.noncurrentDays", "rules[0].expiration.days"],
+    "aws:s3/bucketAcl:BucketAcl": ["accessControlPolicy.grants[1].permission"],
+    "aws:s3/bucketPolicy:BucketPolicy": ["bucket"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 

@@ -1,0 +1,346 @@
+"""components/static_site_cdn.py: the three cache tiers, the private bucket, logging, the API origin
+and the cofounder:edge config that drives them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.static_site_cdn import (
+    ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID, CACHING_DISABLED_POLICY_ID, HTML, PUBLIC_ASSETS, STATIC_ASSETS,
+    CacheTier, StaticSiteCdn, StaticSiteCdnArgs,
+)
+from infra.config import ConfigError
+
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
+HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+
+
+def _cdn(run_program, **overrides):
+    return run_program(lambda: StaticSiteCdn("cdn", StaticSiteCdnArgs(**overrides)))
+
+
+def _behaviors(program) -> dict[str, dict]:
+    """Cache behaviors by path pattern (``*`` for the default behavior)."""
+    dist = program.one(DISTRIBUTION).inputs
+    return {"*": dist["defaultCacheBehavior"], **{b["pathPattern"]: b for b in dist["orderedCacheBehaviors"]}}
+
+
+def _policy_of(program, type_: str, resource_id: str):
+    return next(r for r in program.of_type(type_) if r.outputs["id"] == resource_id)
+
+
+def _cache_control(headers_policy) -> dict:
+    (item,) = headers_policy.inputs["customHeadersConfig"]["items"]
+    assert item["header"] == "Cache-Control"
+    return item
+
+
+# --- the tiers ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, ttls, cache_control", [
+    ("_next/static/*", (86_400, 31_536_000, 31_536_000), "public, max-age=31536000, immutable"),
+    ("public/*", (0, 86_400, 86_400), "public, max-age=86400, stale-while-revalidate=604800"),
+    ("*", (0, 60, 60), "public, max-age=0, s-maxage=60"),
+])
+def test_each_tier_has_its_own_ttls_and_cache_control(run_program, path, ttls, cache_control):
+    p = _cdn(run_program)
+    behavior = _behaviors(p)[path]
+    cache = _policy_of(p, CACHE_POLICY, behavior["cachePolicyId"]).inputs
+    assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == ttls
+    item = _cache_control(_policy_of(p, HEADERS_POLICY, behavior["responseHeadersPolicyId"]))
+    assert item == {"header": "Cache-Control", "value": cache_control, "override": True}
+    # the cache key is the path only (and the compression encoding)
+    key = cache["parametersInCacheKeyAndForwardedToOrigin"]
+    assert key["queryStringsConfig"]["queryStringBehavior"] == "none"
+    assert key["cookiesConfig"]["cookieBehavior"] == "none"
+    assert key["enableAcceptEncodingBrotli"] and key["enableAcceptEncodingGzip"]
+    assert behavior["targetOriginId"] == "s3-assets"
+    assert behavior["viewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["compress"] is True
+    assert behavior["allowedMethods"] == ["GET", "HEAD"]
+
+
+def test_tiers_are_distinct_policies_in_the_right_order(run_program):
+    p = _cdn(run_program)
+    dist = p.one(DISTRIBUTION).inputs
+    assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+    behaviors = _behaviors(p).values()
+    assert len({b["cachePolicyId"] for b in behaviors}) == 3
+    assert len({b["responseHeadersPolicyId"] for b in behaviors}) == 3
+    assert len(p.of_type(CACHE_POLICY)) == 3
+
+
+def test_tier_overrides_reach_the_policies(run_program):
+    html = CacheTier(min_ttl_seconds=0, default_ttl_seconds=30, max_ttl_seconds=120, browser_max_age_seconds=60)
+    p = _cdn(run_program, html=html)
+    behavior = _behaviors(p)["*"]
+    cache = _policy_of(p, CACHE_POLICY, behavior["cachePolicyId"]).inputs
+    assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == (0, 30, 120)
+    assert _cache_control(_policy_of(p, HEADERS_POLICY, behavior["responseHeadersPolicyId"]))["value"] == \
+        "public, max-age=60"
+
+
+def test_cache_control_strings():
+    assert STATIC_ASSETS.cache_control == "public, max-age=31536000, immutable"
+    assert PUBLIC_ASSETS.cache_control == "public, max-age=86400, stale-while-revalidate=604800"
+    assert HTML.cache_control == "public, max-age=0, s-maxage=60"
+
+
+def test_security_headers_on_every_response(run_program):
+    p = _cdn(run_program, api_origin_domain="app.example.com")
+    policies = p.of_type(HEADERS_POLICY)
+    assert len(policies) == 4
+    for policy in policies:
+        sec = policy.inputs["securityHeadersConfig"]
+        hsts = sec["strictTransportSecurity"]
+        assert hsts == {"accessControlMaxAgeSec": 63_072_000, "includeSubdomains": True, "preload": True,
+                        "override": True}
+        assert sec["contentTypeOptions"] == {"override": True}
+        assert sec["frameOptions"] == {"frameOption": "DENY", "override": True}
+        assert sec["referrerPolicy"] == {"referrerPolicy": "strict-origin-when-cross-origin", "override": True}
+        assert sec["xssProtection"] == {"protection": True, "modeBlock": True, "override": True}
+
+
+# --- the distribution ---------------------------------------------------------------------------
+
+def test_distribution_defaults(run_program):
+    p = _cdn(run_program)
+    dist = p.one(DISTRIBUTION).inputs
+    assert dist["httpVersion"] == "http2and3"
+    assert dist["isIpv6Enabled"] is True
+    assert dist["priceClass"] == "PriceClass_All"
+    assert dist["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
+    assert "aliases" not in dist
+    (origin,) = dist["origins"]
+    bucket = p.one("aws:s3/bucket:Bucket", "cdn-assets")
+    assert origin["domainName"] == bucket.outputs["bucketRegionalDomainName"]
+    oac = p.one("aws:cloudfront/originAccessControl:OriginAccessControl")
+    assert origin["originAccessControlId"] == oac.outputs["id"]
+    assert "s3OriginConfig" not in origin  # OAC, not the legacy origin access identity
+    assert oac.inputs["signingBehavior"] == "always"
+    assert oac.inputs["signingProtocol"] == "sigv4"
+    assert oac.inputs["originAccessControlOriginType"] == "s3"
+    function = p.one("aws:cloudfront/function:Function")
+    assert _behaviors(p)["*"]["functionAssociations"] == [
+        {"eventType": "viewer-request", "functionArn": function.outputs["arn"]}]
+
+
+def test_custom_domain_uses_sni_and_tls12(run_program):
+    p = _cdn(run_program, aliases=["www.example.com"], acm_certificate_arn=CERT, price_class="PriceClass_100")
+    dist = p.one(DISTRIBUTION).inputs
+    assert dist["aliases"] == ["www.example.com"]
+    assert dist["priceClass"] == "PriceClass_100"
+    assert dist["viewerCertificate"] == {"acmCertificateArn": CERT, "sslSupportMethod": "sni-only",
+                                         "minimumProtocolVersion": "TLSv1.2_2021"}
+
+
+def test_aliases_without_certificate_are_refused(run_program):
+    with pytest.raises(ValueError, match="aliases and acm_certificate_arn go together"):
+        _cdn(run_program, aliases=["www.example.com"])
+
+
+def test_no_api_behavior_unless_configured(run_program):
+    p = _cdn(run_program)
+    dist = p.one(DISTRIBUTION).inputs
+    assert [o["originId"] for o in dist["origins"]] == ["s3-assets"]
+    assert "api/*" not in _behaviors(p)
+
+
+def test_api_origin_is_https_only_and_uncached(run_program):
+    p = _cdn(run_program, api_origin_domain="app.example.com")
+    dist = p.one(DISTRIBUTION).inputs
+    origin = next(o for o in dist["origins"] if o["originId"] == "app-api")
+    assert origin["domainName"] == "app.example.com"
+    assert origin["customOriginConfig"] == {"httpPort": 80, "httpsPort": 443, "originProtocolPolicy": "https-only",
+                                           "originSslProtocols": ["TLSv1.2"]}
+    # first, so /api/* never falls through to the S3 tiers
+    api = dist["orderedCacheBehaviors"][0]
+    assert api["pathPattern"] == "api/*"
+    assert api["targetOriginId"] == "app-api"
+    assert api["cachePolicyId"] == CACHING_DISABLED_POLICY_ID == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+    assert api["originRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID == \
+        "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert sorted(api["allowedMethods"]) == ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+    assert api["viewerProtocolPolicy"] == "https-only"
+    # the app decides its own caching: no Cache-Control override on API responses
+    headers = _policy_of(p, HEADERS_POLICY, api["responseHeadersPolicyId"])
+    assert "customHeadersConfig" not in headers.inputs
+
+
+# --- the private bucket -------------------------------------------------------------------------
+
+def test_bucket_is_readable_only_through_this_distribution(run_program):
+    p = _cdn(run_program)
+    bucket = p.one("aws:s3/bucket:Bucket", "cdn-assets").outputs
+    dist_arn = p.one(DISTRIBUTION).outputs["arn"]
+    policy = json.loads(p.one(BUCKET_POLICY, "cdn-assets").inputs["policy"])
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert allows == [{
+        "Sid": "AllowCloudFrontDistributionRead",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": f"{bucket['arn']}/*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": dist_arn}},
+    }]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denies == [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket["arn"], f"{bucket['arn']}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]
+    # nothing else can open it: public access fully blocked, ACLs disabled, no ACL declared
+    block = p.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "cdn-assets").inputs
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                          "restrictPublicBuckets"))
+    ownership = p.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls", "cdn-assets").inputs
+    assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    assert [a.name for a in p.of_type("aws:s3/bucketAcl:BucketAcl")] == ["cdn-logs"]
+    assert "website" not in p.one("aws:s3/bucket:Bucket", "cdn-assets").inputs
+    policy_resource = p.one(BUCKET_POLICY, "cdn-assets")
+    assert policy_resource.inputs["bucket"] == bucket["bucket"]
+    assert p.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "cdn-assets").urn in \
+        policy_resource.options["dependsOn"]
+
+
+def test_bucket_is_encrypted_versioned_and_prunes_old_versions(run_program):
+    p = _cdn(run_program, noncurrent_version_expiration_days=45)
+    sse = p.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                "cdn-assets").inputs
+    assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    versioning = p.one("aws:s3/bucketVersioning:BucketVersioning", "cdn-assets").inputs
+    assert versioning["versioningConfiguration"]["status"] == "Enabled"
+    (rule,) = p.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "cdn-assets").inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["filter"] == {}  # the whole bucket
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 45}
+
+
+def test_access_logs_go_to_an_acl_enabled_private_log_bucket(run_program):
+    p = _cdn(run_program, log_retention_days=30)
+    logs = p.one("aws:s3/bucket:Bucket", "cdn-logs").outputs
+    dist = p.one(DISTRIBUTION)
+    assert dist.inputs["loggingConfig"] == {"bucket": logs["bucketDomainName"], "prefix": "cloudfront/",
+                                            "includeCookies": False}
+    ownership = p.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls", "cdn-logs").inputs
+    assert ownership["rule"] == {"objectOwnership": "BucketOwnerPreferred"}
+    acl = p.one("aws:s3/bucketAcl:BucketAcl", "cdn-logs")
+    grants = {g["grantee"]["id"]: g["permission"] for g in acl.inputs["accessControlPolicy"]["grants"]}
+    # the awslogsdelivery account (CloudFront standard logging) and the bucket owner
+    assert grants["c4c1ede66af53448b93c283ce9448c4ba468c9432aa01d700d3878632f77d2d0"] == "FULL_CONTROL"
+    assert grants[acl.inputs["accessControlPolicy"]["owner"]["id"]] == "FULL_CONTROL"
+    assert len(grants) == 2
+    assert acl.urn in dist.options["dependsOn"]
+    block = p.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "cdn-logs").inputs
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                          "restrictPublicBuckets"))
+    sse = p.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                "cdn-logs").inputs
+    assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    (rule,) = p.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "cdn-logs").inputs["rules"]
+    assert rule["expiration"] == {"days": 30}
+    (deny,) = json.loads(p.one(BUCKET_POLICY, "cdn-logs").inputs["policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize("protect, force_destroy", [(True, False), (False, True)])
+def test_buckets_follow_protect_and_force_destroy(run_program, protect, force_destroy):
+    p = _cdn(run_program, protect=protect, force_destroy=force_destroy)
+    for bucket in p.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.options["protect"] is protect
+        assert bucket.inputs["forceDestroy"] is force_destroy
+    assert p.one(DISTRIBUTION).options["protect"] is False
+
+
+def test_defaults_protect_the_buckets(run_program):
+    p = _cdn(run_program)
+    assert all(b.options["protect"] and not b.inputs["forceDestroy"] for b in p.of_type("aws:s3/bucket:Bucket"))
+
+
+def test_every_child_is_parented_named_and_tagged(run_program):
+    p = _cdn(run_program, api_origin_domain="app.example.com")
+    component = p.one("cofounder:edge:StaticSiteCdn")
+    for r in p.resources:
+        if r is component:
+            continue
+        assert r.parent == component.urn
+        assert r.name.startswith("cdn-")
+        if "tags" in r.inputs:
+            assert r.inputs["tags"]["component"] == "edge"
+    for type_ in ("aws:s3/bucket:Bucket", DISTRIBUTION):
+        assert all(r.inputs["tags"]["component"] == "edge" for r in p.of_type(type_))
+
+
+# --- cofounder:edge config ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("edge, expected", [
+    ({"acmCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+      "aliases": ["www.example.com"]},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.acmCertificateArn = 'arn:aws:acm:eu-west-1:123456789012:certificate/"
+     "0f1e2d3c-4b5a-6978-8a9b-0c1d2... is not allowed: expected an ACM certificate ARN in us-east-1 (CloudFront "
+     "only uses certificates from us-east-1), such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>"),
+    ({"priceClass": "PriceClass_300"},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.priceClass = 'PriceClass_300' is not allowed: expected one of "
+     "PriceClass_100, PriceClass_200, PriceClass_All"),
+    ({"html": {"defaultTtlSeconds": -5}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.html.defaultTtlSeconds = -5 is not allowed: expected a value "
+     "of at least 0"),
+    ({"staticAssets": {"browserMaxAgeSeconds": 63072000}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.staticAssets.browserMaxAgeSeconds = 63072000 is not allowed: "
+     "expected at most 31536000 (one year)"),
+    ({"staticAssets": {"minTtlSeconds": 31536000, "maxTtlSeconds": 86400}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.staticAssets.minTtlSeconds = 31536000 is not allowed: expected "
+     "at most maxTtlSeconds (86400)"),
+    ({"publicAssets": {"defaultTtlSeconds": 600000}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.publicAssets.defaultTtlSeconds = 600000 is not allowed: expected "
+     "between minTtlSeconds (0) and maxTtlSeconds (86400)"),
+    ({"aliases": ["www.example.com"]},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.acmCertificateArn = null is not allowed: expected an ACM "
+     "certificate ARN in us-east-1 covering the aliases (a custom domain needs its own certificate)"),
+    ({"acmCertificateArn": CERT},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.aliases = [] is not allowed: expected the domain names the "
+     "certificate is for (acmCertificateArn is set)"),
+    ({"aliases": ["https://www.example.com"], "acmCertificateArn": CERT},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.aliases[0] = 'https://www.example.com' is not allowed: expected "
+     "a domain name such as www.example.com or *.example.com"),
+    ({"apiOriginDomain": "https://app.example.com/api"},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.apiOriginDomain = 'https://app.example.com/api' is not allowed: "
+     "expected a host name without scheme, port or path, such as app.example.com"),
+    ({"logRetentionDays": 0},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.logRetentionDays = 0 is not allowed: expected a value between 1 "
+     "and 3653"),
+    ({"html": {"maxTtl": 60}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.html.maxTtl is not a known setting: did you mean 'maxTtlSeconds'? "
+     "allowed keys are browserMaxAgeSeconds, defaultTtlSeconds, immutable, maxTtlSeconds, minTtlSeconds, "
+     "sharedMaxAgeSeconds, staleWhileRevalidateSeconds"),
+])
+def test_bad_edge_config_fails_with_a_clear_message(run_stack_with, edge, expected):
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:edge": edge})
+    assert str(err.value) == expected
+
+
+def test_config_reaches_the_component(run_stack_with):
+    p = run_stack_with("dev", {"cofounder:edge": {
+        "priceClass": "PriceClass_200", "aliases": ["www.example.com"], "acmCertificateArn": CERT,
+        "apiOriginDomain": "app.example.com", "publicAssets": {"staleWhileRevalidateSeconds": 3600},
+        "protect": False}})
+    dist = p.one(DISTRIBUTION).inputs
+    assert dist["priceClass"] == "PriceClass_200"
+    assert dist["viewerCertificate"]["acmCertificateArn"] == CERT
+    assert dist["orderedCacheBehaviors"][0]["pathPattern"] == "api/*"
+    behavior = _behaviors(p)["public/*"]
+    assert _cache_control(_policy_of(p, HEADERS_POLICY, behavior["responseHeadersPolicyId"]))["value"] == \
+        "public, max-age=86400, stale-while-revalidate=3600"
+
+
+def test_edge_can_be_switched_off(run_stack_with):
+    p = run_stack_with("dev", {"cofounder:edge": {"enabled": False}})
+    assert not p.of_type("cofounder:edge:StaticSiteCdn")
+    assert not p.of_type(DISTRIBUTION)
+    assert "edgeDomainName" not in p.outputs
