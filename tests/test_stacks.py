@@ -67,3 +67,32 @@ def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
         assert bucket.options["protect"] is True and bucket.inputs["forceDestroy"] is False
     for bucket in dev.of_type("aws:s3/bucket:Bucket"):
         assert bucket.options["protect"] is False and bucket.inputs["forceDestroy"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_tier_is_declared_private_and_secret_free(stack_program, stack):
+    from tests.conftest import secret_leaks
+    program = stack_program(stack)
+    for type_ in ("cofounder:data:Postgres", "cofounder:data:Redis", "cofounder:data:Queue"):
+        assert program.one(type_)
+    db = program.one("aws:rds/instance:Instance")
+    assert db.inputs["publiclyAccessible"] is False
+    # both data stores live in the stack's private subnets
+    private = program.outputs["privateSubnetIds"]
+    assert program.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == private
+    assert program.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["subnetIds"] == private
+    vpc_id = program.one("aws:ec2/vpc:Vpc").outputs["id"]
+    for sg in program.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert sg.inputs["vpcId"] == vpc_id
+    # generated passwords and tokens appear only inside secret wrappers, in inputs and outputs alike
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) >= 2
+    assert secret_leaks(program) == []
+
+
+def test_prod_protects_every_stateful_data_resource_and_dev_none(stack_program):
+    stateful = ("aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup", "aws:sqs/queue:Queue")
+    for stack, protected in (("prod", True), ("dev", False)):
+        program = stack_program(stack)
+        for type_ in stateful:
+            for r in program.of_type(type_):
+                assert r.options["protect"] is protected, (stack, r.urn)
