@@ -8,7 +8,12 @@ import dataclasses
 
 import pulumi
 
+from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
+from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.network import Network, NetworkArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
 from components.redis import Redis, RedisArgs
@@ -37,8 +42,56 @@ network = Network(
     ),
 )
 
-# Admitted on 5432/6379: the EKS cluster security group, once components/eks_cluster.py is wired.
-data_clients_security_groups: list = []
+cc = cfg.cluster
+cluster = EksCluster(
+    "platform",
+    EksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        region=cfg.region,
+        private_subnet_ids=network.private_subnet_ids,
+        admin_role_arns=cc.admin_role_arns,
+        node_groups={name: NodeGroupSpec(**{**vars(ng), "taints": [NodeTaint(**vars(t)) for t in ng.taints]})
+                     for name, ng in cc.node_groups.items()},
+        kubernetes_version=cc.kubernetes_version,
+        endpoint_public_access=cc.endpoint_public_access,
+        endpoint_public_access_cidrs=cc.endpoint_public_access_cidrs,
+        enabled_log_types=cc.enabled_log_types,
+        log_retention_days=cc.log_retention_days,
+        addon_versions=AddonVersions(**vars(cc.addon_versions)),
+        app_namespace=cc.app_namespace,
+        headroom_replicas=cc.headroom.replicas,
+        headroom_cpu_millicores=cc.headroom.cpu_millicores,
+        headroom_memory_mib=cc.headroom.memory_mib,
+    ),
+)
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider})
+ClusterAutoscaler(
+    "cluster-autoscaler",
+    ClusterAutoscalerArgs(
+        cluster_name=cluster.cluster_name,
+        region=cfg.region,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        expander=cc.autoscaler.expander,
+        scale_down_unneeded_time=cc.autoscaler.scale_down_unneeded_time,
+        scale_down_delay_after_add=cc.autoscaler.scale_down_delay_after_add,
+        scan_interval=cc.autoscaler.scan_interval,
+        replicas=cc.autoscaler.replicas,
+        node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations,
+    ),
+    opts=in_cluster,
+)
+MetricsServer(
+    "metrics-server",
+    MetricsServerArgs(replicas=cc.metrics_server_replicas, node_selector=cluster.system_node_selector,
+                      tolerations=cluster.system_tolerations),
+    opts=in_cluster,
+)
+
+# Admitted on 5432/6379: the EKS cluster security group, which sits on every node and pod ENI
+# (PgBouncer, migration jobs and the apps' Redis clients alike); nothing else in the VPC.
+data_clients_security_groups = [cluster.node_security_group_id]
 
 postgres = Postgres(
     "postgres",
@@ -94,15 +147,51 @@ agent_queue = Queue(
     ),
 )
 
+pgbouncer = PgBouncer(
+    "pgbouncer",
+    PgBouncerArgs(
+        namespace=cluster.app_namespace,
+        db_host=postgres.address,
+        db_name=postgres.db_name,
+        db_user=postgres.master_username,
+        db_password=postgres.master_password,
+        replicas=cfg.pgbouncer.replicas,
+        default_pool_size=cfg.pgbouncer.default_pool_size,
+        reserve_pool_size=cfg.pgbouncer.reserve_pool_size,
+        max_client_conn=cfg.pgbouncer.max_client_conn,
+        max_prepared_statements=cfg.pgbouncer.max_prepared_statements,
+    ),
+    opts=in_cluster,
+)
+# DATABASE_URL, DATABASE_URL_POOLED, REDIS_URL (Secret) and QUEUE_URL (ConfigMap) for the apps' envFrom.
+app_data = AppDataSettings(
+    "app-data",
+    AppDataSettingsArgs(
+        namespace=cluster.app_namespace,
+        database_url=postgres.database_url,
+        database_url_pooled=pgbouncer.database_url_pooled,
+        redis_url=redis.redis_url,
+        queue_url=agent_queue.queue_url,
+    ),
+    opts=in_cluster,
+)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
+pulumi.export("appNamespace", cluster.app_namespace)
+pulumi.export("headroom", cluster.headroom.as_dict())
 pulumi.export("postgresAddress", postgres.address)
 pulumi.export("redisConfigurationEndpoint", redis.configuration_endpoint)
 pulumi.export("agentQueueUrl", agent_queue.queue_url)
 pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
 pulumi.export("connectionBudget", connection_budget.as_dict())
+pulumi.export("appDataSecretName", app_data.secret_name)
+pulumi.export("appDataConfigMapName", app_data.config_map_name)
 
 if cfg.edge.enabled:
     def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:

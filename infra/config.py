@@ -291,6 +291,172 @@ class EdgeConfig:
                    "(a custom domain needs its own certificate)")
         if arn is not None and not self.aliases:
             yield "aliases", self.aliases, "the domain names the certificate is for (acmCertificateArn is set)"
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
+_ADDON_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
+_K8S_MINOR = re.compile(r"^1\.[0-9]{2}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+#: Every EKS control-plane log type; all are enabled unless a stack narrows the list.
+EKS_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeTaintConfig:
+    """One Kubernetes taint on every node of a node group."""
+
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeGroupConfig:
+    """``cofounder:cluster.nodeGroups.<name>`` -- one EKS managed node group."""
+
+    #: EC2 instance types, all of the same size class (the Cluster Autoscaler assumes one shape per group).
+    instance_types: list[str]
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    min_size: int = bounded(1, minimum=0, maximum=1000)
+    desired_size: int = bounded(1, minimum=0, maximum=1000)
+    max_size: int = bounded(3, minimum=1, maximum=1000)
+    #: Size of the encrypted gp3 root volume.
+    disk_size_gib: int = bounded(50, minimum=20, maximum=16384)
+    #: Kubernetes labels on every node (also published to the Cluster Autoscaler for scale-from-zero).
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[NodeTaintConfig] = field(default_factory=list)
+    #: Nodes replaced at once during a node-group update (AMI or launch-template change).
+    max_unavailable: int = bounded(1, minimum=1, maximum=100)
+    #: EKS-optimized Amazon Linux 2023 AMI family; must match the instance types' architecture.
+    ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD"] = "AL2023_x86_64_STANDARD"
+
+    def checks(self):
+        if not self.instance_types:
+            yield "instanceTypes", self.instance_types, "at least one EC2 instance type such as m6i.large"
+        for i, itype in enumerate(self.instance_types):
+            if not _INSTANCE_TYPE.match(itype):
+                yield f"instanceTypes[{i}]", itype, "an EC2 instance type such as m6i.large"
+        if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
+            yield "instanceTypes", self.instance_types, "at least two instance types for SPOT capacity (diversified pools)"
+        if self.min_size >= self.max_size:
+            yield "minSize", self.min_size, f"below maxSize ({self.max_size})"
+        elif not self.min_size <= self.desired_size <= self.max_size:
+            yield "desiredSize", self.desired_size, f"between minSize ({self.min_size}) and maxSize ({self.max_size})"
+        for key in list(self.labels) + [t.key for t in self.taints]:
+            if not _LABEL_KEY.match(key):
+                yield "labels" if key in self.labels else "taints", key, "a Kubernetes label/taint key such as node-pool"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonVersionsConfig:
+    """``cofounder:cluster.addonVersions`` -- pinned EKS add-on versions (``aws eks describe-addon-versions``)."""
+
+    vpc_cni: str = "v1.20.4-eksbuild.2"
+    coredns: str = "v1.12.3-eksbuild.1"
+    #: Must be built for the cluster's Kubernetes minor (v1.34.x for 1.34).
+    kube_proxy: str = "v1.34.0-eksbuild.2"
+    aws_ebs_csi_driver: str = "v1.54.0-eksbuild.1"
+
+    def checks(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _ADDON_VERSION.match(value):
+                yield _camel(f.name), value, "an EKS add-on version such as v1.20.4-eksbuild.2"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoscalerConfig:
+    """``cofounder:cluster.autoscaler`` -- Cluster Autoscaler behaviour."""
+
+    #: Which node group to grow: least-waste (least idle CPU/memory after the scale-up) or priority.
+    expander: Literal["least-waste", "priority", "most-pods", "random"] = "least-waste"
+    #: How long a node must be unneeded before it is removed.
+    scale_down_unneeded_time: str = "10m"
+    #: Pause on scale-down after a scale-up (keeps fresh nodes through a burst).
+    scale_down_delay_after_add: str = "10m"
+    #: How often the autoscaler re-evaluates pending pods; bounds the reaction time to a burst.
+    scan_interval: str = "10s"
+    #: Autoscaler pods (leader-elected; a second one only shortens failover).
+    replicas: int = bounded(1, minimum=1, maximum=3)
+
+    def checks(self):
+        for name in ("scale_down_unneeded_time", "scale_down_delay_after_add", "scan_interval"):
+            value = getattr(self, name)
+            if not _DURATION.match(value):
+                yield _camel(name), value, "a duration such as 10s, 5m or 1h"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadroomConfig:
+    """``cofounder:cluster.headroom`` -- pre-warmed capacity held by low-priority placeholder pods."""
+
+    #: Placeholder pods; each reserves cpu/memory that real pods take over at once by preemption.
+    replicas: int = bounded(1, minimum=0, maximum=200)
+    cpu_millicores: int = bounded(500, minimum=10, maximum=64000)
+    memory_mib: int = bounded(512, minimum=16, maximum=262144)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """``cofounder:cluster`` -- the EKS platform: control plane, node groups, add-ons, autoscaling."""
+
+    #: Kubernetes minor version, pinned per stack ("1.34"); upgrades are one minor at a time.
+    kubernetes_version: str = "1.34"
+    #: Serve the API on a public endpoint as well as the private one (only from endpointPublicAccessCidrs).
+    endpoint_public_access: bool = False
+    #: CIDRs allowed to reach the public endpoint; never 0.0.0.0/0.
+    endpoint_public_access_cidrs: list[str] = field(default_factory=list)
+    #: IAM roles granted cluster-admin through EKS access entries; the role running `pulumi up` must be one.
+    admin_role_arns: list[str]
+    enabled_log_types: list[str] = field(default_factory=lambda: list(EKS_LOG_TYPES))
+    #: Retention of the control-plane log group /aws/eks/<cluster>/cluster.
+    log_retention_days: int = bounded(90, minimum=1, maximum=3653)
+    addon_versions: AddonVersionsConfig = field(default_factory=AddonVersionsConfig)
+    #: Managed node groups by name; "system" (cluster add-ons) and "apps" (workloads) are required.
+    node_groups: dict[str, NodeGroupConfig]
+    autoscaler: AutoscalerConfig = field(default_factory=AutoscalerConfig)
+    #: metrics-server pods (2+ gets a PodDisruptionBudget; HPAs stall while it is down).
+    metrics_server_replicas: int = bounded(2, minimum=1, maximum=5)
+    headroom: HeadroomConfig = field(default_factory=HeadroomConfig)
+    #: Namespace of the application workloads (Pod Security Admission "restricted").
+    app_namespace: str = "cofounder"
+
+    def checks(self):
+        if not _K8S_MINOR.match(self.kubernetes_version):
+            yield "kubernetesVersion", self.kubernetes_version, "a Kubernetes minor version such as 1.34"
+        if not _DNS_LABEL.match(self.app_namespace):
+            yield "appNamespace", self.app_namespace, "a namespace name (lowercase letters, digits, dashes)"
+        for i, cidr in enumerate(self.endpoint_public_access_cidrs):
+            try:
+                net = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                yield f"endpointPublicAccessCidrs[{i}]", cidr, "an IPv4 CIDR block such as 203.0.113.0/24"
+                continue
+            if net.prefixlen == 0:
+                yield (f"endpointPublicAccessCidrs[{i}]", cidr,
+                       "a restricted CIDR block; the API endpoint must never be open to 0.0.0.0/0")
+        if self.endpoint_public_access and not self.endpoint_public_access_cidrs:
+            yield ("endpointPublicAccessCidrs", [],
+                   "at least one CIDR while endpointPublicAccess is true (EKS would default to 0.0.0.0/0)")
+        if not self.admin_role_arns:
+            yield "adminRoleArns", [], "at least one IAM role ARN (access entries are the only way in)"
+        for i, arn in enumerate(self.admin_role_arns):
+            if not _ROLE_ARN.match(arn):
+                yield f"adminRoleArns[{i}]", arn, "an IAM role ARN such as arn:aws:iam::123456789012:role/admin"
+        for i, log_type in enumerate(self.enabled_log_types):
+            if log_type not in EKS_LOG_TYPES:
+                yield f"enabledLogTypes[{i}]", log_type, "one of " + ", ".join(EKS_LOG_TYPES)
+        if not self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}."):
+            yield ("addonVersions.kubeProxy", self.addon_versions.kube_proxy,
+                   f"a kube-proxy build for Kubernetes {self.kubernetes_version} (v{self.kubernetes_version}.x-eksbuild.N)")
+        missing = [n for n in ("system", "apps") if n not in self.node_groups]
+        if missing:
+            yield ("nodeGroups", sorted(self.node_groups),
+                   "node groups named system and apps (missing: " + ", ".join(missing) + ")")
+        for name in self.node_groups:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
+                yield f"nodeGroups.{name}", name, "a node-group name of lowercase letters, digits and dashes"
 
 
 @dataclass(frozen=True)
@@ -307,6 +473,7 @@ class StackConfig:
     redis: RedisConfig
     queues: QueuesConfig
     edge: EdgeConfig
+    cluster: ClusterConfig
 
     @property
     def name_prefix(self) -> str:
@@ -326,6 +493,7 @@ SECTIONS: dict[str, type] = {
     "redis": RedisConfig,
     "queues": QueuesConfig,
     "edge": EdgeConfig,
+    "cluster": ClusterConfig,
 }
 #: Scalar ``cofounder:<key>`` values.
 SCALARS: dict[str, Any] = {

@@ -108,3 +108,106 @@ def test_large_bounds_are_written_out_in_full():
     with pytest.raises(ConfigError) as err:
         reader.value("cofounder:x.ttlSeconds", 31536001, int, {"minimum": 0, "maximum": 31536000})
     assert str(err.value).endswith("expected a value between 0 and 31536000")
+# --- cofounder:cluster ------------------------------------------------------------------------
+
+
+def _dev_cluster(**changes) -> dict:
+    """The dev stack's cluster block with ``changes`` applied (``a.b`` paths into nested mappings)."""
+    import copy
+
+    import yaml
+    block = copy.deepcopy(yaml.safe_load((REPO / "stacks" / "Pulumi.dev.yaml").read_text())["config"][
+        "cofounder:cluster"])
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        target = block
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return block
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"nodeGroups.apps.minSize": 5, "nodeGroups.apps.maxSize": 4},
+     "cofounder:cluster.nodeGroups.apps.minSize = 5 is not allowed: expected below maxSize (4)"),
+    ({"nodeGroups.apps.desiredSize": 9},
+     "cofounder:cluster.nodeGroups.apps.desiredSize = 9 is not allowed: expected between minSize (0) and maxSize (4)"),
+    ({"nodeGroups.system.instanceTypes": []},
+     "cofounder:cluster.nodeGroups.system.instanceTypes = [] is not allowed: "
+     "expected at least one EC2 instance type such as m6i.large"),
+    ({"nodeGroups.system.instanceTypes": ["large"]},
+     "cofounder:cluster.nodeGroups.system.instanceTypes[0] = 'large' is not allowed: "
+     "expected an EC2 instance type such as m6i.large"),
+    ({"nodeGroups.apps.instanceTypes": ["t3.large"]},
+     "cofounder:cluster.nodeGroups.apps.instanceTypes = [\"t3.large\"] is not allowed: "
+     "expected at least two instance types for SPOT capacity (diversified pools)"),
+    ({"nodeGroups.apps.capacityType": "RESERVED"},
+     "cofounder:cluster.nodeGroups.apps.capacityType = 'RESERVED' is not allowed: expected one of ON_DEMAND, SPOT"),
+    ({"nodeGroups.system.taints": [{"key": "CriticalAddonsOnly", "effect": "NoRun"}]},
+     "cofounder:cluster.nodeGroups.system.taints[0].effect = 'NoRun' is not allowed: "
+     "expected one of NoSchedule, NoExecute, PreferNoSchedule"),
+    ({"nodeGroups.apps.maxUnavailable": 0},
+     "cofounder:cluster.nodeGroups.apps.maxUnavailable = 0 is not allowed: expected a value between 1 and 100"),
+    ({"nodeGroups": {"system": {"instanceTypes": ["m6i.large"], "maxSize": 2}}},
+     "cofounder:cluster.nodeGroups = [\"system\"] is not allowed: "
+     "expected node groups named system and apps (missing: apps)"),
+    ({"endpointPublicAccessCidrs": ["0.0.0.0/0"]},
+     "cofounder:cluster.endpointPublicAccessCidrs[0] = '0.0.0.0/0' is not allowed: "
+     "expected a restricted CIDR block; the API endpoint must never be open to 0.0.0.0/0"),
+    ({"endpointPublicAccessCidrs": []},
+     "cofounder:cluster.endpointPublicAccessCidrs = [] is not allowed: "
+     "expected at least one CIDR while endpointPublicAccess is true (EKS would default to 0.0.0.0/0)"),
+    ({"endpointPublicAccessCidrs": ["office"]},
+     "cofounder:cluster.endpointPublicAccessCidrs[0] = 'office' is not allowed: expected an IPv4 CIDR block"),
+    ({"kubernetesVersion": "1.34.2"},
+     "cofounder:cluster.kubernetesVersion = '1.34.2' is not allowed: expected a Kubernetes minor version such as 1.34"),
+    ({"kubernetesVersion": "1.35"},
+     "cofounder:cluster.addonVersions.kubeProxy = 'v1.34.0-eksbuild.2' is not allowed: "
+     "expected a kube-proxy build for Kubernetes 1.35 (v1.35.x-eksbuild.N)"),
+    ({"addonVersions.coredns": "latest"},
+     "cofounder:cluster.addonVersions.coredns = 'latest' is not allowed: "
+     "expected an EKS add-on version such as v1.20.4-eksbuild.2"),
+    ({"adminRoleArns": []},
+     "cofounder:cluster.adminRoleArns = [] is not allowed: expected at least one IAM role ARN"),
+    ({"adminRoleArns": ["arn:aws:iam::123456789012:user/alice"]},
+     "cofounder:cluster.adminRoleArns[0] = 'arn:aws:iam::123456789012:user/alice' is not allowed: "
+     "expected an IAM role ARN"),
+    ({"enabledLogTypes": ["api", "everything"]},
+     "cofounder:cluster.enabledLogTypes[1] = 'everything' is not allowed: "
+     "expected one of api, audit, authenticator, controllerManager, scheduler"),
+    ({"autoscaler.scanInterval": "10 seconds"},
+     "cofounder:cluster.autoscaler.scanInterval = '10 seconds' is not allowed: expected a duration such as 10s, 5m or 1h"),
+    ({"autoscaler.expander": "cheapest"},
+     "cofounder:cluster.autoscaler.expander = 'cheapest' is not allowed: "
+     "expected one of least-waste, priority, most-pods, random"),
+    ({"headroom.replicas": -1},
+     "cofounder:cluster.headroom.replicas = -1 is not allowed: expected a value between 0 and 200"),
+    ({"appNamespace": "CoFounder"},
+     "cofounder:cluster.appNamespace = 'CoFounder' is not allowed: expected a namespace name"),
+    ({"nodeGroup": {}},
+     "cofounder:cluster.nodeGroup is not a known setting: did you mean 'nodeGroups'?"),
+])
+def test_bad_cluster_config_fails_with_a_clear_message(run_stack_with, changes, expected):
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:cluster": _dev_cluster(**changes)})
+    assert str(err.value).startswith("stacks/Pulumi.dev.yaml: " + expected)
+    assert "\n" not in str(err.value)
+
+
+def test_cluster_section_is_required(run_stack_with):
+    with pytest.raises(ConfigError, match="cofounder:cluster.adminRoleArns is missing"):
+        run_stack_with("dev", {"cofounder:cluster": None})
+
+
+def test_cluster_defaults_apply_where_the_stack_is_silent(run_stack_with):
+    block = _dev_cluster()
+    for key in ("autoscaler", "headroom", "metricsServerReplicas", "logRetentionDays"):
+        block.pop(key)
+    program = run_stack_with("dev", {"cofounder:cluster": block})
+    from toolkit.harness import reveal
+    cluster = program.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    extra = reveal(program.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler-release").inputs["values"])[
+        "extraArgs"]
+    assert (extra["expander"], extra["scale-down-unneeded-time"], extra["scan-interval"]) == ("least-waste", "10m", "10s")
+    assert program.outputs["headroom"]["replicas"] == 1

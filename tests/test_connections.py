@@ -156,3 +156,17 @@ def test_the_report_flags_a_budget_that_does_not_match_the_declared_instance(sta
     rep = build_reports(program)["connections"]
     assert rep["ok"] is False
     assert any("MISMATCH: the RDS instance declares db.t4g.micro" in n for n in rep["notes"])
+
+
+def test_the_report_flags_pgbouncer_replicas_other_than_budgeted(stack_program):
+    import copy
+
+    from toolkit.reports import build_reports
+    program = copy.deepcopy(stack_program("prod"))
+    bouncer = next(r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "pgbouncer")
+    assert bouncer.inputs["spec"]["replicas"] == 3
+    bouncer.inputs["spec"]["replicas"] = 5
+    rep = build_reports(program)["connections"]
+    assert rep["ok"] is False
+    assert "MISMATCH: PgBouncer declares 5 replicas, the budget assumes 3" in rep["notes"]

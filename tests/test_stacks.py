@@ -70,8 +70,9 @@ def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_data_tier_is_declared_private_and_secret_free(stack_program, stack):
+def test_data_tier_is_declared_private_and_secret_free(stack_program, stack, validate_k8s):
     from tests.conftest import secret_leaks
+    from toolkit.harness import reveal
     program = stack_program(stack)
     for type_ in ("cofounder:data:Postgres", "cofounder:data:Redis", "cofounder:data:Queue"):
         assert program.one(type_)
@@ -84,8 +85,25 @@ def test_data_tier_is_declared_private_and_secret_free(stack_program, stack):
     vpc_id = program.one("aws:ec2/vpc:Vpc").outputs["id"]
     for sg in program.of_type("aws:ec2/securityGroup:SecurityGroup"):
         assert sg.inputs["vpcId"] == vpc_id
+    # only the EKS cluster security group (nodes and pods, PgBouncer included) reaches 5432 and 6379
+    cluster_sg = program.one("aws:eks/cluster:Cluster").outputs["vpcConfig"]["clusterSecurityGroupId"]
+    rules = program.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert sorted(r.inputs["fromPort"] for r in rules if r.inputs.get("referencedSecurityGroupId") == cluster_sg) \
+        == [5432, 6379]
+    # PgBouncer and the app settings run in the app namespace, sized as the budget says
+    bouncer = next(r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "pgbouncer")
+    assert bouncer.inputs["metadata"]["namespace"] == program.outputs["appNamespace"]
+    assert bouncer.inputs["spec"]["replicas"] == program.outputs["connectionBudget"]["pgbouncerReplicas"]
+    settings = program.one("kubernetes:core/v1:Secret", "app-data-secret")
+    assert settings.outputs["metadata"]["name"] == program.outputs["appDataSecretName"]
+    assert set(reveal(settings.inputs["stringData"])) == {"DATABASE_URL", "DATABASE_URL_POOLED", "REDIS_URL"}
+    for r in program.resources:
+        if r.custom and program.component_of(r) and program.component_of(r).type in (
+                "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings") and r.type.startswith("kubernetes:"):
+            validate_k8s(r)
     # generated passwords and tokens appear only inside secret wrappers, in inputs and outputs alike
-    assert len(program.of_type("random:index/randomPassword:RandomPassword")) >= 2
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) == 3
     assert secret_leaks(program) == []
 
 
@@ -96,3 +114,65 @@ def test_prod_protects_every_stateful_data_resource_and_dev_none(stack_program):
         for type_ in stateful:
             for r in program.of_type(type_):
                 assert r.options["protect"] is protected, (stack, r.urn)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_eks_platform_in_private_subnets(stack_program, stack):
+    from toolkit.harness import is_secret
+    program = stack_program(stack)
+    cluster = program.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["name"] == f"cofounder-{stack}-eks"
+    assert cluster["version"] == "1.34"
+    assert cluster["vpcConfig"]["subnetIds"] == program.outputs["privateSubnetIds"]
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert "0.0.0.0/0" not in cluster["vpcConfig"].get("publicAccessCidrs", [])
+    groups = {g.name: g.inputs for g in program.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {"platform-system", "platform-apps"}
+    for g in groups.values():
+        s = g["scalingConfig"]
+        assert s["minSize"] <= s["desiredSize"] <= s["maxSize"] and s["minSize"] < s["maxSize"]
+    charts = {r.inputs["chart"]: r for r in program.of_type("kubernetes:helm.sh/v3:Release")}
+    assert {"cluster-autoscaler", "metrics-server"} <= set(charts)
+    provider = program.one("pulumi:providers:kubernetes").urn
+    assert all(r.options["provider"] == provider for r in program.resources
+               if r.custom and r.type.startswith("kubernetes:"))
+    assert is_secret(program.outputs["kubeconfig"])
+    assert program.outputs["clusterName"] == f"cofounder-{stack}-eks"
+    assert program.outputs["oidcIssuerUrl"].startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
+    assert program.outputs["appNamespace"] == "cofounder"
+
+
+def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_scale(stack_program):
+    dev = {g.name: g.inputs for g in stack_program("dev").of_type("aws:eks/nodeGroup:NodeGroup")}
+    prod = {g.name: g.inputs for g in stack_program("prod").of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert dev["platform-apps"]["capacityType"] == "SPOT"
+    assert all(g["capacityType"] == "ON_DEMAND" for g in prod.values())
+    assert prod["platform-apps"]["scalingConfig"]["maxSize"] >= 10 * dev["platform-apps"]["scalingConfig"]["maxSize"]
+    assert prod["platform-system"]["scalingConfig"]["minSize"] >= 3  # one per zone
+    assert stack_program("prod").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert stack_program("dev").outputs["headroom"]["totalCpuMillicores"] < \
+        stack_program("prod").outputs["headroom"]["totalCpuMillicores"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_headroom_report_matches_the_placeholder_deployment(stack_program, stack):
+    from toolkit.reports import build_reports
+    program = stack_program(stack)
+    rep = build_reports(program)["headroom"]
+    figures = program.outputs["headroom"]
+    (row,) = rep["rows"]
+    assert row["replicas"] == figures["replicas"]
+    assert row["total cpu"] == f"{figures['totalCpuMillicores']}m"
+    assert row["total memory"] == f"{figures['totalMemoryMib']}Mi"
+    assert rep["ok"] is True
+    assert any("10s" in note for note in rep["notes"])  # the autoscaler scan interval
+
+
+def test_preview_shows_the_platform(tmp_path):
+    text, _ = preview("prod", tmp_path)
+    assert "platform  [cofounder:cluster:EksCluster]" in text
+    assert "vpcConfig.endpointPublicAccess=false" in text
+    assert 'scalingConfig={"desiredSize": 6, "maxSize": 60, "minSize": 3}' in text
+    assert "chart=cluster-autoscaler version=9.53.0" in text
+    assert "metadataOptions.httpTokens=required" in text
+    assert "Pre-warmed headroom (placeholder pods)" in text

@@ -12,14 +12,9 @@ from toolkit.harness import Program
 from toolkit.reports import report
 
 
-def _declared(program: Program, type_: str, path: list[str]):
-    for r in program.of_type(type_):
-        value = r.inputs
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    return None
+def _declared_instance_class(program: Program) -> str | None:
+    instances = program.of_type("aws:rds/instance:Instance")
+    return instances[0].inputs.get("instanceClass") if instances else None
 
 
 @report("connections")
@@ -53,13 +48,13 @@ def connection_budget(program: Program) -> dict | None:
     ]
     problems = connections.check(b)
     notes = [f"VIOLATED: {p}" for p in problems]
-    declared_class = _declared(program, "aws:rds/instance:Instance", ["instanceClass"])
+    declared_class = _declared_instance_class(program)
     if declared_class is not None and declared_class != b.instance_class:
         problems.append("class")
         notes.append(f"MISMATCH: the RDS instance declares {declared_class}, the budget assumes {b.instance_class}")
-    declared_replicas = _declared(program, "kubernetes:apps/v1:Deployment", ["spec", "replicas"]) \
-        if any(r.inputs.get("metadata", {}).get("name") == "pgbouncer"
-               for r in program.of_type("kubernetes:apps/v1:Deployment")) else None
+    bouncers = [r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                if r.inputs.get("metadata", {}).get("name") == "pgbouncer"]
+    declared_replicas = bouncers[0].inputs["spec"]["replicas"] if bouncers else None
     if declared_replicas is not None and declared_replicas != b.pgbouncer_replicas:
         problems.append("replicas")
         notes.append(f"MISMATCH: PgBouncer declares {declared_replicas} replicas, the budget assumes "

@@ -33,5 +33,6 @@ def build_reports(program: Program) -> dict[str, Report]:
     return out
 
 
-# Report modules register themselves on import.
+# Report modules register themselves on import (kept last: they import ``report`` from here).
+from toolkit import cluster_reports  # noqa: E402,F401
 from toolkit import connections_report  # noqa: E402,F401

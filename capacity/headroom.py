@@ -1,0 +1,74 @@
+"""Pre-warmed headroom arithmetic: how much capacity the placeholder pods hold for a burst.
+
+The placeholder pods run at a negative priority. When a real pod cannot be scheduled, the
+scheduler preempts placeholders at once and the real pod starts on an already-running node;
+the evicted placeholders go Pending, which makes the Cluster Autoscaler add a node in the
+background. So a burst up to the headroom schedules in seconds, and only the part of a burst
+beyond it waits for a new node (boot + join, typically 60-120 s on EKS).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
+_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_MEMORY_FACTOR_MIB = {None: 1 / 2**20, "Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2,
+                      "k": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "T": 1e12 / 2**20}
+
+
+def cpu_millicores(quantity: str | int | float) -> int:
+    """A Kubernetes CPU quantity ("250m", "1", "1.5") in millicores."""
+    if isinstance(quantity, (int, float)):
+        return round(quantity * 1000)
+    match = _CPU.match(quantity)
+    if not match:
+        raise ValueError(f"not a CPU quantity: {quantity!r}")
+    number, milli = float(match.group(1)), match.group(2)
+    return round(number if milli else number * 1000)
+
+
+def memory_mib(quantity: str | int | float) -> int:
+    """A Kubernetes memory quantity ("512Mi", "2Gi", "1G") in MiB, rounded down."""
+    if isinstance(quantity, (int, float)):
+        return int(quantity / 2**20)
+    match = _MEMORY.match(quantity)
+    if not match:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return int(float(match.group(1)) * _MEMORY_FACTOR_MIB[match.group(2)])
+
+
+@dataclass(frozen=True)
+class HeadroomFigures:
+    """Capacity reserved by ``replicas`` placeholder pods of ``cpu_millicores``/``memory_mib`` each."""
+
+    replicas: int
+    cpu_millicores: int
+    memory_mib: int
+
+    @property
+    def total_cpu_millicores(self) -> int:
+        return self.replicas * self.cpu_millicores
+
+    @property
+    def total_memory_mib(self) -> int:
+        return self.replicas * self.memory_mib
+
+    def pods_absorbed(self, pod_cpu_millicores: int, pod_memory_mib: int) -> int:
+        """Pods of the given request that schedule at once by preempting placeholders.
+
+        Counted per placeholder, because a preempted placeholder frees its space on one node
+        only: a pod larger than one placeholder needs several on the same node, which the
+        scheduler does not guarantee, so it is counted as not absorbed.
+        """
+        if pod_cpu_millicores <= 0 or pod_memory_mib <= 0:
+            raise ValueError("pod requests must be positive")
+        per_placeholder = min(self.cpu_millicores // pod_cpu_millicores,
+                              self.memory_mib // pod_memory_mib)
+        return self.replicas * per_placeholder
+
+    def as_dict(self) -> dict:
+        return {"replicas": self.replicas, "cpuMillicores": self.cpu_millicores,
+                "memoryMib": self.memory_mib, "totalCpuMillicores": self.total_cpu_millicores,
+                "totalMemoryMib": self.total_memory_mib}

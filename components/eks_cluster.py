@@ -1,0 +1,428 @@
+"""EksCluster: the Kubernetes platform every CoFounder workload runs on.
+
+Builds an EKS control plane in the private subnets (private API endpoint; a public one only for
+listed CIDRs), secrets envelope-encrypted with a rotating KMS key, every control-plane log
+type shipped to a log group with a retention, API authentication through access entries only
+(no aws-auth ConfigMap, no implicit creator admin), and the IAM OIDC provider for IRSA.
+
+Compute is EKS managed node groups, each over a launch template that requires IMDSv2 with a
+hop limit of 1 and an encrypted gp3 root volume. Hop limit 1 keeps pods (one network hop
+further away than the host) off the instance metadata service, so no pod can borrow the node
+role: every in-cluster AWS client gets its own IRSA role instead. Host-network daemons
+(vpc-cni, kube-proxy) still reach IMDS. The groups carry the Cluster Autoscaler's discovery
+tags, and their labels and taints are published as node-template tags on the Auto Scaling
+group so the autoscaler can scale a group up from zero. `pulumi up` never resets a group's
+desired size (the autoscaler owns it).
+
+The core add-ons (vpc-cni, kube-proxy, CoreDNS, EBS CSI driver) are pinned EKS add-ons. The
+component also builds the Kubernetes provider (exec auth via ``aws eks get-token``) that every
+in-cluster component receives, the application namespace (Pod Security Admission
+``restricted``) and the pre-warmed headroom (``components/headroom.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from capacity.headroom import HeadroomFigures
+from components.headroom import Headroom, HeadroomArgs
+from components.irsa_role import IrsaRole, IrsaRoleArgs
+
+ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+NODE_POLICIES = {
+    "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "cni": "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "ecr-read": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+}
+_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
+                  "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeTaint:
+    """A Kubernetes taint (effect in Kubernetes spelling: NoSchedule, NoExecute, PreferNoSchedule)."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeGroupSpec:
+    """One managed node group. The Cluster Autoscaler moves desired_size between min and max."""
+
+    instance_types: Sequence[str]
+    min_size: int
+    desired_size: int
+    max_size: int
+    capacity_type: str = "ON_DEMAND"
+    disk_size_gib: int = 50
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: Sequence[NodeTaint] = ()
+    #: Nodes replaced at once during a rolling update of the group.
+    max_unavailable: int = 1
+    ami_type: str = "AL2023_x86_64_STANDARD"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonVersions:
+    """Pinned EKS add-on versions; they must suit the cluster's Kubernetes version, so the stack
+    config (``cofounder:cluster.addonVersions``) chooses them, not this component."""
+
+    vpc_cni: str
+    coredns: str
+    kube_proxy: str
+    aws_ebs_csi_driver: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EksClusterArgs:
+    """Inputs of EksCluster. Defaults are production-safe (private endpoint only, all logs)."""
+
+    #: Physical cluster name; the network tags its subnets with it, so it is fixed, not generated.
+    cluster_name: str
+    #: AWS region of the cluster (for the kubeconfig's ``aws eks get-token``).
+    region: str
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    #: IAM roles granted cluster-admin via access entries; include the role that runs `pulumi up`.
+    admin_role_arns: Sequence[str]
+    #: Node groups by name; must include ``system_node_group`` and ``burst_node_group``.
+    node_groups: Mapping[str, NodeGroupSpec]
+    addon_versions: AddonVersions
+    kubernetes_version: str = "1.34"
+    #: Also serve the API publicly, from ``endpoint_public_access_cidrs`` only.
+    endpoint_public_access: bool = False
+    endpoint_public_access_cidrs: Sequence[str] = ()
+    enabled_log_types: Sequence[str] = ALL_LOG_TYPES
+    log_retention_days: int = 90
+    #: Node group for cluster add-ons (CoreDNS, EBS CSI controller, autoscaler, metrics-server).
+    system_node_group: str = "system"
+    #: Node group that absorbs bursts; the headroom placeholders run there.
+    burst_node_group: str = "apps"
+    #: IMDSv2 response hop limit: 1 keeps pods off the metadata service (they use IRSA).
+    imds_hop_limit: int = 1
+    kms_deletion_window_days: int = 30
+    #: Namespace for application workloads, created with Pod Security Admission ``restricted``.
+    app_namespace: str = "cofounder"
+    #: Pre-warmed headroom: placeholder pods and the size of each (0 replicas holds none).
+    headroom_replicas: int = 1
+    headroom_cpu_millicores: int = 500
+    headroom_memory_mib: int = 512
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _assume(service: str, *actions: str) -> str:
+    return _policy({"Effect": "Allow", "Principal": {"Service": service},
+                    "Action": list(actions) or "sts:AssumeRole"})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-").lower()
+
+
+def autoscaler_tags(cluster_name: str, spec: NodeGroupSpec) -> dict[str, str]:
+    """Tags the Cluster Autoscaler reads: discovery, plus node-template labels/taints for scale-from-zero."""
+    tags = {"k8s.io/cluster-autoscaler/enabled": "true",
+            f"k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+    tags.update(node_template_tags(spec))
+    return tags
+
+
+def node_template_tags(spec: NodeGroupSpec) -> dict[str, str]:
+    tags = {f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in spec.labels.items()}
+    tags.update({f"k8s.io/cluster-autoscaler/node-template/taint/{t.key}": f"{t.value}:{t.effect}"
+                 for t in spec.taints})
+    return tags
+
+
+def tolerations_for(spec: NodeGroupSpec) -> list[dict]:
+    """Pod tolerations (Kubernetes camelCase) that admit pods onto a node group's taints."""
+    out = []
+    for t in spec.taints:
+        if t.value:
+            out.append({"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect})
+        else:
+            out.append({"key": t.key, "operator": "Exists", "effect": t.effect})
+    return out
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with the caller's AWS credentials (no stored token)."""
+    return json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name,
+                      "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region,
+                     "--output", "json"],
+            "interactiveMode": "Never",
+        }}}],
+    })
+
+
+class EksCluster(pulumi.ComponentResource):
+    """An EKS cluster with node groups, core add-ons, IRSA, a Kubernetes provider and headroom."""
+
+    cluster_name: pulumi.Output[str]
+    cluster_endpoint: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    k8s_provider: k8s.Provider
+    app_namespace: pulumi.Output[str]
+    headroom: HeadroomFigures
+    system_node_selector: dict[str, str]
+    system_tolerations: list[dict]
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:cluster:EksCluster", name, None, opts)
+        for required in (args.system_node_group, args.burst_node_group):
+            if required not in args.node_groups:
+                raise ValueError(f"EksCluster needs a node group named {required!r}")
+        if any(c.endswith("/0") for c in args.endpoint_public_access_cidrs):
+            raise ValueError("the public API endpoint must not be open to 0.0.0.0/0")
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "cluster"}
+
+        key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes secrets in {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.kms_deletion_window_days,
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-secrets", name=f"alias/{args.cluster_name}-secrets",
+                      target_key_id=key.key_id, opts=child)
+
+        cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=_assume(
+            "eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), tags=tags, opts=child)
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster", role=cluster_role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child)
+        cluster_kms = aws.iam.RolePolicy(
+            f"{name}-cluster-kms", role=cluster_role.id,
+            policy=key.arn.apply(lambda arn: _policy({
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                "Resource": arn,
+            })),
+            opts=child)
+        # Created up front so the logs get a retention (EKS would create it with none).
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.kubernetes_version,
+            role_arn=cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.private_subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=args.endpoint_public_access,
+                public_access_cidrs=list(args.endpoint_public_access_cidrs)
+                if args.endpoint_public_access else None,
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                # Every admin is an explicit, revocable access entry below.
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            # The core add-ons are managed (and pinned) as EKS add-ons below instead.
+            bootstrap_self_managed_addons=False,
+            enabled_cluster_log_types=list(args.enabled_log_types),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
+                resources=["secrets"],
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[cluster_policy, cluster_kms, logs]),
+        )
+
+        admin_grants = []
+        for i, arn in enumerate(args.admin_role_arns):
+            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name,
+                                        principal_arn=arn, type="STANDARD", tags=tags, opts=child)
+            admin_grants.append(aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=entry.principal_arn,
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=child))
+
+        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer,
+                                             client_id_lists=["sts.amazonaws.com"], tags=tags,
+                                             opts=child)
+
+        node_role = aws.iam.Role(f"{name}-node", assume_role_policy=_assume("ec2.amazonaws.com"),
+                                 tags=tags, opts=child)
+        node_policies = [aws.iam.RolePolicyAttachment(f"{name}-node-{short}", role=node_role.name,
+                                                      policy_arn=arn, opts=child)
+                         for short, arn in NODE_POLICIES.items()]
+
+        # Networking add-ons first: nodes only become Ready once the CNI runs on them.
+        addon_opts = dict(cluster_name=cluster.name, resolve_conflicts_on_create="OVERWRITE",
+                          resolve_conflicts_on_update="OVERWRITE", tags=tags)
+        network_addons = [
+            aws.eks.Addon(f"{name}-vpc-cni", addon_name="vpc-cni",
+                          addon_version=args.addon_versions.vpc_cni, opts=child, **addon_opts),
+            aws.eks.Addon(f"{name}-kube-proxy", addon_name="kube-proxy",
+                          addon_version=args.addon_versions.kube_proxy, opts=child, **addon_opts),
+        ]
+
+        node_groups = [self._node_group(name, ng, spec, args, cluster, node_role, tags,
+                                        depends_on=[*node_policies, *network_addons])
+                       for ng, spec in args.node_groups.items()]
+
+        system = args.node_groups[args.system_node_group]
+        self.system_node_selector = dict(system.labels)
+        self.system_tolerations = tolerations_for(system)
+        on_system = {"nodeSelector": self.system_node_selector, "tolerations": self.system_tolerations}
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=node_groups)
+        ebs_role = IrsaRole(f"{name}-ebs-csi", IrsaRoleArgs(
+            oidc_provider_arn=oidc.arn, oidc_issuer_url=issuer, namespace="kube-system",
+            service_account="ebs-csi-controller-sa", managed_policy_arns=[EBS_CSI_POLICY], tags=tags),
+            opts=child)
+        workload_addons = [
+            aws.eks.Addon(f"{name}-coredns", addon_name="coredns",
+                          addon_version=args.addon_versions.coredns,
+                          configuration_values=json.dumps(on_system), opts=after_nodes, **addon_opts),
+            aws.eks.Addon(f"{name}-ebs-csi", addon_name="aws-ebs-csi-driver",
+                          addon_version=args.addon_versions.aws_ebs_csi_driver,
+                          service_account_role_arn=ebs_role.role_arn,
+                          configuration_values=json.dumps({"controller": on_system,
+                                                           "node": {"tolerateAllTaints": True}}),
+                          opts=after_nodes, **addon_opts),
+        ]
+
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.data,
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
+        # The provider is usable once the platform is: access granted, nodes and add-ons up.
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[*admin_grants, *node_groups, *workload_addons]))
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+
+        psa = "restricted"
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-app-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.app_namespace, labels={
+                "pod-security.kubernetes.io/enforce": psa,
+                "pod-security.kubernetes.io/enforce-version": f"v{args.kubernetes_version}",
+                "pod-security.kubernetes.io/audit": psa,
+                "pod-security.kubernetes.io/warn": psa,
+            }),
+            opts=in_cluster,
+        )
+        headroom = Headroom(f"{name}-headroom", HeadroomArgs(
+            namespace=namespace.metadata.name,
+            replicas=args.headroom_replicas,
+            cpu_millicores=args.headroom_cpu_millicores,
+            memory_mib=args.headroom_memory_mib,
+            node_selector=dict(args.node_groups[args.burst_node_group].labels),
+        ), opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.k8s_provider}))
+
+        self.cluster_name = cluster.name
+        self.cluster_endpoint = cluster.endpoint
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_issuer_url = issuer
+        self.node_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.kms_key_arn = key.arn
+        self.app_namespace = namespace.metadata.name
+        self.headroom = headroom.figures
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "oidc_issuer_url": self.oidc_issuer_url,
+            "node_security_group_id": self.node_security_group_id,
+            "app_namespace": self.app_namespace,
+        })
+
+    def _node_group(self, name: str, ng: str, spec: NodeGroupSpec, args: EksClusterArgs,
+                    cluster: aws.eks.Cluster, node_role: aws.iam.Role, tags: dict,
+                    depends_on: list) -> aws.eks.NodeGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        group_tags = {**tags, "node-group": ng}
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-{ng}",
+            description=f"{args.cluster_name} {ng} nodes: IMDSv2 only, encrypted gp3 root volume",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=args.imds_hop_limit,
+            ),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name="/dev/xvda",  # root device of the AL2023 EKS AMIs
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=spec.disk_size_gib, volume_type="gp3", encrypted="true",
+                    delete_on_termination="true"),
+            )],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type=kind, tags={**group_tags, "Name": f"{args.cluster_name}-{ng}"})
+                for kind in ("instance", "volume")],
+            tags=group_tags,
+            opts=child,
+        )
+        group = aws.eks.NodeGroup(
+            f"{name}-{ng}",
+            cluster_name=cluster.name,
+            version=cluster.version,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.private_subnet_ids,
+            ami_type=spec.ami_type,
+            capacity_type=spec.capacity_type,
+            instance_types=list(spec.instance_types),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=spec.min_size, desired_size=spec.desired_size, max_size=spec.max_size),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=spec.max_unavailable),
+            labels=dict(spec.labels) or None,
+            taints=[aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value or None,
+                                               effect=_TAINT_EFFECTS[t.effect])
+                    for t in spec.taints] or None,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)),
+            tags={**group_tags, **autoscaler_tags(args.cluster_name, spec)},
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=depends_on,
+                # The Cluster Autoscaler owns the desired size; `pulumi up` must not reset it.
+                ignore_changes=["scalingConfig.desiredSize"]),
+        )
+        # Node-group tags do not reach the Auto Scaling group, where the autoscaler reads the
+        # node templates; EKS itself adds the two discovery tags there.
+        asg_name = group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)
+        for key, value in sorted(node_template_tags(spec).items()):
+            kind, _, label = key.removeprefix("k8s.io/cluster-autoscaler/node-template/").partition("/")
+            aws.autoscaling.Tag(
+                f"{name}-{ng}-{kind}-{_slug(label)}",
+                autoscaling_group_name=asg_name,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=child,
+            )
+        return group

@@ -1,0 +1,51 @@
+"""Reports on the EKS platform: the pre-warmed headroom the placeholder pods hold for a burst."""
+
+from __future__ import annotations
+
+from capacity.headroom import HeadroomFigures, cpu_millicores, memory_mib
+from toolkit.harness import Program, reveal
+from toolkit.reports import report
+
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def headroom_figures(program: Program) -> list[tuple[str, HeadroomFigures]]:
+    """Placeholder Deployments (pods at a negative priority) and the capacity each holds."""
+    negative = {reveal(pc.inputs)["metadata"]["name"] for pc in program.of_type(PRIORITY_CLASS)
+                if reveal(pc.inputs).get("value", 0) < 0}
+    found = []
+    for dep in program.of_type(DEPLOYMENT):
+        spec = reveal(dep.inputs).get("spec", {})
+        pod = spec.get("template", {}).get("spec", {})
+        if pod.get("priorityClassName") not in negative:
+            continue
+        requests = [c.get("resources", {}).get("requests", {}) for c in pod.get("containers", [])]
+        found.append((dep.name, HeadroomFigures(
+            replicas=int(spec.get("replicas", 1)),
+            cpu_millicores=sum(cpu_millicores(r.get("cpu", "0m")) for r in requests),
+            memory_mib=sum(memory_mib(r.get("memory", "0Mi")) for r in requests),
+        )))
+    return found
+
+
+@report("headroom")
+def headroom(program: Program) -> dict | None:
+    found = headroom_figures(program)
+    if not found:
+        return None
+    rows = [{"deployment": name, "replicas": f.replicas, "cpu/replica": f"{f.cpu_millicores}m",
+             "memory/replica": f"{f.memory_mib}Mi", "total cpu": f"{f.total_cpu_millicores}m",
+             "total memory": f"{f.total_memory_mib}Mi"} for name, f in found]
+    scan = next((reveal(r.inputs).get("values", {}).get("extraArgs", {}).get("scan-interval")
+                 for r in program.of_type(RELEASE) if r.inputs.get("chart") == "cluster-autoscaler"), None)
+    notes = [
+        "A burst up to the totals schedules at once: real pods preempt the placeholders on running nodes.",
+        "The evicted placeholders go Pending and make the Cluster Autoscaler add a node, restoring the headroom.",
+        "Only the part of a burst beyond the headroom waits for a node: "
+        f"one scan interval ({scan or 'n/a'}) plus EC2 boot and node join (typically 60-120 s).",
+        "Pods absorbed = replicas x min(cpu/replica // pod cpu, memory/replica // pod memory).",
+    ]
+    return {"title": "Pre-warmed headroom (placeholder pods)", "rows": rows, "notes": notes,
+            "ok": all(f.replicas > 0 for _, f in found)}
