@@ -23,6 +23,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.data_access import kms_key, security_group_for
+
 PORT = 5432
 #: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
 #: space; these four are also URL-unreserved, so the password goes into URLs without encoding.
@@ -97,14 +99,7 @@ class Postgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
 
-        key = aws.kms.Key(
-            f"{name}-kms",
-            description=f"{args.identifier}: RDS storage and Performance Insights",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=child,
-        )
+        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags)
         password = random.RandomPassword(
             f"{name}-master-password",
             length=40,
@@ -121,26 +116,12 @@ class Postgres(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # No egress rules: RDS answers connections and initiates none.
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
+        sg = security_group_for(
+            name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
             description=f"{args.identifier}: Postgres {PORT} from the cluster only",
+            rule_description="Postgres from the cluster (nodes and pods, incl. PgBouncer)",
             tags={**tags, "Name": f"{args.identifier}-postgres"},
-            opts=child,
         )
-        for i, source in enumerate(args.allowed_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-ingress-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=source,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description="Postgres from the cluster (nodes and pods, incl. PgBouncer)",
-                tags=tags,
-                opts=child,
-            )
 
         params = aws.rds.ParameterGroup(
             f"{name}-params",

@@ -21,6 +21,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.data_access import kms_key, security_group_for
+
 PORT = 6379
 
 
@@ -73,14 +75,7 @@ class Redis(pulumi.ComponentResource):
         tags = {**args.tags, "component": "data"}
         family = parameter_group_family(args.engine_version)
 
-        key = aws.kms.Key(
-            f"{name}-kms",
-            description=f"{args.identifier}: ElastiCache encryption at rest",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=child,
-        )
+        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags)
         # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
         # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
         token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)
@@ -92,25 +87,12 @@ class Redis(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
+        sg = security_group_for(
+            name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
             description=f"{args.identifier}: Valkey {PORT} from the cluster only",
+            rule_description="Valkey from the cluster (nodes and pods)",
             tags={**tags, "Name": f"{args.identifier}-redis"},
-            opts=child,
         )
-        for i, source in enumerate(args.allowed_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-ingress-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=source,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description="Valkey from the cluster (nodes and pods)",
-                tags=tags,
-                opts=child,
-            )
         params = aws.elasticache.ParameterGroup(
             f"{name}-params",
             name=f"{args.identifier}-{family}-cluster",
