@@ -4,13 +4,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview test clean
+.PHONY: help install preview policy policy-venv test diff bench clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
+	@echo "make policy [STACK=dev|staging|prod]   the policy pack against the stack, over the Analyzer protocol"
+	@echo "make policy-venv                       the pack's own virtualenv (policies/venv) for the Pulumi CLI"
 	@echo "make test                              the test suite"
+	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
+	@echo "make bench                             offline preview timings vs bare SDK registration"
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# A new top-level package (its __init__.py) re-runs the editable install, which only maps the
+# packages that existed when it ran.
+$(VENV)/.installed: requirements.txt pyproject.toml $(wildcard */__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
@@ -20,8 +26,22 @@ install: $(VENV)/.installed
 preview: $(VENV)/.installed
 	$(PY) -m toolkit.preview --stack $(STACK)
 
+policy: $(VENV)/.installed
+	$(PY) -m toolkit.policy_runner --stack $(STACK)
+
+# What `pulumi preview --policy-pack policies` runs in: cwd policies/, so `-e ..` is the repository.
+policy-venv:
+	cd policies && $(PYTHON) -m venv venv && venv/bin/python -m pip install --quiet -r requirements.txt
+
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# BASE defaults to the merge base with main (see toolkit/review.py).
+diff: $(VENV)/.installed
+	$(PY) -m toolkit.review $(if $(BASE),--base $(BASE))
+
+bench: $(VENV)/.installed
+	$(PY) -m toolkit.bench
 
 clean:
 	rm -rf build .pytest_cache

@@ -367,6 +367,14 @@ class StaticSiteCdn(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
         )
+        # Access logs are audit evidence: versioning keeps a deleted or overwritten log
+        # recoverable (policy s3-bucket-versioned); old versions expire with the logs' retention.
+        versioning = aws.s3.BucketVersioning(
+            name,
+            bucket=bucket.bucket,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
         aws.s3.BucketLifecycleConfiguration(
             name,
             bucket=bucket.bucket,
@@ -375,9 +383,10 @@ class StaticSiteCdn(pulumi.ComponentResource):
                 "status": "Enabled",
                 "filter": {},
                 "expiration": {"days": args.log_retention_days},
+                "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_expiration_days},
                 "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
             }],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         aws.s3.BucketPolicy(
             name,

@@ -19,15 +19,13 @@ from components.queue import Queue, QueueArgs
 from components.redis import Redis, RedisArgs
 from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
+from infra.apps import QueueRef, deploy_apps
 
 cfg = stack_config.load()
 
-# Apps that connect through PgBouncer: (name, HPA maxReplicas, per-pod pool size). INTERIM, from
-# the seed (HPA max 20; pooled `max: 20` per API pod; worker concurrency 5). The single place to
-# change when cofounder:apps lands: build it from cfg.apps (maxReplicas, dbPoolSize) instead.
-db_clients = [("backend", 20, 20), ("worker", 20, 5)]
-# Refuses a stack whose numbers do not fit, before any resource is declared.
-connection_budget = stack_config.connection_budget(cfg, db_clients)
+# The Postgres connection budget (load() has already refused a stack where it does not fit):
+# cofounder:apps maxReplicas x dbPoolSize against PgBouncer and RDS max_connections.
+connection_budget = stack_config.connection_budget(cfg)
 
 network = Network(
     "network",
@@ -137,7 +135,7 @@ redis = Redis(
 agent_queue = Queue(
     "agent-queue",
     QueueArgs(
-        queue_name=f"{cfg.name_prefix}-agent-execution",
+        queue_name=cfg.agent_queue_name,
         max_agent_run_seconds=cfg.queues.max_agent_run_seconds,
         visibility_margin_seconds=cfg.queues.visibility_margin_seconds,
         max_receive_count=cfg.queues.max_receive_count,
@@ -163,7 +161,7 @@ pgbouncer = PgBouncer(
     ),
     opts=in_cluster,
 )
-# DATABASE_URL, DATABASE_URL_POOLED, REDIS_URL (Secret) and QUEUE_URL (ConfigMap) for the apps' envFrom.
+# The Secrets and the ConfigMap the apps load with envFrom (cofounder:apps.<app>.envFromSecrets/ConfigMaps).
 app_data = AppDataSettings(
     "app-data",
     AppDataSettingsArgs(
@@ -176,10 +174,22 @@ app_data = AppDataSettings(
     opts=in_cluster,
 )
 
+# --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
+# Apps with a queueName consume the agent queue (load() checked it is this one): KEDA scales them on
+# its depth and their IRSA role gets the worker policy; other apps that call AWS may only enqueue.
+queues = {name: QueueRef(url=agent_queue.queue_url, arn=agent_queue.queue_arn)
+          for name, app in cfg.apps.items() if app.queue_name}
+aws_policies = {name: agent_queue.worker_policy_json if app.queue_name else agent_queue.producer_policy_json
+                for name, app in cfg.apps.items() if app.needs_aws}
+deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
+            app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
@@ -190,8 +200,8 @@ pulumi.export("redisConfigurationEndpoint", redis.configuration_endpoint)
 pulumi.export("agentQueueUrl", agent_queue.queue_url)
 pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
 pulumi.export("connectionBudget", connection_budget.as_dict())
-pulumi.export("appDataSecretName", app_data.secret_name)
-pulumi.export("appDataConfigMapName", app_data.config_map_name)
+pulumi.export("appDataSecretNames", [app_data.database_secret_name, app_data.redis_secret_name])
+pulumi.export("appDataConfigMapName", app_data.queue_config_map_name)
 
 if cfg.edge.enabled:
     def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:

@@ -185,6 +185,162 @@ class QueuesConfig:
             yield ("dlqMessageRetentionSeconds", self.dlq_message_retention_seconds,
                    f"at least messageRetentionSeconds ({self.message_retention_seconds}): a message's "
                    f"age carries over into the DLQ")
+# --- app workloads and their autoscaling (components/app_service.py, keda.py, prometheus_adapter.py)
+
+#: Upper bound of any app's maxReplicas: runaway scaling is a cost and a database-connection risk.
+MAX_REPLICAS_CAP = 100
+_IMAGE_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+_IMAGE_TAG = re.compile(r"^[^@\s:]+(:[0-9]+)?(/[^@\s:]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+_K8S_NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference is not pinned, or None when it is (by tag or by digest)."""
+    if _IMAGE_DIGEST.match(image):
+        return None
+    match = _IMAGE_TAG.match(image)
+    if not match:
+        return "an image pinned by tag or digest, such as registry/app:1.4.2 or registry/app@sha256:<64 hex>"
+    if match.group("tag") == "latest":
+        return "a pinned tag or digest, not 'latest'"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingPolicyConfig:
+    """One HPA scaling policy: at most ``value`` pods (or percent) per ``periodSeconds``."""
+
+    type: Literal["Pods", "Percent"]
+    value: int = bounded(minimum=1, maximum=1000)
+    period_seconds: int = bounded(15, minimum=1, maximum=1800)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingRulesConfig:
+    """``behavior.scaleUp`` or ``behavior.scaleDown`` of an HPA, declared explicitly."""
+
+    stabilization_window_seconds: int = bounded(minimum=0, maximum=3600)
+    #: Which policy wins when several allow different changes: Max (fastest), Min, or Disabled.
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    policies: list[ScalingPolicyConfig]
+
+    def checks(self):
+        if self.select_policy != "Disabled" and not 1 <= len(self.policies) <= 10:
+            yield "policies", [], "between 1 and 10 policies"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbesConfig:
+    """HTTP probe endpoints of an app container."""
+
+    readiness_path: str = bounded("/healthz/ready", pattern=r"/\S*")
+    liveness_path: str = bounded("/healthz/live", pattern=r"/\S*")
+    startup_path: str = bounded("/healthz/live", pattern=r"/\S*")
+    #: Port the probes call; null means the app's ``port``.
+    port: int | None = bounded(None, minimum=1, maximum=65535)
+
+
+def _fast_scale_up() -> ScalingRulesConfig:
+    return ScalingRulesConfig(stabilization_window_seconds=0, select_policy="Max", policies=[
+        ScalingPolicyConfig(type="Percent", value=100, period_seconds=15),
+        ScalingPolicyConfig(type="Pods", value=4, period_seconds=15)])
+
+
+def _gentle_scale_down() -> ScalingRulesConfig:
+    return ScalingRulesConfig(stabilization_window_seconds=300, select_policy="Min", policies=[
+        ScalingPolicyConfig(type="Percent", value=10, period_seconds=60)])
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    """One entry of ``cofounder:apps``: an app Deployment and its autoscaling."""
+
+    #: Container image pinned by tag or digest (never ``latest``).
+    image: str
+    port: int = bounded(8080, minimum=1, maximum=65535)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
+    cpu_request: str = bounded("250m", pattern=r"[0-9]+(\.[0-9]+)?m?")
+    cpu_limit: str = bounded("1", pattern=r"[0-9]+(\.[0-9]+)?m?")
+    memory_request: str = bounded("512Mi", pattern=r"[0-9]+(Mi|Gi)")
+    memory_limit: str = bounded("512Mi", pattern=r"[0-9]+(Mi|Gi)")
+    min_replicas: int = bounded(2, minimum=1, maximum=MAX_REPLICAS_CAP)
+    max_replicas: int = bounded(10, minimum=1, maximum=MAX_REPLICAS_CAP)
+    cpu_target_percent: int = bounded(70, minimum=10, maximum=100)
+    memory_target_percent: int = bounded(80, minimum=10, maximum=100)
+    #: Target of the per-pod ``cofounder_active_agents`` metric (average per pod); null: not scaled on it.
+    active_agents_target: float | None = bounded(None, minimum=0.1, maximum=1000)
+    scale_up: ScalingRulesConfig = field(default_factory=_fast_scale_up)
+    scale_down: ScalingRulesConfig = field(default_factory=_gentle_scale_down)
+    #: Extra pods during a rollout (maxUnavailable is always 0).
+    max_surge: str = bounded("25%", pattern=r"[0-9]+%?")
+    #: Per-pod database pool size; the data tier's connection budget reads it with ``maxReplicas``.
+    db_pool_size: int = bounded(20, minimum=0, maximum=500)
+    #: False for pods running long agent work: the cluster autoscaler then never evicts them.
+    safe_to_evict: bool = True
+    #: The pod calls AWS APIs through IRSA (a role for its service account, API token mounted).
+    needs_aws: bool = False
+    #: Secrets and ConfigMaps whose keys become environment variables (envFrom).
+    env_from_secrets: list[str] = field(default_factory=list)
+    env_from_config_maps: list[str] = field(default_factory=list)
+    #: SQS queue whose depth also scales this app (through KEDA); null: no queue scaling.
+    queue_name: str | None = bounded(None, pattern=r"[A-Za-z0-9_-]{1,80}")
+    #: Messages per pod that the queue trigger aims for.
+    queue_messages_per_pod: int = bounded(5, minimum=1, maximum=10000)
+    pre_stop_sleep_seconds: int = bounded(10, minimum=0, maximum=120)
+    termination_grace_period_seconds: int = bounded(45, minimum=1, maximum=7200)
+
+    def checks(self):
+        problem = image_problem(self.image)
+        if problem:
+            yield "image", self.image, problem
+        if self.min_replicas > self.max_replicas:
+            yield "minReplicas", self.min_replicas, f"at most maxReplicas ({self.max_replicas})"
+        if self.termination_grace_period_seconds <= self.pre_stop_sleep_seconds:
+            yield ("terminationGracePeriodSeconds", self.termination_grace_period_seconds,
+                   f"more than preStopSleepSeconds ({self.pre_stop_sleep_seconds}) so connections drain")
+        for name in self.env_from_secrets + self.env_from_config_maps:
+            if not re.fullmatch(_K8S_NAME, name):
+                yield "envFrom", name, "Kubernetes object names (lowercase letters, digits, '-')"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingConfig:
+    """``cofounder:scaling`` -- stack-wide scaling targets the time-to-scale report checks."""
+
+    #: Peak load to absorb, as a multiple of today's peak.
+    peak_multiplier: float = bounded(5.0, minimum=1, maximum=50)
+    #: The HPA must have decided the full peak replica count within this many seconds (goal apps).
+    time_to_scale_goal_seconds: int = bounded(45, minimum=15, maximum=900)
+    #: The first scale-up decision must come within this many seconds of the load step (every app).
+    scale_up_within_seconds: int = bounded(60, minimum=15, maximum=900)
+    p99_latency_ms: int = bounded(200, minimum=1, maximum=60000)
+    #: Seconds until new load shows in the metrics the HPA reads (scrape interval, metrics-server resolution).
+    metric_lag_seconds: int = bounded(15, minimum=0, maximum=300)
+    #: Seconds from a scale decision to a Ready pod (scheduling on headroom, image pull, probes).
+    pod_startup_seconds: int = bounded(30, minimum=0, maximum=900)
+    #: Replicas each app runs at today's peak; missing apps default to their minReplicas.
+    baseline_replicas: dict[str, int] = field(default_factory=dict)
+    #: Apps held to ``timeToScaleGoalSeconds``.
+    goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
+
+    def checks(self):
+        for app, replicas in self.baseline_replicas.items():
+            if replicas < 1:
+                yield f"baselineReplicas.{app}", replicas, "at least 1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoscalersConfig:
+    """``cofounder:autoscalers`` -- the metric adapters behind the HPAs (prometheus-adapter, KEDA)."""
+
+    #: Prometheus that prometheus-adapter and KEDA query (kube-prometheus-stack in ``monitoring``).
+    prometheus_url: str = bounded("http://kube-prometheus-stack-prometheus.monitoring.svc",
+                                  pattern=r"https?://[^\s:/]+")
+    prometheus_port: int = bounded(9090, minimum=1, maximum=65535)
+    #: Replicas of prometheus-adapter; the custom-metrics API is on every HPA's path.
+    adapter_replicas: int = bounded(2, minimum=1, maximum=5)
+    #: Replicas of KEDA's operator and metrics server.
+    keda_replicas: int = bounded(2, minimum=1, maximum=5)
 _YEAR_SECONDS = 31_536_000
 _HOSTNAME = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 _ACM_US_EAST_1 = r"arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}"
@@ -472,6 +628,9 @@ class StackConfig:
     pgbouncer: PgBouncerConfig
     redis: RedisConfig
     queues: QueuesConfig
+    apps: dict[str, AppConfig]
+    scaling: ScalingConfig
+    autoscalers: AutoscalersConfig
     edge: EdgeConfig
     cluster: ClusterConfig
 
@@ -484,6 +643,11 @@ class StackConfig:
     def cluster_name(self) -> str:
         return f"{self.name_prefix}-eks"
 
+    @property
+    def agent_queue_name(self) -> str:
+        """The SQS agent-execution queue (the data tier's ``Queue``); its DLQ adds ``-dlq``."""
+        return f"{self.name_prefix}-agent-execution"
+
 
 #: The structured ``cofounder:<key>`` blocks and the dataclass each is read into.
 SECTIONS: dict[str, type] = {
@@ -492,6 +656,9 @@ SECTIONS: dict[str, type] = {
     "pgbouncer": PgBouncerConfig,
     "redis": RedisConfig,
     "queues": QueuesConfig,
+    "apps": dict[str, AppConfig],
+    "scaling": ScalingConfig,
+    "autoscalers": AutoscalersConfig,
     "edge": EdgeConfig,
     "cluster": ClusterConfig,
 }
@@ -659,21 +826,42 @@ def load() -> StackConfig:
             reader.fail(f"{PROJECT}:{name}", cfg.get(name), "a YAML mapping")
         if raw is None:
             raw = {}
-        values[name] = reader.section(f"{PROJECT}:{name}", raw, cls)
+        values[name] = reader.value(f"{PROJECT}:{name}", raw, cls)
 
     for i, zone in enumerate(values["network"].availability_zones):
         if not zone.startswith(region) or len(zone) != len(region) + 1:
             reader.fail(f"{PROJECT}:network.availabilityZones[{i}]", zone,
                         f"a zone of aws:region {region}, such as {region}a")
 
-    return StackConfig(stack=stack, stack_file=reader.stack_file, region=region, **values)
+    for app in values["apps"]:
+        if not re.fullmatch(_K8S_NAME, app) or len(app) > 40:
+            reader.fail(f"{PROJECT}:apps.{app}", app, "an app name of lowercase letters, digits and '-' (at most 40)")
+    scaling = values["scaling"]
+    for key, names in (("baselineReplicas", list(scaling.baseline_replicas)), ("goalApps", scaling.goal_apps)):
+        for app in names:
+            if values["apps"] and app not in values["apps"]:
+                reader.fail(f"{PROJECT}:scaling.{key}", app,
+                            "names of apps in cofounder:apps (" + ", ".join(sorted(values["apps"])) + ")")
+
+    result = StackConfig(stack=stack, stack_file=reader.stack_file, region=region, **values)
+    for name, app in result.apps.items():
+        if app.queue_name is not None and app.queue_name != result.agent_queue_name:
+            reader.fail(f"{PROJECT}:apps.{name}.queueName", app.queue_name,
+                        f"the data tier's agent queue {result.agent_queue_name} (or null)")
+    connection_budget(result)
+    return result
 
 
-def connection_budget(cfg: StackConfig, clients: list[tuple[str, int, int]]) -> connections.Budget:
+def db_clients(cfg: StackConfig) -> list[tuple[str, int, int]]:
+    """(app, HPA maxReplicas, per-pod pool size) of every app in cofounder:apps with a database pool."""
+    return [(name, app.max_replicas, app.db_pool_size) for name, app in cfg.apps.items() if app.db_pool_size > 0]
+
+
+def connection_budget(cfg: StackConfig) -> connections.Budget:
     """The stack's Postgres connection budget, or ``ConfigError`` naming every limit it breaks.
 
-    ``clients``: (app name, HPA maxReplicas, per-pod pool size) for every app that connects
-    through PgBouncer. Call it before declaring resources.
+    Client demand: every app of ``cofounder:apps`` at its ``maxReplicas`` x ``dbPoolSize``.
+    ``load()`` runs it, so a stack that does not fit fails before any resource is declared.
     """
     budget = connections.budget(
         instance_class=cfg.postgres.instance_class,
@@ -682,7 +870,7 @@ def connection_budget(cfg: StackConfig, clients: list[tuple[str, int, int]]) -> 
         pool_size=cfg.pgbouncer.default_pool_size,
         reserve_pool_size=cfg.pgbouncer.reserve_pool_size,
         max_client_conn=cfg.pgbouncer.max_client_conn,
-        clients=clients,
+        clients=db_clients(cfg),
     )
     problems = connections.check(budget)
     if problems:

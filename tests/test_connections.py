@@ -105,12 +105,13 @@ def test_stack_with_too_many_server_connections_fails_before_any_resource(run_st
 
 
 def test_stack_with_too_few_client_slots_fails(run_stack_with):
+    # the demand comes from cofounder:apps: dev's backend and worker at maxReplicas 5 x dbPoolSize 20
     with pytest.raises(ConfigError) as err:
-        run_stack_with("dev", {"cofounder:pgbouncer": {**DEV_PGBOUNCER, "maxClientConn": 200}})
+        run_stack_with("dev", {"cofounder:pgbouncer": {**DEV_PGBOUNCER, "maxClientConn": 50}})
     assert str(err.value) == (
         "stacks/Pulumi.dev.yaml: the connection budget does not fit: PgBouncer client capacity 2 replicas "
-        "x 200 max_client_conn = 400 is below the apps' demand at maximum scale backend 20 x 20 + worker "
-        f"20 x 5 = 500: {REMEDY}")
+        "x 50 max_client_conn = 100 is below the apps' demand at maximum scale backend 5 x 20 + worker "
+        f"5 x 20 = 200: {REMEDY}")
 
 
 def test_a_smaller_instance_class_breaks_the_budget(run_stack_with):
@@ -128,7 +129,11 @@ def test_a_smaller_instance_class_breaks_the_budget(run_stack_with):
 def test_every_stack_fits_and_exports_its_budget(stack_program, stack, expected):
     exported = stack_program(stack).outputs["connectionBudget"]
     assert {k: exported[k] for k in expected} == expected
-    assert exported["clientDemand"] == 500
+    # every app with a database pool, at its HPA maximum (the frontend has dbPoolSize 0)
+    max_replicas = {"dev": 5, "staging": 10, "prod": 40}[stack]
+    assert exported["clients"] == [{"name": "backend", "maxReplicas": max_replicas, "poolPerPod": 20},
+                                   {"name": "worker", "maxReplicas": max_replicas, "poolPerPod": 20}]
+    assert exported["clientDemand"] == 2 * max_replicas * 20
     assert exported["ok"] is True
 
 
@@ -142,8 +147,8 @@ def test_the_preview_report_shows_the_budget(stack_program):
     assert rows["PgBouncer server connections"] == 360
     assert rows["server headroom"] == 3224 - 360
     assert rows["PgBouncer client capacity"] == 3000
-    assert rows["app demand at max scale"] == 500
-    assert rows["client headroom"] == 2500
+    assert rows["app demand at max scale"] == 1600  # backend 40 x 20 + worker 40 x 20
+    assert rows["client headroom"] == 1400
     assert rows["ok"] == "yes"
 
 
@@ -170,3 +175,25 @@ def test_the_report_flags_pgbouncer_replicas_other_than_budgeted(stack_program):
     rep = build_reports(program)["connections"]
     assert rep["ok"] is False
     assert "MISMATCH: PgBouncer declares 5 replicas, the budget assumes 3" in rep["notes"]
+
+
+def test_demand_follows_the_apps_config(run_stack_with):
+    # raising the worker's HPA maximum in cofounder:apps is enough to break dev's client side
+    from toolkit.stackfile import load_stack_file
+    import json
+    apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
+    apps["worker"]["maxReplicas"] = 46
+    with pytest.raises(ConfigError, match=r"= 1000 is below the apps' demand at maximum scale backend 5 x 20 \+ "
+                                          r"worker 46 x 20 = 1020"):
+        run_stack_with("dev", {"cofounder:apps": apps})
+
+
+def test_an_app_on_another_queue_is_refused(run_stack_with):
+    from toolkit.stackfile import load_stack_file
+    import json
+    apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
+    apps["worker"]["queueName"] = "some-other-queue"
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:apps": apps})
+    assert str(err.value) == ("stacks/Pulumi.dev.yaml: cofounder:apps.worker.queueName = 'some-other-queue' is not "
+                              "allowed: expected the data tier's agent queue cofounder-dev-agent-execution (or null)")

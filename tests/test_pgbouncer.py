@@ -210,22 +210,28 @@ def test_pooled_url_goes_through_the_service(tier):
         f"postgresql://cofounder_admin:{password}@pgbouncer.cofounder.svc.cluster.local:6432/cofounder"
 
 
-def test_app_settings_secret_and_config_map(tier):
+def test_app_settings_secrets_and_config_map(tier):
     program, captured = tier
-    secret = program.one("kubernetes:core/v1:Secret", "app-data-secret")
-    assert is_secret(secret.inputs["stringData"])
-    data = reveal(secret.inputs["stringData"])
-    assert set(data) == {"DATABASE_URL", "DATABASE_URL_POOLED", "REDIS_URL"}
-    assert data["DATABASE_URL"].startswith("postgresql://cofounder_admin:") and \
-        data["DATABASE_URL"].endswith(f"@{RDS_HOST}:5432/cofounder?sslmode=require")
-    assert "@pgbouncer.cofounder.svc.cluster.local:6432/" in data["DATABASE_URL_POOLED"]
-    assert data["REDIS_URL"].startswith("rediss://:") and data["REDIS_URL"].endswith(":6379")
-    cm = program.one("kubernetes:core/v1:ConfigMap", "app-data-config")
-    assert cm.inputs["data"] == {
+    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
+    redis = program.one("kubernetes:core/v1:Secret", "app-data-redis")
+    queue = program.one("kubernetes:core/v1:ConfigMap", "app-data-queue")
+    assert [o.inputs["metadata"]["name"] for o in (database, redis, queue)] == \
+        ["cofounder-database", "cofounder-redis", "cofounder-queue"]
+    assert is_secret(database.inputs["stringData"]) and is_secret(redis.inputs["stringData"])
+    db = reveal(database.inputs["stringData"])
+    assert set(db) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
+    assert db["DATABASE_URL"].startswith("postgresql://cofounder_admin:") and \
+        db["DATABASE_URL"].endswith(f"@{RDS_HOST}:5432/cofounder?sslmode=require")
+    assert "@pgbouncer.cofounder.svc.cluster.local:6432/" in db["DATABASE_URL_POOLED"]
+    url = reveal(redis.inputs["stringData"])["REDIS_URL"]
+    assert url.startswith("rediss://:") and url.endswith(":6379")
+    assert queue.inputs["data"] == {
         "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/demo-agent-execution"}
-    assert secret.inputs["metadata"]["namespace"] == cm.inputs["metadata"]["namespace"] == "cofounder"
-    assert _sync_await(captured["settings"].secret_name.future()) == secret.outputs["metadata"]["name"]
-    assert _sync_await(captured["settings"].config_map_name.future()) == cm.outputs["metadata"]["name"]
+    for o in (database, redis, queue):
+        assert o.inputs["metadata"]["namespace"] == "cofounder"
+    settings = captured["settings"]
+    assert _sync_await(settings.database_secret_name.future()) == "cofounder-database"
+    assert _sync_await(settings.queue_config_map_name.future()) == "cofounder-queue"
 
 
 def test_no_secret_outside_a_secret_wrapper(tier):

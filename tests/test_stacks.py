@@ -95,9 +95,19 @@ def test_data_tier_is_declared_private_and_secret_free(stack_program, stack, val
                    if r.inputs["metadata"]["name"] == "pgbouncer")
     assert bouncer.inputs["metadata"]["namespace"] == program.outputs["appNamespace"]
     assert bouncer.inputs["spec"]["replicas"] == program.outputs["connectionBudget"]["pgbouncerReplicas"]
-    settings = program.one("kubernetes:core/v1:Secret", "app-data-secret")
-    assert settings.outputs["metadata"]["name"] == program.outputs["appDataSecretName"]
-    assert set(reveal(settings.inputs["stringData"])) == {"DATABASE_URL", "DATABASE_URL_POOLED", "REDIS_URL"}
+    # every Secret/ConfigMap an app loads with envFrom is one the data tier declares, in its namespace
+    declared = {(r.type.split(":")[-1], r.outputs["metadata"]["name"]) for r in program.resources
+                if r.type in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
+                and r.inputs.get("metadata", {}).get("namespace") == program.outputs["appNamespace"]}
+    for deployment in program.of_type("kubernetes:apps/v1:Deployment"):
+        for container in deployment.inputs["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                kind, ref = ("Secret", source["secretRef"]) if "secretRef" in source else \
+                    ("ConfigMap", source["configMapRef"])
+                assert (kind, ref["name"]) in declared, (deployment.name, ref)
+    assert program.outputs["appDataSecretNames"] == ["cofounder-database", "cofounder-redis"]
+    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
+    assert set(reveal(database.inputs["stringData"])) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
     for r in program.resources:
         if r.custom and program.component_of(r) and program.component_of(r).type in (
                 "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings") and r.type.startswith("kubernetes:"):
@@ -176,3 +186,24 @@ def test_preview_shows_the_platform(tmp_path):
     assert "chart=cluster-autoscaler version=9.53.0" in text
     assert "metadataOptions.httpTokens=required" in text
     assert "Pre-warmed headroom (placeholder pods)" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
+    from collections import Counter
+
+    from toolkit.reports import build_reports
+
+    program = stack_program(stack)
+    cluster_provider = program.one("pulumi:providers:kubernetes").urn
+    apps = {r.inputs["metadata"]["name"]: r for r in program.of_type("kubernetes:apps/v1:Deployment")
+            if program.component_of(r).type == "cofounder:apps:AppService"}
+    assert set(apps) == {"frontend", "backend", "worker"}
+    for dep in apps.values():
+        assert dep.options["provider"] == cluster_provider
+        assert dep.inputs["metadata"]["namespace"] == "cofounder"
+    autoscalers = [r for t in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+                               "kubernetes:keda.sh/v1alpha1:ScaledObject") for r in program.of_type(t)]
+    assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
+    rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
+    assert all(rows[app]["ok"] for app in ("backend", "worker"))

@@ -244,6 +244,8 @@ def test_access_logs_go_to_an_acl_enabled_private_log_bucket(run_program):
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     (rule,) = p.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "cdn-logs").inputs["rules"]
     assert rule["expiration"] == {"days": 30}
+    assert p.one("aws:s3/bucketVersioning:BucketVersioning", "cdn-logs").inputs["versioningConfiguration"] == {
+        "status": "Enabled"}
     (deny,) = json.loads(p.one(BUCKET_POLICY, "cdn-logs").inputs["policy"])["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 

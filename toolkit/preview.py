@@ -43,9 +43,13 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ["fromPort", "referencedSecurityGroupId"],
     "random:index/randomPassword:RandomPassword": ["length", "special"],
     "kubernetes:core/v1:Service": ["metadata.name", "spec.ports"],
-    "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable", "spec.minAvailable"],
     "kubernetes:core/v1:Secret": ["metadata.namespace", "stringData"],
     "kubernetes:core/v1:ConfigMap": ["metadata.namespace"],
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ["spec.minReplicas", "spec.maxReplicas",
+                                                          "spec.behavior.scaleUp.policies"],
+    "kubernetes:keda.sh/v1alpha1:ScaledObject": ["spec.minReplicaCount", "spec.maxReplicaCount",
+                                                 "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"],
+    "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable"],
     # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
     "aws:cloudfront/distribution:Distribution": [
         "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",

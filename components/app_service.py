@@ -1,0 +1,354 @@
+"""AppService: one CoFounder app (frontend, backend API, agent worker) on Kubernetes.
+
+Builds a Deployment, a ClusterIP Service, a ServiceAccount (annotated with an IRSA role when the
+pod calls AWS), a PodDisruptionBudget and exactly one autoscaler:
+- a native autoscaling/v2 HorizontalPodAutoscaler on CPU, memory and, where the app runs agents,
+  the per-pod metric ``cofounder_active_agents`` (served by prometheus-adapter on
+  custom.metrics.k8s.io), or
+- for an app that also scales on queue depth, a KEDA ScaledObject carrying the same CPU, memory
+  and active-agents targets plus an ``aws-sqs-queue`` trigger, with the same explicit behavior.
+  KEDA creates and owns the one HPA of that Deployment; a second HPA would fight it.
+
+Zero-downtime rollouts: maxUnavailable 0, startup/readiness/liveness probes, a preStop pause
+inside a longer termination grace period so the Service stops routing before the process ends,
+zone and node spread, and a PDB. ``spec.replicas`` is deliberately not declared: the autoscaler
+owns it. With server-side apply (pulumi-kubernetes' default) a field the program does not declare
+is not managed by Pulumi, so ``pulumi up`` never resets what the HPA chose, and Kubernetes'
+own guidance for HPA-managed Deployments is to omit it. A new Deployment starts at one pod and
+the autoscaler raises it to ``minReplicas`` at its first sync (15 s).
+
+Pods are non-root with a read-only root filesystem (an emptyDir on /tmp), all capabilities
+dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Security
+``restricted``). Settings come only through ``envFrom`` Secrets/ConfigMaps, never plain env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingPolicy:
+    """At most ``value`` pods (``Pods``) or percent (``Percent``) per ``period_seconds``."""
+
+    type: str
+    value: int
+    period_seconds: int = 15
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingRules:
+    """One direction of an HPA's behavior."""
+
+    stabilization_window_seconds: int
+    policies: Sequence[ScalingPolicy]
+    select_policy: str = "Max"
+
+
+#: Reach 5x quickly: double or +4 pods every 15 s, whichever is more, with no stabilization delay.
+FAST_SCALE_UP = ScalingRules(stabilization_window_seconds=0, select_policy="Max", policies=(
+    ScalingPolicy(type="Percent", value=100), ScalingPolicy(type="Pods", value=4)))
+#: Shed at most 10 % a minute, after five minutes of lower load.
+GENTLE_SCALE_DOWN = ScalingRules(stabilization_window_seconds=300, select_policy="Min", policies=(
+    ScalingPolicy(type="Percent", value=10, period_seconds=60),))
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueScaling:
+    """Queue-depth scaling through KEDA (replaces the native HPA by a ScaledObject)."""
+
+    #: URL of the SQS queue whose depth drives the app.
+    queue_url: pulumi.Input[str]
+    aws_region: str
+    #: Prometheus that KEDA queries for ``cofounder_active_agents`` (``http://host:port``).
+    prometheus_address: str
+    #: Visible + in-flight messages per pod that KEDA aims for.
+    messages_per_pod: int = 5
+    #: The KEDA installation (its CRDs must exist before the ScaledObject); None if managed elsewhere.
+    keda: pulumi.Resource | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppServiceArgs:
+    """Inputs of AppService. Defaults are production-safe."""
+
+    #: Namespace of the app (the cluster's app namespace, Pod Security ``restricted``).
+    namespace: pulumi.Input[str]
+    #: Image pinned by tag or digest (validated by the stack config).
+    image: str
+    port: int = 8080
+    readiness_path: str = "/healthz/ready"
+    liveness_path: str = "/healthz/live"
+    startup_path: str = "/healthz/live"
+    #: Port the probes call; None means ``port``.
+    probe_port: int | None = None
+    cpu_request: str = "250m"
+    cpu_limit: str = "1"
+    memory_request: str = "512Mi"
+    memory_limit: str = "512Mi"
+    min_replicas: int = 2
+    max_replicas: int = 10
+    cpu_target_percent: int = 70
+    memory_target_percent: int = 80
+    #: Average ``cofounder_active_agents`` per pod to aim for; None: not scaled on it.
+    active_agents_target: float | None = None
+    scale_up: ScalingRules = FAST_SCALE_UP
+    scale_down: ScalingRules = GENTLE_SCALE_DOWN
+    #: Extra pods during a rollout; maxUnavailable is always 0.
+    max_surge: str = "25%"
+    #: False for long agent runs: the cluster autoscaler then never evicts the pods to shrink a node.
+    safe_to_evict: bool = True
+    #: IRSA role for the pod's service account (create it with IrsaRole); None: no AWS access and no API token.
+    role_arn: pulumi.Input[str] | None = None
+    #: Secrets and ConfigMaps whose keys become environment variables.
+    env_from_secrets: Sequence[str] = ()
+    env_from_config_maps: Sequence[str] = ()
+    #: Pause before SIGTERM so endpoints are removed from load balancers first.
+    pre_stop_sleep_seconds: int = 10
+    termination_grace_period_seconds: int = 45
+    run_as_user: int = 10001
+    #: ``DoNotSchedule`` keeps replicas balanced over zones; ``ScheduleAnyway`` favours placement speed.
+    zone_spread_when_unsatisfiable: str = "DoNotSchedule"
+    #: Voluntary disruptions (node drains) take at most this many pods at a time.
+    pdb_max_unavailable: int = 1
+    #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
+    queue_scaling: QueueScaling | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _quantity(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _rules(rules: ScalingRules) -> dict:
+    return {
+        "stabilizationWindowSeconds": rules.stabilization_window_seconds,
+        "selectPolicy": rules.select_policy,
+        "policies": [{"type": p.type, "value": p.value, "periodSeconds": p.period_seconds}
+                     for p in rules.policies],
+    }
+
+
+class AppService(pulumi.ComponentResource):
+    """A Deployment with its Service, ServiceAccount, PDB and one autoscaler (HPA or KEDA)."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    service_account_name: pulumi.Output[str]
+    #: ``HorizontalPodAutoscaler`` or ``ScaledObject``: the one object that sets the replica count.
+    autoscaler_kind: str
+
+    def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:apps:AppService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.min_replicas > args.max_replicas:
+            raise ValueError(f"{name}: min_replicas {args.min_replicas} > max_replicas {args.max_replicas}")
+        if args.termination_grace_period_seconds <= args.pre_stop_sleep_seconds:
+            raise ValueError(f"{name}: the termination grace period must outlast the preStop pause")
+        selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cofounder"}
+        labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi"}
+
+        def meta(annotations: dict | None = None) -> dict:
+            return {"name": name, "namespace": args.namespace, "labels": labels,
+                    **({"annotations": annotations} if annotations else {})}
+
+        needs_aws = args.role_arn is not None
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=meta({"eks.amazonaws.com/role-arn": args.role_arn} if needs_aws else None),
+            automount_service_account_token=needs_aws,
+            opts=child,
+        )
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(),
+            spec={
+                # No "replicas": the autoscaler owns it (see the module docstring).
+                "selector": {"matchLabels": selector},
+                "revisionHistoryLimit": 5,
+                "strategy": {"type": "RollingUpdate",
+                             "rollingUpdate": {"maxUnavailable": 0, "maxSurge": args.max_surge}},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {
+                        # Explicit either way: the emptyDir on /tmp would otherwise make the
+                        # cluster autoscaler treat every pod as unevictable local storage.
+                        "cluster-autoscaler.kubernetes.io/safe-to-evict":
+                            "true" if args.safe_to_evict else "false"}},
+                    "spec": self._pod_spec(name, args, selector, account, needs_aws),
+                },
+            },
+            opts=child,
+        )
+
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(),
+            spec={"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]},
+            opts=child,
+        )
+
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta(),
+            spec={"selector": {"matchLabels": selector},
+                  "maxUnavailable": args.pdb_max_unavailable,
+                  # A crash-looping pod must not block node drains.
+                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+            opts=child,
+        )
+
+        target_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
+        behavior = {"scaleUp": _rules(args.scale_up), "scaleDown": _rules(args.scale_down)}
+        if args.queue_scaling is None:
+            self._hpa(name, args, meta(), target_ref, behavior)
+            self.autoscaler_kind = "HorizontalPodAutoscaler"
+        else:
+            self._scaled_object(name, args, meta, target_ref, behavior)
+            self.autoscaler_kind = "ScaledObject"
+
+        self.deployment_name = deployment.metadata.name
+        self.service_name = pulumi.Output.from_input(name)
+        self.service_account_name = account.metadata.name
+        self.register_outputs({
+            "deployment_name": self.deployment_name,
+            "service_name": self.service_name,
+            "service_account_name": self.service_account_name,
+        })
+
+    @staticmethod
+    def _pod_spec(name: str, args: AppServiceArgs, selector: dict, account, needs_aws: bool) -> dict:
+        probe_port = args.probe_port or args.port
+
+        def probe(path: str, period: int, failures: int) -> dict:
+            return {"httpGet": {"path": path, "port": probe_port}, "periodSeconds": period,
+                    "timeoutSeconds": 2, "failureThreshold": failures}
+
+        env_from = ([{"secretRef": {"name": s}} for s in args.env_from_secrets]
+                    + [{"configMapRef": {"name": c}} for c in args.env_from_config_maps])
+
+        def spread(key: str, when: str) -> dict:
+            # matchLabelKeys: during a rollout the new ReplicaSet is spread on its own.
+            return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
+                    "labelSelector": {"matchLabels": selector}, "matchLabelKeys": ["pod-template-hash"]}
+
+        container = {
+            "name": name,
+            "image": args.image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
+                          "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit}},
+            # Up to 2 minutes to boot; liveness only starts once the startup probe passed.
+            "startupProbe": probe(args.startup_path, 5, 24),
+            "readinessProbe": probe(args.readiness_path, 5, 3),
+            "livenessProbe": probe(args.liveness_path, 10, 3),
+            "lifecycle": {"preStop": {"sleep": {"seconds": args.pre_stop_sleep_seconds}}},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }
+        if env_from:
+            container["envFrom"] = env_from
+        return {
+            "serviceAccountName": account.metadata.name,
+            "automountServiceAccountToken": needs_aws,
+            "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": args.run_as_user,
+                "runAsGroup": args.run_as_user,
+                "fsGroup": args.run_as_user,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "topologySpreadConstraints": [
+                spread("topology.kubernetes.io/zone", args.zone_spread_when_unsatisfiable),
+                spread("kubernetes.io/hostname", "ScheduleAnyway"),
+            ],
+            "containers": [container],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        }
+
+    def _hpa(self, name: str, args: AppServiceArgs, metadata: dict, target_ref: dict,
+             behavior: dict) -> None:
+        metrics = [
+            {"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": args.cpu_target_percent}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {
+                "type": "Utilization", "averageUtilization": args.memory_target_percent}}},
+        ]
+        if args.active_agents_target is not None:
+            metrics.append({"type": "Pods", "pods": {
+                "metric": {"name": ACTIVE_AGENTS_METRIC},
+                "target": {"type": "AverageValue", "averageValue": _quantity(args.active_agents_target)}}})
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=metadata,
+            spec={"scaleTargetRef": target_ref, "minReplicas": args.min_replicas,
+                  "maxReplicas": args.max_replicas, "metrics": metrics, "behavior": behavior},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _scaled_object(self, name: str, args: AppServiceArgs, meta, target_ref: dict,
+                       behavior: dict) -> None:
+        queue = args.queue_scaling
+        depends = [queue.keda] if queue.keda is not None else []
+        opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
+        # Identity of KEDA's operator (its IRSA role may only read this queue's attributes).
+        auth_name = f"{name}-aws"
+        auth = k8s.apiextensions.CustomResource(
+            f"{name}-keda-auth",
+            api_version=KEDA_API_VERSION,
+            kind="TriggerAuthentication",
+            metadata={**meta(), "name": auth_name},
+            spec={"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
+            opts=opts,
+        )
+        triggers = [
+            {"type": "cpu", "metricType": "Utilization",
+             "metadata": {"value": str(args.cpu_target_percent)}},
+            {"type": "memory", "metricType": "Utilization",
+             "metadata": {"value": str(args.memory_target_percent)}},
+        ]
+        if args.active_agents_target is not None:
+            # Sum over this Deployment's pods; AverageValue divides it by the replica count, which
+            # is what a Pods metric with an averageValue target does in a native HPA.
+            query = pulumi.Output.from_input(args.namespace).apply(
+                lambda ns: f'sum({ACTIVE_AGENTS_METRIC}{{namespace="{ns}",'
+                           f'pod=~"{name}-[a-z0-9]+-[a-z0-9]+"}})')
+            triggers.append({"type": "prometheus", "name": "active-agents", "metricType": "AverageValue",
+                             "metadata": {"serverAddress": queue.prometheus_address, "query": query,
+                                          "threshold": _quantity(args.active_agents_target)}})
+        triggers.append({
+            "type": "aws-sqs-queue", "name": "queue-depth",
+            "authenticationRef": {"name": auth_name},
+            "metadata": {"queueURL": queue.queue_url, "awsRegion": queue.aws_region,
+                         "queueLength": str(queue.messages_per_pod), "scaleOnInFlight": "true"}})
+        k8s.apiextensions.CustomResource(
+            f"{name}-scaledobject",
+            api_version=KEDA_API_VERSION,
+            kind="ScaledObject",
+            metadata=meta(),
+            spec={
+                "scaleTargetRef": target_ref,
+                "minReplicaCount": args.min_replicas,
+                "maxReplicaCount": args.max_replicas,
+                # Same cadence as the HPA controller's sync for the external triggers.
+                "pollingInterval": 15,
+                "advanced": {"horizontalPodAutoscalerConfig": {"name": name, "behavior": behavior}},
+                "triggers": triggers,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, auth]),
+        )

@@ -1,0 +1,81 @@
+"""PrometheusAdapter: serves ``cofounder_active_agents`` per pod on custom.metrics.k8s.io.
+
+The app HPAs scale on the Pods metric ``cofounder_active_agents`` (average per pod); the adapter
+turns the Prometheus series of that name (scraped from the app pods, labels ``namespace`` and
+``pod``) into that API. Installed from the official prometheus-community chart with only that
+rule: the chart's default rules are off, no ``rules.external`` (KEDA owns
+``v1beta1.external.metrics.k8s.io``; two claimants of one APIService break each other) and no
+``rules.resource`` (metrics-server already serves ``metrics.k8s.io``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
+
+
+def active_agents_rule(metric: str = ACTIVE_AGENTS_METRIC) -> dict:
+    """The adapter rule exposing ``metric`` per pod (and namespace) as a custom metric."""
+    return {
+        "seriesQuery": f'{metric}{{namespace!="",pod!=""}}',
+        "resources": {"overrides": {"namespace": {"resource": "namespace"},
+                                    "pod": {"resource": "pod"}}},
+        "name": {"matches": f"^{metric}$", "as": metric},
+        "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusAdapterArgs:
+    """Inputs of PrometheusAdapter."""
+
+    #: Prometheus base URL without port (the chart takes the port separately).
+    prometheus_url: str
+    prometheus_port: int = 9090
+    #: ``monitoring``, shared with kube-prometheus-stack; created by Helm if missing.
+    namespace: str = "monitoring"
+    chart_version: str = "5.2.0"
+    image_tag: str = "v0.12.0"
+    #: Replicas; the custom-metrics API is on every HPA's path, so more than one in production.
+    replicas: int = 2
+
+
+class PrometheusAdapter(pulumi.ComponentResource):
+    """prometheus-adapter with one custom-metrics rule and no external or resource metrics."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: PrometheusAdapterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:autoscaling:PrometheusAdapter", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="prometheus-adapter",
+            chart="prometheus-adapter",
+            version=args.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
+            namespace=args.namespace,
+            # kube-prometheus-stack shares the namespace; Helm creates it only if it is missing.
+            create_namespace=True,
+            atomic=True,
+            timeout=600,
+            values={
+                "image": {"tag": args.image_tag},
+                "replicas": args.replicas,
+                "prometheus": {"url": args.prometheus_url, "port": args.prometheus_port},
+                "rules": {"default": False, "custom": [active_agents_rule()], "external": []},
+                "podDisruptionBudget": {"enabled": args.replicas > 1, "maxUnavailable": 1},
+                "topologySpreadConstraints": [{
+                    "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus-adapter"}}}],
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                              "limits": {"memory": "256Mi"}},
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"release_status": self.release.status})

@@ -1,0 +1,15 @@
+"""The CoFounder policy pack: assembles the rules from cofounder_policies and serves them.
+
+The Pulumi CLI runs this file with this folder as the working directory (``--policy-pack
+policies``); ``PolicyPack`` prints its gRPC port and serves the Analyzer protocol until stopped.
+"""
+
+from pulumi_policy import EnforcementLevel, PolicyPack
+
+from cofounder_policies import ALL
+
+PolicyPack(
+    name="cofounder-policies",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    policies=ALL,
+)

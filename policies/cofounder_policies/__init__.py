@@ -1,0 +1,11 @@
+"""The CoFounder policy rules, one module per resource family.
+
+Each family module exposes ``POLICIES`` (its rules, in the order they are reported). Nothing
+here starts the pack: ``policies/__main__.py`` assembles ``ALL`` into a ``PolicyPack``, which
+serves forever, so the rules stay importable for tests.
+"""
+
+from cofounder_policies import cache, capacity, cluster, database, edge, network, queue, workloads
+
+FAMILIES = (cluster, database, cache, queue, edge, network, workloads, capacity)
+ALL = [policy for family in FAMILIES for policy in family.POLICIES]

@@ -1,0 +1,62 @@
+"""ElastiCache Redis replication groups."""
+
+from __future__ import annotations
+
+from cofounder_policies.rules import MANDATORY, get, items, resource_rule
+
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+
+
+def _transit(props, settings):
+    if get(props, "transitEncryptionEnabled") is not True:
+        yield "transitEncryptionEnabled is not true"
+    elif get(props, "transitEncryptionMode") == "preferred":
+        yield "transitEncryptionMode is 'preferred', which still accepts plaintext clients"
+
+
+def _at_rest(props, settings):
+    if get(props, "atRestEncryptionEnabled") is not True:
+        yield "atRestEncryptionEnabled is not true"
+
+
+def _auth(props, settings):
+    if not (get(props, "authToken") or get(props, "authTokenWo") or items(get(props, "userGroupIds"))):
+        yield "no authToken (or RBAC userGroupIds): any client in the security group can connect"
+
+
+def _failover(props, settings):
+    if not settings["required"]:
+        return
+    if get(props, "automaticFailoverEnabled") is not True:
+        yield "automaticFailoverEnabled is not true and this stack requires failover"
+    if settings["requireMultiAz"] and get(props, "multiAzEnabled") is not True:
+        yield "multiAzEnabled is not true and this stack requires replicas in another AZ"
+
+
+POLICIES = [
+    resource_rule(
+        "elasticache-replication-group-transit-encryption",
+        "Sessions and cached LLM answers must not cross the network in clear text. Fix: "
+        "transitEncryptionEnabled=true (transitEncryptionMode 'required') and TLS in the clients.",
+        MANDATORY, [REPLICATION_GROUP], _transit),
+    resource_rule(
+        "elasticache-replication-group-at-rest-encryption",
+        "Cache data and its backups must be encrypted at rest. Fix: atRestEncryptionEnabled=true "
+        "(optionally kmsKeyId); changing it replaces the group.",
+        MANDATORY, [REPLICATION_GROUP], _at_rest),
+    resource_rule(
+        "elasticache-replication-group-auth-token",
+        "Redis must require authentication. Fix: set authToken from a pulumi-random password "
+        "(a Pulumi secret), or use RBAC userGroupIds.",
+        MANDATORY, [REPLICATION_GROUP], _auth),
+    resource_rule(
+        "elasticache-replication-group-automatic-failover",
+        "Where the stack requires it (staging, prod), a replica is promoted automatically when a "
+        "primary fails. Fix: automaticFailoverEnabled=true and multiAzEnabled=true with at least "
+        "one replica per shard.",
+        MANDATORY, [REPLICATION_GROUP], _failover,
+        config={"required": {"type": "boolean", "default": True,
+                             "description": "Whether this stack requires automatic failover"},
+                "requireMultiAz": {"type": "boolean", "default": True,
+                                   "description": "Also require multiAzEnabled"}}),
+]

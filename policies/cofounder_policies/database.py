@@ -1,0 +1,89 @@
+"""RDS PostgreSQL instances and their parameter groups."""
+
+from __future__ import annotations
+
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, resource_rule
+
+INSTANCE = "aws:rds/instance:Instance"
+PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+REQUIRED = {"required": {"type": "boolean", "default": True,
+                         "description": "Whether this stack requires the setting (false in dev)"}}
+
+
+def _not_public(props, settings):
+    if get(props, "publiclyAccessible") is True:
+        yield "publiclyAccessible is true"
+
+
+def _encrypted(props, settings):
+    if get(props, "storageEncrypted") is not True and not get(props, "replicateSourceDb"):
+        yield "storageEncrypted is not true"
+
+
+def _backups(props, settings):
+    days, minimum = get(props, "backupRetentionPeriod"), int(settings["minimumDays"])
+    if days is None or days < minimum:
+        yield f"backupRetentionPeriod is {days}, below the stack's minimum of {minimum} days"
+
+
+def _multi_az(props, settings):
+    if settings["required"] and get(props, "multiAz") is not True:
+        yield "multiAz is not true and this stack requires a standby in a second AZ"
+
+
+def _deletion_protection(props, settings):
+    if settings["required"] and get(props, "deletionProtection") is not True:
+        yield "deletionProtection is not true and this stack requires it"
+    if settings["required"] and get(props, "skipFinalSnapshot") is True:
+        yield "skipFinalSnapshot is true: deleting the instance would keep no snapshot"
+
+
+def _pg_stat_statements(props, settings):
+    if "engine" in props:  # an instance: it must use a custom parameter group
+        if str(get(props, "engine", "")).startswith("postgres") and not get(props, "parameterGroupName"):
+            yield "the instance uses the default parameter group; set parameterGroupName"
+        return
+    if not str(get(props, "family", "")).startswith("postgres"):
+        return
+    libraries = [str(get(p, "value", "")) for p in items(get(props, "parameters"))
+                 if get(p, "name") == "shared_preload_libraries"]
+    if not any("pg_stat_statements" in [lib.strip() for lib in value.split(",")] for value in libraries):
+        yield "shared_preload_libraries does not include pg_stat_statements"
+
+
+POLICIES = [
+    resource_rule(
+        "rds-instance-not-public",
+        "The database must not get a public IP. Fix: publiclyAccessible=false and private "
+        "subnets in its db subnet group; reach it from the cluster through its security group.",
+        MANDATORY, [INSTANCE], _not_public),
+    resource_rule(
+        "rds-instance-storage-encrypted",
+        "Database storage, snapshots and backups must be encrypted at rest. Fix: "
+        "storageEncrypted=true (optionally kmsKeyId); an existing instance needs a snapshot restore.",
+        MANDATORY, [INSTANCE], _encrypted),
+    resource_rule(
+        "rds-instance-backup-retention",
+        "Automated backups with point-in-time recovery protect against data loss. Fix: set "
+        "backupRetentionPeriod to at least the stack's minimumDays.",
+        MANDATORY, [INSTANCE], _backups,
+        config={"minimumDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 7,
+                                "description": "Minimum automated backup retention in days"}}),
+    resource_rule(
+        "rds-instance-multi-az",
+        "Where the stack requires it (prod), a synchronous standby in a second AZ survives an AZ "
+        "outage without data loss. Fix: multiAz=true (cofounder:database.multiAz).",
+        MANDATORY, [INSTANCE], _multi_az, config=REQUIRED),
+    resource_rule(
+        "rds-instance-deletion-protection",
+        "Where the stack requires it (prod), the database cannot be deleted by a bad change and "
+        "leaves a final snapshot. Fix: deletionProtection=true, skipFinalSnapshot=false "
+        "(and protect the resource).",
+        MANDATORY, [INSTANCE], _deletion_protection, config=REQUIRED),
+    resource_rule(
+        "rds-parameter-group-pg-stat-statements",
+        "pg_stat_statements is how slow queries are found. Fix: give PostgreSQL instances a "
+        "custom parameter group whose shared_preload_libraries includes pg_stat_statements "
+        "(applyMethod pending-reboot).",
+        ADVISORY, [INSTANCE, PARAMETER_GROUP], _pg_stat_statements),
+]

@@ -1,0 +1,208 @@
+"""Kubernetes workloads the program declares directly (not Helm charts' own objects): pod
+hygiene and security, HPAs, and a PodDisruptionBudget for every autoscaled Deployment."""
+
+from __future__ import annotations
+
+import re
+
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, resource_rule, stack_rule
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+#: Long-running workloads: these need probes (a Job's pod is done when it exits).
+SERVING = [DEPLOYMENT, "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet",
+           "kubernetes:apps/v1:ReplicaSet"]
+#: Everything that declares pods.
+WORKLOADS = SERVING + ["kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob", "kubernetes:core/v1:Pod"]
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def _pod_spec(props):
+    """The pod spec of a workload, whichever kind (found by its shape, as props carry no type)."""
+    for path in ("spec.template.spec", "spec.jobTemplate.spec.template.spec"):
+        spec = get(props, path)
+        if spec is not None:
+            return spec
+    return get(props, "spec", {})
+
+
+def _containers(props, init: bool = True):
+    spec = _pod_spec(props)
+    found = [("container", c) for c in items(get(spec, "containers"))]
+    if init:
+        found += [("initContainer", c) for c in items(get(spec, "initContainers"))]
+    return found
+
+
+def _resources(props, settings):
+    for kind, c in _containers(props):
+        needed = ["requests.cpu", "requests.memory", "limits.memory"]
+        missing = [n for n in needed if get(c, f"resources.{n}") is None]
+        if missing:
+            yield f"{kind} {get(c, 'name')!r} has no resources.{', resources.'.join(missing)}"
+
+
+def _probes(props, settings):
+    for _, c in _containers(props, init=False):
+        missing = [p for p in ("readinessProbe", "livenessProbe") if get(c, p) is None]
+        if missing:
+            yield f"container {get(c, 'name')!r} has no {' or '.join(missing)}"
+
+
+def image_pinned(image: str) -> bool:
+    """True for ``repo:tag`` (not ``latest``) or ``repo@sha256:...``."""
+    if _DIGEST.search(image):
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and last.rsplit(":", 1)[1] not in ("", "latest")
+
+
+def _image_pinned(props, settings):
+    for kind, c in _containers(props):
+        image = str(get(c, "image", ""))
+        if not image_pinned(image):
+            yield f"{kind} {get(c, 'name')!r} uses image {image!r} without a fixed tag or digest"
+
+
+def _non_root(props, settings):
+    pod_level = get(_pod_spec(props), "securityContext.runAsNonRoot")
+    for kind, c in _containers(props):
+        own = get(c, "securityContext.runAsNonRoot")
+        if not (own is True or (own is None and pod_level is True)):
+            yield f"{kind} {get(c, 'name')!r} may run as root (runAsNonRoot is not true)"
+
+
+def _no_privilege(props, settings):
+    if get(_pod_spec(props), "hostNetwork") is True or get(_pod_spec(props), "hostPID") is True:
+        yield "the pod shares the node's network or PID namespace"
+    for kind, c in _containers(props):
+        ctx = get(c, "securityContext", {})
+        if get(ctx, "privileged") is True:
+            yield f"{kind} {get(c, 'name')!r} is privileged"
+        if get(ctx, "allowPrivilegeEscalation") is not False:
+            yield f"{kind} {get(c, 'name')!r} does not set allowPrivilegeEscalation=false"
+
+
+def _hpa_max(props, settings):
+    top, cap = get(props, "spec.maxReplicas"), int(settings["maximum"])
+    if top is None or top > cap:
+        yield f"spec.maxReplicas {top} is above the stack's cap of {cap}"
+
+
+def _hpa_min(props, settings):
+    low, floor = get(props, "spec.minReplicas", 1), int(settings["minimum"])
+    if low < floor:
+        yield f"spec.minReplicas {low} is below the stack's minimum of {floor}"
+
+
+def _hpa_behavior(props, settings):
+    missing = [b for b in ("scaleUp", "scaleDown") if get(props, f"spec.behavior.{b}") is None]
+    if missing:
+        yield f"spec.behavior has no {' or '.join(missing)}"
+
+
+def _namespace(resource) -> str:
+    return get(resource.props, "metadata.namespace", "default")
+
+
+def _selects(selector, labels) -> bool:
+    """Whether a LabelSelector matches a set of labels (an empty selector matches nothing in a PDB)."""
+    match, expressions = get(selector, "matchLabels", {}), items(get(selector, "matchExpressions"))
+    if not match and not expressions:
+        return False
+    if any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for e in expressions:
+        key, op, values = get(e, "key"), get(e, "operator"), items(get(e, "values"))
+        ok = {"In": key in labels and labels[key] in values,
+              "NotIn": key not in labels or labels[key] not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}.get(op, False)
+        if not ok:
+            return False
+    return True
+
+
+def scaled_deployments(resources):
+    """(HPA, Deployment) pairs: each HPA with the Deployment its scaleTargetRef names."""
+    deployments = {(_namespace(d), get(d.props, "metadata.name")): d for d in of_type(resources, DEPLOYMENT)}
+    pairs = []
+    for hpa in of_type(resources, HPA):
+        ref = get(hpa.props, "spec.scaleTargetRef", {})
+        if get(ref, "kind") == "Deployment":
+            pairs.append((hpa, deployments.get((_namespace(hpa), get(ref, "name")))))
+    return pairs
+
+
+def _pdb_per_scaled_deployment(resources, settings):
+    pdbs = of_type(resources, PDB)
+    for hpa, deployment in scaled_deployments(resources):
+        if deployment is None:
+            yield (f"HPA targets Deployment {get(hpa.props, 'spec.scaleTargetRef.name')!r}, "
+                   f"which the stack does not declare"), hpa.urn
+            continue
+        labels = dict(get(deployment.props, "spec.template.metadata.labels", {}))
+        if not any(_namespace(p) == _namespace(deployment) and _selects(get(p.props, "spec.selector"), labels)
+                   for p in pdbs):
+            yield "the Deployment is autoscaled but no PodDisruptionBudget selects its pods", deployment.urn
+
+
+POLICIES = [
+    resource_rule(
+        "k8s-workload-resources",
+        "Without requests the scheduler packs pods blindly and the capacity arithmetic is "
+        "meaningless; without a memory limit one pod can starve its node. Fix: set "
+        "resources.requests.cpu, resources.requests.memory and resources.limits.memory on every "
+        "container (a CPU limit is optional: throttling hurts latency more than it protects).",
+        ADVISORY, WORKLOADS, _resources),
+    resource_rule(
+        "k8s-workload-probes",
+        "Without a readiness probe traffic reaches pods that are not ready (every rollout and "
+        "scale-up drops requests); without a liveness probe a hung pod is never restarted. Fix: "
+        "add readinessProbe and livenessProbe to every container.",
+        ADVISORY, SERVING, _probes),
+    resource_rule(
+        "k8s-workload-image-pinned",
+        "A mutable tag (`latest`, or none) changes what runs without a change in this repository. "
+        "Fix: pin every image to a version tag or an @sha256 digest.",
+        MANDATORY, WORKLOADS, _image_pinned),
+    resource_rule(
+        "k8s-workload-run-as-non-root",
+        "A container escape from a root process starts as root on the node. Fix: set "
+        "securityContext.runAsNonRoot=true (pod or container) with a non-zero runAsUser, as the "
+        "namespace's Pod Security Admission 'restricted' level demands.",
+        MANDATORY, WORKLOADS, _non_root),
+    resource_rule(
+        "k8s-workload-no-privilege",
+        "Privileged containers, privilege escalation and host namespaces give a pod the node. Fix: "
+        "securityContext.privileged unset or false, allowPrivilegeEscalation=false on every "
+        "container, no hostNetwork/hostPID.",
+        MANDATORY, WORKLOADS, _no_privilege),
+    resource_rule(
+        "k8s-hpa-max-replicas-bounded",
+        "An unbounded HPA turns a traffic spike or a metrics bug into a cost spike and exhausts "
+        "database connections. Fix: set spec.maxReplicas at or below the stack's cap, sized by "
+        "the connection budget.",
+        ADVISORY, [HPA], _hpa_max,
+        config={"maximum": {"type": "integer", "minimum": 1, "default": 50,
+                            "description": "Largest maxReplicas allowed"}}),
+    resource_rule(
+        "k8s-hpa-min-replicas",
+        "One replica means every node drain or crash is an outage. Fix: set spec.minReplicas to at "
+        "least the stack's minimum (2 in production).",
+        ADVISORY, [HPA], _hpa_min,
+        config={"minimum": {"type": "integer", "minimum": 1, "default": 2,
+                            "description": "Smallest minReplicas allowed"}}),
+    resource_rule(
+        "k8s-hpa-scaling-behavior",
+        "Default HPA behavior scales down after 5 minutes of any dip and flaps on bursty agent "
+        "traffic. Fix: set spec.behavior.scaleUp and spec.behavior.scaleDown explicitly "
+        "(stabilization windows and policies).",
+        ADVISORY, [HPA], _hpa_behavior),
+    stack_rule(
+        "k8s-scaled-deployment-has-pdb",
+        "Node drains (upgrades, Cluster Autoscaler scale-down) may evict every replica of an "
+        "autoscaled Deployment at once. Fix: add a policy/v1 PodDisruptionBudget in the same "
+        "namespace whose selector matches the Deployment's pod labels (e.g. maxUnavailable 1).",
+        ADVISORY, _pdb_per_scaled_deployment),
+]

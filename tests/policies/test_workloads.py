@@ -1,0 +1,112 @@
+"""Kubernetes workload, HPA and PDB rules."""
+
+import copy
+
+import pytest
+
+from tests.policies.helpers import resource, stack_violations, violations
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+CONTAINER = {
+    "name": "api", "image": "ghcr.io/cofounder/api:1.4.2",
+    "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+    "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}},
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+}
+GOOD = {"metadata": {"name": "api", "namespace": "cofounder"}, "spec": {"template": {
+    "metadata": {"labels": {"app": "api"}},
+    "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 10001}, "containers": [CONTAINER]}}}}
+RULES = ["k8s-workload-resources", "k8s-workload-probes", "k8s-workload-image-pinned",
+         "k8s-workload-run-as-non-root", "k8s-workload-no-privilege"]
+
+
+def _with_container(**change):
+    doc = copy.deepcopy(GOOD)
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    for key, value in change.items():
+        if value is None:
+            container.pop(key, None)
+        else:
+            container[key] = value
+    return doc
+
+
+@pytest.mark.parametrize("policy", RULES)
+def test_a_hardened_deployment_passes(policy):
+    assert violations(policy, DEPLOYMENT, GOOD) == []
+
+
+@pytest.mark.parametrize("policy, change", [
+    ("k8s-workload-resources", {"resources": {"requests": {"cpu": "1"}}}),
+    ("k8s-workload-probes", {"livenessProbe": None}),
+    ("k8s-workload-image-pinned", {"image": "ghcr.io/cofounder/api:latest"}),
+    ("k8s-workload-image-pinned", {"image": "ghcr.io/cofounder/api"}),
+    ("k8s-workload-image-pinned", {"image": "registry.local:5000/api"}),  # a port is not a tag
+    ("k8s-workload-run-as-non-root", {"securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": False}}),
+    ("k8s-workload-no-privilege", {"securityContext": {"allowPrivilegeEscalation": False, "privileged": True}}),
+    ("k8s-workload-no-privilege", {"securityContext": {}}),
+])
+def test_each_unsafe_container_setting_is_a_violation(policy, change):
+    assert violations(policy, DEPLOYMENT, _with_container(**change))
+
+
+def test_pod_level_non_root_is_required_when_containers_do_not_set_it():
+    doc = copy.deepcopy(GOOD)
+    del doc["spec"]["template"]["spec"]["securityContext"]
+    assert violations("k8s-workload-run-as-non-root", DEPLOYMENT, doc)
+
+
+def test_digest_pinned_images_pass_and_cronjobs_are_checked():
+    assert violations("k8s-workload-image-pinned", DEPLOYMENT,
+                      _with_container(image="ghcr.io/cofounder/api@sha256:" + "a" * 64)) == []
+    cron = {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [
+        {"name": "job", "image": "busybox"}]}}}}}}
+    assert violations("k8s-workload-image-pinned", "kubernetes:batch/v1:CronJob", cron)
+    assert violations("k8s-workload-probes", "kubernetes:batch/v1:CronJob", cron) == []  # jobs need no probes
+
+
+GOOD_HPA = {"metadata": {"namespace": "cofounder"}, "spec": {
+    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+    "minReplicas": 2, "maxReplicas": 20,
+    "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0}, "scaleDown": {"stabilizationWindowSeconds": 300}}}}
+
+
+@pytest.mark.parametrize("policy", ["k8s-hpa-max-replicas-bounded", "k8s-hpa-min-replicas", "k8s-hpa-scaling-behavior"])
+def test_a_bounded_hpa_with_behavior_passes(policy):
+    assert violations(policy, HPA, GOOD_HPA) == []
+
+
+def test_hpa_bounds_follow_the_stack_config():
+    assert violations("k8s-hpa-max-replicas-bounded", HPA, GOOD_HPA, {"maximum": 10})
+    one = {**GOOD_HPA, "spec": {**GOOD_HPA["spec"], "minReplicas": 1}}
+    assert violations("k8s-hpa-min-replicas", HPA, one)
+    assert violations("k8s-hpa-min-replicas", HPA, one, {"minimum": 1}) == []
+
+
+def test_hpa_without_behavior_is_a_violation():
+    bare = {**GOOD_HPA, "spec": {**GOOD_HPA["spec"], "behavior": {"scaleUp": {}}}}
+    [message] = violations("k8s-hpa-scaling-behavior", HPA, bare)
+    assert "scaleDown" in message
+
+
+def _stack(pdb_selector):
+    resources = [resource(DEPLOYMENT, "api", GOOD), resource(HPA, "api", GOOD_HPA)]
+    if pdb_selector is not None:
+        resources.append(resource(PDB, "api", {"metadata": {"namespace": "cofounder"},
+                                               "spec": {"maxUnavailable": 1, "selector": pdb_selector}}))
+    return resources
+
+
+def test_scaled_deployment_with_matching_pdb_passes():
+    assert stack_violations("k8s-scaled-deployment-has-pdb", _stack({"matchLabels": {"app": "api"}})) == []
+    expr = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["api", "web"]}]}
+    assert stack_violations("k8s-scaled-deployment-has-pdb", _stack(expr)) == []
+
+
+@pytest.mark.parametrize("selector", [None, {"matchLabels": {"app": "worker"}}, {}])
+def test_scaled_deployment_without_matching_pdb_is_a_violation(selector):
+    [(message, urn)] = stack_violations("k8s-scaled-deployment-has-pdb", _stack(selector))
+    assert urn.endswith(f"{DEPLOYMENT}::api")

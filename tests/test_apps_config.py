@@ -1,0 +1,91 @@
+"""cofounder:apps / scaling / autoscalers: stack values load, bad ones fail with one clear line."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from infra.config import ConfigError, image_problem
+from toolkit.stackfile import STACKS_DIR
+
+
+def _apps(stack="dev"):
+    return copy.deepcopy(yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]["cofounder:apps"])
+
+
+def _with(app, **changes):
+    apps = _apps()
+    apps[app].update(changes)
+    return {"cofounder:apps": apps}
+
+
+@pytest.mark.parametrize("image, ok", [
+    ("ghcr.io/cofounder/backend:1.0.0", True),
+    ("localhost:5000/backend:2", True),
+    ("ghcr.io/cofounder/backend@sha256:" + "a" * 64, True),
+    ("ghcr.io/cofounder/backend:latest", False),
+    ("ghcr.io/cofounder/backend", False),
+    ("localhost:5000/backend", False),
+])
+def test_image_must_be_pinned(image, ok):
+    assert (image_problem(image) is None) is ok
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (_with("backend", image="ghcr.io/cofounder/backend:latest"),
+     "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend:latest' is not allowed: "
+     "expected a pinned tag or digest, not 'latest'"),
+    (_with("backend", image="ghcr.io/cofounder/backend"),
+     "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend' is not allowed: expected an image pinned by tag or digest"),
+    (_with("backend", minReplicas=4, maxReplicas=3),
+     "cofounder:apps.backend.minReplicas = 4 is not allowed: expected at most maxReplicas (3)"),
+    (_with("backend", maxReplicas=500),
+     "cofounder:apps.backend.maxReplicas = 500 is not allowed: expected a value between 1 and 100"),
+    (_with("worker", minReplicas=0),
+     "cofounder:apps.worker.minReplicas = 0 is not allowed: expected a value between 1 and 100"),
+    (_with("worker", terminationGracePeriodSeconds=10, preStopSleepSeconds=10),
+     "cofounder:apps.worker.terminationGracePeriodSeconds = 10 is not allowed: expected more than preStopSleepSeconds (10)"),
+    (_with("backend", maxReplica=5),
+     "cofounder:apps.backend.maxReplica is not a known setting: did you mean 'maxReplicas'?"),
+    (_with("backend", scaleUp={"stabilizationWindowSeconds": 0, "policies": [{"type": "Pod", "value": 4}]}),
+     "cofounder:apps.backend.scaleUp.policies[0].type = 'Pod' is not allowed: expected one of Pods, Percent"),
+    (_with("backend", scaleUp={"stabilizationWindowSeconds": 0, "policies": []}),
+     "cofounder:apps.backend.scaleUp.policies = [] is not allowed: expected between 1 and 10 policies"),
+    (_with("backend", envFromSecrets=["Database_URL"]),
+     "cofounder:apps.backend.envFrom = 'Database_URL' is not allowed: expected Kubernetes object names"),
+    (_with("backend", activeAgentsTarget=0),
+     "cofounder:apps.backend.activeAgentsTarget = 0.0 is not allowed: expected a value between 0.1 and 1000"),
+    ({"cofounder:scaling": {"goalApps": ["api"]}},
+     "cofounder:scaling.goalApps = 'api' is not allowed: expected names of apps in cofounder:apps (backend, frontend, worker)"),
+    ({"cofounder:scaling": {"baselineReplicas": {"backend": 0}}},
+     "cofounder:scaling.baselineReplicas.backend = 0 is not allowed: expected at least 1"),
+    ({"cofounder:autoscalers": {"prometheusUrl": "prometheus:9090"}},
+     "cofounder:autoscalers.prometheusUrl = 'prometheus:9090' is not allowed: expected a value matching"),
+])
+def test_bad_app_config_fails_with_a_clear_message(run_stack_with, overrides, expected):
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", overrides)
+    message = str(err.value)
+    assert message.startswith("stacks/Pulumi.dev.yaml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_bad_app_name_is_refused(run_stack_with):
+    apps = _apps()
+    apps["Back_End"] = apps.pop("backend")
+    with pytest.raises(ConfigError, match=r"cofounder:apps.Back_End = 'Back_End' is not allowed"):
+        run_stack_with("dev", {"cofounder:apps": apps, "cofounder:scaling": {"goalApps": ["worker"]}})
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_apps_keep_the_fields_the_data_tier_reads(stack):
+    """The connection budget (feat/data) reads maxReplicas and dbPoolSize of every app."""
+    apps = _apps(stack)
+    assert set(apps) == {"frontend", "backend", "worker"}
+    for app in apps.values():
+        assert "maxReplicas" in app and "dbPoolSize" in app
+    assert apps["frontend"]["activeAgentsTarget"] is None
+    assert apps["worker"]["safeToEvict"] is False and apps["worker"]["queueName"]

@@ -1,0 +1,134 @@
+"""infra/apps.py with each stack's config on a stand-alone Kubernetes provider (no cluster yet),
+and the time-to-scale report computed from what it declares."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+
+import pulumi_kubernetes as k8s
+import pytest
+
+from infra import config as stack_config
+from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
+from tests.conftest import STACKS
+from toolkit import harness
+from toolkit.app_reports import pack_into_headroom, time_to_scale_report
+from toolkit.stackfile import _encode, load_stack_file
+
+OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
+ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC"
+AUTOSCALERS = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "kubernetes:keda.sh/v1alpha1:ScaledObject")
+
+
+def _run(stack: str, overrides: dict | None = None) -> harness.Program:
+    stack_file = load_stack_file(stack)
+    config = dict(stack_file.config)
+    for key, value in (overrides or {}).items():
+        config[key], _ = _encode(value)
+
+    def program():
+        cfg = stack_config.load()
+        queues = {n: queue_by_name(cfg.region, a.queue_name) for n, a in cfg.apps.items() if a.queue_name}
+        policies = {n: queue_consumer_policy(queues[n].arn) for n, a in cfg.apps.items() if a.needs_aws}
+        deploy_apps(cfg, k8s_provider=k8s.Provider("k8s"), app_namespace="cofounder",
+                    app_namespace_name="cofounder", oidc_provider_arn=OIDC_ARN, oidc_issuer_url=ISSUER,
+                    queues=queues, aws_policies=policies)
+    return harness.run(program, stack=stack, config=config, secret_keys=stack_file.secret_keys)
+
+
+_tier = functools.lru_cache(maxsize=None)(lambda stack: _run(stack))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_deployment_has_exactly_one_autoscaler(stack):
+    p = _tier(stack)
+    deployments = {r.inputs["metadata"]["name"] for r in p.of_type("kubernetes:apps/v1:Deployment")}
+    assert deployments == {"frontend", "backend", "worker"}
+    targets = Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for t in AUTOSCALERS for r in p.of_type(t))
+    assert targets == {name: 1 for name in deployments}
+    assert p.one(AUTOSCALERS[1]).inputs["spec"]["scaleTargetRef"]["name"] == "worker"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_object_validates_and_only_keda_claims_external_metrics(stack, validate_k8s):
+    p = _tier(stack)
+    for r in p.resources:
+        if r.custom and r.type.startswith("kubernetes:") and r.type.split(":")[1] in (
+                "apps/v1", "core/v1", "policy/v1", "autoscaling/v2"):
+            validate_k8s(r)
+    releases = {r.inputs["chart"]: r.inputs for r in p.of_type("kubernetes:helm.sh/v3:Release")}
+    assert set(releases) == {"keda", "prometheus-adapter"}
+    assert not releases["prometheus-adapter"]["values"]["rules"]["external"]
+    assert "resource" not in releases["prometheus-adapter"]["values"]["rules"]
+
+
+def test_active_agents_metric_only_where_configured():
+    p = _tier("prod")
+    hpas = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in p.of_type(AUTOSCALERS[0])}
+    assert [m["type"] for m in hpas["frontend"]["metrics"]] == ["Resource", "Resource"]
+    assert hpas["backend"]["metrics"][2]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
+    triggers = [t["type"] for t in p.one(AUTOSCALERS[1]).inputs["spec"]["triggers"]]
+    assert triggers == ["cpu", "memory", "prometheus", "aws-sqs-queue"]
+
+
+def test_worker_irsa_and_keda_are_scoped_to_the_agent_queue():
+    p = _tier("prod")
+    queue_arn = "arn:aws:sqs:us-east-1:123456789012:cofounder-prod-agent-execution"
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in p.of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert policies["keda-operator-policy"]["Statement"][0]["Resource"] == [queue_arn]
+    worker = policies["worker-irsa-policy"]["Statement"][0]
+    assert worker["Resource"] == queue_arn and "sqs:DeleteMessage" in worker["Action"]
+    so = p.one(AUTOSCALERS[1]).inputs["spec"]
+    sqs = next(t for t in so["triggers"] if t["type"] == "aws-sqs-queue")
+    assert sqs["metadata"]["queueURL"] == \
+        "https://sqs.us-east-1.amazonaws.com/123456789012/cofounder-prod-agent-execution"
+    sas = {r.inputs["metadata"]["name"]: r.inputs for r in p.of_type("kubernetes:core/v1:ServiceAccount")}
+    assert "eks.amazonaws.com/role-arn" in sas["worker"]["metadata"]["annotations"]
+    assert sas["backend"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_time_to_scale_report_meets_the_goals_of_every_stack(stack):
+    rep = time_to_scale_report(_tier(stack))
+    rows = {r["app"]: r for r in rep["rows"]}
+    assert set(rows) == {"frontend", "backend", "worker"}
+    assert rows["worker"]["autoscaler"] == "ScaledObject"
+    assert rep["ok"] is True, rows
+    assert "coverage is not checked" in rep["notes"][-1]
+
+
+def test_prod_backend_and_worker_decide_within_45_seconds():
+    rows = {r["app"]: r for r in time_to_scale_report(_tier("prod"))["rows"]}
+    for app in ("backend", "worker"):
+        assert rows[app]["needed"] == 15
+        assert rows[app]["steps (s:replicas)"] == "15:11 30:15"
+        assert rows[app]["decided"] == "30s" and rows[app]["goal"] == "45s"
+
+
+def test_a_slow_behavior_fails_the_report():
+    apps = json.loads(load_stack_file("prod").config["cofounder:apps"])
+    apps["backend"]["scaleUp"] = {"stabilizationWindowSeconds": 0,
+                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
+    rep = time_to_scale_report(_run("prod", {"cofounder:apps": apps}))
+    rows = {r["app"]: r for r in rep["rows"]}
+    assert rows["backend"]["ok"] is False and rows["worker"]["ok"] is True
+    assert rep["ok"] is False
+
+
+def test_headroom_coverage_counts_in_the_report():
+    p = _tier("prod")
+    p.outputs["headroom"] = {"replicas": 1, "cpuMillicores": 500, "memoryMib": 512}
+    rep = time_to_scale_report(p)
+    assert rep["ok"] is False and "NOT covered" in rep["notes"][-1]
+    p.outputs["headroom"] = {"replicas": 24, "cpuMillicores": 1000, "memoryMib": 2048}
+    assert time_to_scale_report(p)["ok"] is True
+    del p.outputs["headroom"]
+
+
+def test_pack_into_headroom_never_splits_a_pod_across_placeholders():
+    room = {"replicas": 2, "cpuMillicores": 1000, "memoryMib": 1024}
+    assert pack_into_headroom([(500, 512)] * 4, room)
+    assert not pack_into_headroom([(500, 512)] * 5, room)
+    assert not pack_into_headroom([(1500, 512)], {"replicas": 3, "cpuMillicores": 1000, "memoryMib": 1024})

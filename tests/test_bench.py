@@ -1,0 +1,27 @@
+"""toolkit/bench.py runs end to end on a tiny size (its speed is not tested)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from toolkit import bench
+from toolkit.stackfile import REPO
+
+
+def test_synthetic_and_bare_programs_register_what_they_say(run_program):
+    program = bench.synthetic(2)()
+    assert len(program.of_type("cofounder:network:Network")) == 2
+    assert len(bench.bare(5)().resources) == 5
+    assert {r.type for r in bench.bare(3, "bucket")().resources} == {"aws:s3/bucket:Bucket"}
+
+
+def test_bench_prints_a_table_per_stack_and_the_synthetic_stack():
+    res = subprocess.run([sys.executable, "-m", "toolkit.bench", "--stacks", "dev", "--synthetic", "1",
+                          "--repeat", "1"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split() == ["case", "resources", "preview", "s", "plain", "s", "ratio",
+                                "Bucket", "s", "ratio"]
+    assert lines[1].split()[0] == "dev" and lines[2].startswith("synthetic x1")
+    assert int(lines[2].split()[2]) == len(bench.synthetic(1)().resources)

@@ -1,0 +1,93 @@
+"""The whole pack through the Analyzer gRPC protocol, as `pulumi preview --policy-pack` runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tests.conftest import STACKS
+from toolkit import harness, policy_runner
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_every_mandatory_rule(stack_program, stack):
+    results = policy_runner.run_policies(stack, stack_program(stack))
+    assert [v for v in results if v["enforcement"] == "mandatory"] == []
+    assert all(set(v) >= {"policy", "enforcement", "urn", "message"} for v in results)
+
+
+def _with(program: harness.Program, *extra: harness.Resource) -> harness.Program:
+    return dataclasses.replace(program, resources=[*program.resources, *extra])
+
+
+def _resource(type_: str, name: str, inputs: dict) -> harness.Resource:
+    urn = f"urn:pulumi:dev::cofounder::{type_}::{name}"
+    return harness.Resource(urn=urn, type=type_, name=name, custom=True, inputs=inputs,
+                            outputs={**inputs, "id": f"{name}-id"}, parent=None, options={"protect": False})
+
+
+PUBLIC_DB = _resource("aws:rds/instance:Instance", "leaky", {
+    "engine": "postgres", "publiclyAccessible": True, "storageEncrypted": True, "backupRetentionPeriod": 7,
+    "parameterGroupName": "pg", "password": {harness.SECRET_SIG: harness.SECRET_SIG_VALUE, "value": "pw"}})
+LONE_BUCKET = _resource("aws:s3/bucket:Bucket", "naked", {"bucket": "naked"})
+
+
+def test_crafted_bad_resources_are_reported_per_resource_and_per_stack(stack_program):
+    results = policy_runner.run_policies("dev", _with(stack_program("dev"), PUBLIC_DB, LONE_BUCKET))
+    found = {(v["policy"], v["urn"]) for v in results if v["enforcement"] == "mandatory"}
+    assert ("rds-instance-not-public", PUBLIC_DB.urn) in found          # Analyze
+    assert ("s3-bucket-versioned", LONE_BUCKET.urn) in found            # AnalyzeStack
+    # dev's policy config relaxes Multi-AZ; the defaults (prod-like) would not
+    assert not any(p == "rds-instance-multi-az" for p, _ in found)
+    message = next(v for v in results if v["policy"] == "rds-instance-not-public")
+    assert message["message"] == "publiclyAccessible is true"
+    assert "publiclyAccessible=false" in message["description"]
+
+
+def test_a_mandatory_violation_makes_the_runner_exit_non_zero(monkeypatch, capsys, stack_program):
+    monkeypatch.setattr(policy_runner, "run_stack", lambda stack: _with(stack_program(stack), PUBLIC_DB))
+    assert policy_runner.main(["--stack", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "== mandatory violations: 1" in out and PUBLIC_DB.urn in out and "fix: " in out
+    assert "FAILED" in out
+
+
+def test_a_clean_stack_exits_zero(capsys):
+    assert policy_runner.main(["--stack", "dev"]) == 0
+    assert "passed: 0 mandatory" in capsys.readouterr().out
+
+
+def test_config_defaults_and_stack_files_reach_the_pack(stack_program, tmp_path):
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({"rds-instance-backup-retention": {"minimumDays": 30},
+                                  "rds-parameter-group-pg-stat-statements": "mandatory"}))
+    db = _resource("aws:rds/instance:Instance", "db", {**PUBLIC_DB.inputs, "publiclyAccessible": False,
+                                                       "parameterGroupName": None})
+    results = policy_runner.run_policies("dev", _with(stack_program("dev"), db), config_path=strict)
+    levels = {v["policy"]: v["enforcement"] for v in results}
+    assert levels["rds-instance-backup-retention"] == "mandatory"
+    assert levels["rds-parameter-group-pg-stat-statements"] == "mandatory"  # raised from advisory
+    assert levels["rds-instance-multi-az"] == "mandatory"  # no dev relaxation in this file: default applies
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"rds-instance-multiaz": {"required": False}}, "rds-instance-multiaz is not a policy of the pack"),
+    ({"rds-instance-multi-az": {"requird": False}}, "rds-instance-multi-az.requird is not a setting"),
+    ({"rds-instance-backup-retention": {"minimumDays": 90}}, "minimumDays = 90 is not allowed: expected an integer between 1 and 35"),
+    ({"rds-instance-multi-az": "strict"}, "enforcement level 'strict' is not allowed"),
+])
+def test_bad_policy_config_fails_with_one_clear_line(stack_program, tmp_path, doc, expected):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(policy_runner.PolicyConfigError, match=expected.replace(".", r"\.")):
+        policy_runner.run_policies("dev", stack_program("dev"), config_path=path)
+
+
+def test_pack_requirements_pin_what_the_project_pins():
+    def pins(path):
+        return {line.split("==")[0]: line for line in path.read_text().splitlines() if "==" in line}
+    pack, project = pins(policy_runner.PACK_DIR / "requirements.txt"), pins(policy_runner.REPO / "requirements.txt")
+    assert pack and all(project[name] == line for name, line in pack.items())
+    assert "-e .." in (policy_runner.PACK_DIR / "requirements.txt").read_text()

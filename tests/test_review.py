@@ -1,0 +1,322 @@
+"""toolkit/diff.py and toolkit/review.py: the review report on crafted snapshots and on real git trees."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolkit import diff, review
+from toolkit.stackfile import REPO
+
+RDS = "aws:rds/instance:Instance"
+DB_URN = "urn:pulumi:prod::cofounder::cofounder:data:Postgres$aws:rds/instance:Instance::db-instance"
+
+
+def _res(urn: str, inputs: dict, options: dict | None = None, custom: bool = True) -> dict:
+    type_ = urn.split("::")[2].split("$")[-1]
+    return {"urn": urn, "type": type_, "name": urn.split("::")[-1], "parent": None,
+            "custom": custom, "options": options or {}, "inputs": inputs}
+
+
+def _snap(*resources: dict, reports: dict | None = None, outputs: dict | None = None) -> dict:
+    return {"format": "cofounder-desired-state/v1", "stack": "prod", "note": "",
+            "resources": sorted(resources, key=lambda r: r["urn"]),
+            "outputs": outputs or {}, "reports": reports or {}}
+
+
+def _urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:prod::cofounder::cofounder:network:Network${type_}::{name}"
+
+
+BASE = _snap(
+    _res(_urn("aws:ec2/subnet:Subnet", "net-private-a"), {"cidrBlock": "10.0.0.0/19"}),
+    _res(_urn("aws:cloudwatch/logGroup:LogGroup", "net-flow-logs"), {"retentionInDays": 90}),
+    _res(_urn("aws:ec2/natGateway:NatGateway", "net-nat-b"), {"subnetId": "subnet-b"}),
+    _res(DB_URN, {"engine": "postgres", "instanceClass": "db.r6g.large",
+                  "password": "[secret:aaaaaaaaaaaa]", "storageEncrypted": True},
+         {"protect": True}),
+    reports={"connections": {"title": "Connection budget", "ok": True,
+                             "rows": [{"pool": "pgbouncer", "connections": 200}]}},
+)
+
+
+def _head() -> dict:
+    head = copy.deepcopy(BASE)
+    res = {r["name"]: r for r in head["resources"]}
+    res["net-flow-logs"]["inputs"]["retentionInDays"] = 365                  # a change
+    res["db-instance"]["inputs"]["password"] = "[secret:bbbbbbbbbbbb]"      # a secret change
+    res["db-instance"]["inputs"]["engine"] = "aurora-postgresql"            # forces replacement
+    head["resources"] = [r for r in head["resources"] if r["name"] != "net-nat-b"]  # a delete
+    head["resources"].append(_res(_urn("aws:ec2/subnet:Subnet", "net-private-c"),
+                                  {"cidrBlock": "10.0.64.0/19"}))              # an add
+    head["resources"].sort(key=lambda r: r["urn"])
+    head["reports"]["connections"]["rows"][0]["connections"] = 450
+    head["reports"]["connections"]["ok"] = False
+    return head
+
+
+def _stack_diff(base=BASE, head=None, **kw) -> diff.StackDiff:
+    return diff.diff_stack("prod", base, _head() if head is None else head, **kw)
+
+
+def test_diff_classifies_add_change_delete_and_replacement():
+    d = _stack_diff()
+    ops = {r.name: r.op for r in d.resources}
+    assert ops == {"net-private-c": "create", "net-flow-logs": "update",
+                   "net-nat-b": "delete", "db-instance": "replace"}
+    logs = next(r for r in d.resources if r.name == "net-flow-logs")
+    assert [(c.path, c.old, c.new) for c in logs.changes] == [("retentionInDays", "90", "365")]
+
+
+def test_secret_change_is_masked():
+    d = _stack_diff()
+    db = next(r for r in d.resources if r.name == "db-instance")
+    pw = next(c for c in db.changes if c.path == "password")
+    assert (pw.old, pw.new, pw.forces_replace) == ("(secret)", "(secret changed)", False)
+    text = diff.render([d], base_label="b", head_label="h")
+    assert "(secret changed)" in text
+    assert "aaaaaaaaaaaa" not in text and "bbbbbbbbbbbb" not in text
+
+
+def test_database_replacement_is_flagged_at_the_top():
+    text = diff.render([_stack_diff()], base_label="b", head_label="h")
+    top = text.split("### Stack")[0]
+    assert "⚠ Stateful resources at risk (1)" in top
+    assert "`db-instance`" in top and "`engine` forces replacement" in top
+    assert "pulumi preview --diff" in top and "best-effort" in top
+    # the summary row counts it as a replace-risk
+    assert "| `prod` | 1 | 1 | 1 | 1 | n/a | built |" in top
+
+
+def test_deleting_a_stateful_resource_and_moving_it_are_flagged():
+    head = _snap(*[r for r in BASE["resources"] if r["type"] != RDS])
+    assert [f.what for f in _stack_diff(head=head).flags] == ["RDS instance deleted"]
+
+    moved = copy.deepcopy(BASE)
+    for r in moved["resources"]:
+        if r["type"] == RDS:
+            r["urn"] = "urn:pulumi:prod::cofounder::cofounder:data:Database$aws:rds/instance:Instance::db-instance"
+    d = _stack_diff(head=moved)
+    assert sorted(r.op for r in d.resources if r.type == RDS) == ["create", "delete"]
+    assert len(d.flags) == 1 and "URN changes" in d.flags[0].what
+
+
+def test_update_in_place_of_a_database_is_not_a_replacement():
+    head = copy.deepcopy(BASE)
+    next(r for r in head["resources"] if r["type"] == RDS)["inputs"]["instanceClass"] = "db.r6g.xlarge"
+    d = _stack_diff(head=head)
+    assert [(r.name, r.op) for r in d.resources] == [("db-instance", "update")]
+    assert d.flags == []
+
+
+def test_dropping_protect_on_a_database_is_flagged():
+    head = copy.deepcopy(BASE)
+    next(r for r in head["resources"] if r["type"] == RDS)["options"] = {}
+    assert [f.what for f in _stack_diff(head=head).flags] == ["RDS instance loses `protect`"]
+
+
+def test_reports_and_policies_show_their_change_from_base():
+    base_pol = [{"policy": "rds-multi-az", "enforcement": "mandatory", "urn": DB_URN, "message": "single AZ"}]
+    head_pol = [{"policy": "sqs-has-dlq", "enforcement": "advisory", "urn": "q", "message": "no DLQ"}]
+    d = _stack_diff(base_policies=base_pol, head_policies=head_pol)
+    text = diff.render([d], base_label="b", head_label="h")
+    assert "Connection budget: changed ❌ target missed (was ok)" in text
+    assert "**450** (was 200)" in text
+    assert "advisory: 1 (+1)" in text and "1 new, 1 resolved since BASE" in text
+    assert "| resolved | `rds-multi-az`" in text
+
+
+def test_policy_results_are_optional():
+    text = diff.render([_stack_diff(policy_note="toolkit/policy_runner.py is not in this tree yet")],
+                       base_label="b", head_label="h")
+    assert "**Policy results:** not available (toolkit/policy_runner.py is not in this tree yet)." in text
+
+
+def test_empty_base_side_is_labelled():
+    d = diff.diff_stack("prod", None, _head(), base_note="predates the offline toolkit.")
+    text = diff.render([d], base_label="b", head_label="h")
+    assert "> **BASE: predates the offline toolkit.** Treated as empty." in text
+    assert {r.op for r in d.resources} == {"create"}
+
+
+def _big_diffs(n: int) -> list[diff.StackDiff]:
+    base = _snap(*[_res(_urn("aws:ec2/subnet:Subnet", f"s{i:04d}"),
+                        {"cidrBlock": f"10.{i % 250}.0.0/24", "tags": {f"k{j}": "a" * 30 for j in range(8)}})
+                   for i in range(n)], *[r for r in BASE["resources"] if r["type"] == RDS])
+    head = copy.deepcopy(base)
+    for r in head["resources"]:
+        if r["type"] == RDS:
+            r["inputs"]["storageEncrypted"] = False
+        else:
+            r["inputs"]["tags"] = {k: "b" * 30 for k in r["inputs"]["tags"]}
+    return [diff.diff_stack(s, base, head) for s in ("dev", "prod", "staging")]
+
+
+def test_size_cap_cuts_detail_first_and_keeps_flags_and_summaries():
+    diffs = _big_diffs(400)
+    full = diff.render(diffs, base_label="b", head_label="h", limit=10**9)
+    assert len(full) > 65_536
+    capped = diff.render(diffs, base_label="b", head_label="h")
+    assert len(capped) <= diff.DEFAULT_LIMIT < 65_536
+    assert "Cut to fit a GitHub comment: folded property diffs" in capped
+    assert "⚠ Stateful resources at risk (3)" in capped
+    for stack in ("dev", "prod", "staging"):
+        assert f"| `{stack}` | 0 | 400 | 0 | 1 | n/a | built |" in capped
+    # a tighter cap drops the per-resource lines too, still keeping flags and summaries
+    tight = diff.render(diffs, base_label="b", head_label="h", limit=6_000)
+    assert len(tight) <= 6_000
+    assert "Stateful resources at risk (3)" in tight and "`storageEncrypted` forces replacement" in tight
+
+
+def test_report_is_byte_stable():
+    a = diff.render([_stack_diff()], base_label="b", head_label="h")
+    b = diff.render([diff.diff_stack("prod", copy.deepcopy(BASE), _head())], base_label="b", head_label="h")
+    assert a.encode() == b.encode()
+    assert diff.render(_big_diffs(50), base_label="b", head_label="h") == \
+        diff.render(_big_diffs(50), base_label="b", head_label="h")
+
+
+# --- real git trees ------------------------------------------------------------------------
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=GIT_ENV).stdout.strip()
+
+
+def _copy_tree(dest: Path) -> Path:
+    """The repository as it stands (committed and not), without build products."""
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "--cached", "--others",
+                            "--exclude-standard"], check=True, capture_output=True, text=True).stdout.split()
+    for f in files:
+        if (REPO / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, dest / f)
+    return dest
+
+
+def _new_repo(path: Path) -> Path:
+    path.mkdir()
+    _git(path, "init", "--quiet", "--initial-branch=main")
+    return path
+
+
+def _commit(repo: Path, message: str) -> str:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _make_diff(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    out = repo / "build" / "review"
+    res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", "dev", "--out", str(out), *args],
+                         cwd=repo, capture_output=True, text=True, env=GIT_ENV)
+    report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
+    return res, report
+
+
+def test_make_diff_on_a_fresh_clone_with_base_head_reports_no_changes(tmp_path):
+    origin = _copy_tree(_new_repo(tmp_path / "origin"))
+    _commit(origin, "all")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(origin), str(clone)], check=True, env=GIT_ENV)
+    res, report = _make_diff(clone, "--base", "HEAD")
+    assert res.returncode == 0, res.stderr
+    assert "**No resource changes in any stack.**" in report
+    assert "| `dev` | 0 | 0 | 0 | 0 |" in report
+    assert (clone / "build/review/base/dev.json").read_bytes() == (clone / "build/review/head/dev.json").read_bytes()
+    # the temporary worktree is gone
+    assert len(_git(clone, "worktree", "list").splitlines()) == 1
+
+
+def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path):
+    """PYTHONPATH shadows the editable install: BASE's components/ and toolkit/ are what run."""
+    repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    network = repo / "components" / "network.py"
+    network.write_text(network.read_text().replace('"component": "network"', '"component": "network-at-base"'))
+    snapshot_py = repo / "toolkit" / "snapshot.py"
+    snapshot_py.write_text(snapshot_py.read_text().replace('NOTE = ("', 'NOTE = ("BASE TOOLKIT. '))
+    _commit(repo, "base")
+    _git(repo, "checkout", "--quiet", "-b", "feature")
+    shutil.copy2(REPO / "components" / "network.py", network)
+    shutil.copy2(REPO / "toolkit" / "snapshot.py", snapshot_py)
+    _commit(repo, "feature")
+    res, report = _make_diff(repo)  # default BASE: merge base with main
+    assert res.returncode == 0, res.stderr
+    assert "merge base with `main`" in report
+    base_doc = (repo / "build/review/base/dev.json").read_text()
+    assert '"component": "network-at-base"' in base_doc and "BASE TOOLKIT." in base_doc
+    assert "network-at-base" not in (repo / "build/review/head/dev.json").read_text()
+    assert '| `tags.component` | "network-at-base" | "network" |' in report
+
+
+def test_base_that_predates_the_toolkit_is_reported_as_empty(tmp_path):
+    repo = _new_repo(tmp_path / "repo")
+    (repo / "README.md").write_text("before the toolkit\n")
+    base = _commit(repo, "old")
+    _copy_tree(repo)
+    _commit(repo, "toolkit")
+    res, report = _make_diff(repo, "--base", base)
+    assert res.returncode == 0, res.stderr
+    assert "> **BASE: predates the offline toolkit" in report and "Treated as empty." in report
+    assert "| `dev` | 0 | 0 | 0 |" not in report
+
+
+def test_shallow_clone_without_main_is_deepened_to_find_the_merge_base(tmp_path):
+    origin = _copy_tree(_new_repo(tmp_path / "origin"))
+    _commit(origin, "main")
+    _git(origin, "checkout", "--quiet", "-b", "feature")
+    stack = origin / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("flowLogRetentionDays: 14", "flowLogRetentionDays: 30"))
+    _commit(origin, "feature")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "feature", "--single-branch",
+                    f"file://{origin}", str(clone)], check=True, env=GIT_ENV)
+    res, report = _make_diff(clone)
+    assert res.returncode == 0, res.stderr
+    assert "merge base with `origin/main`" in report
+    assert "| `retentionInDays` | 14 | 30 |" in report
+
+
+def test_unknown_base_is_a_one_line_error(tmp_path):
+    repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    _commit(repo, "all")
+    res, _ = _make_diff(repo, "--base", "no-such-ref")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "error: BASE=no-such-ref is not a commit in this clone (fetched main and deepened too); "
+        "pass a commit, tag or branch that exists"]
+
+
+def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
+    repo = _new_repo(tmp_path / "repo")
+    (repo / "x").write_text("x")
+    _commit(repo, "x")
+    _git(repo, "branch", "-m", "main", "other")
+    sha, label = review.resolve_base(repo, None)
+    assert sha is None and label.startswith("unavailable: no merge base with main")
+
+
+def test_policy_runner_of_the_tree_is_used_when_present(tmp_path):
+    """The seam for toolkit/policy_runner.py: run_policies(stack) of each tree feeds the report."""
+    repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    (repo / "toolkit" / "policy_runner.py").unlink(missing_ok=True)
+    _commit(repo, "base without a policy runner")
+    (repo / "toolkit" / "policy_runner.py").write_text(
+        "def run_policies(stack):\n"
+        "    return [{'policy': 'demo-rule', 'enforcement': 'advisory', 'urn': 'urn:x::demo',\n"
+        "             'message': 'demo message for ' + stack}]\n")
+    _commit(repo, "policy runner")
+    res, report = _make_diff(repo, "--base", "HEAD~1")
+    assert res.returncode == 0, res.stderr
+    assert "**Policy results:** advisory: 1 (no BASE results to compare)." in report
+    assert "demo message for dev" in report

@@ -1,0 +1,120 @@
+"""``make bench``: what the offline preview costs, against the SDK's own floor.
+
+For every stack, and for a synthetic stack with many components, times the offline preview
+(the program under the mocks, the reports and the snapshot: what ``make preview`` and
+``make diff`` do per stack) and the SDK's bare registration of the same number of resources
+(bare ``pulumi.CustomResource``, and ``aws.s3.Bucket``) under the same mocks, and prints them
+with their ratio. The ratio is the overhead of the program and the toolkit over what the SDK needs anyway; the bare floor is
+the part no change to this repository can remove.
+
+Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3]``
+Timings are the best of ``--repeat`` runs, so a busy machine inflates them less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import pulumi
+import pulumi_aws as aws
+
+from toolkit import snapshot
+from toolkit.harness import Program, run, run_stack
+from toolkit.reports import build_reports
+from toolkit.stackfile import stack_names
+
+
+def synthetic(units: int) -> Callable[[], Program]:
+    """A stack of ``units`` repeated building blocks, for scaling figures.
+
+    Today the block is the Network component (the only one wired into the program); once the
+    app services have a config section, point this at a temporary stacks dir holding a stack
+    file with ``units`` app services and return ``lambda: run_stack(name, stacks_dir=tmp)``.
+    """
+    from components.network import Network, NetworkArgs
+
+    def program():
+        for i in range(units):
+            Network(f"bench{i}", NetworkArgs(
+                availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"],
+                cluster_name=f"bench{i}", cidr_block=f"10.{i % 256}.0.0/16"))
+    return lambda: run(program, stack="bench")
+
+
+def bare(count: int, kind: str = "plain") -> Callable[[], Program]:
+    """The SDK's floor: ``count`` resources registered under the same mocks, nothing else.
+
+    ``plain``: bare ``pulumi.CustomResource`` with one input (the SDK's own cost per resource);
+    ``bucket``: ``aws.s3.Bucket`` with no inputs (a provider class, whose dozens of declared
+    output properties cost several times more per resource than a plain one).
+    """
+    def program():
+        for i in range(count):
+            if kind == "bucket":
+                aws.s3.Bucket(f"bare-{i}")
+            else:
+                pulumi.CustomResource("cofounder:bench:Plain", f"bare-{i}", {"index": i})
+    return lambda: run(program, stack="bench")
+
+
+def _preview(make: Callable[[], Program]) -> Callable[[], Program]:
+    def go() -> Program:
+        program = make()
+        snapshot.dumps(snapshot.build(program, build_reports(program)))
+        return program
+    return go
+
+
+def best_of(fn: Callable[[], Program], repeat: int) -> tuple[float, Program]:
+    best, result = float("inf"), None
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def measure(stacks: list[str], units: int, repeat: int) -> list[dict]:
+    cases = [(s, _preview(lambda s=s: run_stack(s))) for s in stacks]
+    if units:
+        cases.append((f"synthetic x{units}", _preview(synthetic(units))))
+    rows = []
+    for name, fn in cases:
+        seconds, program = best_of(fn, repeat)
+        count = len(program.resources)
+        plain, _ = best_of(bare(count), repeat)
+        bucket, _ = best_of(bare(count, "bucket"), repeat)
+        rows.append({"case": name, "resources": count, "preview_s": seconds, "plain_s": plain,
+                     "bucket_s": bucket, "ratio": seconds / plain, "ratio_bucket": seconds / bucket})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'case':<16} {'resources':>9} {'preview s':>10} {'plain s':>8} {'ratio':>6} "
+             f"{'Bucket s':>9} {'ratio':>6}"]
+    for r in rows:
+        lines.append(f"{r['case']:<16} {r['resources']:>9} {r['preview_s']:>10.2f} "
+                     f"{r['plain_s']:>8.2f} {r['ratio']:>6.2f} {r['bucket_s']:>9.2f} "
+                     f"{r['ratio_bucket']:>6.2f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stacks", default=",".join(stack_names()))
+    parser.add_argument("--synthetic", type=int, default=20, help="units in the synthetic stack (0: none)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = measure([s for s in args.stacks.split(",") if s], args.synthetic, args.repeat)
+    print(table(rows))
+    print("\npreview: program + reports + snapshot under the mocks. plain / Bucket: as many bare "
+          "pulumi.CustomResource / aws.s3.Bucket registrations under the same mocks (the SDK's "
+          "floor); ratio = preview / that floor. Best of %d runs." % args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    from toolkit.errors import main_guard
+    main_guard(main)

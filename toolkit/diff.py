@@ -1,0 +1,506 @@
+"""The review diff: two desired-state snapshots of a stack in, a Markdown report out.
+
+Pure functions over snapshot documents (``toolkit/snapshot.py``, format
+``cofounder-desired-state/v1``) and optional policy results (``run_policies(stack)`` rows:
+``policy``, ``enforcement``, ``urn``, ``message``); ``toolkit/review.py`` builds the inputs
+from git. Nothing here touches git, the SDK or the clock, so the same inputs give the same
+bytes.
+
+What the report can and cannot know: it compares what the program *declares* at BASE and in
+the working tree. Which property changes force a replacement comes from ``REPLACE_FORCING``,
+a best-effort table taken from the provider's schema for the stateful types this project uses;
+the real ``pulumi preview --diff`` (CI, with credentials) is authoritative.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Types whose deletion or replacement loses data (or, for KMS keys, the ability to read it).
+STATEFUL_TYPES: dict[str, str] = {
+    "aws:rds/instance:Instance": "RDS instance",
+    "aws:rds/cluster:Cluster": "RDS cluster",
+    "aws:rds/clusterInstance:ClusterInstance": "RDS cluster instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "ElastiCache replication group",
+    "aws:elasticache/cluster:Cluster": "ElastiCache cluster",
+    "aws:s3/bucket:Bucket": "S3 bucket",
+    "aws:s3/bucketV2:BucketV2": "S3 bucket",
+    "aws:sqs/queue:Queue": "SQS queue",
+    "aws:ebs/volume:Volume": "EBS volume",
+    "aws:kms/key:Key": "KMS key",
+    "aws:dynamodb/table:Table": "DynamoDB table",
+    "aws:efs/fileSystem:FileSystem": "EFS file system",
+}
+
+#: Top-level input properties (camelCase, as in snapshots) whose change makes the provider
+#: replace the resource (ForceNew in the upstream provider schema). Best effort: the RDS instance
+#: entries were checked against the provider source (``dbSubnetGroupName`` and ``engineVersion``
+#: are updatable in place there, so they are not listed); the rest follow the provider docs.
+REPLACE_FORCING: dict[str, frozenset[str]] = {
+    "aws:rds/instance:Instance": frozenset({
+        "identifier", "identifierPrefix", "engine", "storageEncrypted", "kmsKeyId",
+        "availabilityZone", "username", "dbName", "characterSetName", "ncharCharacterSetName",
+        "snapshotIdentifier", "timezone", "restoreToPointInTime", "customIamInstanceProfile"}),
+    "aws:rds/cluster:Cluster": frozenset({
+        "clusterIdentifier", "clusterIdentifierPrefix", "engine", "engineMode",
+        "storageEncrypted", "kmsKeyId", "availabilityZones", "databaseName", "masterUsername",
+        "dbSubnetGroupName", "snapshotIdentifier", "sourceRegion", "restoreToPointInTime"}),
+    "aws:rds/clusterInstance:ClusterInstance": frozenset({
+        "identifier", "identifierPrefix", "clusterIdentifier", "engine", "availabilityZone",
+        "dbSubnetGroupName"}),
+    "aws:elasticache/replicationGroup:ReplicationGroup": frozenset({
+        "replicationGroupId", "engine", "atRestEncryptionEnabled", "kmsKeyId", "subnetGroupName",
+        "port", "preferredCacheClusterAzs", "snapshotArns", "snapshotName",
+        "globalReplicationGroupId", "dataTieringEnabled"}),
+    "aws:elasticache/cluster:Cluster": frozenset({
+        "clusterId", "engine", "subnetGroupName", "port", "availabilityZone", "snapshotArns",
+        "snapshotName", "replicationGroupId"}),
+    "aws:s3/bucket:Bucket": frozenset({"bucket", "bucketPrefix", "objectLockEnabled"}),
+    "aws:s3/bucketV2:BucketV2": frozenset({"bucket", "bucketPrefix", "objectLockEnabled"}),
+    "aws:sqs/queue:Queue": frozenset({"name", "namePrefix", "fifoQueue"}),
+    "aws:ebs/volume:Volume": frozenset({"availabilityZone", "encrypted", "kmsKeyId", "snapshotId",
+                                        "outpostArn"}),
+    "aws:kms/key:Key": frozenset({"customerMasterKeySpec", "keyUsage", "multiRegion",
+                                  "xksKeyId", "customKeyStoreId"}),
+    "aws:dynamodb/table:Table": frozenset({"name"}),
+    "aws:efs/fileSystem:FileSystem": frozenset({"creationToken", "encrypted", "kmsKeyId",
+                                                "performanceMode", "availabilityZoneName"}),
+}
+
+#: Below GitHub's 65,536-character comment limit, with room for a sticky-comment header.
+DEFAULT_LIMIT = 60_000
+MARKER = "<!-- cofounder-review-report -->"
+_SECRET = re.compile(r"^\[secret:[0-9a-f]+\]$")
+_VALUE_WIDTH = 80
+
+
+# ---------------------------------------------------------------------------------------------
+# The diff itself
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One property (or option) that differs: ``old``/``new`` are display strings."""
+
+    path: str
+    old: str
+    new: str
+    forces_replace: bool = False
+
+
+@dataclass
+class ResourceChange:
+    op: str  # create | update | delete | replace
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    changes: list[Change] = field(default_factory=list)
+    moved_from: str | None = None  # URN at BASE when only the URN changed (delete + create)
+    moved_to: str | None = None
+
+    @property
+    def stateful(self) -> bool:
+        return self.custom and self.type in STATEFUL_TYPES
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A stateful resource at risk: listed at the top of the report, never cut."""
+
+    stack: str
+    urn: str
+    type: str
+    name: str
+    what: str
+
+
+@dataclass
+class StackDiff:
+    stack: str
+    base_note: str | None
+    head_note: str | None
+    resources: list[ResourceChange]
+    outputs: list[Change]
+    reports: list[dict]
+    policies: dict | None
+    flags: list[Flag]
+
+    def count(self, op: str) -> int:
+        return sum(1 for r in self.resources if r.op == op)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf paths of nested inputs: ``a.b[0].c`` -> scalar; empty containers stay leaves."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, str) and bool(_SECRET.match(value))
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+_ABSENT = object()
+
+
+def _top(path: str) -> str:
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def property_changes(old: dict, new: dict, type_: str = "") -> list[Change]:
+    """Leaf-level differences of two input maps; secrets never shown, only that they changed."""
+    forcing = REPLACE_FORCING.get(type_, frozenset())
+    a, b = _flatten(old), _flatten(new)
+    changes = []
+    for path in sorted(set(a) | set(b)):
+        va, vb = a.get(path, _ABSENT), b.get(path, _ABSENT)
+        if va == vb:
+            continue
+        if _is_secret(va) or _is_secret(vb):
+            if va is _ABSENT:
+                old_s, new_s = "(absent)", "(secret set)"
+            elif vb is _ABSENT:
+                old_s, new_s = "(secret)", "(absent)"
+            else:
+                old_s, new_s = "(secret)", "(secret changed)"
+        else:
+            old_s, new_s = _show(va), _show(vb)
+        changes.append(Change(path, old_s, new_s, _top(path) in forcing))
+    return changes
+
+
+def _option_changes(old: dict, new: dict) -> list[Change]:
+    return [Change(f"options.{c.path}", c.old, c.new)
+            for c in property_changes(old or {}, new or {})]
+
+
+def _index(doc: dict | None) -> dict[str, dict]:
+    return {r["urn"]: r for r in (doc or {}).get("resources", [])}
+
+
+def diff_stack(stack: str, base: dict | None, head: dict | None, *,
+               base_note: str | None = None, head_note: str | None = None,
+               base_policies: list[dict] | None = None,
+               head_policies: list[dict] | None = None,
+               policy_note: str | None = None) -> StackDiff:
+    """Compare two snapshots of one stack (``None`` = that side is empty, say why in a note)."""
+    old, new = _index(base), _index(head)
+    changes: list[ResourceChange] = []
+    for urn in sorted(set(old) | set(new)):
+        a, b = old.get(urn), new.get(urn)
+        r = b or a
+        if a is None:
+            changes.append(ResourceChange("create", urn, r["type"], r["name"], r["custom"]))
+        elif b is None:
+            changes.append(ResourceChange("delete", urn, r["type"], r["name"], r["custom"]))
+        else:
+            props = property_changes(a.get("inputs", {}), b.get("inputs", {}), r["type"])
+            props += _option_changes(a.get("options", {}), b.get("options", {}))
+            if props:
+                op = "replace" if any(c.forces_replace for c in props) else "update"
+                changes.append(ResourceChange(op, urn, r["type"], r["name"], r["custom"], props))
+
+    # A URN change (new parent, renamed resource) is a delete + create unless an alias exists.
+    deleted = {(c.type, c.name): c for c in changes if c.op == "delete"}
+    for c in changes:
+        if c.op == "create" and (c.type, c.name) in deleted:
+            gone = deleted[(c.type, c.name)]
+            c.moved_from, gone.moved_to = gone.urn, c.urn
+
+    flags = []
+    for c in changes:
+        if not c.stateful:
+            continue
+        label = STATEFUL_TYPES[c.type]
+        if c.op == "delete":
+            why = (f"{label} deleted: its URN changes to `{c.moved_to}` (delete + create "
+                   f"unless an alias is declared)" if c.moved_to else f"{label} deleted")
+            flags.append(Flag(stack, c.urn, c.type, c.name, why))
+        elif c.op == "replace":
+            props = ", ".join(f"`{p.path}`" for p in c.changes if p.forces_replace)
+            flags.append(Flag(stack, c.urn, c.type, c.name,
+                              f"{label} replaced (data lost unless restored): {props} forces replacement"))
+        elif c.op == "update" and any(p.path == "options.protect" and p.new in ("(absent)", "false")
+                                      for p in c.changes):
+            flags.append(Flag(stack, c.urn, c.type, c.name, f"{label} loses `protect`"))
+
+    return StackDiff(
+        stack=stack, base_note=base_note, head_note=head_note, resources=changes,
+        outputs=property_changes((base or {}).get("outputs", {}), (head or {}).get("outputs", {})),
+        reports=_report_changes((base or {}).get("reports", {}), (head or {}).get("reports", {})),
+        policies=_policy_changes(base_policies, head_policies, policy_note),
+        flags=flags,
+    )
+
+
+def _report_changes(old: dict, new: dict) -> list[dict]:
+    """Per report: its head rows with each changed cell shown as ``new (was old)``."""
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        ref = b or a
+        rows_a = (a or {}).get("rows", [])
+        rows_b = (b or {}).get("rows", [])
+        cols = list(rows_b[0]) if rows_b else (list(rows_a[0]) if rows_a else [])
+        key = cols[0] if cols else None
+        by_key = {str(r.get(key)): r for r in rows_a} if key else {}
+        rows, changed = [], a is None or b is None
+        for row in rows_b:
+            prev = by_key.get(str(row.get(key)))
+            cells = []
+            for c in cols:
+                v = row.get(c, "")
+                if prev is not None and prev.get(c, "") != v:
+                    cells.append(f"**{v}** (was {prev.get(c, '')})")
+                    changed = True
+                elif prev is None and a is not None:
+                    cells.append(f"**{v}**")
+                    changed = True
+                else:
+                    cells.append(str(v))
+            rows.append(cells)
+        gone = [k for k in by_key if k not in {str(r.get(key)) for r in rows_b}]
+        changed = changed or bool(gone) or (a or {}).get("notes") != (b or {}).get("notes")
+        out.append({
+            "name": name, "title": ref.get("title", name), "columns": cols, "rows": rows,
+            "removed_rows": gone, "notes": (b or {}).get("notes", []),
+            "ok": (b or {}).get("ok", True) if b else None,
+            "was_ok": (a or {}).get("ok", True) if a else None,
+            "status": "added" if a is None else "removed" if b is None else
+                      "changed" if changed else "unchanged",
+        })
+    return out
+
+
+def _policy_key(v: dict) -> tuple:
+    return (str(v.get("policy", "")), str(v.get("urn", "")), str(v.get("message", "")))
+
+
+def _policy_changes(base: list[dict] | None, head: list[dict] | None, note: str | None) -> dict:
+    if head is None:
+        return {"available": False, "note": note or "no policy results"}
+    old = {_policy_key(v) for v in base or []}
+    new = {_policy_key(v) for v in head}
+    rows = []
+    for v in sorted(head, key=lambda v: (str(v.get("enforcement", "")),) + _policy_key(v)):
+        rows.append({**{k: str(v.get(k, "")) for k in ("policy", "enforcement", "urn", "message")},
+                     "new": base is not None and _policy_key(v) not in old})
+    resolved = sorted(k for k in old if k not in new) if base is not None else []
+    counts: dict[str, int] = {}
+    for v in head:
+        counts[str(v.get("enforcement", ""))] = counts.get(str(v.get("enforcement", "")), 0) + 1
+    base_counts: dict[str, int] = {}
+    for v in base or []:
+        e = str(v.get("enforcement", ""))
+        base_counts[e] = base_counts.get(e, 0) + 1
+    return {"available": True, "note": note, "rows": rows, "resolved": resolved,
+            "counts": counts, "base_counts": base_counts if base is not None else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering, with the size cap
+# ---------------------------------------------------------------------------------------------
+
+#: What each detail level keeps; the renderer tries them in order until the report fits.
+LEVELS = [
+    (0, None),
+    (1, "folded property diffs"),
+    (2, "folded property diffs and the per-resource lines"),
+    (3, "folded property diffs, per-resource lines, report tables and policy details"),
+]
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def _delta(new: int, old: int | None) -> str:
+    if old is None or new == old:
+        return str(new)
+    return f"{new} ({new - old:+d})"
+
+
+def _render_stack(d: StackDiff, level: int) -> list[str]:
+    lines = [f"### Stack `{d.stack}`", ""]
+    for side, note in (("BASE", d.base_note), ("working tree", d.head_note)):
+        if note:
+            lines += [f"> **{side}: {note}** Treated as empty.", ""]
+    custom = [r for r in d.resources if r.custom]
+    comps = [r for r in d.resources if not r.custom]
+    if not d.resources:
+        lines += ["No resource changes.", ""]
+    else:
+        lines.append(f"{len(custom)} resource and {len(comps)} component changes.")
+        lines.append("")
+    if d.resources and level < 2:
+        body = []
+        order = {"replace": 0, "delete": 1, "create": 2, "update": 3}
+        for r in sorted(d.resources, key=lambda r: (order[r.op], r.urn)):
+            mark = " ⚠ stateful" if r.stateful and r.op in ("delete", "replace") else ""
+            extra = ""
+            if r.moved_from:
+                extra = f" (URN changed from {_code(r.moved_from)})"
+            elif r.moved_to:
+                extra = " (URN changes; see create)"
+            kind = "" if r.custom else " (component)"
+            body.append(f"- **{r.op}** {_code(r.type)} {_code(r.name)}{kind}{mark}{extra}")
+            if r.changes and level < 1:
+                body.append("  <details><summary>%d property change%s</summary>\n" % (
+                    len(r.changes), "" if len(r.changes) == 1 else "s"))
+                body.append("  | property | BASE | working tree | |")
+                body.append("  |---|---|---|---|")
+                for c in r.changes:
+                    note = "forces replacement" if c.forces_replace else ""
+                    body.append(f"  | {_code(c.path)} | {_cell(c.old)} | {_cell(c.new)} | {note} |")
+                body.append("\n  </details>")
+            elif r.changes:
+                forced = [c.path for c in r.changes if c.forces_replace]
+                summary = f"  - {len(r.changes)} property changes (detail cut for size)"
+                if forced:
+                    summary += "; forcing replacement: " + ", ".join(_code(p) for p in forced)
+                body.append(summary)
+        if len(body) > 20:
+            lines += ["<details><summary>Resource changes (%d)</summary>" % len(d.resources), ""]
+            lines += body
+            lines += ["", "</details>", ""]
+        else:
+            lines += body + [""]
+    elif d.resources:
+        lines += ["_Per-resource lines cut for size._", ""]
+
+    if d.outputs:
+        lines += ["**Stack outputs changed:** " + ", ".join(
+            f"{_code(c.path)} {_cell(c.old)} → {_cell(c.new)}" if level < 2 else _code(c.path)
+            for c in d.outputs), ""]
+
+    lines += _render_policies(d.policies, level)
+    lines += _render_reports(d.reports, level)
+    return lines
+
+
+def _render_policies(p: dict | None, level: int) -> list[str]:
+    if not p or not p["available"]:
+        return [f"**Policy results:** not available ({(p or {}).get('note') or 'not run'}).", ""]
+    base_counts = p["base_counts"]
+    kinds = sorted(set(p["counts"]) | set(base_counts or {}))
+    counts = ", ".join(f"{k}: {_delta(p['counts'].get(k, 0), None if base_counts is None else base_counts.get(k, 0))}"
+                       for k in kinds) or "no violations"
+    new = sum(1 for r in p["rows"] if r["new"])
+    since = (f"; {new} new, {len(p['resolved'])} resolved since BASE" if base_counts is not None
+             else " (no BASE results to compare)")
+    lines = [f"**Policy results:** {counts}{since}.", ""]
+    if p.get("note"):
+        lines += [f"_{p['note']}_", ""]
+    if p["rows"] and level < 3:
+        lines += ["<details><summary>Violations (%d)</summary>" % len(p["rows"]), "",
+                  "| enforcement | policy | resource | message | |", "|---|---|---|---|---|"]
+        for r in p["rows"]:
+            lines.append(f"| {r['enforcement']} | {_code(r['policy'])} | {_code(r['urn'].split('::')[-1])} "
+                         f"| {_cell(r['message'])} | {'new' if r['new'] else ''} |")
+        for policy, urn, message in p["resolved"]:
+            lines.append(f"| resolved | {_code(policy)} | {_code(urn.split('::')[-1])} | {_cell(message)} | |")
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def _render_reports(reports: list[dict], level: int) -> list[str]:
+    if not reports:
+        return ["**Capacity reports:** none declared.", ""]
+    lines = ["**Capacity reports:**", ""]
+    for r in reports:
+        ok = "" if r["ok"] is None else (" ✅" if r["ok"] else " ❌ target missed")
+        was = "" if r["was_ok"] is None or r["was_ok"] == r["ok"] else \
+            f" (was {'ok' if r['was_ok'] else 'missed'})"
+        lines.append(f"- {_cell(r['title'])}: {r['status']}{ok}{was}")
+        if level >= 3 or r["status"] == "removed" or not r["columns"]:
+            continue
+        if r["status"] == "unchanged" and level >= 1:
+            continue
+        lines += ["", "  | " + " | ".join(_cell(c) for c in r["columns"]) + " |",
+                  "  |" + "---|" * len(r["columns"])]
+        lines += ["  | " + " | ".join(_cell(c) for c in row) + " |" for row in r["rows"]]
+        if r["removed_rows"]:
+            lines.append("  Rows gone since BASE: " + ", ".join(_cell(k) for k in r["removed_rows"]))
+        for note in r["notes"]:
+            lines.append(f"  {_cell(note)}")
+        lines.append("")
+    lines.append("")
+    return lines
+
+
+def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[str]:
+    lines = [MARKER, "## Offline review: what this change declares, per stack", "",
+             f"BASE {base_label} → working tree {head_label}.", "",
+             "> Desired state computed offline under the Pulumi SDK's mocks with each stack's real "
+             "config; no cloud was contacted. Replacement detection is a best-effort table of "
+             "replace-forcing properties for stateful types: the real `pulumi preview --diff` "
+             "(CI, with credentials) is authoritative.", ""]
+    flags = [f for d in diffs for f in d.flags]
+    if flags:
+        lines += [f"### ⚠ Stateful resources at risk ({len(flags)})", "",
+                  "| stack | resource | type | what |", "|---|---|---|---|"]
+        for f in flags:
+            lines.append(f"| {f.stack} | {_code(f.name)} | {_code(f.type)} | {_cell(f.what)} |")
+        lines.append("")
+    else:
+        lines += ["No stateful resource is deleted or replaced.", ""]
+    if not any(d.resources or d.outputs for d in diffs):
+        lines += ["**No resource changes in any stack.**", ""]
+    lines += ["| stack | create | update | delete | replace-risk | policy violations | BASE |",
+              "|---|---|---|---|---|---|---|"]
+    for d in diffs:
+        if d.policies and d.policies["available"]:
+            total = sum(d.policies["counts"].values())
+            base_total = sum(d.policies["base_counts"].values()) if d.policies["base_counts"] is not None else None
+            pol = _delta(total, base_total)
+        else:
+            pol = "n/a"
+        base = "empty (see below)" if d.base_note else "built"
+        lines.append(f"| `{d.stack}` | {d.count('create')} | {d.count('update')} | "
+                     f"{d.count('delete')} | {d.count('replace')} | {pol} | {base} |")
+    lines.append("")
+    return lines
+
+
+def render(diffs: list[StackDiff], *, base_label: str, head_label: str,
+           limit: int = DEFAULT_LIMIT) -> str:
+    """The Markdown report, at the most detailed level that fits in ``limit`` characters."""
+    head = _header(diffs, base_label, head_label)
+    text = ""
+    for level, cut in LEVELS:
+        body = [line for d in diffs for line in _render_stack(d, level)]
+        note = [f"_Cut to fit a GitHub comment: {cut}. Run `make diff` locally for the full report._", ""] \
+            if cut else []
+        text = "\n".join(head + note + body).rstrip("\n") + "\n"
+        if len(text) <= limit:
+            return text
+    # Last resort: keep the header (flags and summaries) whole, truncate the per-stack part.
+    note = ["_Cut to fit a GitHub comment: everything below the summary was truncated. "
+            "Run `make diff` locally for the full report._", ""]
+    top = "\n".join(head + note) + "\n"
+    rest = "\n".join(body)
+    room = max(limit - len(top) - 40, 0)
+    return top + rest[:room] + "\n\n_[truncated]_\n"

@@ -1,0 +1,246 @@
+"""``make diff``: the offline review report of a change, written for a pull-request comment.
+
+Builds the desired-state snapshot (``toolkit/snapshot.py``) of every stack twice, at BASE and in
+the working tree, and renders the comparison (``toolkit/diff.py``) to
+``build/review/report.md``; the snapshots land beside it in ``base/`` and ``head/``.
+
+Each side is built by *that tree's own code*: BASE is checked out into a temporary detached git
+worktree and its ``python -m toolkit.preview`` runs in a subprocess with the worktree as working
+directory and as ``PYTHONPATH``. The editable install of the repository (``-e .``) resolves
+``components``/``infra``/``toolkit`` through a finder that setuptools *appends* to
+``sys.meta_path``, so the ``PYTHONPATH`` entry wins; the driver checks that every one of them was
+really imported from the tree it builds, and refuses to build otherwise. Nothing is installed.
+A BASE that predates the toolkit or fails to build is reported as such and treated as empty.
+
+Usage: ``python -m toolkit.review [--base REF] [--out build/review] [--limit 60000]``
+(default BASE: the merge base of HEAD with main; a shallow clone is deepened first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit import diff
+from toolkit.stackfile import REPO
+
+#: Runs inside the tree being built (cwd = PYTHONPATH = the tree): proves the tree's own packages
+#: are the ones imported, then runs that tree's preview or policy runner.
+_DRIVER = r"""
+import importlib, json, runpy, sys
+from pathlib import Path
+tree = Path.cwd().resolve()
+for name in ("toolkit", "infra", "components", "capacity"):
+    if not (tree / name).is_dir():
+        continue
+    mod = importlib.import_module(name)
+    where = [Path(p).resolve() for p in getattr(mod, "__path__", [mod.__file__])]
+    if not all(w.is_relative_to(tree) for w in where):
+        sys.exit(f"import shadowing failed: {name} came from {where[0]}, not from {tree}")
+mode, stack, out = sys.argv[1:4]
+if mode == "preview":
+    sys.argv = ["toolkit.preview", "--stack", stack, "--out", out]
+    runpy.run_module("toolkit.preview", run_name="__main__", alter_sys=True)
+else:
+    from toolkit.policy_runner import run_policies
+    results = run_policies(stack)
+    Path(out).write_text(json.dumps(list(results), sort_keys=True, indent=1, default=str))
+"""
+
+
+class ReviewError(Exception):
+    """A problem the user must fix (an unknown BASE), printed as one line."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: snapshot documents per stack, or why there are none."""
+
+    label: str
+    docs: dict[str, dict]
+    notes: dict[str, str]
+    policies: dict[str, list[dict]]
+    policy_notes: dict[str, str]
+
+
+def _git(repo: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=check)
+
+
+def _rev(repo: Path, ref: str) -> str | None:
+    out = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _fetch_main(repo: Path) -> list[str]:
+    """Deepen a shallow clone and fetch main from origin; returns what was tried."""
+    tried = []
+    if not _git(repo, "remote", "get-url", "origin").returncode == 0:
+        return ["no remote 'origin' to fetch from"]
+    if _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        res = _git(repo, "fetch", "--quiet", "--unshallow", "origin")
+        tried.append("git fetch --unshallow origin: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
+    res = _git(repo, "fetch", "--quiet", "origin", "+refs/heads/main:refs/remotes/origin/main")
+    tried.append("git fetch origin main: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
+    return tried
+
+
+def resolve_base(repo: Path, ref: str | None) -> tuple[str | None, str]:
+    """The BASE commit and its label; ``None`` when the default merge base cannot be found."""
+    if ref:
+        sha = _rev(repo, ref)
+        if sha is None:
+            _fetch_main(repo)
+            sha = _rev(repo, ref) or _rev(repo, f"origin/{ref}")
+        if sha is None:
+            raise ReviewError(f"BASE={ref} is not a commit in this clone (fetched main and "
+                              f"deepened too); pass a commit, tag or branch that exists")
+        return sha, f"`{ref}` ({sha[:12]})"
+    tried: list[str] = []
+    for attempt in range(2):
+        for main in ("main", "origin/main"):
+            if _rev(repo, main):
+                res = _git(repo, "merge-base", "HEAD", main)
+                if res.returncode == 0:
+                    sha = res.stdout.strip()
+                    return sha, f"merge base with `{main}` ({sha[:12]})"
+        if attempt == 0:
+            tried = _fetch_main(repo)
+    return None, ("unavailable: no merge base with main could be found in this clone ("
+                  + "; ".join(tried) + "); pass BASE=<ref>")
+
+
+@contextmanager
+def base_worktree(repo: Path, sha: str):
+    """A temporary detached worktree of ``sha``, removed afterwards whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix="review-base-"))
+    try:
+        _git(repo, "worktree", "add", "--detach", "--force", str(path), sha, check=True)
+        yield path
+    finally:
+        _git(repo, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(path, ignore_errors=True)
+        _git(repo, "worktree", "prune")
+
+
+def stacks_in(tree: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (tree / "stacks").glob("Pulumi.*.yaml"))
+
+
+def _run_driver(tree: Path, mode: str, stack: str, out: Path) -> str | None:
+    """Run the driver in ``tree``; the failure reason (last lines of stderr) or None."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    res = subprocess.run([sys.executable, "-c", _DRIVER, mode, stack, str(out)], cwd=tree, env=env,
+                         capture_output=True, text=True)
+    if res.returncode == 0:
+        return None
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    return " / ".join(lines[-2:]) or f"exit code {res.returncode}"
+
+
+def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int = 2) -> Side:
+    """Snapshots (and policy results, where the tree has a policy runner) of ``stacks``."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    docs, notes, policies, policy_notes = {}, {}, {}, {}
+    if not (tree / "toolkit" / "preview.py").is_file():
+        for s in stacks:
+            notes[s] = "predates the offline toolkit (no toolkit/preview.py), nothing to build."
+        return Side(label, docs, notes, policies, policy_notes)
+    has_policies = (tree / "toolkit" / "policy_runner.py").is_file()
+
+    def one(stack: str):
+        if not (tree / "stacks" / f"Pulumi.{stack}.yaml").is_file():
+            return stack, None, f"has no stacks/Pulumi.{stack}.yaml.", None, None
+        error = _run_driver(tree, "preview", stack, out)
+        if error:
+            return stack, None, f"failed to build: {error}", None, None
+        doc = json.loads((out / f"{stack}.json").read_text())
+        if not has_policies:
+            return stack, doc, None, None, "toolkit/policy_runner.py is not in this tree yet"
+        path = out / f"{stack}.policies.json"
+        error = _run_driver(tree, "policies", stack, path)
+        if error:
+            return stack, doc, None, None, f"policy run failed: {error}"
+        return stack, doc, None, json.loads(path.read_text()), None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for stack, doc, note, pol, pol_note in pool.map(one, stacks):
+            if doc is not None:
+                docs[stack] = doc
+            if note:
+                notes[stack] = note
+            if pol is not None:
+                policies[stack] = pol
+            if pol_note:
+                policy_notes[stack] = pol_note
+    return Side(label, docs, notes, policies, policy_notes)
+
+
+def compare(base: Side, head: Side, stacks: list[str]) -> list[diff.StackDiff]:
+    return [diff.diff_stack(
+        s, base.docs.get(s), head.docs.get(s),
+        base_note=base.notes.get(s), head_note=head.notes.get(s),
+        base_policies=base.policies.get(s), head_policies=head.policies.get(s),
+        policy_note=head.policy_notes.get(s)) for s in stacks]
+
+
+def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAULT_LIMIT,
+           jobs: int = 2, only: list[str] | None = None) -> tuple[str, bool]:
+    """Write ``out/report.md``; returns the report and whether the working tree built."""
+    sha, base_label = resolve_base(repo, base_ref)
+    head_sha = _rev(repo, "HEAD")
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip())
+    head_label = f"`HEAD` ({head_sha[:12] if head_sha else 'no commit'})" + \
+        (" with uncommitted changes" if dirty else "")
+    head_stacks = [s for s in stacks_in(repo) if not only or s in only]
+    if sha is None:
+        base = Side(base_label, {}, {s: f"BASE {base_label}." for s in head_stacks}, {}, {})
+        stacks = head_stacks
+    else:
+        with base_worktree(repo, sha) as tree:
+            stacks = sorted(set(head_stacks) | {s for s in stacks_in(tree) if not only or s in only})
+            base = build_side(tree, base_label, stacks, out / "base", jobs)
+    head = build_side(repo, head_label, stacks, out / "head", jobs)
+    report = diff.render(compare(base, head, stacks), base_label=base_label,
+                         head_label=head_label, limit=limit)
+    (out / "report.md").write_text(report)
+    return report, not head.notes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default=None, help="git ref to compare with (default: merge base with main)")
+    parser.add_argument("--out", default=str(REPO / "build" / "review"))
+    parser.add_argument("--limit", type=int, default=diff.DEFAULT_LIMIT,
+                        help="maximum report size in characters (GitHub comments: 65,536)")
+    parser.add_argument("--jobs", type=int, default=2, help="stacks built in parallel")
+    parser.add_argument("--stacks", default="", help="comma-separated stacks (default: all)")
+    args = parser.parse_args()
+    only = [s for s in args.stacks.split(",") if s]
+    try:
+        report, head_ok = review(REPO, args.base or None, Path(args.out), args.limit, args.jobs, only)
+    except ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path = Path(args.out) / "report.md"
+    print(f"Review report ({len(report)} characters) written to {path}")
+    if not head_ok:
+        print("error: the working tree failed to build for at least one stack (see the report)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
