@@ -94,6 +94,10 @@ class Keda(pulumi.ComponentResource):
                 "serviceAccount": {"operator": {"name": OPERATOR_SERVICE_ACCOUNT}},
                 # The chart annotates the operator's service account with the role (IRSA).
                 "podIdentity": {"aws": {"irsa": {"enabled": True, "roleArn": role.role_arn}}},
+                # Adds the port named "metrics" to the keda-operator Service, which the project's
+                # ServiceMonitor scrapes (components/service_monitors.py); the chart's own monitor
+                # stays off so the operator is scraped once.
+                "prometheus": {"operator": {"enabled": True}},
             },
             opts=pulumi.ResourceOptions(parent=self),
         )

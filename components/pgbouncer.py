@@ -143,9 +143,11 @@ class PgBouncer(pulumi.ComponentResource):
     def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:PgBouncer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # name + part-of: the observability PodMonitor selects PgBouncer pods by these two.
         labels = {**args.labels, "app.kubernetes.io/name": "pgbouncer",
                   "app.kubernetes.io/instance": args.service_name,
-                  "app.kubernetes.io/component": "connection-pooler"}
+                  "app.kubernetes.io/component": "connection-pooler",
+                  "app.kubernetes.io/part-of": "cofounder"}
         selector = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": args.service_name}
 
         stats_password = random.RandomPassword(f"{name}-stats-password", length=32, special=False, opts=child)

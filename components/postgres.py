@@ -84,6 +84,8 @@ def postgres_url(user: str, password: str, host: str, port: int | str, db_name: 
 class Postgres(pulumi.ComponentResource):
     """An RDS for PostgreSQL instance reachable only from the allowed security groups."""
 
+    #: The RDS identifier (CloudWatch's DBInstanceIdentifier).
+    instance_identifier: pulumi.Output[str]
     address: pulumi.Output[str]
     port: pulumi.Output[int]
     endpoint: pulumi.Output[str]
@@ -220,6 +222,7 @@ class Postgres(pulumi.ComponentResource):
                                         additional_secret_outputs=["password"]),
         )
 
+        self.instance_identifier = instance.identifier
         self.address = instance.address
         self.port = instance.port
         self.endpoint = instance.endpoint

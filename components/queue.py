@@ -73,6 +73,8 @@ def queue_policy(queue_arn: str, dlq_arn: str, actions: list[str]) -> str:
 class Queue(pulumi.ComponentResource):
     """An encrypted SQS queue with a dead-letter queue and the IAM policies to use it."""
 
+    queue_name: pulumi.Output[str]
+    dlq_name: pulumi.Output[str]
     queue_url: pulumi.Output[str]
     queue_arn: pulumi.Output[str]
     dlq_url: pulumi.Output[str]
@@ -116,6 +118,8 @@ class Queue(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        self.queue_name = queue.name
+        self.dlq_name = dlq.name
         self.queue_url = queue.url
         self.queue_arn = queue.arn
         self.dlq_url = dlq.url

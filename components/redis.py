@@ -63,6 +63,7 @@ def parameter_group_family(engine_version: str) -> str:
 class Redis(pulumi.ComponentResource):
     """A Valkey cluster (cluster mode enabled) reachable only from the allowed security groups."""
 
+    replication_group_id: pulumi.Output[str]
     configuration_endpoint: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     auth_token: pulumi.Output[str]
@@ -133,6 +134,7 @@ class Redis(pulumi.ComponentResource):
                                         additional_secret_outputs=["authToken"]),
         )
 
+        self.replication_group_id = group.replication_group_id
         self.configuration_endpoint = group.configuration_endpoint_address
         self.security_group_id = sg.id
         self.auth_token = pulumi.Output.secret(token.result)

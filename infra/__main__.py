@@ -9,14 +9,19 @@ import dataclasses
 import pulumi
 
 from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
+from components import dashboards
+from components.alert_rules import AlertRules, AlertRulesArgs
+from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
 from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.network import Network, NetworkArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
 from components.redis import Redis, RedisArgs
+from components.service_monitors import AppScrape, ScrapeTargets, ScrapeTargetsArgs
 from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
 from infra.apps import QueueRef, deploy_apps
@@ -86,7 +91,6 @@ MetricsServer(
                       tolerations=cluster.system_tolerations),
     opts=in_cluster,
 )
-
 # Admitted on 5432/6379: the EKS cluster security group, which sits on every node and pod ENI
 # (PgBouncer, migration jobs and the apps' Redis clients alike); nothing else in the VPC.
 data_clients_security_groups = [cluster.node_security_group_id]
@@ -174,6 +178,83 @@ app_data = AppDataSettings(
     opts=in_cluster,
 )
 
+obs = cfg.observability
+if obs.enabled:
+    monitoring = MonitoringStack(
+        "monitoring",
+        MonitoringStackArgs(
+            region=cfg.region,
+            dashboards=dashboards.load(),
+            chart_version=obs.chart_version,
+            retention_days=obs.retention_days,
+            retention_size_gib=obs.retention_size_gib,
+            storage_gib=obs.storage_gib,
+            storage_class=obs.storage_class,
+            scrape_interval_seconds=obs.scrape_interval_seconds,
+            grafana_enabled=obs.grafana_enabled,
+            node_selector=obs.node_selector,
+            # a configured node selector means the (tainted) system nodes
+            tolerations=cluster.system_tolerations if obs.node_selector else (),
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+        ),
+        opts=in_cluster,
+    )
+    # Monitors and rules are custom resources of the chart's CRDs: they wait for the release.
+    after_chart = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider},
+                                         depends_on=[monitoring.release])
+    ScrapeTargets(
+        "scrape",
+        ScrapeTargetsArgs(
+            app_namespace=cluster.app_namespace,
+            namespace=monitoring.namespace,
+            apps=[AppScrape(**vars(app)) for app in obs.apps],
+            monitor_labels=monitoring.monitor_labels,
+            scrape_interval_seconds=obs.scrape_interval_seconds,
+        ),
+        opts=after_chart,
+    )
+    AlertRules(
+        "alerts",
+        AlertRulesArgs(
+            app_namespace=cluster.app_namespace,
+            namespace=monitoring.namespace,
+            monitor_labels=monitoring.monitor_labels,
+            latency_p99_ms=obs.alerts.latency_p99_ms,
+            latency_for_minutes=obs.alerts.latency_for_minutes,
+            hpa_at_max_minutes=obs.alerts.hpa_at_max_minutes,
+            pod_pending_seconds=obs.alerts.pod_pending_seconds,
+            pgbouncer_waiting_clients=obs.alerts.pgbouncer_waiting_clients,
+            pgbouncer_waiting_minutes=obs.alerts.pgbouncer_waiting_minutes,
+        ),
+        opts=after_chart,
+    )
+    # CloudWatch alarms on the data tier: RDS, ElastiCache and SQS, into one SNS topic.
+    alarms = CloudWatchAlarms(
+        "alarms",
+        CloudWatchAlarmsArgs(
+            name_prefix=cfg.name_prefix,
+            alarm_email=obs.alarm_email,
+            rds_instance_id=postgres.instance_identifier,
+            rds_max_connections=connection_budget.rds_max_connections,
+            redis_replication_group_id=redis.replication_group_id,
+            redis_shards=cfg.redis.shards,
+            redis_replicas_per_shard=cfg.redis.replicas_per_shard,
+            sqs_queue_name=agent_queue.queue_name,
+            sqs_dlq_name=agent_queue.dlq_name,
+            rds_cpu_percent=obs.alerts.rds_cpu_percent,
+            rds_freeable_memory_mib=obs.alerts.rds_freeable_memory_mib,
+            rds_free_storage_gib=obs.alerts.rds_free_storage_gib,
+            rds_connections_percent=obs.alerts.rds_connections_percent,
+            redis_engine_cpu_percent=obs.alerts.redis_engine_cpu_percent,
+            redis_memory_percent=obs.alerts.redis_memory_percent,
+            redis_evictions=obs.alerts.redis_evictions,
+            sqs_oldest_message_age_seconds=obs.alerts.sqs_oldest_message_age_seconds,
+        ),
+    )
+    pulumi.export("alarmTopicArn", alarms.topic_arn)
+    pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
+
 # --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
 # Apps with a queueName consume the agent queue (load() checked it is this one): KEDA scales them on
 # its depth and their IRSA role gets the worker policy; other apps that call AWS may only enqueue.
@@ -202,6 +283,8 @@ pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
 pulumi.export("connectionBudget", connection_budget.as_dict())
 pulumi.export("appDataSecretNames", [app_data.database_secret_name, app_data.redis_secret_name])
 pulumi.export("appDataConfigMapName", app_data.queue_config_map_name)
+# Read by the time-to-scale report and documented targets for the load test.
+pulumi.export("scalingTargets", cfg.scaling.as_dict())
 
 if cfg.edge.enabled:
     def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:

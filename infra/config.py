@@ -322,6 +322,17 @@ class ScalingConfig:
     baseline_replicas: dict[str, int] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.
     goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
+    #: Today's peak concurrent users and requests per second, for the load test (loadtest/);
+    #: None until measured (the load test then needs them on its command line).
+    #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
+    #: step of every app at once (``cofounder:cluster.headroom``); a small dev stack may opt out.
+    require_headroom_coverage: bool = True
+    peak_users: int | None = bounded(None, minimum=1)
+    peak_rps: float | None = bounded(None, minimum=0.1)
+
+    def as_dict(self) -> dict:
+        """The targets in the stack file's camelCase, as the ``scalingTargets`` stack output."""
+        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def checks(self):
         for app, replicas in self.baseline_replicas.items():
@@ -613,6 +624,81 @@ class ClusterConfig:
         for name in self.node_groups:
             if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
                 yield f"nodeGroups.{name}", name, "a node-group name of lowercase letters, digits and dashes"
+@dataclass(frozen=True, kw_only=True)
+class AppScrapeConfig:
+    """One application's ``/metrics`` endpoint (the scrape contract in the README)."""
+
+    #: The app's ``app.kubernetes.io/name`` label (frontend, backend, worker).
+    name: str = bounded(pattern=r"[a-z][a-z0-9-]{0,40}")
+    #: ServiceMonitor (scrape through the app's Service) or PodMonitor (scrape pods directly).
+    kind: Literal["ServiceMonitor", "PodMonitor"] = "ServiceMonitor"
+    #: Named container/Service port that serves the metrics.
+    port: str = bounded("http", pattern=r"[a-z][a-z0-9-]{0,14}")
+    path: str = bounded("/metrics", pattern=r"/[A-Za-z0-9/_.-]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertThresholdsConfig:
+    """``cofounder:observability.alerts`` -- when the seed's targets count as missed."""
+
+    #: p99 latency target per service (seed: under 200 ms).
+    latency_p99_ms: int = bounded(200, minimum=10, maximum=10000)
+    latency_for_minutes: int = bounded(5, minimum=1, maximum=60)
+    #: How long an HPA may sit at maxReplicas before someone must raise the ceiling.
+    hpa_at_max_minutes: int = bounded(10, minimum=1, maximum=120)
+    #: App pods pending longer than this mean scale-up missed the seed's 60 s target.
+    pod_pending_seconds: int = bounded(60, minimum=15, maximum=3600)
+    #: Alert when more PgBouncer clients than this wait for a server connection...
+    pgbouncer_waiting_clients: int = bounded(0, minimum=0, maximum=10000)
+    #: ...for this long.
+    pgbouncer_waiting_minutes: int = bounded(2, minimum=1, maximum=60)
+    sqs_oldest_message_age_seconds: int = bounded(300, minimum=60, maximum=1209600)
+    rds_cpu_percent: int = bounded(80, minimum=10, maximum=100)
+    rds_freeable_memory_mib: int = bounded(256, minimum=16, maximum=1048576)
+    rds_free_storage_gib: int = bounded(10, minimum=1, maximum=65536)
+    #: Share of the instance's max_connections in use that raises the alarm.
+    rds_connections_percent: int = bounded(80, minimum=10, maximum=100)
+    redis_engine_cpu_percent: int = bounded(80, minimum=10, maximum=100)
+    redis_memory_percent: int = bounded(80, minimum=10, maximum=100)
+    #: Evicted keys per 5 minutes above which the cache is too small.
+    redis_evictions: int = bounded(0, minimum=0, maximum=1000000)
+
+
+def _default_apps() -> list[AppScrapeConfig]:
+    return [AppScrapeConfig(name="frontend"), AppScrapeConfig(name="backend"),
+            AppScrapeConfig(name="worker")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservabilityConfig:
+    """``cofounder:observability`` -- Prometheus, Grafana, alerts and CloudWatch alarms."""
+
+    enabled: bool = True
+    #: kube-prometheus-stack chart version (pins every image it ships).
+    chart_version: str = bounded("79.7.1", pattern=r"\d+\.\d+\.\d+")
+    retention_days: int = bounded(15, minimum=1, maximum=365)
+    #: Prometheus deletes old blocks beyond this size; keep it below ``storageGib``.
+    retention_size_gib: int = bounded(45, minimum=1, maximum=16384)
+    #: Size of Prometheus' persistent volume.
+    storage_gib: int = bounded(50, minimum=10, maximum=16384)
+    storage_class: str = bounded("gp3", pattern=r"[a-z0-9][a-z0-9.-]{0,62}")
+    scrape_interval_seconds: int = bounded(30, minimum=5, maximum=300)
+    grafana_enabled: bool = True
+    #: Node labels the monitoring pods must run on (e.g. the system node group); empty = anywhere.
+    node_selector: dict[str, str] = field(default_factory=dict)
+    #: Email address subscribed to the alarm SNS topic (confirmation required); none = no subscription.
+    alarm_email: Optional[str] = bounded(None, pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    alerts: AlertThresholdsConfig = field(default_factory=AlertThresholdsConfig)
+    #: What Prometheus scrapes from the app namespace.
+    apps: list[AppScrapeConfig] = field(default_factory=_default_apps)
+
+    def checks(self):
+        if self.retention_size_gib > self.storage_gib * 0.9:
+            yield ("retentionSizeGib", self.retention_size_gib,
+                   f"at most 90% of storageGib ({int(self.storage_gib * 0.9)}) so Prometheus prunes before the disk fills")
+        names = [a.name for a in self.apps]
+        if len(set(names)) != len(names):
+            yield "apps", names, "distinct app names"
 
 
 @dataclass(frozen=True)
@@ -633,6 +719,7 @@ class StackConfig:
     autoscalers: AutoscalersConfig
     edge: EdgeConfig
     cluster: ClusterConfig
+    observability: ObservabilityConfig
 
     @property
     def name_prefix(self) -> str:
@@ -661,6 +748,7 @@ SECTIONS: dict[str, type] = {
     "autoscalers": AutoscalersConfig,
     "edge": EdgeConfig,
     "cluster": ClusterConfig,
+    "observability": ObservabilityConfig,
 }
 #: Scalar ``cofounder:<key>`` values.
 SCALARS: dict[str, Any] = {

@@ -211,3 +211,36 @@ def test_cluster_defaults_apply_where_the_stack_is_silent(run_stack_with):
         "extraArgs"]
     assert (extra["expander"], extra["scale-down-unneeded-time"], extra["scan-interval"]) == ("least-waste", "10m", "10s")
     assert program.outputs["headroom"]["replicas"] == 1
+@pytest.mark.parametrize("observability, expected", [
+    ({"retentionDays": 0}, "cofounder:observability.retentionDays = 0 is not allowed: expected a value between 1 and 365"),
+    ({"storageGib": 50, "retentionSizeGib": 50},
+     "cofounder:observability.retentionSizeGib = 50 is not allowed: expected at most 90% of storageGib (45)"),
+    ({"chartVersion": "latest"}, "cofounder:observability.chartVersion = 'latest' is not allowed: expected a value matching"),
+    ({"alarmEmail": "oncall"}, "cofounder:observability.alarmEmail = 'oncall' is not allowed: expected a value matching"),
+    ({"alerts": {"latencyP99Ms": 5}},
+     "cofounder:observability.alerts.latencyP99Ms = 5 is not allowed: expected a value between 10 and 10000"),
+    ({"alerts": {"latencyP99ms": 200}},
+     "cofounder:observability.alerts.latencyP99ms is not a known setting: did you mean 'latencyP99Ms'?"),
+    ({"apps": [{"name": "web", "kind": "Pod"}]},
+     "cofounder:observability.apps[0].kind = 'Pod' is not allowed: expected one of ServiceMonitor, PodMonitor"),
+    ({"apps": [{"port": "http"}]}, "cofounder:observability.apps[0].name is missing"),
+    ({"apps": [{"name": "web"}, {"name": "web"}]},
+     "cofounder:observability.apps = [\"web\", \"web\"] is not allowed: expected distinct app names"),
+    ({"nodeSelector": ["system"]}, "cofounder:observability.nodeSelector = [\"system\"] is not allowed: expected a mapping"),
+])
+def test_bad_observability_config_fails_with_a_clear_message(run_stack_with, observability, expected):
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:observability": observability})
+    assert str(err.value).startswith(f"stacks/Pulumi.dev.yaml: {expected}")
+    assert "\n" not in str(err.value)
+
+
+def test_observability_defaults_are_the_seed_targets():
+    import infra.config as config
+    obs = config.ObservabilityConfig()
+    assert (obs.enabled, obs.grafana_enabled, obs.alerts.latency_p99_ms, obs.alerts.pod_pending_seconds,
+            obs.alerts.hpa_at_max_minutes) == (True, True, 200, 60, 10)
+    assert [(a.name, a.kind, a.port) for a in obs.apps] == [
+        ("frontend", "ServiceMonitor", "http"), ("backend", "ServiceMonitor", "http"),
+        ("worker", "ServiceMonitor", "http")]
+    assert obs.retention_size_gib <= obs.storage_gib * 0.9

@@ -62,3 +62,12 @@ def test_keda_without_a_queue_is_refused(run_program):
     import pytest
     with pytest.raises(ValueError, match="at least one queue"):
         _keda(run_program, queue_arns=[])
+
+
+def test_operator_metrics_port_matches_the_service_monitor(run_program):
+    """The keda-operator ServiceMonitor scrapes the port named "metrics", which only exists when
+    the chart's prometheus.operator.enabled is on."""
+    from components.service_monitors import ScrapeTargetsArgs
+    values = _keda(run_program).one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert values["prometheus"]["operator"]["enabled"] is True
+    assert ScrapeTargetsArgs.__dataclass_fields__["keda_port"].default == "metrics"

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import STACKS
 from toolkit import snapshot
 from toolkit.preview import preview
+from toolkit.reports import build_reports
 
 
 def test_the_three_environments_exist():
@@ -113,7 +114,7 @@ def test_data_tier_is_declared_private_and_secret_free(stack_program, stack, val
                 "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings") and r.type.startswith("kubernetes:"):
             validate_k8s(r)
     # generated passwords and tokens appear only inside secret wrappers, in inputs and outputs alike
-    assert len(program.of_type("random:index/randomPassword:RandomPassword")) == 3
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) >= 3  # + Grafana admin
     assert secret_leaks(program) == []
 
 
@@ -166,7 +167,7 @@ def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_sc
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_headroom_report_matches_the_placeholder_deployment(stack_program, stack):
-    from toolkit.reports import build_reports
+
     program = stack_program(stack)
     rep = build_reports(program)["headroom"]
     figures = program.outputs["headroom"]
@@ -192,7 +193,7 @@ def test_preview_shows_the_platform(tmp_path):
 def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program, stack):
     from collections import Counter
 
-    from toolkit.reports import build_reports
+
 
     program = stack_program(stack)
     cluster_provider = program.one("pulumi:providers:kubernetes").urn
@@ -207,3 +208,135 @@ def test_app_tier_runs_on_the_cluster_with_one_autoscaler_per_app(stack_program,
     assert Counter(r.inputs["spec"]["scaleTargetRef"]["name"] for r in autoscalers) == {n: 1 for n in apps}
     rows = {r["app"]: r for r in build_reports(program)["time-to-scale"]["rows"]}
     assert all(rows[app]["ok"] for app in ("backend", "worker"))
+
+
+@pytest.mark.parametrize("stack, goal, coverage_required", [
+    ("dev", 60, False), ("staging", 60, True), ("prod", 45, True)])
+def test_time_to_scale_uses_the_stack_targets_and_headroom(stack_program, stack, goal, coverage_required):
+    program = stack_program(stack)
+    targets = program.outputs["scalingTargets"]
+    assert targets["timeToScaleGoalSeconds"] == goal
+    assert targets["requireHeadroomCoverage"] is coverage_required
+    rep = build_reports(program)["time-to-scale"]
+    assert rep["ok"] is True
+    assert {r["goal"] for r in rep["rows"] if r["app"] in ("backend", "worker")} == {f"{goal}s"}
+    headroom_note = rep["notes"][-1]
+    if coverage_required:
+        # the first scale-up step of every app at once starts on pre-warmed capacity
+        assert "covered, they start on running nodes" in headroom_note
+    else:
+        assert "NOT covered" in headroom_note and "does not require coverage" in headroom_note
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
+    program = stack_program(stack)
+    topic = program.one("aws:sns/topic:Topic")
+    assert topic.inputs["name"] == f"cofounder-{stack}-alarms"
+    assert topic.inputs["kmsMasterKeyId"] == program.one("aws:kms/key:Key", "alarms-topic-key").outputs["arn"]
+    assert program.outputs["alarmTopicArn"] == topic.outputs["arn"]
+    assert program.component_of(topic).type == "cofounder:observability:CloudWatchAlarms"
+
+
+def test_prometheus_keeps_more_history_in_prod(run_program):
+    from infra import config
+    from toolkit.stackfile import load_stack_file
+
+    loaded = {}
+    for stack in STACKS:
+        stack_file = load_stack_file(stack)
+        run_program(lambda s=stack: loaded.__setitem__(s, config.load().observability), stack=stack,
+                    config=stack_file.config)
+    assert loaded["dev"].retention_days < loaded["staging"].retention_days < loaded["prod"].retention_days
+    assert loaded["prod"].storage_gib >= 200 and loaded["prod"].scrape_interval_seconds == 15
+    assert {s: o.alerts.latency_p99_ms for s, o in loaded.items()} == {"dev": 200, "prod": 200, "staging": 200}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_monitoring_stack_in_the_cluster(stack_program, stack):
+    from toolkit.harness import reveal
+    program = stack_program(stack)
+    release = program.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    assert release.inputs["chart"] == "kube-prometheus-stack" and release.inputs["namespace"] == "monitoring"
+    assert release.options["provider"] == program.one("pulumi:providers:kubernetes").urn
+    values = reveal(release.inputs["values"])
+    grafana = values["grafana"]
+    # Grafana reads CloudWatch through IRSA on the cluster's OIDC provider
+    role = program.one("aws:iam/role:Role", "monitoring-grafana-role")
+    assert grafana["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == role.outputs["arn"]
+    assert program.outputs["grafanaAdminSecret"] == "grafana-admin"
+    monitors = program.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor") + \
+        program.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    rules = program.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert len(monitors) == 6 and len(rules) == 1
+    for cr in monitors + rules:
+        assert release.urn in cr.options["dependsOn"]
+    app_monitors = [m for m in monitors if m.inputs["metadata"]["name"] in
+                    ("cofounder-frontend", "cofounder-backend", "cofounder-worker", "cofounder-pgbouncer")]
+    assert {m.inputs["spec"]["namespaceSelector"]["matchNames"][0] for m in app_monitors} == {
+        program.outputs["appNamespace"]}
+    assert len(program.of_type("kubernetes:core/v1:ConfigMap")) >= 3
+
+
+def test_prod_monitoring_runs_on_the_system_nodes_dev_anywhere(stack_program):
+    from toolkit.harness import reveal
+
+    def spec(stack):
+        release = stack_program(stack).one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+        return reveal(release.inputs["values"])["prometheus"]["prometheusSpec"]
+    prod, dev = spec("prod"), spec("dev")
+    assert prod["nodeSelector"] == {"node-pool": "system"}
+    assert prod["tolerations"] == [
+        {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    assert dev["nodeSelector"] == {} and dev["tolerations"] == []
+    assert (prod["retention"], prod["retentionSize"]) == ("30d", "180GB")
+    assert prod["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "200Gi"
+
+
+def test_preview_shows_the_observability_stack(tmp_path):
+    text, _ = preview("prod", tmp_path)
+    assert "monitoring  [cofounder:observability:MonitoringStack]" in text
+    assert "chart=kube-prometheus-stack version=79.7.1 namespace=monitoring" in text
+    assert "values.prometheus.prometheusSpec.retention=30d" in text
+    assert "alerts  [cofounder:observability:AlertRules]" in text
+    assert "scrape  [cofounder:observability:ScrapeTargets]" in text
+    assert "alarms  [cofounder:observability:CloudWatchAlarms]" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_monitors_match_the_app_services(stack_program, stack):
+    """The scrape contract holds against what AppService declares: labels and port names."""
+    program = stack_program(stack)
+    services = program.of_type("kubernetes:core/v1:Service")
+    monitors = [m for m in program.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+                if m.inputs["spec"]["namespaceSelector"]["matchNames"] == [program.outputs["appNamespace"]]]
+    assert {m.inputs["metadata"]["name"] for m in monitors} == {
+        "cofounder-frontend", "cofounder-backend", "cofounder-worker"}
+    for monitor in monitors:
+        wanted = monitor.inputs["spec"]["selector"]["matchLabels"]
+        port = monitor.inputs["spec"]["endpoints"][0]["port"]
+        matching = [s for s in services
+                    if s.inputs["metadata"].get("namespace") == program.outputs["appNamespace"]
+                    and wanted.items() <= s.inputs["metadata"].get("labels", {}).items()]
+        assert len(matching) == 1, monitor.inputs["metadata"]["name"]
+        assert port in [p["name"] for p in matching[0].inputs["spec"]["ports"]]
+
+
+def test_observability_watches_the_data_tier(stack_program):
+    """The PgBouncer PodMonitor selects the PgBouncer pods on their metrics port, and the
+    CloudWatch alarms name the data tier's instance, replication group and queues."""
+    program = stack_program("prod")
+    monitors = [r for r in program.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+                if "pgbouncer" in r.name]
+    assert monitors, "no PgBouncer PodMonitor"
+    selector = monitors[0].inputs["spec"]["selector"]["matchLabels"]
+    bouncer = next(r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "pgbouncer")
+    pod = bouncer.inputs["spec"]["template"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    assert monitors[0].inputs["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    dimensions = json.dumps([r.inputs for r in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")])
+    for name in ("cofounder-prod-postgres", "cofounder-prod-redis", "cofounder-prod-agent-execution",
+                 "cofounder-prod-agent-execution-dlq"):
+        assert name in dimensions, name

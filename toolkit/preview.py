@@ -84,11 +84,22 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": ["principalArn", "accessScope.type"],
     "aws:kms/key:Key": ["enableKeyRotation", "deletionWindowInDays"],
     "aws:autoscaling/tag:Tag": ["tag.key", "tag.value"],
-    "kubernetes:helm.sh/v3:Release": ["chart", "version", "namespace", "repositoryOpts.repo"],
     "kubernetes:core/v1:Namespace": ["metadata.name", "metadata.labels"],
     "kubernetes:scheduling.k8s.io/v1:PriorityClass": ["value", "preemptionPolicy", "globalDefault"],
     "kubernetes:apps/v1:Deployment": ["metadata.namespace", "spec.replicas",
                                       "spec.template.spec.priorityClassName"],
+    "kubernetes:helm.sh/v3:Release": [
+        "chart", "version", "namespace", "repositoryOpts.repo", "values.prometheus.prometheusSpec.retention",
+        "values.prometheus.prometheusSpec.retentionSize",
+        "values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage",
+        "values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.storageClassName"],
+    "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": [
+        "spec.namespaceSelector.matchNames", "spec.selector.matchLabels", "spec.endpoints[0].port"],
+    "kubernetes:monitoring.coreos.com/v1:PodMonitor": [
+        "spec.namespaceSelector.matchNames", "spec.selector.matchLabels", "spec.podMetricsEndpoints[0].port"],
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ["metricName", "dimensions", "comparisonOperator", "threshold"],
+    "aws:sns/topic:Topic": ["name", "kmsMasterKeyId"],
+    "kubernetes:monitoring.coreos.com/v1:PrometheusRule": ["metadata.namespace", "metadata.name"],
 }
 _SKIP = {"tags", "tagsAll", "name", "assumeRolePolicy", "policy"}
 

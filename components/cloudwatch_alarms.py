@@ -1,0 +1,204 @@
+"""CloudWatchAlarms: alarms on the managed data tier, published to an encrypted SNS topic.
+
+RDS, ElastiCache and SQS are managed services: Prometheus cannot scrape them, so their health
+is watched where AWS publishes it. Builds a customer-managed KMS key (rotated; its policy lets
+CloudWatch publish to the encrypted topic, which the AWS-managed ``alias/aws/sns`` key does not
+allow), the SNS alarm topic, an optional email subscription and, for each resource given:
+
+- RDS instance: CPU, freeable memory, free storage, connections near ``max_connections``;
+- ElastiCache replication group (cluster mode): engine CPU, memory used and evictions, per node
+  (CloudWatch publishes ElastiCache metrics per node, ``<group>-<shard 0001>-<node 001>``);
+- SQS: age of the oldest message on the work queue, and any message on the dead-letter queue.
+
+Resources are identified by inputs (instance id, replication group id, queue names), so the
+alarms are wired once the data tier exists; each family is skipped while its input is None.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudWatchAlarmsArgs:
+    """Inputs of CloudWatchAlarms. Thresholds default to conservative production values."""
+
+    #: Prefix of the physical names (topic, alarms), e.g. ``cofounder-prod``.
+    name_prefix: str
+    #: Email subscribed to the topic (AWS sends a confirmation mail); None = no subscription.
+    alarm_email: str | None = None
+    #: RDS DB instance identifier; None = no RDS alarms.
+    rds_instance_id: pulumi.Input[str] | None = None
+    #: The instance's max_connections (the connection budget); required with ``rds_instance_id``.
+    rds_max_connections: int | None = None
+    rds_cpu_percent: int = 80
+    rds_freeable_memory_mib: int = 256
+    rds_free_storage_gib: int = 10
+    rds_connections_percent: int = 80
+    #: ElastiCache replication group id; None = no Redis alarms.
+    redis_replication_group_id: pulumi.Input[str] | None = None
+    #: Shards (node groups) and replicas per shard of that group: they name its nodes.
+    redis_shards: int = 1
+    redis_replicas_per_shard: int = 1
+    redis_engine_cpu_percent: int = 80
+    redis_memory_percent: int = 80
+    #: Evicted keys per 5 minutes above which the alarm fires.
+    redis_evictions: int = 0
+    #: Name of the agent-execution queue; None = no queue-age alarm.
+    sqs_queue_name: pulumi.Input[str] | None = None
+    sqs_oldest_message_age_seconds: int = 300
+    #: Name of its dead-letter queue; None = no DLQ alarm.
+    sqs_dlq_name: pulumi.Input[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def redis_node_suffixes(shards: int, replicas_per_shard: int) -> list[str]:
+    """``<shard>-<node>`` of every node of a cluster-mode group; its CacheClusterId is ``<group>-<this>``."""
+    return [f"{shard:04d}-{node:03d}"
+            for shard in range(1, shards + 1) for node in range(1, replicas_per_shard + 2)]
+
+
+def _key_policy(account: str, partition: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "CloudWatchPublishesEncrypted", "Effect": "Allow",
+             "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+        ],
+    })
+
+
+def _topic_policy(topic_arn: str, account: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish", "Resource": topic_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }],
+    })
+
+
+class CloudWatchAlarms(pulumi.ComponentResource):
+    """Data-tier alarms and the encrypted SNS topic they notify."""
+
+    topic_arn: pulumi.Output[str]
+    alarm_names: list[str]
+
+    def __init__(self, name: str, args: CloudWatchAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:observability:CloudWatchAlarms", name, None, opts)
+        if (args.rds_instance_id is None) != (args.rds_max_connections is None):
+            raise ValueError("rds_instance_id and rds_max_connections go together")
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "observability"}
+        account = aws.get_caller_identity_output().account_id
+        partition = aws.get_partition_output().partition
+
+        key = aws.kms.Key(
+            f"{name}-topic-key",
+            description=f"{args.name_prefix} alarm topic encryption",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(account, partition).apply(lambda v: _key_policy(v[0], v[1])),
+            tags=tags,
+            opts=child,
+        )
+        topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=f"{args.name_prefix}-alarms",
+            kms_master_key_id=key.arn,
+            tags=tags,
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, account).apply(lambda v: _topic_policy(v[0], v[1])),
+            opts=child,
+        )
+        if args.alarm_email is not None:
+            aws.sns.TopicSubscription(f"{name}-email", topic=topic.arn, protocol="email",
+                                      endpoint=args.alarm_email, opts=child)
+
+        self.alarm_names = []
+
+        def alarm(role: str, description: str, namespace: str, metric: str, dimensions: dict,
+                  statistic: str, comparison: str, threshold: float, *, period_seconds: int = 60,
+                  evaluation_periods: int = 5, missing: str = "missing") -> None:
+            physical = f"{args.name_prefix}-{role}"
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{role}",
+                name=physical,
+                alarm_description=description,
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=statistic,
+                comparison_operator=comparison,
+                threshold=threshold,
+                period=period_seconds,
+                evaluation_periods=evaluation_periods,
+                treat_missing_data=missing,
+                alarm_actions=[topic.arn],
+                ok_actions=[topic.arn],
+                tags=tags,
+                opts=child,
+            )
+            self.alarm_names.append(physical)
+
+        if args.rds_instance_id is not None:
+            db = {"DBInstanceIdentifier": args.rds_instance_id}
+            alarm("rds-cpu", f"RDS CPU above {args.rds_cpu_percent}% for 5 minutes",
+                  "AWS/RDS", "CPUUtilization", db, "Average", "GreaterThanThreshold", args.rds_cpu_percent)
+            alarm("rds-freeable-memory", f"RDS freeable memory below {args.rds_freeable_memory_mib} MiB",
+                  "AWS/RDS", "FreeableMemory", db, "Average", "LessThanThreshold",
+                  args.rds_freeable_memory_mib * MIB)
+            alarm("rds-free-storage", f"RDS free storage below {args.rds_free_storage_gib} GiB",
+                  "AWS/RDS", "FreeStorageSpace", db, "Minimum", "LessThanThreshold",
+                  args.rds_free_storage_gib * GIB, evaluation_periods=1)
+            limit = args.rds_max_connections * args.rds_connections_percent // 100
+            alarm("rds-connections",
+                  f"RDS connections above {args.rds_connections_percent}% of max_connections "
+                  f"({limit} of {args.rds_max_connections}): the PgBouncer budget is off",
+                  "AWS/RDS", "DatabaseConnections", db, "Maximum", "GreaterThanThreshold", limit)
+
+        if args.redis_replication_group_id is not None:
+            group = pulumi.Output.from_input(args.redis_replication_group_id)
+            for short in redis_node_suffixes(args.redis_shards, args.redis_replicas_per_shard):
+                node = {"CacheClusterId": group.apply(lambda g, s=short: f"{g}-{s}")}
+                alarm(f"redis-{short}-engine-cpu", f"Redis node {short}: engine CPU above "
+                      f"{args.redis_engine_cpu_percent}%", "AWS/ElastiCache", "EngineCPUUtilization",
+                      node, "Average", "GreaterThanThreshold", args.redis_engine_cpu_percent)
+                alarm(f"redis-{short}-memory", f"Redis node {short}: memory above "
+                      f"{args.redis_memory_percent}%", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage",
+                      node, "Average", "GreaterThanThreshold", args.redis_memory_percent)
+                alarm(f"redis-{short}-evictions", f"Redis node {short}: more than {args.redis_evictions} "
+                      "evictions in 5 minutes (cache too small)", "AWS/ElastiCache", "Evictions", node,
+                      "Sum", "GreaterThanThreshold", args.redis_evictions, period_seconds=300,
+                      evaluation_periods=1, missing="notBreaching")
+
+        if args.sqs_queue_name is not None:
+            alarm("sqs-oldest-message", f"Oldest agent job older than {args.sqs_oldest_message_age_seconds} s: "
+                  "workers are not keeping up", "AWS/SQS", "ApproximateAgeOfOldestMessage",
+                  {"QueueName": args.sqs_queue_name}, "Maximum", "GreaterThanThreshold",
+                  args.sqs_oldest_message_age_seconds, missing="notBreaching")
+        if args.sqs_dlq_name is not None:
+            alarm("sqs-dlq-not-empty", "Agent jobs in the dead-letter queue: runs failed after all retries",
+                  "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": args.sqs_dlq_name},
+                  "Maximum", "GreaterThanThreshold", 0, evaluation_periods=1, missing="notBreaching")
+
+        self.topic_arn = topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})
