@@ -60,7 +60,7 @@ def connection_budget(program: Program) -> dict | None:
         notes.append(f"MISMATCH: PgBouncer declares {declared_replicas} replicas, the budget assumes "
                      f"{b.pgbouncer_replicas}")
     notes.append("DBInstanceClassMemory is estimated as nominal memory minus max(10 %, 384 MiB): conservative.")
-    notes.append("Client demand: per app, HPA maxReplicas x per-pod pool (interim list in infra/__main__.py).")
+    notes.append("Client demand: per app of cofounder:apps, maxReplicas x dbPoolSize.")
     rows.append({"figure": "ok", "value": "yes" if not problems else "NO", "worked from": "every limit holds"})
     return {"title": "Postgres connection budget (at maximum scale)", "rows": rows, "notes": notes,
             "ok": not problems}
