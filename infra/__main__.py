@@ -8,6 +8,7 @@ import dataclasses
 
 import pulumi
 
+from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
 from components import dashboards
 from components.alert_rules import AlertRules, AlertRulesArgs
 from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
@@ -16,12 +17,20 @@ from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, No
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.network import Network, NetworkArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs
+from components.postgres import Postgres, PostgresArgs
+from components.queue import Queue, QueueArgs
+from components.redis import Redis, RedisArgs
 from components.service_monitors import AppScrape, ScrapeTargets, ScrapeTargetsArgs
 from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
 from infra import config as stack_config
-from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
+from infra.apps import QueueRef, deploy_apps
 
 cfg = stack_config.load()
+
+# The Postgres connection budget (load() has already refused a stack where it does not fit):
+# cofounder:apps maxReplicas x dbPoolSize against PgBouncer and RDS max_connections.
+connection_budget = stack_config.connection_budget(cfg)
 
 network = Network(
     "network",
@@ -82,6 +91,93 @@ MetricsServer(
                       tolerations=cluster.system_tolerations),
     opts=in_cluster,
 )
+# Admitted on 5432/6379: the EKS cluster security group, which sits on every node and pod ENI
+# (PgBouncer, migration jobs and the apps' Redis clients alike); nothing else in the VPC.
+data_clients_security_groups = [cluster.node_security_group_id]
+
+postgres = Postgres(
+    "postgres",
+    PostgresArgs(
+        identifier=f"{cfg.name_prefix}-postgres",
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        allowed_security_group_ids=data_clients_security_groups,
+        instance_class=cfg.postgres.instance_class,
+        engine_version=cfg.postgres.engine_version,
+        allocated_storage_gib=cfg.postgres.allocated_storage_gib,
+        max_allocated_storage_gib=cfg.postgres.max_allocated_storage_gib,
+        multi_az=cfg.postgres.multi_az,
+        backup_retention_days=cfg.postgres.backup_retention_days,
+        deletion_protection=cfg.postgres.deletion_protection,
+        skip_final_snapshot=cfg.postgres.skip_final_snapshot,
+        protect=cfg.postgres.protect,
+        log_min_duration_statement_ms=cfg.postgres.log_min_duration_statement_ms,
+        performance_insights_retention_days=cfg.postgres.performance_insights_retention_days,
+        monitoring_interval_seconds=cfg.postgres.monitoring_interval_seconds,
+        auto_minor_version_upgrade=cfg.postgres.auto_minor_version_upgrade,
+        iam_database_authentication=cfg.postgres.iam_database_authentication,
+    ),
+)
+
+redis = Redis(
+    "redis",
+    RedisArgs(
+        identifier=f"{cfg.name_prefix}-redis",
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        allowed_security_group_ids=data_clients_security_groups,
+        node_type=cfg.redis.node_type,
+        engine_version=cfg.redis.engine_version,
+        shards=cfg.redis.shards,
+        replicas_per_shard=cfg.redis.replicas_per_shard,
+        multi_az=cfg.redis.multi_az,
+        snapshot_retention_days=cfg.redis.snapshot_retention_days,
+        protect=cfg.redis.protect,
+    ),
+)
+
+agent_queue = Queue(
+    "agent-queue",
+    QueueArgs(
+        queue_name=cfg.agent_queue_name,
+        max_agent_run_seconds=cfg.queues.max_agent_run_seconds,
+        visibility_margin_seconds=cfg.queues.visibility_margin_seconds,
+        max_receive_count=cfg.queues.max_receive_count,
+        message_retention_seconds=cfg.queues.message_retention_seconds,
+        dlq_message_retention_seconds=cfg.queues.dlq_message_retention_seconds,
+        protect=cfg.queues.protect,
+    ),
+)
+
+pgbouncer = PgBouncer(
+    "pgbouncer",
+    PgBouncerArgs(
+        namespace=cluster.app_namespace,
+        db_host=postgres.address,
+        db_name=postgres.db_name,
+        db_user=postgres.master_username,
+        db_password=postgres.master_password,
+        replicas=cfg.pgbouncer.replicas,
+        default_pool_size=cfg.pgbouncer.default_pool_size,
+        reserve_pool_size=cfg.pgbouncer.reserve_pool_size,
+        max_client_conn=cfg.pgbouncer.max_client_conn,
+        max_prepared_statements=cfg.pgbouncer.max_prepared_statements,
+    ),
+    opts=in_cluster,
+)
+# The Secrets and the ConfigMap the apps load with envFrom (cofounder:apps.<app>.envFromSecrets/ConfigMaps).
+app_data = AppDataSettings(
+    "app-data",
+    AppDataSettingsArgs(
+        namespace=cluster.app_namespace,
+        database_url=postgres.database_url,
+        database_url_pooled=pgbouncer.database_url_pooled,
+        redis_url=redis.redis_url,
+        queue_url=agent_queue.queue_url,
+    ),
+    opts=in_cluster,
+)
+
 obs = cfg.observability
 if obs.enabled:
     monitoring = MonitoringStack(
@@ -133,14 +229,19 @@ if obs.enabled:
         ),
         opts=after_chart,
     )
-    # The alarm topic now; RDS, ElastiCache and SQS alarms are added by passing their ids
-    # (rds_instance_id + rds_max_connections, redis_replication_group_id + shards, sqs_queue_name,
-    # sqs_dlq_name) from the data tier once it exists.
+    # CloudWatch alarms on the data tier: RDS, ElastiCache and SQS, into one SNS topic.
     alarms = CloudWatchAlarms(
         "alarms",
         CloudWatchAlarmsArgs(
             name_prefix=cfg.name_prefix,
             alarm_email=obs.alarm_email,
+            rds_instance_id=postgres.instance_identifier,
+            rds_max_connections=connection_budget.rds_max_connections,
+            redis_replication_group_id=redis.replication_group_id,
+            redis_shards=cfg.redis.shards,
+            redis_replicas_per_shard=cfg.redis.replicas_per_shard,
+            sqs_queue_name=agent_queue.queue_name,
+            sqs_dlq_name=agent_queue.dlq_name,
             rds_cpu_percent=obs.alerts.rds_cpu_percent,
             rds_freeable_memory_mib=obs.alerts.rds_freeable_memory_mib,
             rds_free_storage_gib=obs.alerts.rds_free_storage_gib,
@@ -155,12 +256,11 @@ if obs.enabled:
     pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
 
 # --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
-# QUEUE PLUG-IN (feat/data): until the data tier's SQS queue is merged, the worker's queue is found
-# by its name (cofounder:apps.worker.queueName) and its IRSA policy is scoped to that queue. Replace
-# `queues` with the data tier's {app: QueueRef(url=..., arn=...)} and `aws_policies` with its
-# worker IAM policy JSON.
-queues = {name: queue_by_name(cfg.region, app.queue_name) for name, app in cfg.apps.items() if app.queue_name}
-aws_policies = {name: queue_consumer_policy(queues[name].arn)
+# Apps with a queueName consume the agent queue (load() checked it is this one): KEDA scales them on
+# its depth and their IRSA role gets the worker policy; other apps that call AWS may only enqueue.
+queues = {name: QueueRef(url=agent_queue.queue_url, arn=agent_queue.queue_arn)
+          for name, app in cfg.apps.items() if app.queue_name}
+aws_policies = {name: agent_queue.worker_policy_json if app.queue_name else agent_queue.producer_policy_json
                 for name, app in cfg.apps.items() if app.needs_aws}
 deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
             app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
@@ -176,6 +276,13 @@ pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output kubeconfig --show-secrets`
 pulumi.export("appNamespace", cluster.app_namespace)
 pulumi.export("headroom", cluster.headroom.as_dict())
+pulumi.export("postgresAddress", postgres.address)
+pulumi.export("redisConfigurationEndpoint", redis.configuration_endpoint)
+pulumi.export("agentQueueUrl", agent_queue.queue_url)
+pulumi.export("agentDeadLetterQueueUrl", agent_queue.dlq_url)
+pulumi.export("connectionBudget", connection_budget.as_dict())
+pulumi.export("appDataSecretNames", [app_data.database_secret_name, app_data.redis_secret_name])
+pulumi.export("appDataConfigMapName", app_data.queue_config_map_name)
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_dict())
 

@@ -25,6 +25,8 @@ from typing import Any, Literal, Optional
 
 import pulumi
 
+from capacity import connections
+
 PROJECT = "cofounder"
 ENVIRONMENTS = ("dev", "staging", "prod")
 
@@ -83,6 +85,106 @@ class NetworkConfig:
             yield "availabilityZones", self.availability_zones, "distinct zone names"
 
 
+@dataclass(frozen=True, kw_only=True)
+class PostgresConfig:
+    """``cofounder:postgres`` -- the RDS for PostgreSQL instance behind PgBouncer."""
+
+    #: RDS instance class; must be one ``capacity/connections.py`` knows the memory of.
+    instance_class: str = "db.r7g.large"
+    #: Pinned engine version (major.minor). With autoMinorVersionUpgrade, bump it when AWS upgrades.
+    engine_version: str = bounded("17.6", pattern=r"17\.\d+")
+    allocated_storage_gib: int = bounded(50, minimum=20, maximum=65536)
+    #: Storage autoscaling ceiling; RDS grows gp3 storage up to this without downtime.
+    max_allocated_storage_gib: int = bounded(500, minimum=20, maximum=65536)
+    #: A synchronous standby in a second availability zone.
+    multi_az: bool = True
+    backup_retention_days: int = bounded(14, minimum=1, maximum=35)
+    deletion_protection: bool = True
+    #: Skip the snapshot RDS takes when the instance is deleted (only for throwaway stacks).
+    skip_final_snapshot: bool = False
+    #: Pulumi ``protect``: `pulumi destroy` and replacements fail until it is lifted.
+    protect: bool = True
+    #: Statements slower than this are logged; -1 disables slow-query logging.
+    log_min_duration_statement_ms: int = bounded(500, minimum=-1, maximum=3600000)
+    performance_insights_retention_days: int = bounded(7, minimum=7, maximum=731)
+    #: Enhanced monitoring granularity; 0 turns it off.
+    monitoring_interval_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    auto_minor_version_upgrade: bool = True
+    iam_database_authentication: bool = False
+    #: Connections kept free of PgBouncer for administrators, migrations and rdsadmin.
+    reserved_connections: int = bounded(10, minimum=5, maximum=1000)
+
+    def checks(self):
+        if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
+            yield ("instanceClass", self.instance_class,
+                   "an RDS instance class listed in capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)")
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            yield ("maxAllocatedStorageGib", self.max_allocated_storage_gib,
+                   f"at least allocatedStorageGib ({self.allocated_storage_gib})")
+        if self.performance_insights_retention_days != 7 and self.performance_insights_retention_days % 31:
+            yield ("performanceInsightsRetentionDays", self.performance_insights_retention_days,
+                   "7 or a multiple of 31 (months) up to 731")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgBouncerConfig:
+    """``cofounder:pgbouncer`` -- the in-cluster connection pooler in front of RDS."""
+
+    replicas: int = bounded(2, minimum=2, maximum=50)
+    #: Server connections per replica for the app database (PgBouncer default_pool_size).
+    default_pool_size: int = bounded(20, minimum=1, maximum=5000)
+    #: Extra server connections per replica for bursts (reserve_pool_size).
+    reserve_pool_size: int = bounded(5, minimum=0, maximum=1000)
+    #: Client connections each replica accepts (max_client_conn).
+    max_client_conn: int = bounded(1000, minimum=10, maximum=100000)
+    #: Prepared statements tracked per server connection in transaction mode; must be > 0.
+    max_prepared_statements: int = bounded(200, minimum=1, maximum=10000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisConfig:
+    """``cofounder:redis`` -- the ElastiCache (Valkey) replication group in cluster mode."""
+
+    node_type: str = bounded("cache.r7g.large", pattern=r"cache\.[a-z0-9]+\.[a-z0-9]+")
+    #: Pinned Valkey version; the parameter group family follows the major (valkey8).
+    engine_version: str = bounded("8.1", pattern=r"8\.\d+")
+    #: Shards (num_node_groups).
+    shards: int = bounded(2, minimum=1, maximum=500)
+    #: Replicas per shard. At least 1: cluster mode requires automatic failover, which needs one.
+    replicas_per_shard: int = bounded(1, minimum=1, maximum=5)
+    #: Place primaries and replicas in different availability zones.
+    multi_az: bool = True
+    #: Days of automatic snapshots; 0 turns them off.
+    snapshot_retention_days: int = bounded(7, minimum=0, maximum=35)
+    protect: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuesConfig:
+    """``cofounder:queues`` -- the SQS agent-execution queue and its dead-letter queue."""
+
+    #: The longest an agent run may take; the visibility timeout is this plus the margin.
+    max_agent_run_seconds: int = bounded(900, minimum=1, maximum=43200)
+    visibility_margin_seconds: int = bounded(60, minimum=0, maximum=3600)
+    #: Deliveries before a message moves to the DLQ; the seed's BullMQ `attempts: 2`.
+    max_receive_count: int = bounded(2, minimum=1, maximum=1000)
+    message_retention_seconds: int = bounded(345600, minimum=60, maximum=1209600)
+    dlq_message_retention_seconds: int = bounded(1209600, minimum=60, maximum=1209600)
+    protect: bool = True
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        return self.max_agent_run_seconds + self.visibility_margin_seconds
+
+    def checks(self):
+        if self.visibility_timeout_seconds > 43200:
+            yield ("visibilityMarginSeconds", self.visibility_margin_seconds,
+                   f"maxAgentRunSeconds + visibilityMarginSeconds at most 43200 (SQS's 12 h limit), "
+                   f"got {self.visibility_timeout_seconds}")
+        if self.dlq_message_retention_seconds < self.message_retention_seconds:
+            yield ("dlqMessageRetentionSeconds", self.dlq_message_retention_seconds,
+                   f"at least messageRetentionSeconds ({self.message_retention_seconds}): a message's "
+                   f"age carries over into the DLQ")
 # --- app workloads and their autoscaling (components/app_service.py, keda.py, prometheus_adapter.py)
 
 #: Upper bound of any app's maxReplicas: runaway scaling is a cost and a database-connection risk.
@@ -608,6 +710,10 @@ class StackConfig:
     environment: Literal["dev", "staging", "prod"]
     region: str
     network: NetworkConfig
+    postgres: PostgresConfig
+    pgbouncer: PgBouncerConfig
+    redis: RedisConfig
+    queues: QueuesConfig
     apps: dict[str, AppConfig]
     scaling: ScalingConfig
     autoscalers: AutoscalersConfig
@@ -624,10 +730,19 @@ class StackConfig:
     def cluster_name(self) -> str:
         return f"{self.name_prefix}-eks"
 
+    @property
+    def agent_queue_name(self) -> str:
+        """The SQS agent-execution queue (the data tier's ``Queue``); its DLQ adds ``-dlq``."""
+        return f"{self.name_prefix}-agent-execution"
+
 
 #: The structured ``cofounder:<key>`` blocks and the dataclass each is read into.
 SECTIONS: dict[str, type] = {
     "network": NetworkConfig,
+    "postgres": PostgresConfig,
+    "pgbouncer": PgBouncerConfig,
+    "redis": RedisConfig,
+    "queues": QueuesConfig,
     "apps": dict[str, AppConfig],
     "scaling": ScalingConfig,
     "autoscalers": AutoscalersConfig,
@@ -816,4 +931,38 @@ def load() -> StackConfig:
                 reader.fail(f"{PROJECT}:scaling.{key}", app,
                             "names of apps in cofounder:apps (" + ", ".join(sorted(values["apps"])) + ")")
 
-    return StackConfig(stack=stack, stack_file=reader.stack_file, region=region, **values)
+    result = StackConfig(stack=stack, stack_file=reader.stack_file, region=region, **values)
+    for name, app in result.apps.items():
+        if app.queue_name is not None and app.queue_name != result.agent_queue_name:
+            reader.fail(f"{PROJECT}:apps.{name}.queueName", app.queue_name,
+                        f"the data tier's agent queue {result.agent_queue_name} (or null)")
+    connection_budget(result)
+    return result
+
+
+def db_clients(cfg: StackConfig) -> list[tuple[str, int, int]]:
+    """(app, HPA maxReplicas, per-pod pool size) of every app in cofounder:apps with a database pool."""
+    return [(name, app.max_replicas, app.db_pool_size) for name, app in cfg.apps.items() if app.db_pool_size > 0]
+
+
+def connection_budget(cfg: StackConfig) -> connections.Budget:
+    """The stack's Postgres connection budget, or ``ConfigError`` naming every limit it breaks.
+
+    Client demand: every app of ``cofounder:apps`` at its ``maxReplicas`` x ``dbPoolSize``.
+    ``load()`` runs it, so a stack that does not fit fails before any resource is declared.
+    """
+    budget = connections.budget(
+        instance_class=cfg.postgres.instance_class,
+        reserve=cfg.postgres.reserved_connections,
+        pgbouncer_replicas=cfg.pgbouncer.replicas,
+        pool_size=cfg.pgbouncer.default_pool_size,
+        reserve_pool_size=cfg.pgbouncer.reserve_pool_size,
+        max_client_conn=cfg.pgbouncer.max_client_conn,
+        clients=db_clients(cfg),
+    )
+    problems = connections.check(budget)
+    if problems:
+        raise ConfigError(f"{cfg.stack_file}: the connection budget does not fit: {'; '.join(problems)}: "
+                          f"change cofounder:pgbouncer (replicas, defaultPoolSize, reservePoolSize, "
+                          f"maxClientConn) or cofounder:postgres (instanceClass, reservedConnections)")
+    return budget

@@ -64,3 +64,33 @@ def validate_k8s():
         kubernetes_validate.validate(doc, version, strict=True)
         return doc
     return check
+
+
+# --- Secrets only inside secret wrappers ---------------------------------------------------
+
+
+def _plain_strings(value, path: str):
+    """Every string outside a secret wrapper, with its path."""
+    if harness.is_secret(value):
+        return
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _plain_strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _plain_strings(v, f"{path}[{i}]")
+
+
+def secret_leaks(program: harness.Program) -> list[str]:
+    """Where a generated secret (a RandomPassword result, or anything embedding one, such as a URL)
+    appears in a resource input or a stack output outside a secret wrapper."""
+    secrets = {r.outputs["result"] for r in program.of_type("random:index/randomPassword:RandomPassword")}
+    leaks = []
+    for r in program.resources:
+        for path, text in _plain_strings(r.inputs, r.urn):
+            leaks += [path for s in secrets if s in text]
+    for path, text in _plain_strings(program.outputs, "outputs"):
+        leaks += [path for s in secrets if s in text]
+    return leaks

@@ -11,7 +11,8 @@ from toolkit.stackfile import REPO
 
 def test_synthetic_and_bare_programs_register_what_they_say(run_program):
     program = bench.synthetic(2)()
-    assert len(program.of_type("cofounder:network:Network")) == 2
+    assert len(program.of_type("cofounder:apps:AppService")) == 2
+    assert len(program.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")) == 2
     assert len(bench.bare(5)().resources) == 5
     assert {r.type for r in bench.bare(3, "bucket")().resources} == {"aws:s3/bucket:Bucket"}
 

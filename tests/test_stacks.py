@@ -68,6 +68,65 @@ def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
         assert bucket.options["protect"] is True and bucket.inputs["forceDestroy"] is False
     for bucket in dev.of_type("aws:s3/bucket:Bucket"):
         assert bucket.options["protect"] is False and bucket.inputs["forceDestroy"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_tier_is_declared_private_and_secret_free(stack_program, stack, validate_k8s):
+    from tests.conftest import secret_leaks
+    from toolkit.harness import reveal
+    program = stack_program(stack)
+    for type_ in ("cofounder:data:Postgres", "cofounder:data:Redis", "cofounder:data:Queue"):
+        assert program.one(type_)
+    db = program.one("aws:rds/instance:Instance")
+    assert db.inputs["publiclyAccessible"] is False
+    # both data stores live in the stack's private subnets
+    private = program.outputs["privateSubnetIds"]
+    assert program.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == private
+    assert program.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["subnetIds"] == private
+    vpc_id = program.one("aws:ec2/vpc:Vpc").outputs["id"]
+    for sg in program.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert sg.inputs["vpcId"] == vpc_id
+    # only the EKS cluster security group (nodes and pods, PgBouncer included) reaches 5432 and 6379
+    cluster_sg = program.one("aws:eks/cluster:Cluster").outputs["vpcConfig"]["clusterSecurityGroupId"]
+    rules = program.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert sorted(r.inputs["fromPort"] for r in rules if r.inputs.get("referencedSecurityGroupId") == cluster_sg) \
+        == [5432, 6379]
+    # PgBouncer and the app settings run in the app namespace, sized as the budget says
+    bouncer = next(r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "pgbouncer")
+    assert bouncer.inputs["metadata"]["namespace"] == program.outputs["appNamespace"]
+    assert bouncer.inputs["spec"]["replicas"] == program.outputs["connectionBudget"]["pgbouncerReplicas"]
+    # every Secret/ConfigMap an app loads with envFrom is one the data tier declares, in its namespace
+    declared = {(r.type.split(":")[-1], r.outputs["metadata"]["name"]) for r in program.resources
+                if r.type in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
+                and r.inputs.get("metadata", {}).get("namespace") == program.outputs["appNamespace"]}
+    for deployment in program.of_type("kubernetes:apps/v1:Deployment"):
+        for container in deployment.inputs["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                kind, ref = ("Secret", source["secretRef"]) if "secretRef" in source else \
+                    ("ConfigMap", source["configMapRef"])
+                assert (kind, ref["name"]) in declared, (deployment.name, ref)
+    assert program.outputs["appDataSecretNames"] == ["cofounder-database", "cofounder-redis"]
+    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
+    assert set(reveal(database.inputs["stringData"])) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
+    for r in program.resources:
+        if r.custom and program.component_of(r) and program.component_of(r).type in (
+                "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings") and r.type.startswith("kubernetes:"):
+            validate_k8s(r)
+    # generated passwords and tokens appear only inside secret wrappers, in inputs and outputs alike
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) >= 3  # + Grafana admin
+    assert secret_leaks(program) == []
+
+
+def test_prod_protects_every_stateful_data_resource_and_dev_none(stack_program):
+    stateful = ("aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup", "aws:sqs/queue:Queue")
+    for stack, protected in (("prod", True), ("dev", False)):
+        program = stack_program(stack)
+        for type_ in stateful:
+            for r in program.of_type(type_):
+                assert r.options["protect"] is protected, (stack, r.urn)
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_runs_the_eks_platform_in_private_subnets(stack_program, stack):
     from toolkit.harness import is_secret
@@ -261,3 +320,23 @@ def test_app_monitors_match_the_app_services(stack_program, stack):
                     and wanted.items() <= s.inputs["metadata"].get("labels", {}).items()]
         assert len(matching) == 1, monitor.inputs["metadata"]["name"]
         assert port in [p["name"] for p in matching[0].inputs["spec"]["ports"]]
+
+
+def test_observability_watches_the_data_tier(stack_program):
+    """The PgBouncer PodMonitor selects the PgBouncer pods on their metrics port, and the
+    CloudWatch alarms name the data tier's instance, replication group and queues."""
+    program = stack_program("prod")
+    monitors = [r for r in program.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+                if "pgbouncer" in r.name]
+    assert monitors, "no PgBouncer PodMonitor"
+    selector = monitors[0].inputs["spec"]["selector"]["matchLabels"]
+    bouncer = next(r for r in program.of_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "pgbouncer")
+    pod = bouncer.inputs["spec"]["template"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    assert monitors[0].inputs["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    dimensions = json.dumps([r.inputs for r in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")])
+    for name in ("cofounder-prod-postgres", "cofounder-prod-redis", "cofounder-prod-agent-execution",
+                 "cofounder-prod-agent-execution-dlq"):
+        assert name in dimensions, name

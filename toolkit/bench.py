@@ -27,19 +27,19 @@ from toolkit.stackfile import stack_names
 
 
 def synthetic(units: int) -> Callable[[], Program]:
-    """A stack of ``units`` repeated building blocks, for scaling figures.
+    """A stack of ``units`` app services (AppService: Deployment, Service, HPA, PDB, service
+    account), the block that grows as the product adds services, on one Kubernetes provider."""
+    import pulumi_kubernetes as k8s
 
-    Today the block is the Network component (the only one wired into the program); once the
-    app services have a config section, point this at a temporary stacks dir holding a stack
-    file with ``units`` app services and return ``lambda: run_stack(name, stacks_dir=tmp)``.
-    """
-    from components.network import Network, NetworkArgs
+    from components.app_service import AppService, AppServiceArgs
 
     def program():
+        provider = k8s.Provider("bench-k8s")
+        opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
         for i in range(units):
-            Network(f"bench{i}", NetworkArgs(
-                availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"],
-                cluster_name=f"bench{i}", cidr_block=f"10.{i % 256}.0.0/16"))
+            AppService(f"svc{i}", AppServiceArgs(
+                namespace="cofounder", image=f"ghcr.io/cofounder/svc{i}:1.0.0",
+                active_agents_target=5.0), opts=opts)
     return lambda: run(program, stack="bench")
 
 

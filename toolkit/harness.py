@@ -122,6 +122,19 @@ def _arn(type_: str, name: str, region: str) -> str:
     return f"arn:aws:{module}:{region}:{ACCOUNT}:{kind}/{name}"
 
 
+def _region_code(region: str) -> str:
+    """ElastiCache's short region code in endpoint names: us-east-1 -> use1."""
+    parts = region.split("-")
+    return parts[0] + "".join(p[0] for p in parts[1:-1]) + parts[-1]
+
+
+def _fake_secret(name: str, length: int) -> str:
+    out = ""
+    while len(out) < length:
+        out += hashlib.sha256(f"{name}{len(out)}".encode()).hexdigest()
+    return "Mock" + out[: max(length - 4, 0)]
+
+
 def _hex(seed: str, length: int) -> str:
     return hashlib.sha1(seed.encode()).hexdigest()[:length]
 
@@ -139,6 +152,20 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
         "arn": f"arn:aws:iam::{ACCOUNT}:role/{i.get('name', name)}", "name": i.get("name", name)},
     "aws:iam/policy:Policy": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:policy/{i.get('name', name)}"},
+    "aws:rds/instance:Instance": lambda name, i, region: {
+        "address": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com",
+        "endpoint": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com:{i.get('port', 5432)}",
+        "port": i.get("port", 5432)},
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda name, i, region: {
+        "configurationEndpointAddress":
+            f"clustercfg.{i.get('replicationGroupId', name)}.c0ffee.{_region_code(region)}.cache.amazonaws.com"},
+    "aws:sqs/queue:Queue": lambda name, i, region: {
+        "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{i.get('name', name)}",
+        "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{i.get('name', name)}"},
+    # A deterministic stand-in of the requested length (letters and digits only, so it fits any
+    # alphabet the program asks for); the real one is random and lives only in the encrypted state.
+    "random:index/randomPassword:RandomPassword": lambda name, i, region: {
+        "result": _fake_secret(name, int(i.get("length", 16)))},
     # edge (components/static_site_cdn.py)
     "aws:s3/bucket:Bucket": lambda name, i, region: _bucket(i.get("bucket") or f"{name}-{_hex(name, 7)}", region),
     "aws:cloudfront/distribution:Distribution": lambda name, i, region: {

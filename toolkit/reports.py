@@ -36,3 +36,4 @@ def build_reports(program: Program) -> dict[str, Report]:
 # Report modules register themselves on import (kept last: they import ``report`` from here).
 from toolkit import app_reports  # noqa: E402,F401
 from toolkit import cluster_reports  # noqa: E402,F401
+from toolkit import connections_report  # noqa: E402,F401

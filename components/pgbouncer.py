@@ -1,0 +1,282 @@
+"""PgBouncer: the in-cluster connection pooler between the app pods and RDS.
+
+Every app pod keeps a pool of client connections to PgBouncer (cheap); PgBouncer multiplexes
+them onto a few server connections to Postgres (expensive: memory per backend, capped by
+``max_connections``) in transaction pooling mode. ``capacity/connections.py`` proves the numbers
+fit at maximum scale; the program refuses a stack where they do not.
+
+Builds, in the app namespace, through the Kubernetes provider handed in via ``opts``:
+- a Secret with ``pgbouncer.ini`` and ``userlist.txt`` (built from Pulumi secrets) and the
+  exporter's connection string; a ConfigMap with the RDS root CAs;
+- a Deployment (>= 2 replicas, spread over nodes and zones, non-root, read-only root filesystem,
+  TCP probes, a preStop drain) of the pinned ``edoburu/pgbouncer`` image, with the pinned
+  ``prometheus-community`` exporter as a sidecar on port 9127 (``metrics``);
+- a ClusterIP Service on 6432 and a PodDisruptionBudget.
+
+TLS to RDS is ``verify-full`` against the bundled RDS root CAs: the chain and the host name are
+both checked, so a host in the VPC cannot impersonate the database. App pods reach PgBouncer
+inside the cluster in plain text; PgBouncer's own client TLS is not configured here.
+
+Draining: on termination the pod first leaves the Service endpoints (preStop sleeps
+``drain_seconds`` meanwhile), then PgBouncer gets SIGINT, its safe shutdown: no new
+connections, running transactions finish, then it exits; clients reconnect to another replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+from pulumi_kubernetes.apps.v1 import Deployment
+from pulumi_kubernetes.core.v1 import ConfigMap, Secret, Service
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
+
+from components.postgres import postgres_url
+from components.rds_ca_bundle import RDS_CA_BUNDLE_PEM
+
+PORT = 6432
+METRICS_PORT = 9127
+STATS_USER = "pgbouncer_stats"
+CONFIG_DIR = "/etc/pgbouncer"
+CA_DIR = "/etc/pgbouncer-ca"
+CA_FILE = "rds-ca-bundle.pem"
+#: The image's ``postgres`` user (uid/gid 70) and the exporter image's ``nobody``.
+PGBOUNCER_UID = 70
+EXPORTER_UID = 65534
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgBouncerArgs:
+    """Inputs of PgBouncer. Defaults are production-safe."""
+
+    namespace: pulumi.Input[str]
+    #: The RDS instance address (its certificate names it: verify-full checks this host).
+    db_host: pulumi.Input[str]
+    db_name: str
+    db_user: str
+    #: The database user's password (a Pulumi secret).
+    db_password: pulumi.Input[str]
+    db_port: int = 5432
+    #: Name of the Deployment, Service and PDB; the Service DNS name apps connect to.
+    service_name: str = "pgbouncer"
+    #: At least 2: one replica may be drained or rescheduled while the other serves.
+    replicas: int = 2
+    #: Server connections per replica (default_pool_size); see capacity/connections.py.
+    default_pool_size: int = 20
+    reserve_pool_size: int = 5
+    #: Seconds a client waits before the reserve pool opens for it.
+    reserve_pool_timeout_seconds: int = 3
+    #: Client connections per replica.
+    max_client_conn: int = 1000
+    #: Prepared statements tracked per server connection (PgBouncer >= 1.21; > 0 lets drivers
+    #: that prepare statements work in transaction mode).
+    max_prepared_statements: int = 200
+    #: Pinned PgBouncer image (edoburu/pgbouncer: maintained, Alpine, PgBouncer 1.25.1).
+    image: str = "edoburu/pgbouncer:v1.25.1-p0"
+    #: Pinned Prometheus exporter sidecar; None leaves it out.
+    exporter_image: str | None = "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
+    #: PEM bundle of CAs PgBouncer trusts for the RDS server certificate.
+    server_ca_pem: str = RDS_CA_BUNDLE_PEM
+    #: Seconds the preStop hook waits for the endpoint removal to reach every client.
+    drain_seconds: int = 15
+    #: Upper bound for the drain plus the safe shutdown (running transactions finishing).
+    termination_grace_period_seconds: int = 60
+    cpu_request: str = "100m"
+    memory_request: str = "64Mi"
+    memory_limit: str = "256Mi"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.replicas < 2:
+            raise ValueError("PgBouncer needs at least 2 replicas")
+        if self.max_prepared_statements < 1:
+            raise ValueError("max_prepared_statements must be > 0 in transaction pooling mode")
+
+
+def pgbouncer_ini(args: PgBouncerArgs, db_host: str) -> str:
+    """The ``pgbouncer.ini`` PgBouncer runs with (no secret in it: passwords live in userlist.txt)."""
+    return "\n".join([
+        "[databases]",
+        f"{args.db_name} = host={db_host} port={args.db_port} dbname={args.db_name}",
+        "",
+        "[pgbouncer]",
+        "listen_addr = 0.0.0.0",
+        f"listen_port = {PORT}",
+        # No unix socket: nothing local uses one and the root filesystem is read-only.
+        "unix_socket_dir =",
+        "auth_type = scram-sha-256",
+        f"auth_file = {CONFIG_DIR}/userlist.txt",
+        f"stats_users = {STATS_USER}",
+        "pool_mode = transaction",
+        f"default_pool_size = {args.default_pool_size}",
+        f"reserve_pool_size = {args.reserve_pool_size}",
+        f"reserve_pool_timeout = {args.reserve_pool_timeout_seconds}",
+        # Hard cap per replica: the connection budget counts exactly this many per replica.
+        f"max_db_connections = {args.default_pool_size + args.reserve_pool_size}",
+        f"max_client_conn = {args.max_client_conn}",
+        f"max_prepared_statements = {args.max_prepared_statements}",
+        "server_tls_sslmode = verify-full",
+        f"server_tls_ca_file = {CA_DIR}/{CA_FILE}",
+        "server_tls_protocols = tlsv1.2,tlsv1.3",
+        # node-postgres and JDBC send it at startup; PgBouncer would otherwise reject the client.
+        "ignore_startup_parameters = extra_float_digits",
+        "",
+    ])
+
+
+def userlist(users: dict[str, str]) -> str:
+    """``userlist.txt``: one ``"user" "password"`` line each (plain passwords: SCRAM to the server needs them)."""
+    return "".join(f'"{user}" "{password}"\n' for user, password in users.items())
+
+
+class PgBouncer(pulumi.ComponentResource):
+    """A replicated PgBouncer Deployment and Service in front of RDS."""
+
+    service_name: pulumi.Output[str]
+    #: ``<service>.<namespace>.svc.cluster.local``.
+    host: pulumi.Output[str]
+    port: int
+    #: ``postgresql://<user>:<password>@<host>:6432/<db>`` (secret).
+    database_url_pooled: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:data:PgBouncer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # name + part-of: the observability PodMonitor selects PgBouncer pods by these two.
+        labels = {**args.labels, "app.kubernetes.io/name": "pgbouncer",
+                  "app.kubernetes.io/instance": args.service_name,
+                  "app.kubernetes.io/component": "connection-pooler",
+                  "app.kubernetes.io/part-of": "cofounder"}
+        selector = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": args.service_name}
+
+        stats_password = random.RandomPassword(f"{name}-stats-password", length=32, special=False, opts=child)
+
+        # Auto-named (name + random suffix): a changed config is a new Secret, which rolls the pods.
+        config = Secret(
+            f"{name}-config",
+            metadata={"namespace": args.namespace, "labels": labels},
+            type="Opaque",
+            string_data=pulumi.Output.secret(pulumi.Output.all(args.db_host, args.db_password, stats_password.result)
+                                             .apply(lambda v: {
+                "pgbouncer.ini": pgbouncer_ini(args, v[0]),
+                "userlist.txt": userlist({args.db_user: v[1], STATS_USER: v[2]}),
+                "exporter-connection-string": postgres_url(STATS_USER, v[2], "127.0.0.1", PORT, "pgbouncer",
+                                                           "sslmode=disable"),
+            })),
+            opts=child,
+        )
+        ca = ConfigMap(
+            f"{name}-rds-ca",
+            metadata={"namespace": args.namespace, "labels": labels},
+            data={CA_FILE: args.server_ca_pem},
+            opts=child,
+        )
+
+        restricted = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        containers = [{
+            "name": "pgbouncer",
+            "image": args.image,
+            # Straight to the binary: config comes from the Secret, not the image's env-driven entrypoint,
+            # and PgBouncer is PID 1, so the preStop hook can signal it.
+            "command": ["/usr/bin/pgbouncer", f"{CONFIG_DIR}/pgbouncer.ini"],
+            "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
+            "readinessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 5, "failureThreshold": 2},
+            "livenessProbe": {"tcpSocket": {"port": "postgres"}, "initialDelaySeconds": 10,
+                              "periodSeconds": 10, "failureThreshold": 3},
+            "lifecycle": {"preStop": {"exec": {"command": [
+                "/bin/sh", "-c", f"sleep {args.drain_seconds}; kill -INT 1"]}}},
+            "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
+                          "limits": {"memory": args.memory_limit}},
+            "securityContext": {**restricted, "runAsUser": PGBOUNCER_UID, "runAsGroup": PGBOUNCER_UID},
+            "volumeMounts": [
+                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                {"name": "rds-ca", "mountPath": CA_DIR, "readOnly": True},
+            ],
+        }]
+        if args.exporter_image:
+            containers.append({
+                "name": "exporter",
+                "image": args.exporter_image,
+                "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+                "env": [{"name": "PGBOUNCER_EXPORTER_CONNECTION_STRING", "valueFrom": {"secretKeyRef": {
+                    "name": config.metadata["name"], "key": "exporter-connection-string"}}}],
+                "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
+                "livenessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 20},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                "securityContext": {**restricted, "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID},
+            })
+
+        def anti_affinity(topology_key: str, weight: int) -> dict:
+            return {"weight": weight, "podAffinityTerm": {
+                "topologyKey": topology_key, "labelSelector": {"matchLabels": selector}}}
+
+        deployment = Deployment(
+            f"{name}-deployment",
+            metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
+            spec={
+                "replicas": args.replicas,
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "fsGroup": PGBOUNCER_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        # Preferred, not required: a replica should still start when nodes are short.
+                        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                            anti_affinity("kubernetes.io/hostname", 100),
+                            anti_affinity("topology.kubernetes.io/zone", 50),
+                        ]}},
+                        "containers": containers,
+                        "volumes": [
+                            {"name": "config", "secret": {
+                                "secretName": config.metadata["name"], "defaultMode": 0o440,
+                                "items": [{"key": "pgbouncer.ini", "path": "pgbouncer.ini"},
+                                          {"key": "userlist.txt", "path": "userlist.txt"}]}},
+                            {"name": "rds-ca", "configMap": {"name": ca.metadata["name"], "defaultMode": 0o444}},
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+        service = Service(
+            f"{name}-service",
+            metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "postgres", "port": PORT, "targetPort": "postgres", "protocol": "TCP"}]
+                + ([{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}]
+                   if args.exporter_image else []),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+        )
+        PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+            opts=child,
+        )
+
+        self.service_name = service.metadata["name"]
+        self.host = pulumi.Output.all(service.metadata["name"], args.namespace).apply(
+            lambda v: f"{v[0]}.{v[1]}.svc.cluster.local")
+        self.port = PORT
+        self.database_url_pooled = pulumi.Output.secret(pulumi.Output.all(self.host, args.db_password).apply(
+            lambda v: postgres_url(args.db_user, v[1], v[0], PORT, args.db_name)))
+        self.register_outputs({
+            "service_name": self.service_name,
+            "host": self.host,
+            "database_url_pooled": self.database_url_pooled,
+        })

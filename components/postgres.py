@@ -1,0 +1,240 @@
+"""Postgres: the application's RDS for PostgreSQL instance, private and encrypted.
+
+Builds a KMS key (storage and Performance Insights), a generated master password (pulumi-random,
+only ever a Pulumi secret), a DB subnet group in the private subnets, a security group that
+admits only the given security groups on 5432, a parameter group (pg_stat_statements, slow-query
+logging, TLS required), the enhanced-monitoring role, log groups for the exported logs and the
+instance itself: gp3 with storage autoscaling, backups, optional Multi-AZ standby, deletion
+protection, a final snapshot and Pulumi ``protect`` where the stack asks for them.
+
+Who may connect: the security groups in ``allowed_security_group_ids``. On EKS that is the
+cluster security group, which sits on every node and every pod ENI, so PgBouncer (and migration
+jobs) reach 5432 while nothing else in the VPC does. Apps should use PgBouncer
+(``DATABASE_URL_POOLED``); ``database_url`` is for migrations and administration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.data_access import kms_key, security_group_for
+
+PORT = 5432
+#: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
+#: space; these four are also URL-unreserved, so the password goes into URLs without encoding.
+PASSWORD_SPECIALS = "-_.~"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresArgs:
+    """Inputs of Postgres. Defaults are production-safe."""
+
+    #: Physical name of the instance (RDS identifier), unique per account and region.
+    identifier: str
+    vpc_id: pulumi.Input[str]
+    #: Private subnets for the DB subnet group (at least two zones).
+    subnet_ids: pulumi.Input[Sequence[str]]
+    #: Security groups admitted on 5432 (the EKS cluster security group). Empty admits nobody.
+    allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
+    instance_class: str = "db.r7g.large"
+    #: Pinned major.minor; the parameter group family follows the major.
+    engine_version: str = "17.6"
+    db_name: str = "cofounder"
+    master_username: str = "cofounder_admin"
+    allocated_storage_gib: int = 50
+    #: Storage autoscaling ceiling (max_allocated_storage).
+    max_allocated_storage_gib: int = 500
+    #: A synchronous standby in a second availability zone.
+    multi_az: bool = True
+    backup_retention_days: int = 14
+    deletion_protection: bool = True
+    #: Skip the final snapshot on deletion (throwaway stacks only).
+    skip_final_snapshot: bool = False
+    #: Pulumi ``protect`` on the instance.
+    protect: bool = True
+    #: Log statements slower than this; -1 turns slow-query logging off.
+    log_min_duration_statement_ms: int = 500
+    performance_insights_retention_days: int = 7
+    #: Enhanced monitoring interval; 0 turns it off (and creates no monitoring role).
+    monitoring_interval_seconds: int = 60
+    auto_minor_version_upgrade: bool = True
+    iam_database_authentication: bool = False
+    #: The server certificate's CA; PgBouncer verifies it against the bundle for this CA.
+    ca_cert_identifier: str = "rds-ca-rsa2048-g1"
+    #: Retention of the exported postgresql and upgrade logs in CloudWatch Logs.
+    log_retention_days: int = 30
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parameter_group_family(engine_version: str) -> str:
+    return f"postgres{engine_version.split('.')[0]}"
+
+
+def postgres_url(user: str, password: str, host: str, port: int | str, db_name: str, query: str = "") -> str:
+    """A libpq connection URL; the password alphabet needs no percent-encoding (see PASSWORD_SPECIALS)."""
+    return f"postgresql://{user}:{password}@{host}:{port}/{db_name}" + (f"?{query}" if query else "")
+
+
+class Postgres(pulumi.ComponentResource):
+    """An RDS for PostgreSQL instance reachable only from the allowed security groups."""
+
+    #: The RDS identifier (CloudWatch's DBInstanceIdentifier).
+    instance_identifier: pulumi.Output[str]
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    endpoint: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    db_name: str
+    master_username: str
+    master_password: pulumi.Output[str]
+    #: Direct URL (secret), TLS required: for migrations and administration, not app traffic.
+    database_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:data:Postgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "data"}
+
+        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags)
+        password = random.RandomPassword(
+            f"{name}-master-password",
+            length=40,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            min_lower=2, min_upper=2, min_numeric=2, min_special=2,
+            opts=child,
+        )
+        subnets = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=args.identifier,
+            description=f"{args.identifier}: private subnets",
+            subnet_ids=args.subnet_ids,
+            tags=tags,
+            opts=child,
+        )
+        sg = security_group_for(
+            name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
+            description=f"{args.identifier}: Postgres {PORT} from the cluster only",
+            rule_description="Postgres from the cluster (nodes and pods, incl. PgBouncer)",
+            tags={**tags, "Name": f"{args.identifier}-postgres"},
+        )
+
+        params = aws.rds.ParameterGroup(
+            f"{name}-params",
+            name=f"{args.identifier}-{parameter_group_family(args.engine_version)}",
+            family=parameter_group_family(args.engine_version),
+            description=f"{args.identifier}: pg_stat_statements, slow-query log, TLS only",
+            parameters=[
+                # Loading a library needs a restart; RDS refuses "immediate" for it.
+                aws.rds.ParameterGroupParameterArgs(name="shared_preload_libraries",
+                                                    value="pg_stat_statements", apply_method="pending-reboot"),
+                aws.rds.ParameterGroupParameterArgs(name="pg_stat_statements.track", value="all",
+                                                    apply_method="immediate"),
+                aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement",
+                                                    value=str(args.log_min_duration_statement_ms),
+                                                    apply_method="immediate"),
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1", apply_method="immediate"),
+            ],
+            tags=tags,
+            opts=child,
+        )
+
+        monitoring_role_arn = None
+        if args.monitoring_interval_seconds > 0:
+            role = aws.iam.Role(
+                f"{name}-monitoring",
+                assume_role_policy=json.dumps({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                   "Principal": {"Service": "monitoring.rds.amazonaws.com"}}],
+                }),
+                tags=tags,
+                opts=child,
+            )
+            aws.iam.RolePolicyAttachment(
+                f"{name}-monitoring",
+                role=role.name,
+                policy_arn=aws.get_partition_output().partition.apply(
+                    lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+                opts=child,
+            )
+            monitoring_role_arn = role.arn
+
+        exports = ["postgresql", "upgrade"]
+        # Created before the instance so RDS writes into groups with a retention, not never-expiring ones.
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{log}",
+                name=f"/aws/rds/instance/{args.identifier}/{log}",
+                retention_in_days=args.log_retention_days,
+                tags=tags,
+                opts=child,
+            )
+            for log in exports
+        ]
+
+        instance = aws.rds.Instance(
+            f"{name}-db",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            db_name=args.db_name,
+            username=args.master_username,
+            password=password.result,
+            port=PORT,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[sg.id],
+            parameter_group_name=params.name,
+            publicly_accessible=False,
+            ca_cert_identifier=args.ca_cert_identifier,
+            storage_type="gp3",
+            allocated_storage=args.allocated_storage_gib,
+            max_allocated_storage=args.max_allocated_storage_gib,
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            multi_az=args.multi_az,
+            backup_retention_period=args.backup_retention_days,
+            backup_window="03:00-04:00",
+            maintenance_window="sun:04:30-sun:05:30",
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            deletion_protection=args.deletion_protection,
+            skip_final_snapshot=args.skip_final_snapshot,
+            final_snapshot_identifier=f"{args.identifier}-final",
+            auto_minor_version_upgrade=args.auto_minor_version_upgrade,
+            allow_major_version_upgrade=False,
+            iam_database_authentication_enabled=args.iam_database_authentication,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=args.performance_insights_retention_days,
+            monitoring_interval=args.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role_arn,
+            enabled_cloudwatch_logs_exports=exports,
+            tags={**tags, "Name": args.identifier},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups,
+                                        additional_secret_outputs=["password"]),
+        )
+
+        self.instance_identifier = instance.identifier
+        self.address = instance.address
+        self.port = instance.port
+        self.endpoint = instance.endpoint
+        self.security_group_id = sg.id
+        self.db_name = args.db_name
+        self.master_username = args.master_username
+        self.master_password = pulumi.Output.secret(password.result)
+        self.database_url = pulumi.Output.secret(pulumi.Output.all(password.result, instance.address).apply(
+            lambda v: postgres_url(args.master_username, v[0], v[1], PORT, args.db_name, "sslmode=require")))
+        self.register_outputs({
+            "address": self.address,
+            "port": self.port,
+            "security_group_id": self.security_group_id,
+            "database_url": self.database_url,
+        })

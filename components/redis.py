@@ -1,0 +1,147 @@
+"""Redis: an ElastiCache for Valkey replication group in cluster mode, TLS and auth token required.
+
+Valkey is the Redis-compatible engine ElastiCache now develops (same protocol, ioredis and
+BullMQ work unchanged, lower price than Redis OSS). Builds a KMS key for encryption at rest, a
+generated auth token (pulumi-random, only ever a Pulumi secret), a subnet group in the private
+subnets, a security group admitting only the given security groups on 6379, a parameter group
+with ``cluster-enabled yes`` and the replication group: shards x (1 primary + replicas), TLS
+required in transit, automatic failover (AWS requires it in cluster mode, and it needs at least
+one replica per shard), optional Multi-AZ placement, daily snapshots and a final snapshot.
+
+Apps get ``redis_url`` (``rediss://:<token>@<configuration endpoint>:6379``, a secret) and use a
+cluster client (``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in ioredis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.data_access import kms_key, security_group_for
+
+PORT = 6379
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisArgs:
+    """Inputs of Redis. Defaults are production-safe."""
+
+    #: Replication group id: lowercase, at most 40 characters, unique per account and region.
+    identifier: str
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    #: Security groups admitted on 6379 (the EKS cluster security group). Empty admits nobody.
+    allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
+    node_type: str = "cache.r7g.large"
+    #: Pinned Valkey version; the parameter group family follows the major.
+    engine_version: str = "8.1"
+    shards: int = 2
+    #: Replicas per shard; at least 1 (automatic failover, which cluster mode requires, needs one).
+    replicas_per_shard: int = 1
+    multi_az: bool = True
+    #: Days of automatic snapshots; 0 turns them off.
+    snapshot_retention_days: int = 7
+    protect: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.replicas_per_shard < 1:
+            raise ValueError("replicas_per_shard must be at least 1: cluster mode requires automatic "
+                             "failover, which needs a replica in every shard")
+        if len(self.identifier) > 40:
+            raise ValueError(f"identifier {self.identifier!r} is longer than 40 characters")
+
+
+def parameter_group_family(engine_version: str) -> str:
+    return f"valkey{engine_version.split('.')[0]}"
+
+
+class Redis(pulumi.ComponentResource):
+    """A Valkey cluster (cluster mode enabled) reachable only from the allowed security groups."""
+
+    replication_group_id: pulumi.Output[str]
+    configuration_endpoint: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    auth_token: pulumi.Output[str]
+    #: ``rediss://:<token>@<configuration endpoint>:6379`` (secret).
+    redis_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("cofounder:data:Redis", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "data"}
+        family = parameter_group_family(args.engine_version)
+
+        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags)
+        # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
+        # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
+        token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            name=args.identifier,
+            description=f"{args.identifier}: private subnets",
+            subnet_ids=args.subnet_ids,
+            tags=tags,
+            opts=child,
+        )
+        sg = security_group_for(
+            name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
+            description=f"{args.identifier}: Valkey {PORT} from the cluster only",
+            rule_description="Valkey from the cluster (nodes and pods)",
+            tags={**tags, "Name": f"{args.identifier}-redis"},
+        )
+        params = aws.elasticache.ParameterGroup(
+            f"{name}-params",
+            name=f"{args.identifier}-{family}-cluster",
+            family=family,
+            description=f"{args.identifier}: cluster mode",
+            parameters=[aws.elasticache.ParameterGroupParameterArgs(name="cluster-enabled", value="yes")],
+            tags=tags,
+            opts=child,
+        )
+        group = aws.elasticache.ReplicationGroup(
+            f"{name}-cluster",
+            replication_group_id=args.identifier,
+            description=f"{args.identifier}: sessions, rate limits, LLM cache, pub/sub",
+            engine="valkey",
+            engine_version=args.engine_version,
+            node_type=args.node_type,
+            port=PORT,
+            parameter_group_name=params.name,
+            subnet_group_name=subnets.name,
+            security_group_ids=[sg.id],
+            cluster_mode="enabled",
+            num_node_groups=args.shards,
+            replicas_per_node_group=args.replicas_per_shard,
+            automatic_failover_enabled=True,
+            multi_az_enabled=args.multi_az,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=token.result,
+            at_rest_encryption_enabled=True,
+            kms_key_id=key.arn,
+            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_window="03:00-04:00",
+            maintenance_window="sun:04:30-sun:05:30",
+            final_snapshot_identifier=f"{args.identifier}-final",
+            auto_minor_version_upgrade=True,
+            tags={**tags, "Name": args.identifier},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        additional_secret_outputs=["authToken"]),
+        )
+
+        self.replication_group_id = group.replication_group_id
+        self.configuration_endpoint = group.configuration_endpoint_address
+        self.security_group_id = sg.id
+        self.auth_token = pulumi.Output.secret(token.result)
+        self.redis_url = pulumi.Output.secret(pulumi.Output.all(token.result, group.configuration_endpoint_address)
+                                              .apply(lambda v: f"rediss://:{v[0]}@{v[1]}:{PORT}"))
+        self.register_outputs({
+            "configuration_endpoint": self.configuration_endpoint,
+            "security_group_id": self.security_group_id,
+            "redis_url": self.redis_url,
+        })

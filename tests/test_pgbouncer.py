@@ -1,0 +1,251 @@
+"""components/pgbouncer.py and components/app_data_settings.py, run standalone with a Kubernetes
+provider created here (the EKS platform hands its provider down the same way)."""
+
+from __future__ import annotations
+
+import configparser
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from pulumi.runtime.sync_await import _sync_await
+
+from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs, pgbouncer_ini, userlist
+from components.postgres import Postgres, PostgresArgs
+from components.queue import Queue, QueueArgs
+from components.rds_ca_bundle import RDS_CA_BUNDLE_PEM, REGIONS
+from components.redis import Redis, RedisArgs
+from tests.conftest import secret_leaks
+from toolkit.harness import is_secret, reveal
+
+RDS_HOST = "demo-postgres.c0ffee123456.us-east-1.rds.amazonaws.com"
+SUBNETS = ["subnet-a", "subnet-b"]
+
+
+def _data_tier(captured: dict, **pgbouncer_overrides):
+    """The data tier as infra wires it: AWS side, then PgBouncer and the app settings in the cluster."""
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        in_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
+        pg = Postgres("postgres", PostgresArgs(identifier="demo-postgres", vpc_id="vpc-1", subnet_ids=SUBNETS,
+                                               allowed_security_group_ids=["sg-cluster"]))
+        redis = Redis("redis", RedisArgs(identifier="demo-redis", vpc_id="vpc-1", subnet_ids=SUBNETS,
+                                         allowed_security_group_ids=["sg-cluster"]))
+        queue = Queue("agent-queue", QueueArgs(queue_name="demo-agent-execution"))
+        bouncer = PgBouncer("pgbouncer", PgBouncerArgs(
+            namespace="cofounder", db_host=pg.address, db_name=pg.db_name, db_user=pg.master_username,
+            db_password=pg.master_password, **pgbouncer_overrides), opts=in_cluster)
+        settings = AppDataSettings("app-data", AppDataSettingsArgs(
+            namespace="cofounder", database_url=pg.database_url, database_url_pooled=bouncer.database_url_pooled,
+            redis_url=redis.redis_url, queue_url=queue.queue_url), opts=in_cluster)
+        captured.update(bouncer=bouncer, settings=settings, provider=provider)
+    return program
+
+
+@pytest.fixture
+def tier(run_program):
+    captured = {}
+    program = run_program(_data_tier(captured))
+    return program, captured
+
+
+def _ini(program) -> configparser.ConfigParser:
+    secret = program.one("kubernetes:core/v1:Secret", "pgbouncer-config")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(reveal(secret.inputs["stringData"])["pgbouncer.ini"])
+    return parser
+
+
+def test_every_kubernetes_object_validates(tier, validate_k8s):
+    program, _ = tier
+    objects = [r for r in program.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert {r.type for r in objects} == {
+        "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:policy/v1:PodDisruptionBudget",
+        "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap"}
+    for r in objects:
+        validate_k8s(r)
+
+
+def test_objects_use_the_provider_handed_in(tier):
+    program, captured = tier
+    # Children resolve their provider from their parent: the component carries the one handed in.
+    for component in (captured["bouncer"], captured["settings"]):
+        assert component.get_provider("kubernetes:apps/v1:Deployment") is captured["provider"]
+    for comp in (program.one("cofounder:data:PgBouncer"), program.one("cofounder:data:AppDataSettings")):
+        children = program.children(comp)
+        assert children and all(r.type.startswith(("kubernetes:", "random:")) for r in children)
+
+
+def test_pgbouncer_ini(tier):
+    program, _ = tier
+    ini = _ini(program)
+    assert ini["databases"]["cofounder"] == f"host={RDS_HOST} port=5432 dbname=cofounder"
+    pgb = ini["pgbouncer"]
+    assert pgb["listen_port"] == "6432"
+    assert pgb["pool_mode"] == "transaction"
+    assert pgb["auth_type"] == "scram-sha-256"
+    assert pgb["auth_file"] == "/etc/pgbouncer/userlist.txt"
+    assert int(pgb["max_prepared_statements"]) > 0
+    assert (pgb["default_pool_size"], pgb["reserve_pool_size"], pgb["max_db_connections"]) == ("20", "5", "25")
+    assert pgb["max_client_conn"] == "1000"
+    assert pgb["server_tls_sslmode"] == "verify-full"
+    assert pgb["server_tls_ca_file"] == "/etc/pgbouncer-ca/rds-ca-bundle.pem"
+    assert pgb["stats_users"] == "pgbouncer_stats"
+
+
+def test_ini_follows_the_budget_inputs():
+    args = PgBouncerArgs(namespace="ns", db_host="h", db_name="db", db_user="u", db_password="p",
+                         default_pool_size=100, reserve_pool_size=20, max_client_conn=3000, max_prepared_statements=50)
+    text = pgbouncer_ini(args, "h")
+    assert "default_pool_size = 100\n" in text and "max_db_connections = 120\n" in text
+    assert "max_client_conn = 3000\n" in text and "max_prepared_statements = 50\n" in text
+    assert userlist({"a": "x", "b": "y"}) == '"a" "x"\n"b" "y"\n'
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"replicas": 1}, "at least 2 replicas"),
+    ({"max_prepared_statements": 0}, "max_prepared_statements must be > 0"),
+])
+def test_args_refuse_unsafe_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PgBouncerArgs(namespace="ns", db_host="h", db_name="db", db_user="u", db_password="p", **kwargs)
+
+
+def test_config_secret_holds_ini_userlist_and_exporter_dsn_as_secrets(tier):
+    program, _ = tier
+    secret = program.one("kubernetes:core/v1:Secret", "pgbouncer-config")
+    assert is_secret(secret.inputs["stringData"])
+    data = reveal(secret.inputs["stringData"])
+    password = program.one("random:index/randomPassword:RandomPassword", "postgres-master-password").outputs["result"]
+    stats = program.one("random:index/randomPassword:RandomPassword", "pgbouncer-stats-password").outputs["result"]
+    assert data["userlist.txt"] == f'"cofounder_admin" "{password}"\n"pgbouncer_stats" "{stats}"\n'
+    assert data["exporter-connection-string"] == \
+        f"postgresql://pgbouncer_stats:{stats}@127.0.0.1:6432/pgbouncer?sslmode=disable"
+    assert secret.inputs["metadata"]["namespace"] == "cofounder"
+
+
+def test_rds_ca_bundle_is_mounted(tier):
+    program, _ = tier
+    ca = program.one("kubernetes:core/v1:ConfigMap", "pgbouncer-rds-ca")
+    pem = ca.inputs["data"]["rds-ca-bundle.pem"]
+    assert pem == RDS_CA_BUNDLE_PEM
+    assert "# Amazon RDS us-east-1 Root CA RSA2048 G1\n-----BEGIN CERTIFICATE-----" in pem
+    assert pem.count("-----BEGIN CERTIFICATE-----") == len(REGIONS) and "us-east-1" in REGIONS
+
+
+def test_deployment_is_resilient_and_hardened(tier):
+    program, _ = tier
+    dep = program.one("kubernetes:apps/v1:Deployment")
+    spec = dep.inputs["spec"]
+    assert dep.inputs["metadata"]["name"] == "pgbouncer" and dep.inputs["metadata"]["namespace"] == "cofounder"
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert {t["podAffinityTerm"]["topologyKey"] for t in anti} == {"kubernetes.io/hostname",
+                                                                   "topology.kubernetes.io/zone"}
+    for term in anti:
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    bouncer = containers["pgbouncer"]
+    assert bouncer["image"] == "edoburu/pgbouncer:v1.25.1-p0"
+    assert bouncer["command"] == ["/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]
+    assert bouncer["readinessProbe"]["tcpSocket"] == {"port": "postgres"}
+    assert bouncer["livenessProbe"]["tcpSocket"] == {"port": "postgres"}
+    assert bouncer["ports"] == [{"name": "postgres", "containerPort": 6432, "protocol": "TCP"}]
+    # drain: leave the endpoints, then SIGINT (safe shutdown) to PgBouncer as PID 1
+    assert bouncer["lifecycle"]["preStop"]["exec"]["command"] == ["/bin/sh", "-c", "sleep 15; kill -INT 1"]
+    assert pod["terminationGracePeriodSeconds"] > 15
+    for c in containers.values():
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsUser"] > 0
+        assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+        assert ":" in c["image"] and not c["image"].endswith(":latest")
+    exporter = containers["exporter"]
+    assert exporter["image"] == "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
+    assert exporter["ports"][0]["containerPort"] == 9127
+    env = exporter["env"][0]
+    assert env["name"] == "PGBOUNCER_EXPORTER_CONNECTION_STRING" and "value" not in env
+    secret_name = program.one("kubernetes:core/v1:Secret", "pgbouncer-config").outputs["metadata"]["name"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": secret_name, "key": "exporter-connection-string"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == secret_name
+    mounts = {m["mountPath"]: m["name"] for m in bouncer["volumeMounts"]}
+    assert mounts == {"/etc/pgbouncer": "config", "/etc/pgbouncer-ca": "rds-ca"}
+
+
+def test_service_and_pdb(tier):
+    program, _ = tier
+    svc = program.one("kubernetes:core/v1:Service")
+    dep = program.one("kubernetes:apps/v1:Deployment")
+    assert svc.inputs["metadata"]["name"] == "pgbouncer"
+    ports = {p["name"]: p for p in svc.inputs["spec"]["ports"]}
+    assert ports["postgres"]["port"] == 6432 and ports["postgres"]["targetPort"] == "postgres"
+    assert ports["metrics"]["port"] == 9127
+    assert svc.inputs["spec"]["selector"] == dep.inputs["spec"]["selector"]["matchLabels"]
+    pdb = program.one("kubernetes:policy/v1:PodDisruptionBudget")
+    assert pdb.inputs["spec"]["maxUnavailable"] == 1
+    assert pdb.inputs["spec"]["selector"] == dep.inputs["spec"]["selector"]
+
+
+def test_without_exporter(run_program):
+    program = run_program(_data_tier({}, exporter_image=None, replicas=3))
+    dep = program.one("kubernetes:apps/v1:Deployment")
+    assert [c["name"] for c in dep.inputs["spec"]["template"]["spec"]["containers"]] == ["pgbouncer"]
+    assert dep.inputs["spec"]["replicas"] == 3
+    assert [p["name"] for p in program.one("kubernetes:core/v1:Service").inputs["spec"]["ports"]] == ["postgres"]
+
+
+def test_pooled_url_goes_through_the_service(tier):
+    program, captured = tier
+    url = captured["bouncer"].database_url_pooled
+    assert _sync_await(url.is_secret())
+    password = program.one("random:index/randomPassword:RandomPassword", "postgres-master-password").outputs["result"]
+    assert _sync_await(url.future()) == \
+        f"postgresql://cofounder_admin:{password}@pgbouncer.cofounder.svc.cluster.local:6432/cofounder"
+
+
+def test_app_settings_secrets_and_config_map(tier):
+    program, captured = tier
+    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
+    redis = program.one("kubernetes:core/v1:Secret", "app-data-redis")
+    queue = program.one("kubernetes:core/v1:ConfigMap", "app-data-queue")
+    assert [o.inputs["metadata"]["name"] for o in (database, redis, queue)] == \
+        ["cofounder-database", "cofounder-redis", "cofounder-queue"]
+    assert is_secret(database.inputs["stringData"]) and is_secret(redis.inputs["stringData"])
+    db = reveal(database.inputs["stringData"])
+    assert set(db) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
+    assert db["DATABASE_URL"].startswith("postgresql://cofounder_admin:") and \
+        db["DATABASE_URL"].endswith(f"@{RDS_HOST}:5432/cofounder?sslmode=require")
+    assert "@pgbouncer.cofounder.svc.cluster.local:6432/" in db["DATABASE_URL_POOLED"]
+    url = reveal(redis.inputs["stringData"])["REDIS_URL"]
+    assert url.startswith("rediss://:") and url.endswith(":6379")
+    assert queue.inputs["data"] == {
+        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/demo-agent-execution"}
+    for o in (database, redis, queue):
+        assert o.inputs["metadata"]["namespace"] == "cofounder"
+    settings = captured["settings"]
+    assert _sync_await(settings.database_secret_name.future()) == "cofounder-database"
+    assert _sync_await(settings.queue_config_map_name.future()) == "cofounder-queue"
+
+
+def test_no_secret_outside_a_secret_wrapper(tier):
+    program, _ = tier
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) == 3
+    assert secret_leaks(program) == []
+
+
+def test_the_leak_check_can_fail(run_program):
+    """A password written into a ConfigMap is caught."""
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        pg = Postgres("postgres", PostgresArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS))
+        k8s.core.v1.ConfigMap("leak", data={"pw": pulumi.Output.unsecret(pg.master_password)},
+                              opts=pulumi.ResourceOptions(provider=provider))
+    leaks = secret_leaks(run_program(program))
+    assert leaks == ["urn:pulumi:test::cofounder::kubernetes:core/v1:ConfigMap::leak.data.pw"]

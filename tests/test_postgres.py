@@ -1,0 +1,198 @@
+"""components/postgres.py: a private, encrypted, monitored RDS for PostgreSQL instance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.postgres import PASSWORD_SPECIALS, Postgres, PostgresArgs, parameter_group_family
+from toolkit.harness import is_secret, reveal
+
+SUBNETS = ["subnet-a", "subnet-b", "subnet-c"]
+NODES_SG = "sg-cluster"
+
+
+def _postgres(run_program, **overrides):
+    args = PostgresArgs(identifier="demo-postgres", vpc_id="vpc-1", subnet_ids=SUBNETS,
+                        allowed_security_group_ids=[NODES_SG], **overrides)
+    return run_program(lambda: Postgres("pg", args))
+
+
+def test_defaults_are_production_safe(run_program):
+    p = _postgres(run_program)
+    db = p.one("aws:rds/instance:Instance")
+    i = db.inputs
+    assert (i["engine"], i["engineVersion"]) == ("postgres", "17.6")
+    assert i["publiclyAccessible"] is False
+    assert i["multiAz"] is True
+    assert (i["storageType"], i["storageEncrypted"]) == ("gp3", True)
+    assert i["allocatedStorage"] == 50 and i["maxAllocatedStorage"] == 500
+    kms_arn = p.one("aws:kms/key:Key").outputs["arn"]
+    assert i["kmsKeyId"] == kms_arn and i["performanceInsightsKmsKeyId"] == kms_arn
+    assert i["performanceInsightsEnabled"] is True and i["performanceInsightsRetentionPeriod"] == 7
+    assert i["backupRetentionPeriod"] == 14
+    assert i["deletionProtection"] is True
+    assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"] == "demo-postgres-final"
+    assert i["copyTagsToSnapshot"] is True and i["autoMinorVersionUpgrade"] is True
+    assert i["allowMajorVersionUpgrade"] is False
+    assert i["iamDatabaseAuthenticationEnabled"] is False
+    assert i["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert i["caCertIdentifier"] == "rds-ca-rsa2048-g1"
+    assert db.options["protect"] is True
+    assert p.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+
+
+def test_enhanced_monitoring_has_its_own_role(run_program):
+    p = _postgres(run_program)
+    db = p.one("aws:rds/instance:Instance").inputs
+    role = p.one("aws:iam/role:Role")
+    assert db["monitoringInterval"] == 60 and db["monitoringRoleArn"] == role.outputs["arn"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    assert p.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs["policyArn"] == \
+        "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def test_monitoring_off_creates_no_role(run_program):
+    p = _postgres(run_program, monitoring_interval_seconds=0)
+    assert not p.of_type("aws:iam/role:Role")
+    assert p.one("aws:rds/instance:Instance").inputs["monitoringInterval"] == 0
+
+
+def test_parameter_group(run_program):
+    p = _postgres(run_program, log_min_duration_statement_ms=250)
+    group = p.one("aws:rds/parameterGroup:ParameterGroup")
+    assert group.inputs["family"] == "postgres17"
+    params = {x["name"]: x for x in group.inputs["parameters"]}
+    assert params["shared_preload_libraries"] == {"name": "shared_preload_libraries", "value": "pg_stat_statements",
+                                                  "applyMethod": "pending-reboot"}
+    assert params["pg_stat_statements.track"]["value"] == "all"
+    assert params["log_min_duration_statement"]["value"] == "250"
+    assert params["rds.force_ssl"]["value"] == "1"
+    assert p.one("aws:rds/instance:Instance").inputs["parameterGroupName"] == group.outputs["name"]
+    assert parameter_group_family("16.4") == "postgres16"
+
+
+def test_network_private_subnets_and_only_the_cluster_on_5432(run_program):
+    p = _postgres(run_program)
+    group = p.one("aws:rds/subnetGroup:SubnetGroup")
+    assert group.inputs["subnetIds"] == SUBNETS
+    sg = p.one("aws:ec2/securityGroup:SecurityGroup")
+    assert not sg.inputs.get("ingress") and not sg.inputs.get("egress")
+    (rule,) = p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule.inputs["referencedSecurityGroupId"] == NODES_SG
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (5432, 5432, "tcp")
+    assert "cidrIpv4" not in rule.inputs
+    db = p.one("aws:rds/instance:Instance").inputs
+    assert db["vpcSecurityGroupIds"] == [sg.outputs["id"]]
+    assert db["dbSubnetGroupName"] == group.outputs["name"]
+
+
+def test_no_allowed_groups_admits_nobody(run_program):
+    p = run_program(lambda: Postgres("pg", PostgresArgs(identifier="x", vpc_id="vpc-1", subnet_ids=SUBNETS)))
+    assert not p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+
+
+def test_password_is_generated_url_safe_and_only_a_secret(run_program):
+    p = _postgres(run_program)
+    pw = p.one("random:index/randomPassword:RandomPassword").inputs
+    assert pw["length"] >= 32 and pw["special"] is True and pw["overrideSpecial"] == PASSWORD_SPECIALS
+    assert not set(PASSWORD_SPECIALS) & set("/'\"@ :?#%")
+    db = p.one("aws:rds/instance:Instance")
+    assert is_secret(db.inputs["password"])
+    assert "password" in db.options["additionalSecretOutputs"]
+
+
+def test_direct_url_is_a_secret_with_tls(run_program):
+    captured = {}
+
+    def program():
+        pg = Postgres("pg", PostgresArgs(identifier="demo-postgres", vpc_id="vpc-1", subnet_ids=SUBNETS))
+        captured["url"] = pg.database_url
+    p = run_program(program)
+    from pulumi.runtime.sync_await import _sync_await
+    url = captured["url"]
+    assert _sync_await(url.is_secret())
+    password = p.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    assert _sync_await(url.future()) == (
+        f"postgresql://cofounder_admin:{password}@demo-postgres.c0ffee123456.us-east-1.rds.amazonaws.com:5432/"
+        "cofounder?sslmode=require")
+
+
+def test_dev_style_overrides(run_program):
+    p = _postgres(run_program, multi_az=False, deletion_protection=False, skip_final_snapshot=True, protect=False,
+                  instance_class="db.t4g.medium", iam_database_authentication=True)
+    db = p.one("aws:rds/instance:Instance")
+    assert db.inputs["multiAz"] is False and db.inputs["deletionProtection"] is False
+    assert db.inputs["skipFinalSnapshot"] is True and db.options["protect"] is False
+    assert db.inputs["instanceClass"] == "db.t4g.medium"
+    assert db.inputs["iamDatabaseAuthenticationEnabled"] is True
+
+
+def test_exported_logs_have_a_retention(run_program):
+    p = _postgres(run_program)
+    groups = {g.inputs["name"]: g.inputs["retentionInDays"] for g in p.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert groups == {"/aws/rds/instance/demo-postgres/postgresql": 30, "/aws/rds/instance/demo-postgres/upgrade": 30}
+    db = p.one("aws:rds/instance:Instance")
+    assert len(db.options["dependsOn"]) == 2
+
+
+def test_every_child_is_parented_named_and_tagged(run_program):
+    p = _postgres(run_program)
+    component = p.one("cofounder:data:Postgres")
+    for r in p.resources:
+        if r is component:
+            continue
+        assert r.parent == component.urn and r.name.startswith("pg-")
+        if r.type.startswith("aws:") and "tags" in r.inputs:
+            assert r.inputs["tags"]["component"] == "data"
+
+
+# --- per stack ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack, expected", [
+    ("dev", {"instanceClass": "db.t4g.medium", "multiAz": False, "deletionProtection": False,
+             "skipFinalSnapshot": True, "backupRetentionPeriod": 1, "allocatedStorage": 20,
+             "maxAllocatedStorage": 100, "performanceInsightsRetentionPeriod": 7}),
+    ("staging", {"instanceClass": "db.m7g.large", "multiAz": True, "deletionProtection": True,
+                 "skipFinalSnapshot": False, "backupRetentionPeriod": 7, "allocatedStorage": 50,
+                 "maxAllocatedStorage": 200, "performanceInsightsRetentionPeriod": 7}),
+    ("prod", {"instanceClass": "db.r7g.xlarge", "multiAz": True, "deletionProtection": True,
+              "skipFinalSnapshot": False, "backupRetentionPeriod": 30, "allocatedStorage": 100,
+              "maxAllocatedStorage": 1000, "performanceInsightsRetentionPeriod": 31}),
+])
+def test_stack_settings(stack_program, stack, expected):
+    p = stack_program(stack)
+    db = p.one("aws:rds/instance:Instance")
+    assert {k: db.inputs[k] for k in expected} == expected
+    assert db.inputs["identifier"] == f"cofounder-{stack}-postgres"
+    assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
+    assert db.options["protect"] is (stack == "prod")
+    assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final"
+    subnets = p.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]
+    assert subnets == reveal(p.outputs["privateSubnetIds"])
+    log_min = {x["name"]: x["value"] for x in p.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
+    assert log_min["log_min_duration_statement"] == ("500" if stack == "prod" else "200")
+
+
+@pytest.mark.parametrize("override, expected", [
+    ({"instanceClass": "db.z9.large"},
+     "cofounder:postgres.instanceClass = 'db.z9.large' is not allowed: expected an RDS instance class listed in "
+     "capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)"),
+    ({"allocatedStorageGib": 100, "maxAllocatedStorageGib": 50},
+     "cofounder:postgres.maxAllocatedStorageGib = 50 is not allowed: expected at least allocatedStorageGib (100)"),
+    ({"performanceInsightsRetentionDays": 30},
+     "cofounder:postgres.performanceInsightsRetentionDays = 30 is not allowed: expected 7 or a multiple of 31"),
+    ({"engineVersion": "16.4"},
+     "cofounder:postgres.engineVersion = '16.4' is not allowed: expected a value matching 17\\.\\d+"),
+    ({"monitoringIntervalSeconds": 2},
+     "cofounder:postgres.monitoringIntervalSeconds = 2 is not allowed: expected one of 0, 1, 5, 10, 15, 30, 60"),
+    ({"reservedConnections": 2},
+     "cofounder:postgres.reservedConnections = 2 is not allowed: expected a value between 5 and 1000"),
+])
+def test_bad_postgres_config(run_stack_with, override, expected):
+    from infra.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:postgres": {"instanceClass": "db.t4g.medium", **override}})
+    assert str(err.value).startswith(f"stacks/Pulumi.dev.yaml: {expected}")

@@ -1,0 +1,116 @@
+"""components/redis.py: a Valkey cluster (cluster mode) with TLS, auth token and failover."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi.runtime.sync_await import _sync_await
+
+from components.redis import Redis, RedisArgs, parameter_group_family
+from toolkit.harness import is_secret
+
+SUBNETS = ["subnet-a", "subnet-b", "subnet-c"]
+
+
+def _redis(run_program, capture=None, **overrides):
+    args = RedisArgs(identifier="demo-redis", vpc_id="vpc-1", subnet_ids=SUBNETS,
+                     allowed_security_group_ids=["sg-cluster"], **overrides)
+
+    def program():
+        r = Redis("cache", args)
+        if capture is not None:
+            capture["redis"] = r
+    return run_program(program)
+
+
+def test_defaults_cluster_mode_tls_auth_failover(run_program):
+    p = _redis(run_program)
+    group = p.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    i = group.inputs
+    assert (i["engine"], i["engineVersion"]) == ("valkey", "8.1")
+    assert i["clusterMode"] == "enabled"
+    assert (i["numNodeGroups"], i["replicasPerNodeGroup"]) == (2, 1)
+    assert i["automaticFailoverEnabled"] is True and i["multiAzEnabled"] is True
+    assert i["transitEncryptionEnabled"] is True and i["transitEncryptionMode"] == "required"
+    assert i["atRestEncryptionEnabled"] is True
+    assert i["kmsKeyId"] == p.one("aws:kms/key:Key").outputs["arn"]
+    assert is_secret(i["authToken"])
+    assert i["snapshotRetentionLimit"] == 7 and i["finalSnapshotIdentifier"] == "demo-redis-final"
+    assert i["port"] == 6379
+    assert group.options["protect"] is True
+
+
+def test_parameter_group_enables_cluster_mode(run_program):
+    p = _redis(run_program)
+    params = p.one("aws:elasticache/parameterGroup:ParameterGroup")
+    assert params.inputs["family"] == "valkey8"
+    assert params.inputs["parameters"] == [{"name": "cluster-enabled", "value": "yes"}]
+    assert p.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["parameterGroupName"] == \
+        params.outputs["name"]
+    assert parameter_group_family("7.2") == "valkey7"
+
+
+def test_auth_token_is_long_and_has_no_forbidden_characters(run_program):
+    token = _redis(run_program).one("random:index/randomPassword:RandomPassword").inputs
+    assert 16 <= token["length"] <= 128
+    assert token["special"] is False  # letters and digits: nothing ElastiCache or a URL forbids
+
+
+def test_network_private_subnets_and_only_the_cluster_on_6379(run_program):
+    p = _redis(run_program)
+    assert p.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["subnetIds"] == SUBNETS
+    (rule,) = p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-cluster"
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (6379, 6379)
+    sg = p.one("aws:ec2/securityGroup:SecurityGroup")
+    assert not sg.inputs.get("egress")
+    assert p.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["securityGroupIds"] == [sg.outputs["id"]]
+
+
+def test_redis_url_is_a_rediss_secret(run_program):
+    captured = {}
+    p = _redis(run_program, capture=captured)
+    url = captured["redis"].redis_url
+    assert _sync_await(url.is_secret())
+    token = p.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    assert _sync_await(url.future()) == \
+        f"rediss://:{token}@clustercfg.demo-redis.c0ffee.use1.cache.amazonaws.com:6379"
+
+
+def test_overrides(run_program):
+    p = _redis(run_program, shards=1, replicas_per_shard=1, multi_az=False, snapshot_retention_days=0,
+               protect=False, node_type="cache.t4g.small")
+    group = p.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert (group.inputs["numNodeGroups"], group.inputs["multiAzEnabled"]) == (1, False)
+    assert group.inputs["snapshotRetentionLimit"] == 0 and group.inputs["nodeType"] == "cache.t4g.small"
+    assert group.options["protect"] is False
+
+
+def test_zero_replicas_is_refused():
+    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1"):
+        RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, replicas_per_shard=0)
+
+
+def test_config_refuses_zero_replicas(run_stack_with):
+    from infra.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:redis": {"replicasPerShard": 0}})
+    assert str(err.value) == ("stacks/Pulumi.dev.yaml: cofounder:redis.replicasPerShard = 0 is not allowed: "
+                              "expected a value between 1 and 5")
+
+
+@pytest.mark.parametrize("stack, expected", [
+    ("dev", {"nodeType": "cache.t4g.small", "numNodeGroups": 1, "replicasPerNodeGroup": 1,
+             "multiAzEnabled": False, "snapshotRetentionLimit": 1}),
+    ("staging", {"nodeType": "cache.t4g.medium", "numNodeGroups": 2, "replicasPerNodeGroup": 1,
+                 "multiAzEnabled": True, "snapshotRetentionLimit": 3}),
+    ("prod", {"nodeType": "cache.r7g.large", "numNodeGroups": 3, "replicasPerNodeGroup": 2,
+              "multiAzEnabled": True, "snapshotRetentionLimit": 14}),
+])
+def test_stack_settings(stack_program, stack, expected):
+    p = stack_program(stack)
+    group = p.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert {k: group.inputs[k] for k in expected} == expected
+    assert group.inputs["replicationGroupId"] == f"cofounder-{stack}-redis"
+    assert group.inputs["transitEncryptionMode"] == "required" and group.inputs["automaticFailoverEnabled"] is True
+    assert group.options["protect"] is (stack == "prod")
+    assert p.outputs["redisConfigurationEndpoint"].startswith(f"clustercfg.cofounder-{stack}-redis.")
