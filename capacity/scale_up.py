@@ -59,13 +59,21 @@ def _camel(name: str) -> str:
 
 @dataclass(frozen=True)
 class Autoscaled:
-    """One autoscaled Deployment: the HPA spec that drives it and its pod spec ({} if not declared)."""
+    """One autoscaled Deployment: the HPA spec that drives it and the Deployment ({} if not declared)."""
 
     key: Hashable
     app: str
     kind: str
     hpa_spec: dict
-    pod_spec: dict
+    deployment: dict
+
+    @property
+    def pod_template(self) -> dict:
+        return ((self.deployment.get("spec") or {}).get("template")) or {}
+
+    @property
+    def pod_spec(self) -> dict:
+        return self.pod_template.get("spec") or {}
 
 
 def autoscaled(deployments: Iterable[dict], autoscalers: Iterable[tuple[Hashable, str, dict]]) -> list[Autoscaled]:
@@ -74,15 +82,15 @@ def autoscaled(deployments: Iterable[dict], autoscalers: Iterable[tuple[Hashable
     ``kind`` is ``HorizontalPodAutoscaler`` or ``ScaledObject`` (turned into the HPA KEDA
     generates). The Deployment is matched by namespace and name. Sorted by app.
     """
-    pods = {(_meta(d).get("namespace"), _meta(d).get("name")):
-            ((d.get("spec") or {}).get("template") or {}).get("spec") or {} for d in deployments}
+    by_name = {(_meta(d).get("namespace"), _meta(d).get("name")): d for d in deployments}
     found = []
     for key, kind, manifest in autoscalers:
         spec = manifest.get("spec") or {}
         if kind == SCALED_OBJECT_KIND:
             spec = hpa_spec_from_scaled_object(spec)
         app = (spec.get("scaleTargetRef") or {}).get("name")
-        found.append(Autoscaled(key, app, kind, spec, pods.get((_meta(manifest).get("namespace"), app), {})))
+        deployment = by_name.get((_meta(manifest).get("namespace"), app), {})
+        found.append(Autoscaled(key, app, kind, spec, deployment))
     return sorted(found, key=lambda a: (str(a.app), a.kind))
 
 

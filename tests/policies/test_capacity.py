@@ -14,6 +14,7 @@ from tests.conftest import STACKS
 from tests.policies.helpers import POLICIES, resource, stack_violations
 from tests.policies.test_workloads import DEPLOYMENT, GOOD, GOOD_HPA, HPA
 
+from toolkit.harness import reveal
 from toolkit.policy_runner import load_config
 from toolkit.reports import build_reports
 from toolkit.stackfile import load_stack_file
@@ -158,7 +159,8 @@ def test_baseline_replicas_raise_the_peak():
 
 
 def _as_policy_resources(program):
-    return [resource(r.type, r.name, r.outputs) for r in program.resources]
+    """The stack's resources as the pack's AnalyzeStack sees them (outputs, secrets unwrapped)."""
+    return [resource(r.type, r.name, reveal(r.outputs)) for r in program.resources]
 
 
 def _pack_settings(stack):
@@ -218,3 +220,91 @@ def test_values_unknown_in_a_real_preview_do_not_stop_the_rule():
     proxied = [resource(r.resource_type, r.name, unknown_checking_proxy(r.props)) for r in stack]
     [(message, _)] = _tts(proxied)  # the app still checked; the unknown placeholder is not headroom
     assert "maxReplicas 8" in message
+
+
+# --- capacity-connection-budget ----------------------------------------------------------------
+
+DB_HOST = "db.example.us-east-1.rds.amazonaws.com"
+
+
+def _ini(pool=20, reserve=5, max_client_conn=1000):
+    return (f"[databases]\ncofounder = host={DB_HOST} port=5432 dbname=cofounder\n\n[pgbouncer]\n"
+            f"unix_socket_dir =\npool_mode = transaction\ndefault_pool_size = {pool}\n"
+            f"reserve_pool_size = {reserve}\nmax_client_conn = {max_client_conn}\n")
+
+
+def _data_tier(replicas=2, ini=None, instance_class="db.t4g.medium"):
+    """RDS (t4g.medium: 405 max_connections), PgBouncer's Secret and the Deployment that mounts it."""
+    secret = resource("kubernetes:core/v1:Secret", "pgbouncer-config", {
+        "metadata": {"name": "pgbouncer-config-x1", "namespace": "cofounder"},
+        "stringData": {"pgbouncer.ini": _ini() if ini is None else ini, "userlist.txt": "..."}})
+    bouncer = resource(DEPLOYMENT, "pgbouncer", {
+        "metadata": {"name": "pgbouncer", "namespace": "cofounder"},
+        "spec": {"replicas": replicas, "template": {"spec": {
+            "containers": [{"name": "pgbouncer"}],
+            "volumes": [{"name": "config", "secret": {"secretName": "pgbouncer-config-x1"}}]}}}})
+    db = resource("aws:rds/instance:Instance", "db", {"engine": "postgres", "instanceClass": instance_class,
+                                                     "address": DB_HOST})
+    return [db, secret, bouncer]
+
+
+def _pooled(name, pool, max_replicas=20, keda=False):
+    app = _app(name, max_replicas=max_replicas, keda=keda)
+    app[0].props["spec"]["template"]["metadata"]["annotations"] = {"cofounder.dev/db-pool-size": str(pool)}
+    return app
+
+
+def _budget(resources, config=None):
+    return stack_violations("capacity-connection-budget", resources, config)
+
+
+def test_connection_budget_fits():
+    # server: 2 x (20 + 5) = 50 <= 405 - 10; clients: (20 + 20) x 20 = 800 <= 2 x 1000
+    stack = _data_tier() + _pooled("backend", 20) + _pooled("worker", 20, keda=True) + _app("frontend")
+    assert _budget(stack) == []
+
+
+def test_pgbouncer_server_pools_above_rds_max_connections():
+    stack = _data_tier(replicas=16) + _pooled("backend", 20)  # 16 x 25 = 400 > 395
+    [(message, urn)] = _budget(stack)
+    assert urn == stack[2].urn
+    assert message == ("PgBouncer server connections 16 replicas x (20 pool + 5 reserve pool) = 400 exceed RDS "
+                       "max_connections 405 (db.t4g.medium) minus 10 reserved = 395")
+    assert _budget(stack, {"reservedConnections": 5}) == []
+    assert _budget(_data_tier(replicas=16, instance_class="db.r7g.large") + _pooled("backend", 20)) == []
+
+
+def test_app_demand_at_max_scale_above_pgbouncer_client_capacity():
+    # the ScaledObject's maximum counts like an HPA's; the frontend (no annotation) holds no pool
+    stack = _data_tier(ini=_ini(max_client_conn=300)) + _pooled("backend", 10) + \
+        _pooled("worker", 25, max_replicas=20, keda=True) + _app("frontend")
+    [(message, _)] = _budget(stack)
+    assert message == ("PgBouncer client capacity 2 replicas x 300 max_client_conn = 600 is below the apps' "
+                       "demand at maximum scale backend 20 x 10 + worker 20 x 25 = 700")
+
+
+def test_connection_budget_skips_what_it_cannot_know():
+    apps = _pooled("backend", 20)
+    assert _budget(apps) == []  # no PgBouncer declared
+    unknown = _data_tier(replicas=50)
+    unknown[1] = resource(unknown[1].resource_type, unknown[1].name,
+                          unknown_checking_proxy({**unknown[1].props, "stringData": UNKNOWN_STRING_VALUE}))
+    assert _budget(unknown + apps) == []  # a first preview: the ini waits for the RDS address
+    [(message, _)] = _budget(_data_tier(instance_class="db.x9.huge") + apps)
+    assert "'db.x9.huge' is not in capacity/connections.py" in message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_connection_budget_uses_the_figures_the_program_checks(stack_program, stack):
+    """The rule's server side equals the program's own budget: quiet with the stack's reserve, and
+    firing exactly when the reserve eats one connection more than the program's headroom."""
+    program = stack_program(stack)
+    exported = program.outputs["connectionBudget"]
+    reserve = load_config(stack)["capacity-connection-budget"]["reservedConnections"]
+    assert reserve == exported["reserve"]  # the pack config agrees with cofounder:postgres
+    resources = _as_policy_resources(program)
+    assert _budget(resources, {"reservedConnections": reserve}) == []
+    edge = reserve + exported["serverHeadroom"]
+    assert _budget(resources, {"reservedConnections": edge}) == []
+    [(message, _)] = _budget(resources, {"reservedConnections": edge + 1})
+    assert f"= {exported['serverConnections']} exceed RDS max_connections {exported['rdsMaxConnections']}" in message
