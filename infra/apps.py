@@ -121,28 +121,3 @@ def _app_args(cfg: StackConfig, name: str, app: AppConfig, namespace, role_arn, 
         queue_scaling=queue_scaling,
         db_pool_size=app.db_pool_size,
     )
-
-
-# --- Until the data tier (feat/data) is merged: the queue by name, and a worker policy -----------
-# The data tier declares the SQS queue and the worker's IAM policy; pass its outputs as
-# ``queues``/``aws_policies`` instead of these two stand-ins (see the README, "App workloads").
-
-
-def queue_by_name(region: str, queue_name: str) -> QueueRef:
-    """URL and ARN of an existing queue in this account, from its name."""
-    import pulumi_aws as aws
-
-    account = aws.get_caller_identity_output().account_id
-    return QueueRef(
-        url=pulumi.Output.concat("https://sqs.", region, ".amazonaws.com/", account, "/", queue_name),
-        arn=pulumi.Output.concat("arn:aws:sqs:", region, ":", account, ":", queue_name))
-
-
-def queue_consumer_policy(queue_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    """IAM policy of a queue worker: receive, delete, extend visibility; this queue only."""
-    import json
-
-    return pulumi.Output.from_input(queue_arn).apply(lambda arn: json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": arn, "Action": [
-            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-            "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]}]}))

@@ -11,12 +11,12 @@ from collections import Counter
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra import config as stack_config
-from infra.apps import deploy_apps, queue_by_name, queue_consumer_policy
-from tests.conftest import STACKS
-from toolkit import harness
 from capacity.headroom import HeadroomFigures
 from capacity.scale_up import pack_into_headroom
+from infra import config as stack_config
+from infra.apps import QueueRef, deploy_apps
+from tests.conftest import STACKS
+from toolkit import harness
 from toolkit.app_reports import time_to_scale_report
 from toolkit.stackfile import _encode, load_stack_file
 
@@ -33,8 +33,13 @@ def _run(stack: str, overrides: dict | None = None) -> harness.Program:
 
     def program():
         cfg = stack_config.load()
-        queues = {n: queue_by_name(cfg.region, a.queue_name) for n, a in cfg.apps.items() if a.queue_name}
-        policies = {n: queue_consumer_policy(queues[n].arn) for n, a in cfg.apps.items() if a.needs_aws}
+        # The data tier's queue, as infra/__main__.py passes it (components/queue.py is tested on its own).
+        queues = {n: QueueRef(url=f"https://sqs.{cfg.region}.amazonaws.com/123456789012/{a.queue_name}",
+                              arn=f"arn:aws:sqs:{cfg.region}:123456789012:{a.queue_name}")
+                  for n, a in cfg.apps.items() if a.queue_name}
+        policies = {n: json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"], "Resource": queues[n].arn}]})
+            for n, a in cfg.apps.items() if a.needs_aws and a.queue_name}
         deploy_apps(cfg, k8s_provider=k8s.Provider("k8s"), app_namespace="cofounder",
                     app_namespace_name="cofounder", oidc_provider_arn=OIDC_ARN, oidc_issuer_url=ISSUER,
                     queues=queues, aws_policies=policies)
