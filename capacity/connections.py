@@ -23,6 +23,7 @@ and the policy pack all call ``budget()`` and ``check()``.
 
 from __future__ import annotations
 
+import configparser
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -182,3 +183,51 @@ def check(b: Budget) -> list[str]:
             f"max_client_conn = {b.client_capacity} is below the apps' demand at maximum scale "
             f"{demand} = {b.client_demand}")
     return problems
+
+
+# --- the budget's inputs as the resources declare them (for the policy pack) -------------------
+
+#: Pod-template annotation of an app Deployment: connections each pod's pool opens to PgBouncer
+#: (``dbPoolSize``). Absent means the app holds no pool.
+DB_POOL_SIZE_ANNOTATION = "cofounder.dev/db-pool-size"
+#: PgBouncer's own defaults for settings a ``pgbouncer.ini`` leaves out.
+PGBOUNCER_DEFAULTS = {"default_pool_size": 20, "reserve_pool_size": 0, "max_client_conn": 100}
+
+
+def pool_per_pod(pod_template: dict) -> int:
+    """The ``cofounder.dev/db-pool-size`` annotation of a pod template (0 when absent)."""
+    annotations = (pod_template.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(DB_POOL_SIZE_ANNOTATION)
+    return int(value) if value not in (None, "") else 0
+
+
+@dataclass(frozen=True)
+class PgBouncerSettings:
+    """The budget's figures from one ``pgbouncer.ini`` (per replica)."""
+
+    #: ``host=`` of the first ``[databases]`` entry (the RDS address), None if absent.
+    db_host: str | None
+    pool_size: int
+    reserve_pool_size: int
+    max_client_conn: int
+
+
+def parse_pgbouncer_ini(text: str) -> PgBouncerSettings:
+    """``default_pool_size``, ``reserve_pool_size``, ``max_client_conn`` and the database host.
+
+    ``max_db_connections`` is not read: the budget counts pool + reserve per replica, which is the
+    most a replica opens when ``max_db_connections`` is that sum or unset.
+    """
+    ini = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+    ini.read_string(text)
+    section = ini["pgbouncer"] if ini.has_section("pgbouncer") else {}
+    figures = {k: int(section.get(k) or v) for k, v in PGBOUNCER_DEFAULTS.items()}
+    host = None
+    if ini.has_section("databases"):
+        for entry in ini["databases"].values():
+            params = dict(p.split("=", 1) for p in entry.split() if "=" in p)
+            host = params.get("host")
+            break
+    return PgBouncerSettings(db_host=host, pool_size=figures["default_pool_size"],
+                             reserve_pool_size=figures["reserve_pool_size"],
+                             max_client_conn=figures["max_client_conn"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Hashable, Iterable
 
 _CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
 _MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -72,3 +73,27 @@ class HeadroomFigures:
         return {"replicas": self.replicas, "cpuMillicores": self.cpu_millicores,
                 "memoryMib": self.memory_mib, "totalCpuMillicores": self.total_cpu_millicores,
                 "totalMemoryMib": self.total_memory_mib}
+
+
+def placeholders(priority_classes: Iterable[dict],
+                 deployments: Iterable[tuple[Hashable, dict]]) -> list[tuple[Hashable, HeadroomFigures]]:
+    """The placeholder Deployments ``(key, manifest)`` and the capacity each holds.
+
+    A placeholder is a Deployment whose pods use a PriorityClass (manifests ``{metadata, value}``)
+    with a negative value, which is how ``components/headroom.py`` declares it.
+    """
+    negative = {(pc.get("metadata") or {}).get("name")
+                for pc in priority_classes if (pc.get("value") or 0) < 0} - {None}
+    found = []
+    for key, deployment in deployments:
+        spec = deployment.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or {}
+        if pod.get("priorityClassName") not in negative:
+            continue
+        requests = [(c.get("resources") or {}).get("requests") or {} for c in pod.get("containers") or []]
+        found.append((key, HeadroomFigures(
+            replicas=int(spec.get("replicas", 1)),
+            cpu_millicores=sum(cpu_millicores(r.get("cpu", "0m")) for r in requests),
+            memory_mib=sum(memory_mib(r.get("memory", "0Mi")) for r in requests),
+        )))
+    return found

@@ -30,6 +30,8 @@ from typing import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from capacity.connections import DB_POOL_SIZE_ANNOTATION
+
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 
@@ -120,6 +122,9 @@ class AppServiceArgs:
     pdb_max_unavailable: int = 1
     #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
     queue_scaling: QueueScaling | None = None
+    #: Connections each pod's pool opens to PgBouncer (0: no database). Declared on the pod
+    #: template as ``cofounder.dev/db-pool-size`` so the pack's connection budget sees it.
+    db_pool_size: int = 0
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -181,7 +186,8 @@ class AppService(pulumi.ComponentResource):
                         # Explicit either way: the emptyDir on /tmp would otherwise make the
                         # cluster autoscaler treat every pod as unevictable local storage.
                         "cluster-autoscaler.kubernetes.io/safe-to-evict":
-                            "true" if args.safe_to_evict else "false"}},
+                            "true" if args.safe_to_evict else "false",
+                        DB_POOL_SIZE_ANNOTATION: str(args.db_pool_size)}},
                     "spec": self._pod_spec(name, args, selector, account, needs_aws),
                 },
             },

@@ -119,4 +119,5 @@ def _app_args(cfg: StackConfig, name: str, app: AppConfig, namespace, role_arn, 
         pre_stop_sleep_seconds=app.pre_stop_sleep_seconds,
         termination_grace_period_seconds=app.termination_grace_period_seconds,
         queue_scaling=queue_scaling,
+        db_pool_size=app.db_pool_size,
     )

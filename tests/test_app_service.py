@@ -59,6 +59,7 @@ def test_pods_are_probed_drained_and_spread(run_program):
     keys = {t["topologyKey"]: t["whenUnsatisfiable"] for t in pod["topologySpreadConstraints"]}
     assert keys == {"topology.kubernetes.io/zone": "DoNotSchedule", "kubernetes.io/hostname": "ScheduleAnyway"}
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"
+    assert template["metadata"]["annotations"]["cofounder.dev/db-pool-size"] == "0"  # no database by default
 
 
 def test_pods_are_hardened_and_get_no_api_token_without_aws(run_program):
@@ -80,7 +81,7 @@ def test_pods_are_hardened_and_get_no_api_token_without_aws(run_program):
 
 def test_irsa_role_settings_and_long_running_worker(run_program):
     arn = "arn:aws:iam::123456789012:role/worker"
-    p = _app(run_program, name="worker", role_arn=arn, safe_to_evict=False,
+    p = _app(run_program, name="worker", role_arn=arn, safe_to_evict=False, db_pool_size=20,
              env_from_secrets=["cofounder-database"], env_from_config_maps=["cofounder-queue"])
     sa = p.one("kubernetes:core/v1:ServiceAccount").inputs
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": arn}
@@ -88,6 +89,7 @@ def test_irsa_role_settings_and_long_running_worker(run_program):
     assert template["spec"]["automountServiceAccountToken"] is True
     assert template["spec"]["serviceAccountName"] == "worker"
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert template["metadata"]["annotations"]["cofounder.dev/db-pool-size"] == "20"
     assert template["spec"]["containers"][0]["envFrom"] == [
         {"secretRef": {"name": "cofounder-database"}}, {"configMapRef": {"name": "cofounder-queue"}}]
 

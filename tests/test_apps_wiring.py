@@ -3,6 +3,7 @@ and the time-to-scale report computed from what it declares."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections import Counter
@@ -10,11 +11,13 @@ from collections import Counter
 import pulumi_kubernetes as k8s
 import pytest
 
+from capacity.headroom import HeadroomFigures
+from capacity.scale_up import pack_into_headroom
 from infra import config as stack_config
 from infra.apps import QueueRef, deploy_apps
 from tests.conftest import STACKS
 from toolkit import harness
-from toolkit.app_reports import pack_into_headroom, time_to_scale_report
+from toolkit.app_reports import time_to_scale_report
 from toolkit.stackfile import _encode, load_stack_file
 
 OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
@@ -122,18 +125,33 @@ def test_a_slow_behavior_fails_the_report():
     assert rep["ok"] is False
 
 
+def _with_headroom(program: harness.Program, replicas: int, cpu: str, memory: str) -> harness.Program:
+    """The app tier plus a placeholder Deployment at a negative priority, as Headroom declares it."""
+    def k8s(type_, name, inputs):
+        urn = f"urn:pulumi:prod::cofounder::{type_}::{name}"
+        return harness.Resource(urn=urn, type=type_, name=name, custom=True, inputs=inputs, outputs=inputs,
+                                parent=None, options={})
+    priority = k8s("kubernetes:scheduling.k8s.io/v1:PriorityClass", "hr-priority",
+                   {"metadata": {"name": "hr-placeholder"}, "value": -10})
+    placeholder = k8s("kubernetes:apps/v1:Deployment", "hr-placeholder", {
+        "metadata": {"name": "hr-placeholder", "namespace": "cofounder"},
+        "spec": {"replicas": replicas, "template": {"spec": {"priorityClassName": "hr-placeholder", "containers": [
+            {"name": "pause", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}}}})
+    return dataclasses.replace(program, resources=[*program.resources, priority, placeholder])
+
+
 def test_headroom_coverage_counts_in_the_report():
     p = _tier("prod")
-    p.outputs["headroom"] = {"replicas": 1, "cpuMillicores": 500, "memoryMib": 512}
-    rep = time_to_scale_report(p)
+    rep = time_to_scale_report(_with_headroom(p, 1, "500m", "512Mi"))
     assert rep["ok"] is False and "NOT covered" in rep["notes"][-1]
-    p.outputs["headroom"] = {"replicas": 24, "cpuMillicores": 1000, "memoryMib": 2048}
-    assert time_to_scale_report(p)["ok"] is True
-    del p.outputs["headroom"]
+    assert time_to_scale_report(_with_headroom(p, 24, "1", "2Gi"))["ok"] is True
 
 
 def test_pack_into_headroom_never_splits_a_pod_across_placeholders():
-    room = {"replicas": 2, "cpuMillicores": 1000, "memoryMib": 1024}
+    room = [HeadroomFigures(2, 1000, 1024)]
     assert pack_into_headroom([(500, 512)] * 4, room)
     assert not pack_into_headroom([(500, 512)] * 5, room)
-    assert not pack_into_headroom([(1500, 512)], {"replicas": 3, "cpuMillicores": 1000, "memoryMib": 1024})
+    assert not pack_into_headroom([(1500, 512)], [HeadroomFigures(3, 1000, 1024)])
+    assert pack_into_headroom([(500, 512)] * 5, room + [HeadroomFigures(1, 500, 512)])
+
+

@@ -15,6 +15,7 @@ from toolkit import harness, policy_runner
 def test_every_stack_passes_every_mandatory_rule(stack_program, stack):
     results = policy_runner.run_policies(stack, stack_program(stack))
     assert [v for v in results if v["enforcement"] == "mandatory"] == []
+    assert [v for v in results if v["policy"] == "capacity-time-to-scale"] == []
     assert all(set(v) >= {"policy", "enforcement", "urn", "message"} for v in results)
 
 
@@ -91,3 +92,17 @@ def test_pack_requirements_pin_what_the_project_pins():
     pack, project = pins(policy_runner.PACK_DIR / "requirements.txt"), pins(policy_runner.REPO / "requirements.txt")
     assert pack and all(project[name] == line for name, line in pack.items())
     assert "-e .." in (policy_runner.PACK_DIR / "requirements.txt").read_text()
+
+
+def test_time_to_scale_blocks_prod_and_advises_dev(stack_program):
+    def capped(stack):
+        program = stack_program(stack)
+        hpa = next(r for r in program.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+                   if r.inputs["spec"]["scaleTargetRef"]["name"] == "backend")
+        spec = {**hpa.outputs["spec"], "maxReplicas": hpa.outputs["spec"]["minReplicas"]}
+        low = dataclasses.replace(hpa, outputs={**hpa.outputs, "spec": spec})
+        return dataclasses.replace(program, resources=[low if r is hpa else r for r in program.resources])
+    for stack, level in (("prod", "mandatory"), ("dev", "advisory")):
+        found = [v for v in policy_runner.run_policies(stack, capped(stack)) if v["policy"] == "capacity-time-to-scale"]
+        assert [v["enforcement"] for v in found] == [level]
+        assert found[0]["urn"].endswith("::backend-hpa") and found[0]["message"].startswith("backend (HorizontalPodAutoscaler)")

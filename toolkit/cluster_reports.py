@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capacity.headroom import HeadroomFigures, cpu_millicores, memory_mib
+from capacity.headroom import HeadroomFigures, placeholders
 from toolkit.harness import Program, reveal
 from toolkit.reports import report
 
@@ -13,21 +13,8 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 def headroom_figures(program: Program) -> list[tuple[str, HeadroomFigures]]:
     """Placeholder Deployments (pods at a negative priority) and the capacity each holds."""
-    negative = {reveal(pc.inputs)["metadata"]["name"] for pc in program.of_type(PRIORITY_CLASS)
-                if reveal(pc.inputs).get("value", 0) < 0}
-    found = []
-    for dep in program.of_type(DEPLOYMENT):
-        spec = reveal(dep.inputs).get("spec", {})
-        pod = spec.get("template", {}).get("spec", {})
-        if pod.get("priorityClassName") not in negative:
-            continue
-        requests = [c.get("resources", {}).get("requests", {}) for c in pod.get("containers", [])]
-        found.append((dep.name, HeadroomFigures(
-            replicas=int(spec.get("replicas", 1)),
-            cpu_millicores=sum(cpu_millicores(r.get("cpu", "0m")) for r in requests),
-            memory_mib=sum(memory_mib(r.get("memory", "0Mi")) for r in requests),
-        )))
-    return found
+    return placeholders([reveal(pc.inputs) for pc in program.of_type(PRIORITY_CLASS)],
+                        [(dep.name, reveal(dep.inputs)) for dep in program.of_type(DEPLOYMENT)])
 
 
 @report("headroom")

@@ -6,13 +6,23 @@ and the preview reports), installed into the pack's environment from policies/re
 
 from __future__ import annotations
 
-from capacity.headroom import cpu_millicores, memory_mib
+import base64
+
+from capacity import connections
+from capacity.headroom import cpu_millicores, memory_mib, placeholders
 from capacity.nodes import INSTANCE_TYPES, allocatable
+from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, AppScaleUp, ScalingTargets, autoscaled, evaluate
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
-from cofounder_policies.rules import ADVISORY, get, items, of_type, stack_rule
-from cofounder_policies.workloads import HPA, scaled_deployments
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, stack_rule
+from cofounder_policies.workloads import DEPLOYMENT, HPA, scaled_deployments
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+RDS_INSTANCE = "aws:rds/instance:Instance"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+PGBOUNCER_INI = "pgbouncer.ini"
 EKS_ADDON = "aws:eks/addon:Addon"
 CUSTOM_METRIC_TYPES = {"Pods", "Object", "External"}
 
@@ -82,6 +92,117 @@ def _nodes_hold_hpa_max(resources, settings):
                f"(limit {share:.0%} of it, the rest is for daemonsets and system pods)"), None
 
 
+def _autoscaled_apps(resources, deployments):
+    return autoscaled([manifest for _, manifest in deployments],
+                      [(r.urn, kind, plain(r.props))
+                       for kind, type_ in ((HPA_KIND, HPA), (SCALED_OBJECT_KIND, SCALED_OBJECT))
+                       for r in of_type(resources, type_)])
+
+
+def _app_problem(app: AppScaleUp) -> str:
+    r, a = app.result, app.autoscaled
+    decided = "never" if r.decided_at_seconds is None else f"at {r.decided_at_seconds}s"
+    goal = f"goal {app.goal_seconds}s" if app.goal_seconds is not None else "no goal (not a goal app)"
+    first = f"+{r.first_step_pods} at {r.first_step_seconds}s" if r.steps else "none"
+    found, fixes = [], []
+    if r.capped_by_max:
+        found.append(f"maxReplicas {r.max_replicas} is below the {r.needed_replicas} replicas the peak needs")
+        fixes.append(f"raise maxReplicas to at least {r.needed_replicas} (within the connection budget)")
+    if app.missed_goal or (r.decided_at_seconds is None and not r.capped_by_max):
+        found.append("the scale-up policies reach the peak too slowly")
+    if app.late_first_step:
+        found.append(f"the first step comes after {app.scale_up_within_seconds}s")
+    if len(fixes) < len(found):
+        fixes.append("allow more pods per period in behavior.scaleUp.policies (e.g. Percent 100 and "
+                     "Pods 4+ per 15 s, selectPolicy Max) with a short scale-up stabilization window")
+    return (f"{a.app} ({a.kind}): decided {decided} for {r.needed_replicas} replicas from {r.min_replicas}, "
+            f"{goal}; first step {first}: {'; '.join(found)}. Fix: {'; '.join(fixes)}.")
+
+
+def _time_to_scale(resources, settings):
+    deployments = [(d.urn, plain(d.props)) for d in of_type(resources, DEPLOYMENT)]
+    apps = _autoscaled_apps(resources, deployments)
+    if not apps:
+        return
+    headroom = placeholders([plain(p.props) for p in of_type(resources, PRIORITY_CLASS)], deployments)
+    verdict = evaluate(apps, ScalingTargets.from_camel(plain(dict(settings))), [f for _, f in headroom])
+    for app in verdict.apps:
+        if not app.ok:
+            yield _app_problem(app), app.autoscaled.key
+    if verdict.headroom_short:
+        pods = verdict.first_step_pods
+        room = " + ".join(f"{h.replicas} x {h.cpu_millicores}m/{h.memory_mib}Mi" for h in verdict.headroom)
+        yield (f"the first scale-up step of every app at once ({len(pods)} pods, {sum(c for c, _ in pods)}m CPU, "
+               f"{sum(m for _, m in pods)}Mi) does not fit the pre-warmed headroom ({room}), each pod "
+               "inside one placeholder: the rest waits 60-120 s for a new node. Fix: more or larger "
+               "headroom placeholders (cofounder:cluster.headroom), or requireHeadroomCoverage: false "
+               "where that wait is acceptable."), headroom[0][0]
+
+
+def _pgbouncer_configs(resources) -> dict[tuple, str | None]:
+    """``pgbouncer.ini`` text by (type, namespace, name) of its Secret or ConfigMap; None if unknown."""
+    found = {}
+    for r in of_type(resources, SECRET, CONFIG_MAP):
+        props = plain(r.props)
+        meta, string_data, data = (props.get(k) or {} for k in ("metadata", "stringData", "data"))
+        if PGBOUNCER_INI in string_data:
+            text = string_data[PGBOUNCER_INI]
+        elif PGBOUNCER_INI in data:
+            text = data[PGBOUNCER_INI]
+            if text is not None and r.resource_type == SECRET:
+                text = base64.b64decode(text).decode()
+        else:
+            continue
+        found[(r.resource_type, meta.get("namespace"), meta.get("name"))] = text
+    return found
+
+
+def _pgbouncers(deployments, configs):
+    """(urn, replicas, pgbouncer.ini text) of every Deployment that mounts a pgbouncer.ini."""
+    for urn, d in deployments:
+        namespace = (d.get("metadata") or {}).get("namespace")
+        for volume in items(get(d, "spec.template.spec.volumes")):
+            key = ((SECRET, namespace, get(volume, "secret.secretName")) if get(volume, "secret")
+                   else (CONFIG_MAP, namespace, get(volume, "configMap.name")))
+            if key in configs:
+                yield urn, int(get(d, "spec.replicas", 1)), configs[key]
+                break
+
+
+def _connection_budget(resources, settings):
+    deployments = [(d.urn, plain(d.props)) for d in of_type(resources, DEPLOYMENT)]
+    bouncers = list(_pgbouncers(deployments, _pgbouncer_configs(resources)))
+    if not bouncers:
+        return
+    instances = [plain(r.props) for r in of_type(resources, RDS_INSTANCE)
+                 if str(plain(r.props).get("engine") or "").startswith("postgres")]
+    clients = [(a.app, int(a.hpa_spec["maxReplicas"]), connections.pool_per_pod(a.pod_template))
+               for a in _autoscaled_apps(resources, deployments)]
+    for urn, replicas, ini in bouncers:
+        if ini is None:
+            continue  # a preview that creates the database: the program's own check still runs
+        pgbouncer = connections.parse_pgbouncer_ini(ini)
+        matching = [i for i in instances if i.get("address") == pgbouncer.db_host] or \
+            (instances if len(instances) == 1 else [])
+        if not matching or matching[0].get("instanceClass") is None:
+            continue
+        instance_class = matching[0]["instanceClass"]
+        if instance_class not in connections.INSTANCE_MEMORY_GIB:
+            yield (f"RDS instance class {instance_class!r} is not in capacity/connections.py; add its "
+                   "memory so the connection budget can be checked"), urn
+            continue
+        budget = connections.budget(
+            instance_class=instance_class, reserve=int(settings["reservedConnections"]),
+            pgbouncer_replicas=replicas, pool_size=pgbouncer.pool_size,
+            reserve_pool_size=pgbouncer.reserve_pool_size, max_client_conn=pgbouncer.max_client_conn,
+            clients=[c for c in clients if c[2] > 0])
+        for problem in connections.check(budget):
+            yield problem, urn
+
+
+_TARGETS = ScalingTargets()
+
+
 POLICIES = [
     stack_rule(
         "capacity-autoscalers-present",
@@ -105,4 +226,49 @@ POLICIES = [
         ADVISORY, _nodes_hold_hpa_max,
         config={"maximumShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": 0.9,
                                  "description": "Share of allocatable the app pods may need"}}),
+    stack_rule(
+        "capacity-time-to-scale",
+        "A burst to the peak must be met in time: each autoscaled Deployment (HPA or KEDA "
+        "ScaledObject) must reach the replicas the peak needs, with its first scale-up step within "
+        "scaleUpWithinSeconds and, for goal apps, the full count decided within "
+        "timeToScaleGoalSeconds; the first step of all apps must fit the pre-warmed headroom. "
+        "Same arithmetic as the preview's time-to-scale report (capacity/scale_up.py). Fix: faster "
+        "behavior.scaleUp policies, a higher maxReplicas, or more headroom.",
+        ADVISORY, _time_to_scale,
+        # The same keys and defaults as cofounder:scaling (infra/config.py ScalingConfig); each
+        # stack's values are in policies/config/<stack>.json (tests keep them equal).
+        config={
+            "peakMultiplier": {"type": "number", "minimum": 1, "maximum": 50,
+                               "default": _TARGETS.peak_multiplier,
+                               "description": "Peak load as a multiple of today's peak"},
+            "timeToScaleGoalSeconds": {"type": "integer", "minimum": 15, "maximum": 900,
+                                       "default": _TARGETS.time_to_scale_goal_seconds,
+                                       "description": "Goal apps must decide the peak count within this"},
+            "scaleUpWithinSeconds": {"type": "integer", "minimum": 15, "maximum": 900,
+                                     "default": _TARGETS.scale_up_within_seconds,
+                                     "description": "Every app's first scale-up step must come within this"},
+            "metricLagSeconds": {"type": "integer", "minimum": 0, "maximum": 300,
+                                 "default": _TARGETS.metric_lag_seconds,
+                                 "description": "Seconds until new load shows in the HPA's metrics"},
+            "goalApps": {"type": "array", "items": {"type": "string"}, "default": _TARGETS.goal_apps,
+                         "description": "Apps held to timeToScaleGoalSeconds"},
+            "baselineReplicas": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                                 "default": _TARGETS.baseline_replicas,
+                                 "description": "Replicas per app at today's peak (default minReplicas)"},
+            "requireHeadroomCoverage": {"type": "boolean", "default": _TARGETS.require_headroom_coverage,
+                                        "description": "The headroom must hold every app's first step"},
+        }),
+    stack_rule(
+        "capacity-connection-budget",
+        "Every app at its autoscaler's maximum must get its database pool through PgBouncer, and "
+        "PgBouncer's server pools must fit RDS max_connections minus the reserved connections, or a "
+        "burst ends in refused connections. Computed from the declared resources with "
+        "capacity/connections.py: the RDS instance class, the PgBouncer Deployment's replicas and "
+        "its pgbouncer.ini, each app's HPA or ScaledObject maximum x its cofounder.dev/db-pool-size "
+        "pod annotation. Fix: a larger RDS class or fewer/smaller PgBouncer pools (server side); "
+        "more PgBouncer replicas or max_client_conn, or lower maxReplicas / dbPoolSize (client side).",
+        MANDATORY, _connection_budget,
+        config={"reservedConnections": {
+            "type": "integer", "minimum": 5, "maximum": 1000, "default": 10,
+            "description": "RDS connections kept free of PgBouncer (cofounder:postgres.reservedConnections)"}}),
 ]

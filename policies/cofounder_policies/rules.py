@@ -19,6 +19,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -87,6 +88,25 @@ def items(value: Any) -> list:
 def _is_list(value: Any) -> bool:
     # The pack hands lists over as read-only Sequence proxies, not lists.
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def plain(value: Any) -> Any:
+    """A property as plain dicts and lists for the pure ``capacity`` functions: integral numbers
+    as ints (the wire has only doubles), values unknown during a preview as None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: plain(_known(value, k)) for k in value}
+    if _is_list(value):
+        return [plain(_known(value, i)) for i in range(len(value))]
+    return value
+
+
+def _known(container: Any, key: Any) -> Any:
+    try:
+        return container[key]
+    except UnknownValueError:
+        return None
 
 
 def of_type(resources: Sequence[Any], *types: str) -> list:

@@ -1,8 +1,23 @@
-"""Capacity stack rules: autoscalers present, node groups can hold every HPA at max."""
+"""Capacity stack rules: autoscalers present, node groups can hold every HPA at max, time to scale."""
+
+import copy
+import dataclasses
+import json
+
+import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from capacity.nodes import allocatable
-from tests.policies.helpers import resource, stack_violations
+from capacity.scale_up import ScalingTargets
+from infra.config import ScalingConfig
+from tests.conftest import STACKS
+from tests.policies.helpers import POLICIES, resource, stack_violations
 from tests.policies.test_workloads import DEPLOYMENT, GOOD, GOOD_HPA, HPA
+
+from toolkit.harness import reveal
+from toolkit.policy_runner import load_config
+from toolkit.reports import build_reports
+from toolkit.stackfile import load_stack_file
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -52,3 +67,244 @@ def test_unknown_instance_type_is_reported():
     stack[2] = resource("aws:eks/nodeGroup:NodeGroup", "apps", {"instanceTypes": ["x9.huge"],
                                                                "scalingConfig": {"minSize": 1, "maxSize": 3}})
     assert any("x9.huge" in m for m, _ in stack_violations("capacity-node-groups-hold-hpa-max", stack))
+
+
+# --- capacity-time-to-scale --------------------------------------------------------------------
+
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+SLOW = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
+
+
+def _app(name, *, max_replicas=20, scale_up=None, keda=False):
+    """A Deployment (500m/512Mi pods) and its autoscaler: min 2, so the 5x peak needs 10."""
+    deployment = copy.deepcopy(GOOD)
+    deployment["metadata"]["name"] = name
+    behavior = {"scaleUp": scale_up or {"stabilizationWindowSeconds": 0}, "scaleDown": {}}
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    if keda:
+        autoscaler = resource(SCALED_OBJECT, name, {"metadata": {"namespace": "cofounder"}, "spec": {
+            "scaleTargetRef": ref, "minReplicaCount": 2, "maxReplicaCount": max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}}}})
+    else:
+        autoscaler = resource(HPA, name, {"metadata": {"namespace": "cofounder"}, "spec": {
+            "scaleTargetRef": ref, "minReplicas": 2, "maxReplicas": max_replicas, "behavior": behavior}})
+    return [resource(DEPLOYMENT, name, deployment), autoscaler]
+
+
+def _headroom(replicas, cpu="1", memory="1Gi"):
+    return [resource(PRIORITY_CLASS, "hr-priority", {"metadata": {"name": "hr-placeholder"}, "value": -10}),
+            resource(DEPLOYMENT, "hr-placeholder", {
+                "metadata": {"name": "hr-placeholder", "namespace": "cofounder"},
+                "spec": {"replicas": replicas, "template": {"spec": {
+                    "priorityClassName": "hr-placeholder",
+                    "containers": [{"name": "pause", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}}}})]
+
+
+def _tts(resources, config=None):
+    return stack_violations("capacity-time-to-scale", resources, config)
+
+
+def test_default_behavior_meets_the_goal_and_the_headroom_holds_the_first_step():
+    # 2 -> 6 at 15 s (+4 pods, Pods 4 beats Percent 100) -> 10 at 30 s; 4 pods fit 2 x 1 CPU/1Gi placeholders
+    assert _tts(_app("backend") + _app("worker", keda=True) + _headroom(4)) == []
+
+
+def test_a_slow_behavior_misses_the_goal():
+    stack = _app("backend", scale_up=SLOW) + _app("worker")
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[1].urn
+    assert message.startswith("backend (HorizontalPodAutoscaler): decided at 435s for 10 replicas from 2, goal 45s")
+    assert "behavior.scaleUp.policies" in message
+    # a non-goal app is only held to its first step
+    assert _tts(stack, {"goalApps": ["worker"]}) == []
+
+
+def test_a_slow_scaled_object_is_evaluated_as_the_hpa_keda_generates():
+    stack = _app("worker", scale_up=SLOW, keda=True)
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[1].urn and message.startswith("worker (ScaledObject): decided at 435s")
+
+
+def test_a_late_first_step_fails_every_app():
+    late = {"stabilizationWindowSeconds": 120, "policies": [{"type": "Percent", "value": 900, "periodSeconds": 15}]}
+    [(message, _)] = _tts(_app("frontend", scale_up=late))
+    assert "frontend (HorizontalPodAutoscaler)" in message and "the first step comes after 60s" in message
+
+
+def test_max_replicas_below_the_peak_is_a_violation():
+    [(message, _)] = _tts(_app("backend", max_replicas=8))
+    assert "decided never" in message
+    assert "maxReplicas 8 is below the 10 replicas the peak needs" in message
+    assert "raise maxReplicas to at least 10" in message
+    assert _tts(_app("backend", max_replicas=8), {"peakMultiplier": 4}) == []  # 8 replicas suffice
+
+
+def test_headroom_too_small_for_the_first_step_when_coverage_is_required():
+    stack = _app("backend") + _app("worker") + _headroom(3)  # 8 first-step pods, room for 6
+    [(message, urn)] = _tts(stack)
+    assert urn == stack[-1].urn
+    assert "(8 pods, 4000m CPU, 4096Mi) does not fit the pre-warmed headroom (3 x 1000m/1024Mi)" in message
+    assert _tts(stack, {"requireHeadroomCoverage": False}) == []
+    # a pod never spans placeholders: 8 x 400m placeholders hold no 500m pod
+    assert _tts(_app("backend") + _headroom(8, cpu="400m"))
+    assert _tts(_app("backend")) == []  # no placeholders declared: coverage not checked
+
+
+def test_baseline_replicas_raise_the_peak():
+    # baseline 4 -> the peak needs 20 = maxReplicas; 2 -> 6 -> 18 -> 20 decides at 45 s
+    assert _tts(_app("backend"), {"baselineReplicas": {"backend": 4}}) == []
+    [(message, _)] = _tts(_app("backend"), {"baselineReplicas": {"backend": 5}})
+    assert "maxReplicas 20 is below the 25 replicas" in message
+
+
+def _as_policy_resources(program):
+    """The stack's resources as the pack's AnalyzeStack sees them (outputs, secrets unwrapped)."""
+    return [resource(r.type, r.name, reveal(r.outputs)) for r in program.resources]
+
+
+def _pack_settings(stack):
+    """The rule's settings for ``stack``: schema defaults, then policies/config/<stack>.json."""
+    defaults = {k: v["default"] for k, v in POLICIES["capacity-time-to-scale"].config_schema.properties.items()}
+    return {**defaults, **{k: v for k, v in load_config(stack)["capacity-time-to-scale"].items()
+                           if k != "enforcementLevel"}}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_quiet_on_every_stack_and_agrees_with_the_report(stack_program, stack):
+    program = stack_program(stack)
+    assert _tts(_as_policy_resources(program), _pack_settings(stack)) == []
+    assert build_reports(program)["time-to-scale"]["ok"] is True
+
+
+def test_the_rule_flags_exactly_the_apps_the_report_fails(stack_program):
+    program = stack_program("prod")
+    slow = {r.urn: r for r in program.of_type(HPA)}
+    backend = next(r for r in slow.values() if r.inputs["spec"]["scaleTargetRef"]["name"] == "backend")
+    spec = {**backend.inputs["spec"], "behavior": {**backend.inputs["spec"]["behavior"], "scaleUp": SLOW}}
+    changed = dataclasses.replace(backend, inputs={**backend.inputs, "spec": spec},
+                                  outputs={**backend.outputs, "spec": spec})
+    program = dataclasses.replace(program, resources=[changed if r is backend else r for r in program.resources])
+    failed = {row["app"] for row in build_reports(program)["time-to-scale"]["rows"] if not row["ok"]}
+    flagged = {m.split(" ", 1)[0] for m, _ in _tts(_as_policy_resources(program), _pack_settings("prod"))}
+    assert failed == flagged == {"backend"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pack_config_agrees_with_the_stack_scaling_targets(stack_program, stack):
+    """policies/config/<stack>.json and cofounder:scaling cannot drift apart."""
+    declared = json.loads(load_stack_file(stack).config["cofounder:scaling"])
+    in_file = load_config(stack)["capacity-time-to-scale"]
+    shared = set(declared) & set(in_file)
+    assert "timeToScaleGoalSeconds" in shared  # every stack file sets it
+    assert {k: in_file[k] for k in shared} == {k: declared[k] for k in shared}
+    # and with defaults filled in on both sides (the program's scalingTargets output)
+    effective = stack_program(stack).outputs["scalingTargets"]
+    settings = _pack_settings(stack)
+    assert settings == {k: effective[k] for k in settings}
+
+
+def test_pack_defaults_are_the_config_defaults():
+    defaults = ScalingConfig().as_dict()
+    schema = POLICIES["capacity-time-to-scale"].config_schema.properties
+    assert {k: v["default"] for k, v in schema.items()} == {k: defaults[k] for k in schema}
+    assert ScalingTargets().as_camel() == {k: defaults[k] for k in ScalingTargets().as_camel()}
+
+
+def test_values_unknown_in_a_real_preview_do_not_stop_the_rule():
+    # `pulumi preview` sends computed values (an image from a registry output, an auto-named
+    # PriorityClass) as sentinels the pack's proxies raise on; the rule reads them as absent.
+    stack = _app("backend", max_replicas=8) + _headroom(4)
+    stack[0].props["spec"]["template"]["spec"]["containers"][0]["image"] = UNKNOWN_STRING_VALUE
+    stack[-1].props["spec"]["template"]["spec"]["priorityClassName"] = UNKNOWN_STRING_VALUE
+    proxied = [resource(r.resource_type, r.name, unknown_checking_proxy(r.props)) for r in stack]
+    [(message, _)] = _tts(proxied)  # the app still checked; the unknown placeholder is not headroom
+    assert "maxReplicas 8" in message
+
+
+# --- capacity-connection-budget ----------------------------------------------------------------
+
+DB_HOST = "db.example.us-east-1.rds.amazonaws.com"
+
+
+def _ini(pool=20, reserve=5, max_client_conn=1000):
+    return (f"[databases]\ncofounder = host={DB_HOST} port=5432 dbname=cofounder\n\n[pgbouncer]\n"
+            f"unix_socket_dir =\npool_mode = transaction\ndefault_pool_size = {pool}\n"
+            f"reserve_pool_size = {reserve}\nmax_client_conn = {max_client_conn}\n")
+
+
+def _data_tier(replicas=2, ini=None, instance_class="db.t4g.medium"):
+    """RDS (t4g.medium: 405 max_connections), PgBouncer's Secret and the Deployment that mounts it."""
+    secret = resource("kubernetes:core/v1:Secret", "pgbouncer-config", {
+        "metadata": {"name": "pgbouncer-config-x1", "namespace": "cofounder"},
+        "stringData": {"pgbouncer.ini": _ini() if ini is None else ini, "userlist.txt": "..."}})
+    bouncer = resource(DEPLOYMENT, "pgbouncer", {
+        "metadata": {"name": "pgbouncer", "namespace": "cofounder"},
+        "spec": {"replicas": replicas, "template": {"spec": {
+            "containers": [{"name": "pgbouncer"}],
+            "volumes": [{"name": "config", "secret": {"secretName": "pgbouncer-config-x1"}}]}}}})
+    db = resource("aws:rds/instance:Instance", "db", {"engine": "postgres", "instanceClass": instance_class,
+                                                     "address": DB_HOST})
+    return [db, secret, bouncer]
+
+
+def _pooled(name, pool, max_replicas=20, keda=False):
+    app = _app(name, max_replicas=max_replicas, keda=keda)
+    app[0].props["spec"]["template"]["metadata"]["annotations"] = {"cofounder.dev/db-pool-size": str(pool)}
+    return app
+
+
+def _budget(resources, config=None):
+    return stack_violations("capacity-connection-budget", resources, config)
+
+
+def test_connection_budget_fits():
+    # server: 2 x (20 + 5) = 50 <= 405 - 10; clients: (20 + 20) x 20 = 800 <= 2 x 1000
+    stack = _data_tier() + _pooled("backend", 20) + _pooled("worker", 20, keda=True) + _app("frontend")
+    assert _budget(stack) == []
+
+
+def test_pgbouncer_server_pools_above_rds_max_connections():
+    stack = _data_tier(replicas=16) + _pooled("backend", 20)  # 16 x 25 = 400 > 395
+    [(message, urn)] = _budget(stack)
+    assert urn == stack[2].urn
+    assert message == ("PgBouncer server connections 16 replicas x (20 pool + 5 reserve pool) = 400 exceed RDS "
+                       "max_connections 405 (db.t4g.medium) minus 10 reserved = 395")
+    assert _budget(stack, {"reservedConnections": 5}) == []
+    assert _budget(_data_tier(replicas=16, instance_class="db.r7g.large") + _pooled("backend", 20)) == []
+
+
+def test_app_demand_at_max_scale_above_pgbouncer_client_capacity():
+    # the ScaledObject's maximum counts like an HPA's; the frontend (no annotation) holds no pool
+    stack = _data_tier(ini=_ini(max_client_conn=300)) + _pooled("backend", 10) + \
+        _pooled("worker", 25, max_replicas=20, keda=True) + _app("frontend")
+    [(message, _)] = _budget(stack)
+    assert message == ("PgBouncer client capacity 2 replicas x 300 max_client_conn = 600 is below the apps' "
+                       "demand at maximum scale backend 20 x 10 + worker 20 x 25 = 700")
+
+
+def test_connection_budget_skips_what_it_cannot_know():
+    apps = _pooled("backend", 20)
+    assert _budget(apps) == []  # no PgBouncer declared
+    unknown = _data_tier(replicas=50)
+    unknown[1] = resource(unknown[1].resource_type, unknown[1].name,
+                          unknown_checking_proxy({**unknown[1].props, "stringData": UNKNOWN_STRING_VALUE}))
+    assert _budget(unknown + apps) == []  # a first preview: the ini waits for the RDS address
+    [(message, _)] = _budget(_data_tier(instance_class="db.x9.huge") + apps)
+    assert "'db.x9.huge' is not in capacity/connections.py" in message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_connection_budget_uses_the_figures_the_program_checks(stack_program, stack):
+    """The rule's server side equals the program's own budget: quiet with the stack's reserve, and
+    firing exactly when the reserve eats one connection more than the program's headroom."""
+    program = stack_program(stack)
+    exported = program.outputs["connectionBudget"]
+    reserve = load_config(stack)["capacity-connection-budget"]["reservedConnections"]
+    assert reserve == exported["reserve"]  # the pack config agrees with cofounder:postgres
+    resources = _as_policy_resources(program)
+    assert _budget(resources, {"reservedConnections": reserve}) == []
+    edge = reserve + exported["serverHeadroom"]
+    assert _budget(resources, {"reservedConnections": edge}) == []
+    [(message, _)] = _budget(resources, {"reservedConnections": edge + 1})
+    assert f"= {exported['serverConnections']} exceed RDS max_connections {exported['rdsMaxConnections']}" in message

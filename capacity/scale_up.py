@@ -1,0 +1,173 @@
+"""Time-to-scale of a whole stack: every autoscaled Deployment against the stack's scaling targets.
+
+The preview's ``time-to-scale`` report and the pack's ``capacity-time-to-scale`` rule both call
+``evaluate`` on the same declared objects, so the two can never disagree. Inputs are plain
+manifests shaped like the Kubernetes objects the engine sees (``{"metadata": ..., "spec": ...}``,
+camelCase); each caller passes its own key with every object (a resource name, a URN) and gets it
+back on the result, to point at the offending resource.
+
+What ``evaluate`` decides, per app (``capacity/hpa.py`` ``time_to_scale`` does the arithmetic):
+- not ok when ``maxReplicas`` is below the replicas the peak needs, when the HPA never asks for
+  them, when the first scale-up step comes after ``scaleUpWithinSeconds``, or when a goal app
+  decides after ``timeToScaleGoalSeconds``;
+and for the stack: the first step of every app at once must fit the pre-warmed headroom (the
+placeholder pods of ``capacity/headroom.py`` ``placeholders``), packing each pod into one
+placeholder; a stack may opt out with ``requireHeadroomCoverage: false``. Without any placeholder
+declared, coverage is not checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable
+
+from capacity.headroom import HeadroomFigures
+from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, time_to_scale
+
+HPA_KIND = "HorizontalPodAutoscaler"
+SCALED_OBJECT_KIND = "ScaledObject"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingTargets:
+    """The targets of ``cofounder:scaling`` (same names and defaults as ``infra/config.py``)."""
+
+    peak_multiplier: float = 5.0
+    time_to_scale_goal_seconds: int = 45
+    scale_up_within_seconds: int = 60
+    metric_lag_seconds: int = 15
+    pod_startup_seconds: int = 30
+    baseline_replicas: dict[str, int] = field(default_factory=dict)
+    goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
+    require_headroom_coverage: bool = True
+
+    @classmethod
+    def from_camel(cls, values: dict) -> "ScalingTargets":
+        """From camelCase keys (a stack output, the pack's config); unknown keys and nulls ignored."""
+        names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
+        return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
+
+    def as_camel(self) -> dict:
+        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+@dataclass(frozen=True)
+class Autoscaled:
+    """One autoscaled Deployment: the HPA spec that drives it and the Deployment ({} if not declared)."""
+
+    key: Hashable
+    app: str
+    kind: str
+    hpa_spec: dict
+    deployment: dict
+
+    @property
+    def pod_template(self) -> dict:
+        return ((self.deployment.get("spec") or {}).get("template")) or {}
+
+    @property
+    def pod_spec(self) -> dict:
+        return self.pod_template.get("spec") or {}
+
+
+def autoscaled(deployments: Iterable[dict], autoscalers: Iterable[tuple[Hashable, str, dict]]) -> list[Autoscaled]:
+    """Each autoscaler ``(key, kind, manifest)`` with the Deployment its scaleTargetRef names.
+
+    ``kind`` is ``HorizontalPodAutoscaler`` or ``ScaledObject`` (turned into the HPA KEDA
+    generates). The Deployment is matched by namespace and name. Sorted by app.
+    """
+    by_name = {(_meta(d).get("namespace"), _meta(d).get("name")): d for d in deployments}
+    found = []
+    for key, kind, manifest in autoscalers:
+        spec = manifest.get("spec") or {}
+        if kind == SCALED_OBJECT_KIND:
+            spec = hpa_spec_from_scaled_object(spec)
+        app = (spec.get("scaleTargetRef") or {}).get("name")
+        deployment = by_name.get((_meta(manifest).get("namespace"), app), {})
+        found.append(Autoscaled(key, app, kind, spec, deployment))
+    return sorted(found, key=lambda a: (str(a.app), a.kind))
+
+
+def _meta(manifest: dict) -> dict:
+    return manifest.get("metadata") or {}
+
+
+def pack_into_headroom(pods: list[tuple[int, int]], headroom: Iterable[HeadroomFigures]) -> bool:
+    """Whether pods ``(cpu m, memory MiB)`` fit the placeholders, first-fit decreasing.
+
+    A pod only takes the room of placeholders on one node, so each pod must fit inside one
+    placeholder's remaining share; several small pods may share one placeholder.
+    """
+    slots = [[h.cpu_millicores, h.memory_mib] for h in headroom for _ in range(h.replicas)]
+    for cpu, mem in sorted(pods, reverse=True):
+        slot = next((s for s in slots if s[0] >= cpu and s[1] >= mem), None)
+        if slot is None:
+            return False
+        slot[0] -= cpu
+        slot[1] -= mem
+    return True
+
+
+@dataclass(frozen=True)
+class AppScaleUp:
+    """One app's simulated scale-up and its verdict against the targets."""
+
+    autoscaled: Autoscaled
+    result: ScaleUpResult
+    #: ``timeToScaleGoalSeconds`` for a goal app, None for the others.
+    goal_seconds: int | None
+    scale_up_within_seconds: int
+
+    @property
+    def late_first_step(self) -> bool:
+        return (self.result.first_step_seconds or 0) > self.scale_up_within_seconds
+
+    @property
+    def missed_goal(self) -> bool:
+        decided = self.result.decided_at_seconds
+        return self.goal_seconds is not None and decided is not None and decided > self.goal_seconds
+
+    @property
+    def ok(self) -> bool:
+        return not (self.result.capped_by_max or self.result.decided_at_seconds is None
+                    or self.late_first_step or self.missed_goal)
+
+
+@dataclass(frozen=True)
+class StackScaleUp:
+    apps: list[AppScaleUp]
+    #: ``(cpu m, memory MiB)`` of every pod the apps' first steps add, all at once.
+    first_step_pods: list[tuple[int, int]]
+    headroom: list[HeadroomFigures]
+    #: Whether the first steps fit the headroom; None when the stack declares no placeholders.
+    covered: bool | None
+    require_coverage: bool
+
+    @property
+    def headroom_short(self) -> bool:
+        return self.covered is False and self.require_coverage
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.apps) and not self.headroom_short
+
+
+def evaluate(apps: list[Autoscaled], targets: ScalingTargets, headroom: list[HeadroomFigures]) -> StackScaleUp:
+    """Every app's time to scale under the peak and the headroom check (see the module docstring)."""
+    results, first_step_pods = [], []
+    for app in apps:
+        result = time_to_scale(app.hpa_spec, baseline_replicas=targets.baseline_replicas.get(app.app),
+                               peak_multiplier=targets.peak_multiplier,
+                               metric_lag_seconds=targets.metric_lag_seconds)
+        first_step_pods += [pod_requests(app.pod_spec) if app.pod_spec else (0, 0)] * result.first_step_pods
+        goal = targets.time_to_scale_goal_seconds if app.app in targets.goal_apps else None
+        results.append(AppScaleUp(app, result, goal, targets.scale_up_within_seconds))
+    covered = pack_into_headroom(first_step_pods, headroom) if headroom else None
+    return StackScaleUp(results, first_step_pods, list(headroom), covered, targets.require_headroom_coverage)
+
