@@ -145,8 +145,8 @@ class StackScaleUp:
     #: ``(cpu m, memory MiB)`` of every pod the apps' first steps add, all at once.
     first_step_pods: list[tuple[int, int]]
     headroom: list[HeadroomFigures]
-    #: Whether the first steps fit the headroom; None when the stack declares no placeholders.
-    covered: bool | None
+    #: Whether the first steps fit the headroom (False when the stack declares none).
+    covered: bool
     require_coverage: bool
 
     @property
@@ -168,6 +168,7 @@ def evaluate(apps: list[Autoscaled], targets: ScalingTargets, headroom: list[Hea
         first_step_pods += [pod_requests(app.pod_spec) if app.pod_spec else (0, 0)] * result.first_step_pods
         goal = targets.time_to_scale_goal_seconds if app.app in targets.goal_apps else None
         results.append(AppScaleUp(app, result, goal, targets.scale_up_within_seconds))
-    covered = pack_into_headroom(first_step_pods, headroom) if headroom else None
+    # A stack with no placeholders has nothing pre-warmed: any first step waits for a node.
+    covered = pack_into_headroom(first_step_pods, headroom)
     return StackScaleUp(results, first_step_pods, list(headroom), covered, targets.require_headroom_coverage)
 

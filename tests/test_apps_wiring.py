@@ -103,8 +103,10 @@ def test_time_to_scale_report_meets_the_goals_of_every_stack(stack):
     rows = {r["app"]: r for r in rep["rows"]}
     assert set(rows) == {"frontend", "backend", "worker"}
     assert rows["worker"]["autoscaler"] == "ScaledObject"
-    assert rep["ok"] is True, rows
-    assert "coverage is not checked" in rep["notes"][-1]
+    # the app tier alone declares no headroom (the EKS platform does): every app meets its goals,
+    # and the stack-level verdict says the first step would wait for a node
+    assert all(r["ok"] for r in rows.values()), rows
+    assert "no pre-warmed headroom declared: NOT covered" in rep["notes"][-1]
 
 
 def test_prod_backend_and_worker_decide_within_45_seconds():

@@ -63,14 +63,11 @@ def time_to_scale_report(program: Program) -> dict | None:
     pods = verdict.first_step_pods
     first = (f"First step of all apps at once: {len(pods)} pods, {sum(c for c, _ in pods)}m CPU, "
              f"{sum(m for _, m in pods)}Mi; ")
-    if verdict.covered is None:
-        notes.append(first + "no headroom placeholders declared, so coverage is not checked.")
-    else:
-        room = " + ".join(f"{h.replicas} x {h.cpu_millicores}m/{h.memory_mib}Mi" for h in verdict.headroom)
-        notes.append(first + f"pre-warmed headroom {room}: "
-                     + ("covered, they start on running nodes." if verdict.covered else
-                        "NOT covered: the rest waits for a new node (60-120 s)."
-                        + ("" if t.require_headroom_coverage else
-                           " This stack does not require coverage (requireHeadroomCoverage: false).")))
+    room = " + ".join(f"{h.replicas} x {h.cpu_millicores}m/{h.memory_mib}Mi" for h in verdict.headroom)
+    notes.append(first + (f"pre-warmed headroom {room}: " if room else "no pre-warmed headroom declared: ")
+                 + ("covered, they start on running nodes." if verdict.covered else
+                    "NOT covered: the rest waits for a new node (60-120 s)."
+                    + ("" if t.require_headroom_coverage else
+                       " This stack does not require coverage (requireHeadroomCoverage: false).")))
     return {"title": "Time to scale to the peak (HPA behavior as declared)", "rows": rows,
             "notes": notes, "ok": verdict.ok}

@@ -133,10 +133,10 @@ def _time_to_scale(resources, settings):
         pods = verdict.first_step_pods
         room = " + ".join(f"{h.replicas} x {h.cpu_millicores}m/{h.memory_mib}Mi" for h in verdict.headroom)
         yield (f"the first scale-up step of every app at once ({len(pods)} pods, {sum(c for c, _ in pods)}m CPU, "
-               f"{sum(m for _, m in pods)}Mi) does not fit the pre-warmed headroom ({room}), each pod "
-               "inside one placeholder: the rest waits 60-120 s for a new node. Fix: more or larger "
+               f"{sum(m for _, m in pods)}Mi) does not fit the pre-warmed headroom ({room or 'none declared'}), "
+               "each pod inside one placeholder: the rest waits 60-120 s for a new node. Fix: more or larger "
                "headroom placeholders (cofounder:cluster.headroom), or requireHeadroomCoverage: false "
-               "where that wait is acceptable."), headroom[0][0]
+               "where that wait is acceptable."), (headroom[0][0] if headroom else verdict.apps[0].autoscaled.key)
 
 
 def _pgbouncer_configs(resources) -> dict[tuple, str | None]:

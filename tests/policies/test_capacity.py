@@ -105,6 +105,11 @@ def _tts(resources, config=None):
     return stack_violations("capacity-time-to-scale", resources, config)
 
 
+def _tts_apps(resources, config=None):
+    """The per-app verdicts alone: stacks without placeholders, headroom coverage not required."""
+    return _tts(resources, {"requireHeadroomCoverage": False, **(config or {})})
+
+
 def test_default_behavior_meets_the_goal_and_the_headroom_holds_the_first_step():
     # 2 -> 6 at 15 s (+4 pods, Pods 4 beats Percent 100) -> 10 at 30 s; 4 pods fit 2 x 1 CPU/1Gi placeholders
     assert _tts(_app("backend") + _app("worker", keda=True) + _headroom(4)) == []
@@ -112,32 +117,32 @@ def test_default_behavior_meets_the_goal_and_the_headroom_holds_the_first_step()
 
 def test_a_slow_behavior_misses_the_goal():
     stack = _app("backend", scale_up=SLOW) + _app("worker")
-    [(message, urn)] = _tts(stack)
+    [(message, urn)] = _tts_apps(stack)
     assert urn == stack[1].urn
     assert message.startswith("backend (HorizontalPodAutoscaler): decided at 435s for 10 replicas from 2, goal 45s")
     assert "behavior.scaleUp.policies" in message
     # a non-goal app is only held to its first step
-    assert _tts(stack, {"goalApps": ["worker"]}) == []
+    assert _tts_apps(stack, {"goalApps": ["worker"]}) == []
 
 
 def test_a_slow_scaled_object_is_evaluated_as_the_hpa_keda_generates():
     stack = _app("worker", scale_up=SLOW, keda=True)
-    [(message, urn)] = _tts(stack)
+    [(message, urn)] = _tts_apps(stack)
     assert urn == stack[1].urn and message.startswith("worker (ScaledObject): decided at 435s")
 
 
 def test_a_late_first_step_fails_every_app():
     late = {"stabilizationWindowSeconds": 120, "policies": [{"type": "Percent", "value": 900, "periodSeconds": 15}]}
-    [(message, _)] = _tts(_app("frontend", scale_up=late))
+    [(message, _)] = _tts_apps(_app("frontend", scale_up=late))
     assert "frontend (HorizontalPodAutoscaler)" in message and "the first step comes after 60s" in message
 
 
 def test_max_replicas_below_the_peak_is_a_violation():
-    [(message, _)] = _tts(_app("backend", max_replicas=8))
+    [(message, _)] = _tts_apps(_app("backend", max_replicas=8))
     assert "decided never" in message
     assert "maxReplicas 8 is below the 10 replicas the peak needs" in message
     assert "raise maxReplicas to at least 10" in message
-    assert _tts(_app("backend", max_replicas=8), {"peakMultiplier": 4}) == []  # 8 replicas suffice
+    assert _tts_apps(_app("backend", max_replicas=8), {"peakMultiplier": 4}) == []  # 8 replicas suffice
 
 
 def test_headroom_too_small_for_the_first_step_when_coverage_is_required():
@@ -148,13 +153,16 @@ def test_headroom_too_small_for_the_first_step_when_coverage_is_required():
     assert _tts(stack, {"requireHeadroomCoverage": False}) == []
     # a pod never spans placeholders: 8 x 400m placeholders hold no 500m pod
     assert _tts(_app("backend") + _headroom(8, cpu="400m"))
-    assert _tts(_app("backend")) == []  # no placeholders declared: coverage not checked
+    # no placeholders declared: nothing is pre-warmed, so a required coverage fails
+    [(message, urn)] = _tts(_app("backend"))
+    assert "does not fit the pre-warmed headroom (none declared)" in message
+    assert _tts(_app("backend"), {"requireHeadroomCoverage": False}) == []
 
 
 def test_baseline_replicas_raise_the_peak():
     # baseline 4 -> the peak needs 20 = maxReplicas; 2 -> 6 -> 18 -> 20 decides at 45 s
-    assert _tts(_app("backend"), {"baselineReplicas": {"backend": 4}}) == []
-    [(message, _)] = _tts(_app("backend"), {"baselineReplicas": {"backend": 5}})
+    assert _tts_apps(_app("backend"), {"baselineReplicas": {"backend": 4}}) == []
+    [(message, _)] = _tts_apps(_app("backend"), {"baselineReplicas": {"backend": 5}})
     assert "maxReplicas 20 is below the 25 replicas" in message
 
 
@@ -218,7 +226,7 @@ def test_values_unknown_in_a_real_preview_do_not_stop_the_rule():
     stack[0].props["spec"]["template"]["spec"]["containers"][0]["image"] = UNKNOWN_STRING_VALUE
     stack[-1].props["spec"]["template"]["spec"]["priorityClassName"] = UNKNOWN_STRING_VALUE
     proxied = [resource(r.resource_type, r.name, unknown_checking_proxy(r.props)) for r in stack]
-    [(message, _)] = _tts(proxied)  # the app still checked; the unknown placeholder is not headroom
+    [(message, _)] = _tts_apps(proxied)  # the app still checked; the unknown placeholder is not headroom
     assert "maxReplicas 8" in message
 
 
