@@ -43,8 +43,15 @@ def _resources(props, settings):
             yield f"{kind} {get(c, 'name')!r} has no resources.{', resources.'.join(missing)}"
 
 
+#: The Kubernetes pause image: a container that only sleeps and serves nothing (the pre-warmed
+#: headroom placeholders), so readiness and liveness have no meaning for it.
+_PAUSE_IMAGE = re.compile(r"^(registry\.k8s\.io|k8s\.gcr\.io)/pause[:@]")
+
+
 def _probes(props, settings):
     for _, c in _containers(props, init=False):
+        if _PAUSE_IMAGE.match(str(get(c, "image") or "")):
+            continue
         missing = [p for p in ("readinessProbe", "livenessProbe") if get(c, p) is None]
         if missing:
             yield f"container {get(c, 'name')!r} has no {' or '.join(missing)}"

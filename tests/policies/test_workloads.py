@@ -110,3 +110,12 @@ def test_scaled_deployment_with_matching_pdb_passes():
 def test_scaled_deployment_without_matching_pdb_is_a_violation(selector):
     [(message, urn)] = stack_violations("k8s-scaled-deployment-has-pdb", _stack(selector))
     assert urn.endswith(f"{DEPLOYMENT}::api")
+
+
+def test_pause_placeholders_need_no_probes_but_lookalikes_do():
+    """The headroom placeholders run the pause image, which serves nothing; any other image
+    without probes (even one named like it) is still flagged."""
+    pause = _with_container(image="registry.k8s.io/pause:3.10.1", readinessProbe=None, livenessProbe=None)
+    assert violations("k8s-workload-probes", DEPLOYMENT, pause) == []
+    lookalike = _with_container(image="ghcr.io/evil/pause:3.10.1", readinessProbe=None, livenessProbe=None)
+    assert violations("k8s-workload-probes", DEPLOYMENT, lookalike)
