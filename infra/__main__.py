@@ -220,7 +220,7 @@ if obs.enabled:
             app_namespace=cluster.app_namespace,
             namespace=monitoring.namespace,
             monitor_labels=monitoring.monitor_labels,
-            latency_p99_ms=obs.alerts.latency_p99_ms,
+            latency_p99_ms=cfg.scaling.p99_latency_ms,
             latency_for_minutes=obs.alerts.latency_for_minutes,
             hpa_at_max_minutes=obs.alerts.hpa_at_max_minutes,
             pod_pending_seconds=obs.alerts.pod_pending_seconds,

@@ -2,11 +2,12 @@
 
 Ramps to ``peak users x multiplier`` concurrent users (each paced so the total approaches
 ``peak RPS x multiplier``), holds that load, then stops on its own. The run fails (exit code 1)
-when the client-side p99 exceeds ``--p99-ms`` (default 200, the seed's target) or more than
+when the client-side p99 exceeds ``--p99-ms`` (the stack's ``p99LatencyMs``, else 200, the
+seed's target) or more than
 ``--max-failure-ratio`` of requests fail.
 
 Peak figures come from the command line, or from ``cofounder:scaling`` in the stack file when
-``--stack`` is given (``peakUsers``, ``peakRps``, ``peakMultiplier``); the multiplier defaults
+``--stack`` is given (``peakUsers``, ``peakRps``, ``peakMultiplier``, ``p99LatencyMs``); the multiplier defaults
 to 5. Command-line values win.
 
     locust -f loadtest/locustfile.py --headless --host https://app.example.com \
@@ -26,6 +27,7 @@ from locust import HttpUser, LoadTestShape, between, constant_throughput, events
 from peaks import stack_scaling  # locust puts this file's folder on sys.path
 
 DEFAULT_MULTIPLIER = 5.0
+DEFAULT_P99_MS = 200.0  # the seed's target
 
 
 @events.init_command_line_parser.add_listener
@@ -37,7 +39,8 @@ def _arguments(parser):
     group.add_argument("--peak-rps", type=float, default=None, help="today's peak requests per second")
     group.add_argument("--multiplier", type=float, default=None,
                        help=f"load factor over peak (stack's peakMultiplier, else {DEFAULT_MULTIPLIER:g})")
-    group.add_argument("--p99-ms", type=float, default=200.0, help="fail when p99 exceeds this")
+    group.add_argument("--p99-ms", type=float, default=None,
+                       help="fail when p99 exceeds this (stack's p99LatencyMs, else 200)")
     group.add_argument("--max-failure-ratio", type=float, default=0.01, help="fail above this error share")
     group.add_argument("--ramp-seconds", type=float, default=60.0, help="time to reach the target load")
     group.add_argument("--hold-seconds", type=float, default=300.0, help="time to hold the target load")
@@ -62,6 +65,7 @@ def _plan(environment, **_kwargs):
     peak_users = options.peak_users or scaling.get("peakUsers")
     peak_rps = options.peak_rps or scaling.get("peakRps")
     multiplier = options.multiplier or scaling.get("peakMultiplier") or DEFAULT_MULTIPLIER
+    options.p99_ms = float(options.p99_ms or scaling.get("p99LatencyMs") or DEFAULT_P99_MS)
     if not peak_users:
         raise SystemExit("give --peak-users (or cofounder:scaling.peakUsers with --stack)")
     Plan.multiplier = float(multiplier)

@@ -217,10 +217,10 @@ def test_cluster_defaults_apply_where_the_stack_is_silent(run_stack_with):
      "cofounder:observability.retentionSizeGib = 50 is not allowed: expected at most 90% of storageGib (45)"),
     ({"chartVersion": "latest"}, "cofounder:observability.chartVersion = 'latest' is not allowed: expected a value matching"),
     ({"alarmEmail": "oncall"}, "cofounder:observability.alarmEmail = 'oncall' is not allowed: expected a value matching"),
-    ({"alerts": {"latencyP99Ms": 5}},
-     "cofounder:observability.alerts.latencyP99Ms = 5 is not allowed: expected a value between 10 and 10000"),
-    ({"alerts": {"latencyP99ms": 200}},
-     "cofounder:observability.alerts.latencyP99ms is not a known setting: did you mean 'latencyP99Ms'?"),
+    ({"alerts": {"latencyForMinutes": 0}},
+     "cofounder:observability.alerts.latencyForMinutes = 0 is not allowed: expected a value between 1 and 60"),
+    ({"alerts": {"latencyForMinute": 5}},
+     "cofounder:observability.alerts.latencyForMinute is not a known setting: did you mean 'latencyForMinutes'?"),
     ({"apps": [{"name": "web", "kind": "Pod"}]},
      "cofounder:observability.apps[0].kind = 'Pod' is not allowed: expected one of ServiceMonitor, PodMonitor"),
     ({"apps": [{"port": "http"}]}, "cofounder:observability.apps[0].name is missing"),
@@ -238,8 +238,9 @@ def test_bad_observability_config_fails_with_a_clear_message(run_stack_with, obs
 def test_observability_defaults_are_the_seed_targets():
     import infra.config as config
     obs = config.ObservabilityConfig()
-    assert (obs.enabled, obs.grafana_enabled, obs.alerts.latency_p99_ms, obs.alerts.pod_pending_seconds,
-            obs.alerts.hpa_at_max_minutes) == (True, True, 200, 60, 10)
+    assert (obs.enabled, obs.grafana_enabled, obs.alerts.latency_for_minutes, obs.alerts.pod_pending_seconds,
+            obs.alerts.hpa_at_max_minutes) == (True, True, 5, 60, 10)
+    assert config.ScalingConfig().p99_latency_ms == 200  # the seed's p99 target, shared with the load test
     assert [(a.name, a.kind, a.port) for a in obs.apps] == [
         ("frontend", "ServiceMonitor", "http"), ("backend", "ServiceMonitor", "http"),
         ("worker", "ServiceMonitor", "http")]

@@ -83,3 +83,11 @@ def test_multiplier_and_peak_come_from_the_stack_file(tmp_path):
     (tmp_path / "Pulumi.bare.yaml").write_text("config:\n  cofounder:environment: dev\n")
     assert stack_scaling("bare", tmp_path) == {}
     assert stack_scaling(None, tmp_path) == {}
+
+
+def test_the_p99_limit_is_a_setting(server):
+    """--p99-ms (else the stack's cofounder:scaling.p99LatencyMs, else 200) is the pass mark."""
+    proc = _locust(server, "--paths", "/slow", "--p99-ms", "1000")
+    out = proc.stdout + proc.stderr
+    assert "p99 limit 1000 ms" in out and "verdict: PASS" in out, out[-2000:]
+    assert proc.returncode == 0
