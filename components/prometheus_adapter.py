@@ -76,6 +76,7 @@ class PrometheusAdapter(pulumi.ComponentResource):
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"memory": "256Mi"}},
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            # The component waits for what it depends on (the monitoring stack): so does its release.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=(opts.depends_on if opts else None)),
         )
         self.register_outputs({"release_status": self.release.status})

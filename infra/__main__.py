@@ -229,7 +229,11 @@ if obs.enabled:
         ),
         opts=after_chart,
     )
-    # CloudWatch alarms on the data tier: RDS, ElastiCache and SQS, into one SNS topic.
+    pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
+
+# CloudWatch alarms on the data tier: RDS, ElastiCache and SQS, into one SNS topic. They watch AWS
+# services, so they do not depend on the in-cluster monitoring.
+if obs.cloudwatch_alarms:
     alarms = CloudWatchAlarms(
         "alarms",
         CloudWatchAlarmsArgs(
@@ -253,7 +257,6 @@ if obs.enabled:
         ),
     )
     pulumi.export("alarmTopicArn", alarms.topic_arn)
-    pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
 
 # --- App tier: frontend, backend, worker and the metric adapters they scale on (infra/apps.py) --
 # Apps with a queueName consume the agent queue (load() checked it is this one): KEDA scales them on
@@ -264,7 +267,8 @@ aws_policies = {name: agent_queue.worker_policy_json if app.queue_name else agen
                 for name, app in cfg.apps.items() if app.needs_aws}
 deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
             app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies)
+            oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies,
+            monitoring=[monitoring] if obs.enabled else [])
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)

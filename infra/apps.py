@@ -12,7 +12,7 @@ Kubernetes provider, the app namespace, the IRSA OIDC provider). It turns ``cofo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 
@@ -50,13 +50,19 @@ def _rules(rules: ScalingRulesConfig) -> ScalingRules:
 def deploy_apps(cfg: StackConfig, *, k8s_provider: pulumi.ProviderResource,
                 app_namespace: pulumi.Input[str], app_namespace_name: str,
                 oidc_provider_arn: pulumi.Input[str], oidc_issuer_url: pulumi.Input[str],
-                queues: Mapping[str, QueueRef], aws_policies: Mapping[str, pulumi.Input[str]]) -> AppTier:
-    """Declare the app tier. ``queues``: per app with ``queueName``; ``aws_policies``: per app with ``needsAws``."""
+                queues: Mapping[str, QueueRef], aws_policies: Mapping[str, pulumi.Input[str]],
+                monitoring: Sequence[pulumi.Resource] = ()) -> AppTier:
+    """Declare the app tier. ``queues``: per app with ``queueName``; ``aws_policies``: per app with
+    ``needsAws``; ``monitoring``: the in-cluster monitoring stack, if any, which owns the
+    ``monitoring`` namespace and the Prometheus the adapter queries."""
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": k8s_provider})
     auto = cfg.autoscalers
+    # After the monitoring stack: its namespace and Prometheus exist before the adapter is
+    # installed into it, and the adapter is removed before them on destroy.
     adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(
         prometheus_url=auto.prometheus_url, prometheus_port=auto.prometheus_port,
-        replicas=auto.adapter_replicas), opts=in_cluster)
+        replicas=auto.adapter_replicas),
+        opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=list(monitoring))))
 
     queued = {name: app for name, app in cfg.apps.items() if app.queue_name}
     for name in queued:

@@ -342,13 +342,16 @@ class ScalingConfig:
                 yield f"baselineReplicas.{app}", replicas, "at least 1"
 
 
+#: kube-prometheus-stack's Prometheus, which the observability component installs in ``monitoring``.
+_IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc"
+
+
 @dataclass(frozen=True, kw_only=True)
 class AutoscalersConfig:
     """``cofounder:autoscalers`` -- the metric adapters behind the HPAs (prometheus-adapter, KEDA)."""
 
     #: Prometheus that prometheus-adapter and KEDA query (kube-prometheus-stack in ``monitoring``).
-    prometheus_url: str = bounded("http://kube-prometheus-stack-prometheus.monitoring.svc",
-                                  pattern=r"https?://[^\s:/]+")
+    prometheus_url: str = bounded(_IN_CLUSTER_PROMETHEUS, pattern=r"https?://[^\s:/]+")
     prometheus_port: int = bounded(9090, minimum=1, maximum=65535)
     #: Replicas of prometheus-adapter; the custom-metrics API is on every HPA's path.
     adapter_replicas: int = bounded(2, minimum=1, maximum=5)
@@ -674,7 +677,10 @@ def _default_apps() -> list[AppScrapeConfig]:
 class ObservabilityConfig:
     """``cofounder:observability`` -- Prometheus, Grafana, alerts and CloudWatch alarms."""
 
+    #: The in-cluster monitoring stack (kube-prometheus-stack, monitors, alert rules, dashboards).
     enabled: bool = True
+    #: CloudWatch alarms on RDS, ElastiCache and SQS with their SNS topic; independent of ``enabled``.
+    cloudwatch_alarms: bool = True
     #: kube-prometheus-stack chart version (pins every image it ships).
     chart_version: str = bounded("79.7.1", pattern=r"\d+\.\d+\.\d+")
     retention_days: int = bounded(15, minimum=1, maximum=365)
@@ -937,6 +943,12 @@ def load() -> StackConfig:
         if app.queue_name is not None and app.queue_name != result.agent_queue_name:
             reader.fail(f"{PROJECT}:apps.{name}.queueName", app.queue_name,
                         f"the data tier's agent queue {result.agent_queue_name} (or null)")
+    obs, auto = result.observability, result.autoscalers
+    if not obs.enabled and auto.prometheus_url == _IN_CLUSTER_PROMETHEUS:
+        reader.fail(f"{PROJECT}:observability.enabled", False,
+                    "true while cofounder:autoscalers.prometheusUrl is the in-cluster Prometheus "
+                    f"({_IN_CLUSTER_PROMETHEUS}) that prometheus-adapter and KEDA query; "
+                    "or point prometheusUrl at your own Prometheus")
     connection_budget(result)
     return result
 

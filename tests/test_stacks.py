@@ -340,3 +340,41 @@ def test_observability_watches_the_data_tier(stack_program):
     for name in ("cofounder-prod-postgres", "cofounder-prod-redis", "cofounder-prod-agent-execution",
                  "cofounder-prod-agent-execution-dlq"):
         assert name in dimensions, name
+
+
+def test_the_metric_adapter_installs_after_the_monitoring_stack(stack_program):
+    """prometheus-adapter goes into the monitoring namespace and queries its Prometheus: it waits
+    for the monitoring stack (and is removed before it on destroy)."""
+    program = stack_program("prod")
+    release = program.one("kubernetes:helm.sh/v3:Release", "prometheus-adapter-release")
+    monitoring = program.one("cofounder:observability:MonitoringStack")
+    assert release.options["dependsOn"] == [monitoring.urn]
+
+
+def test_cloudwatch_alarms_do_not_depend_on_in_cluster_monitoring(run_stack_with):
+    """Turning off the in-cluster monitoring (with an external Prometheus) keeps the AWS alarms."""
+    overrides = {
+        "cofounder:observability": {"enabled": False},
+        "cofounder:autoscalers": {"prometheusUrl": "http://prometheus.example.internal"},
+    }
+    program = run_stack_with("dev", overrides)
+    assert not program.of_type("cofounder:observability:MonitoringStack")
+    assert program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert "alarmTopicArn" in program.outputs
+    adapter = program.one("kubernetes:helm.sh/v3:Release", "prometheus-adapter-release")
+    assert adapter.inputs["values"]["prometheus"]["url"] == "http://prometheus.example.internal"
+    assert not adapter.options.get("dependsOn")
+    no_alarms = run_stack_with("dev", {**overrides, "cofounder:observability": {
+        "enabled": False, "cloudwatchAlarms": False}})
+    assert not no_alarms.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+
+
+def test_monitoring_off_with_the_in_cluster_prometheus_is_refused(run_stack_with):
+    from infra.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:observability": {"enabled": False}})
+    assert str(err.value) == (
+        "stacks/Pulumi.dev.yaml: cofounder:observability.enabled = false is not allowed: expected true "
+        "while cofounder:autoscalers.prometheusUrl is the in-cluster Prometheus "
+        "(http://kube-prometheus-stack-prometheus.monitoring.svc) that prometheus-adapter and KEDA query; "
+        "or point prometheusUrl at your own Prometheus")
