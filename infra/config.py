@@ -7,8 +7,9 @@ frozen dataclasses below and validates them before any resource is declared. Eve
 ``ConfigError`` naming the stack file, the key, the value and what is allowed. ``ConfigError``
 subclasses ``pulumi.RunError``, so the CLI prints the message alone, without a traceback.
 
-Adding a setting: add a field (snake_case; the YAML key is its camelCase form) with a default
-and a ``doc``/bounds in ``field(metadata=...)``, document it in the README, test it.
+Adding a setting: add a field (snake_case; the YAML key is its camelCase form) with a default,
+a ``#:`` comment saying what it does, bounds or a pattern through ``bounded(...)`` and cross-field
+rules in the section's ``checks()``; document it in the README's table; test a bad value's message.
 """
 
 from __future__ import annotations
@@ -324,11 +325,11 @@ class ScalingConfig:
     baseline_replicas: dict[str, int] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.
     goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
-    #: Today's peak concurrent users and requests per second, for the load test (loadtest/);
-    #: None until measured (the load test then needs them on its command line).
     #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
     #: step of every app at once (``cofounder:cluster.headroom``); a small dev stack may opt out.
     require_headroom_coverage: bool = True
+    #: Today's peak concurrent users and requests per second, for the load test (loadtest/);
+    #: None until measured (the load test then needs them on its command line).
     peak_users: int | None = bounded(None, minimum=1)
     peak_rps: float | None = bounded(None, minimum=0.1)
 

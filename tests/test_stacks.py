@@ -378,3 +378,14 @@ def test_monitoring_off_with_the_in_cluster_prometheus_is_refused(run_stack_with
         "while cofounder:autoscalers.prometheusUrl is the in-cluster Prometheus "
         "(http://kube-prometheus-stack-prometheus.monitoring.svc) that prometheus-adapter and KEDA query; "
         "or point prometheusUrl at your own Prometheus")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_aws_resource_is_tagged_with_project_and_stack(stack):
+    """The provider's default tags carry project and stack; components add their own tag."""
+    import json as _json
+
+    from toolkit.stackfile import load_stack_file
+    tags = _json.loads(load_stack_file(stack).config["aws:defaultTags"])["tags"]
+    assert tags["project"] == "cofounder"
+    assert tags["stack"] == stack and tags["environment"] == stack
