@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import ComponentArgsError
 from components.data_access import kms_key, security_group_for
 
 PORT = 6379
@@ -50,10 +51,10 @@ class RedisArgs:
 
     def __post_init__(self):
         if self.replicas_per_shard < 1:
-            raise ValueError("replicas_per_shard must be at least 1: cluster mode requires automatic "
+            raise ComponentArgsError("replicas_per_shard must be at least 1: cluster mode requires automatic "
                              "failover, which needs a replica in every shard")
         if len(self.identifier) > 40:
-            raise ValueError(f"identifier {self.identifier!r} is longer than 40 characters")
+            raise ComponentArgsError(f"identifier {self.identifier!r} is longer than 40 characters")
 
 
 def parameter_group_family(engine_version: str) -> str:

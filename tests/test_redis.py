@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components import ComponentArgsError
 from components.redis import Redis, RedisArgs, parameter_group_family
 from toolkit.harness import is_secret
 
@@ -86,8 +88,15 @@ def test_overrides(run_program):
 
 
 def test_zero_replicas_is_refused():
-    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1"):
+    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1") as err:
         RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, replicas_per_shard=0)
+    # a RunError: the Pulumi CLI prints the message alone, without a traceback
+    assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
+
+
+def test_long_identifier_is_refused():
+    with pytest.raises(ComponentArgsError, match="longer than 40 characters"):
+        RedisArgs(identifier="x" * 41, vpc_id="v", subnet_ids=SUBNETS)
 
 
 def test_config_refuses_zero_replicas(run_stack_with):
