@@ -23,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import ComponentArgsError
 from components.data_access import kms_key, security_group_for
 
 PORT = 5432
@@ -43,8 +44,10 @@ class PostgresArgs:
     #: Security groups admitted on 5432 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
     instance_class: str = "db.r7g.large"
-    #: Pinned major.minor; the parameter group family follows the major.
-    engine_version: str = "17.6"
+    #: The major alone ("17") with ``auto_minor_version_upgrade`` (RDS picks and moves the minor; the
+    #: provider keeps a prefix of the running version as no change); a full "17.x" pin without it.
+    #: The parameter group family follows the major.
+    engine_version: str = "17"
     db_name: str = "cofounder"
     master_username: str = "cofounder_admin"
     allocated_storage_gib: int = 50
@@ -70,6 +73,14 @@ class PostgresArgs:
     #: Retention of the exported postgresql and upgrade logs in CloudWatch Logs.
     log_retention_days: int = 30
     tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.auto_minor_version_upgrade and "." in self.engine_version:
+            raise ComponentArgsError(f"engine_version {self.engine_version!r}: give the major alone (e.g. '17') with "
+                                     f"auto_minor_version_upgrade, or the next update after an upgrade is a downgrade")
+        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
+            raise ComponentArgsError(f"engine_version {self.engine_version!r}: pin a full version (e.g. '17.6') "
+                                     f"without auto_minor_version_upgrade")
 
 
 def parameter_group_family(engine_version: str) -> str:

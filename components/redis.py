@@ -38,7 +38,10 @@ class RedisArgs:
     #: Security groups admitted on 6379 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
     node_type: str = "cache.r7g.large"
-    #: Pinned Valkey version; the parameter group family follows the major.
+    #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
+    #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
+    #: within 8.1 (node-based clusters never change minor by themselves) and the provider reads the
+    #: running 8.1.x back as "8.1".
     engine_version: str = "8.1"
     shards: int = 2
     #: Replicas per shard; at least 1 (automatic failover, which cluster mode requires, needs one).

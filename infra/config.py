@@ -91,8 +91,9 @@ class PostgresConfig:
 
     #: RDS instance class; must be one ``capacity/connections.py`` knows the memory of.
     instance_class: str = "db.r7g.large"
-    #: Pinned engine version (major.minor). With autoMinorVersionUpgrade, bump it when AWS upgrades.
-    engine_version: str = bounded("17.6", pattern=r"17\.\d+")
+    #: PostgreSQL 17: the major alone ("17") while autoMinorVersionUpgrade is true, since RDS moves the
+    #: minor and a pinned one would make the next update a downgrade; a full "17.x" pin when it is false.
+    engine_version: str = bounded("17", pattern=r"17(\.\d+)?")
     allocated_storage_gib: int = bounded(50, minimum=20, maximum=65536)
     #: Storage autoscaling ceiling; RDS grows gp3 storage up to this without downtime.
     max_allocated_storage_gib: int = bounded(500, minimum=20, maximum=65536)
@@ -118,6 +119,13 @@ class PostgresConfig:
         if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
             yield ("instanceClass", self.instance_class,
                    "an RDS instance class listed in capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)")
+        if self.auto_minor_version_upgrade and "." in self.engine_version:
+            yield ("engineVersion", self.engine_version,
+                   "the major version alone (17) while autoMinorVersionUpgrade is true: RDS upgrades the minor "
+                   "itself, and a pinned minor would make the next update a downgrade")
+        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
+            yield ("engineVersion", self.engine_version,
+                   "a full version such as 17.6 while autoMinorVersionUpgrade is false")
         if self.max_allocated_storage_gib < self.allocated_storage_gib:
             yield ("maxAllocatedStorageGib", self.max_allocated_storage_gib,
                    f"at least allocatedStorageGib ({self.allocated_storage_gib})")

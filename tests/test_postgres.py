@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from components import ComponentArgsError
 from components.postgres import PASSWORD_SPECIALS, Postgres, PostgresArgs, parameter_group_family
 from toolkit.harness import is_secret, reveal
 
@@ -23,7 +24,8 @@ def test_defaults_are_production_safe(run_program):
     p = _postgres(run_program)
     db = p.one("aws:rds/instance:Instance")
     i = db.inputs
-    assert (i["engine"], i["engineVersion"]) == ("postgres", "17.6")
+    # the major alone: with auto minor upgrades RDS moves the minor, and a pinned one would read as a downgrade
+    assert (i["engine"], i["engineVersion"]) == ("postgres", "17")
     assert i["publiclyAccessible"] is False
     assert i["multiAz"] is True
     assert (i["storageType"], i["storageEncrypted"]) == ("gp3", True)
@@ -71,7 +73,23 @@ def test_parameter_group(run_program):
     assert params["log_min_duration_statement"]["value"] == "250"
     assert params["rds.force_ssl"]["value"] == "1"
     assert p.one("aws:rds/instance:Instance").inputs["parameterGroupName"] == group.outputs["name"]
-    assert parameter_group_family("16.4") == "postgres16"
+    assert parameter_group_family("16.4") == "postgres16" and parameter_group_family("17") == "postgres17"
+
+
+def test_full_version_pin_without_auto_minor_upgrade(run_program):
+    p = _postgres(run_program, engine_version="17.6", auto_minor_version_upgrade=False)
+    db = p.one("aws:rds/instance:Instance").inputs
+    assert (db["engineVersion"], db["autoMinorVersionUpgrade"]) == ("17.6", False)
+    assert p.one("aws:rds/parameterGroup:ParameterGroup").inputs["family"] == "postgres17"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"engine_version": "17.6"}, "engine_version '17.6': give the major alone"),
+    ({"engine_version": "17", "auto_minor_version_upgrade": False}, "engine_version '17': pin a full version"),
+])
+def test_args_refuse_a_version_that_drifts(kwargs, message):
+    with pytest.raises(ComponentArgsError, match=message):
+        PostgresArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, **kwargs)
 
 
 def test_network_private_subnets_and_only_the_cluster_on_5432(run_program):
@@ -167,6 +185,7 @@ def test_stack_settings(stack_program, stack, expected):
     db = p.one("aws:rds/instance:Instance")
     assert {k: db.inputs[k] for k in expected} == expected
     assert db.inputs["identifier"] == f"cofounder-{stack}-postgres"
+    assert (db.inputs["engineVersion"], db.inputs["autoMinorVersionUpgrade"]) == ("17", True)
     assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
     assert db.options["protect"] is (stack == "prod")
     assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final"
@@ -185,7 +204,16 @@ def test_stack_settings(stack_program, stack, expected):
     ({"performanceInsightsRetentionDays": 30},
      "cofounder:postgres.performanceInsightsRetentionDays = 30 is not allowed: expected 7 or a multiple of 31"),
     ({"engineVersion": "16.4"},
-     "cofounder:postgres.engineVersion = '16.4' is not allowed: expected a value matching 17\\.\\d+"),
+     "cofounder:postgres.engineVersion = '16.4' is not allowed: expected a value matching 17(\\.\\d+)?"),
+    ({"engineVersion": "17.6"},
+     "cofounder:postgres.engineVersion = '17.6' is not allowed: expected the major version alone (17) while "
+     "autoMinorVersionUpgrade is true: RDS upgrades the minor itself, and a pinned minor would make the next "
+     "update a downgrade"),
+    ({"engineVersion": "17", "autoMinorVersionUpgrade": False},
+     "cofounder:postgres.engineVersion = '17' is not allowed: expected a full version such as 17.6 while "
+     "autoMinorVersionUpgrade is false"),
+    ({"engineVersion": 17},
+     "cofounder:postgres.engineVersion = 17 is not allowed: expected a string"),
     ({"monitoringIntervalSeconds": 2},
      "cofounder:postgres.monitoringIntervalSeconds = 2 is not allowed: expected one of 0, 1, 5, 10, 15, 30, 60"),
     ({"reservedConnections": 2},
@@ -196,3 +224,11 @@ def test_bad_postgres_config(run_stack_with, override, expected):
     with pytest.raises(ConfigError) as err:
         run_stack_with("dev", {"cofounder:postgres": {"instanceClass": "db.t4g.medium", **override}})
     assert str(err.value).startswith(f"stacks/Pulumi.dev.yaml: {expected}")
+    assert "\n" not in str(err.value)
+
+
+def test_full_version_pin_config_without_auto_minor_upgrade(run_stack_with):
+    p = run_stack_with("dev", {"cofounder:postgres": {"instanceClass": "db.t4g.medium", "engineVersion": "17.6",
+                                                     "autoMinorVersionUpgrade": False}})
+    db = p.one("aws:rds/instance:Instance").inputs
+    assert (db["engineVersion"], db["autoMinorVersionUpgrade"]) == ("17.6", False)
