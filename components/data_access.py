@@ -11,15 +11,17 @@ import pulumi
 import pulumi_aws as aws
 
 
-def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str]) -> aws.kms.Key:
-    """A customer-managed key with yearly rotation, ``<name>-kms``."""
+def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
+            protect: bool) -> aws.kms.Key:
+    """A customer-managed key with yearly rotation, ``<name>-kms``. ``protect`` follows the data store's:
+    deleting the key (after its waiting period) makes the store's data and snapshots unreadable."""
     return aws.kms.Key(
         f"{name}-kms",
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
         tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
 
 

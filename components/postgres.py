@@ -59,7 +59,7 @@ class PostgresArgs:
     deletion_protection: bool = True
     #: Skip the final snapshot on deletion (throwaway stacks only).
     skip_final_snapshot: bool = False
-    #: Pulumi ``protect`` on the instance.
+    #: Pulumi ``protect`` on the instance and its KMS key.
     protect: bool = True
     #: Log statements slower than this; -1 turns slow-query logging off.
     log_min_duration_statement_ms: int = 500
@@ -112,7 +112,8 @@ class Postgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
 
-        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags)
+        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags,
+                      protect=args.protect)
         password = random.RandomPassword(
             f"{name}-master-password",
             length=40,

@@ -49,6 +49,7 @@ class RedisArgs:
     multi_az: bool = True
     #: Days of automatic snapshots; 0 turns them off.
     snapshot_retention_days: int = 7
+    #: Pulumi ``protect`` on the replication group and its KMS key.
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -80,7 +81,7 @@ class Redis(pulumi.ComponentResource):
         tags = {**args.tags, "component": "data"}
         family = parameter_group_family(args.engine_version)
 
-        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags)
+        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags, protect=args.protect)
         # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
         # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
         token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)

@@ -42,7 +42,9 @@ def test_defaults_are_production_safe(run_program):
     assert i["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     assert i["caCertIdentifier"] == "rds-ca-rsa2048-g1"
     assert db.options["protect"] is True
-    assert p.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+    key = p.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.options["protect"] is True  # losing the key loses the data and every snapshot
 
 
 def test_enhanced_monitoring_has_its_own_role(run_program):
@@ -144,6 +146,7 @@ def test_dev_style_overrides(run_program):
     db = p.one("aws:rds/instance:Instance")
     assert db.inputs["multiAz"] is False and db.inputs["deletionProtection"] is False
     assert db.inputs["skipFinalSnapshot"] is True and db.options["protect"] is False
+    assert p.one("aws:kms/key:Key").options["protect"] is False
     assert db.inputs["instanceClass"] == "db.t4g.medium"
     assert db.inputs["iamDatabaseAuthenticationEnabled"] is True
 

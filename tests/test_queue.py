@@ -55,6 +55,7 @@ def test_overrides(run_program):
     assert queue.inputs["visibilityTimeoutSeconds"] == 3720
     assert json.loads(queue.inputs["redrivePolicy"])["maxReceiveCount"] == 5
     assert queue.options["protect"] is False
+    assert p.one("aws:sqs/queue:Queue", "agents-dlq").options["protect"] is False
 
 
 def test_visibility_above_twelve_hours_is_refused():

@@ -39,6 +39,7 @@ def test_defaults_cluster_mode_tls_auth_failover(run_program):
     assert i["snapshotRetentionLimit"] == 7 and i["finalSnapshotIdentifier"] == "demo-redis-final"
     assert i["port"] == 6379
     assert group.options["protect"] is True
+    assert p.one("aws:kms/key:Key").options["protect"] is True  # losing the key loses every snapshot
 
 
 def test_parameter_group_enables_cluster_mode(run_program):
@@ -85,6 +86,7 @@ def test_overrides(run_program):
     assert (group.inputs["numNodeGroups"], group.inputs["multiAzEnabled"]) == (1, False)
     assert group.inputs["snapshotRetentionLimit"] == 0 and group.inputs["nodeType"] == "cache.t4g.small"
     assert group.options["protect"] is False
+    assert p.one("aws:kms/key:Key").options["protect"] is False
 
 
 def test_zero_replicas_is_refused():
