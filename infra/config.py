@@ -85,6 +85,11 @@ class NetworkConfig:
             yield "availabilityZones", self.availability_zones, "distinct zone names"
 
 
+#: The retentions CloudWatch Logs accepts (PutRetentionPolicy); any other value fails at deploy time.
+CLOUDWATCH_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                                 2192, 2557, 2922, 3288, 3653)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PostgresConfig:
     """``cofounder:postgres`` -- the RDS for PostgreSQL instance behind PgBouncer."""
@@ -114,6 +119,8 @@ class PostgresConfig:
     iam_database_authentication: bool = False
     #: Connections kept free of PgBouncer for administrators, migrations and rdsadmin.
     reserved_connections: int = bounded(10, minimum=5, maximum=1000)
+    #: Days CloudWatch Logs keeps the exported postgresql and upgrade logs.
+    log_retention_days: int = bounded(30, minimum=1, maximum=3653)
 
     def checks(self):
         if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
@@ -132,6 +139,9 @@ class PostgresConfig:
         if self.performance_insights_retention_days != 7 and self.performance_insights_retention_days % 31:
             yield ("performanceInsightsRetentionDays", self.performance_insights_retention_days,
                    "7 or a multiple of 31 (months) up to 731")
+        if self.log_retention_days not in CLOUDWATCH_LOG_RETENTION_DAYS:
+            yield ("logRetentionDays", self.log_retention_days,
+                   "a retention CloudWatch Logs accepts: " + ", ".join(map(str, CLOUDWATCH_LOG_RETENTION_DAYS)))
 
 
 @dataclass(frozen=True, kw_only=True)

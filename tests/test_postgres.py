@@ -159,6 +159,11 @@ def test_exported_logs_have_a_retention(run_program):
     assert len(db.options["dependsOn"]) == 2
 
 
+def test_log_retention_override(run_program):
+    p = _postgres(run_program, log_retention_days=365)
+    assert [g.inputs["retentionInDays"] for g in p.of_type("aws:cloudwatch/logGroup:LogGroup")] == [365, 365]
+
+
 def test_every_child_is_parented_named_and_tagged(run_program):
     p = _postgres(run_program)
     component = p.one("cofounder:data:Postgres")
@@ -171,6 +176,15 @@ def test_every_child_is_parented_named_and_tagged(run_program):
 
 
 # --- per stack ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack, days", [("dev", 14), ("staging", 30), ("prod", 365)])
+def test_stack_log_retention(stack_program, stack, days):
+    groups = {g.inputs["name"]: g.inputs["retentionInDays"]
+              for g in stack_program(stack).of_type("aws:cloudwatch/logGroup:LogGroup")
+              if g.inputs.get("name", "").startswith("/aws/rds/instance/")}
+    assert groups == {f"/aws/rds/instance/cofounder-{stack}-postgres/postgresql": days,
+                      f"/aws/rds/instance/cofounder-{stack}-postgres/upgrade": days}
+
 
 @pytest.mark.parametrize("stack, expected", [
     ("dev", {"instanceClass": "db.t4g.medium", "multiAz": False, "deletionProtection": False,
@@ -215,6 +229,11 @@ def test_stack_settings(stack_program, stack, expected):
     ({"engineVersion": "17", "autoMinorVersionUpgrade": False},
      "cofounder:postgres.engineVersion = '17' is not allowed: expected a full version such as 17.6 while "
      "autoMinorVersionUpgrade is false"),
+    ({"logRetentionDays": 0},
+     "cofounder:postgres.logRetentionDays = 0 is not allowed: expected a value between 1 and 3653"),
+    ({"logRetentionDays": 15},
+     "cofounder:postgres.logRetentionDays = 15 is not allowed: expected a retention CloudWatch Logs accepts: "
+     "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
     ({"engineVersion": 17},
      "cofounder:postgres.engineVersion = 17 is not allowed: expected a string"),
     ({"monitoringIntervalSeconds": 2},
