@@ -1,6 +1,6 @@
-"""What the data stores (Postgres, Redis) share: a rotating KMS key and a security group that
-admits only given security groups on one port. Functions, not a component: each creates its
-resources as children of the calling component.
+"""What the data stores (Postgres, Redis) share: a rotating KMS key, a security group that
+admits only given security groups on one port and a final-snapshot name. Functions, not a
+component: each creates its resources as children of the calling component.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 
 def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
@@ -45,3 +46,18 @@ def security_group_for(name: str, parent: pulumi.Resource, *, vpc_id: pulumi.Inp
             opts=child,
         )
     return sg
+
+
+def final_snapshot_identifier(name: str, parent: pulumi.Resource, identifier: str) -> pulumi.Output[str]:
+    """``<identifier>-final-<8 hex>``: the snapshot taken when the store is deleted. A fixed name
+    would collide with the snapshot an earlier instance of the same identifier left behind. The
+    suffix (``<name>-final-snapshot-suffix``, a RandomId keyed on the identifier) is drawn anew
+    when the identifier changes and when the stack is destroyed and rebuilt; a replacement that
+    keeps the identifier keeps the suffix."""
+    suffix = random.RandomId(
+        f"{name}-final-snapshot-suffix",
+        byte_length=4,
+        keepers={"identifier": identifier},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return suffix.hex.apply(lambda h: f"{identifier}-final-{h}")

@@ -24,7 +24,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import ComponentArgsError
-from components.data_access import kms_key, security_group_for
+from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 5432
 #: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
@@ -219,7 +219,7 @@ class Postgres(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=args.deletion_protection,
             skip_final_snapshot=args.skip_final_snapshot,
-            final_snapshot_identifier=f"{args.identifier}-final",
+            final_snapshot_identifier=final_snapshot_identifier(name, self, args.identifier),
             auto_minor_version_upgrade=args.auto_minor_version_upgrade,
             allow_major_version_upgrade=False,
             iam_database_authentication_enabled=args.iam_database_authentication,

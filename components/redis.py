@@ -22,7 +22,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import ComponentArgsError
-from components.data_access import kms_key, security_group_for
+from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 6379
 
@@ -132,7 +132,7 @@ class Redis(pulumi.ComponentResource):
             snapshot_retention_limit=args.snapshot_retention_days,
             snapshot_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
-            final_snapshot_identifier=f"{args.identifier}-final",
+            final_snapshot_identifier=final_snapshot_identifier(name, self, args.identifier),
             auto_minor_version_upgrade=True,
             tags={**tags, "Name": args.identifier},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_defaults_are_production_safe(run_program):
     assert i["performanceInsightsEnabled"] is True and i["performanceInsightsRetentionPeriod"] == 7
     assert i["backupRetentionPeriod"] == 14
     assert i["deletionProtection"] is True
-    assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"] == "demo-postgres-final"
+    assert i["skipFinalSnapshot"] is False
     assert i["copyTagsToSnapshot"] is True and i["autoMinorVersionUpgrade"] is True
     assert i["allowMajorVersionUpgrade"] is False
     assert i["iamDatabaseAuthenticationEnabled"] is False
@@ -45,6 +46,17 @@ def test_defaults_are_production_safe(run_program):
     key = p.one("aws:kms/key:Key")
     assert key.inputs["enableKeyRotation"] is True
     assert key.options["protect"] is True  # losing the key loses the data and every snapshot
+
+
+def test_final_snapshot_name_is_unique_per_instance(run_program):
+    p = _postgres(run_program)
+    suffix = p.one("random:index/randomId:RandomId")
+    # a fixed "<id>-final" collides with the snapshot of an earlier instance of the same identifier
+    assert suffix.name == "pg-final-snapshot-suffix" and suffix.parent == p.one("cofounder:data:Postgres").urn
+    assert suffix.inputs["keepers"] == {"identifier": "demo-postgres"} and suffix.inputs["byteLength"] == 4
+    final = p.one("aws:rds/instance:Instance").inputs["finalSnapshotIdentifier"]
+    assert final == f"demo-postgres-final-{suffix.outputs['hex']}"
+    assert re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", final) and "--" not in final  # RDS's naming rule
 
 
 def test_enhanced_monitoring_has_its_own_role(run_program):
@@ -205,7 +217,9 @@ def test_stack_settings(stack_program, stack, expected):
     assert (db.inputs["engineVersion"], db.inputs["autoMinorVersionUpgrade"]) == ("17", True)
     assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
     assert db.options["protect"] is (stack == "prod")
-    assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final"
+    suffix = p.one("random:index/randomId:RandomId", "postgres-final-snapshot-suffix")
+    assert suffix.inputs["keepers"] == {"identifier": f"cofounder-{stack}-postgres"}
+    assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final-{suffix.outputs['hex']}"
     subnets = p.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]
     assert subnets == reveal(p.outputs["privateSubnetIds"])
     log_min = {x["name"]: x["value"] for x in p.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
