@@ -1,6 +1,6 @@
-"""What the data stores (Postgres, Redis) share: a rotating KMS key and a security group that
-admits only given security groups on one port. Functions, not a component: each creates its
-resources as children of the calling component.
+"""What the data stores (Postgres, Redis) share: a rotating KMS key, a security group that
+admits only given security groups on one port and a final-snapshot name. Functions, not a
+component: each creates its resources as children of the calling component.
 """
 
 from __future__ import annotations
@@ -9,17 +9,20 @@ from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 
-def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str]) -> aws.kms.Key:
-    """A customer-managed key with yearly rotation, ``<name>-kms``."""
+def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
+            protect: bool) -> aws.kms.Key:
+    """A customer-managed key with yearly rotation, ``<name>-kms``. ``protect`` follows the data store's:
+    deleting the key (after its waiting period) makes the store's data and snapshots unreadable."""
     return aws.kms.Key(
         f"{name}-kms",
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
         tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
 
 
@@ -43,3 +46,18 @@ def security_group_for(name: str, parent: pulumi.Resource, *, vpc_id: pulumi.Inp
             opts=child,
         )
     return sg
+
+
+def final_snapshot_identifier(name: str, parent: pulumi.Resource, identifier: str) -> pulumi.Output[str]:
+    """``<identifier>-final-<8 hex>``: the snapshot taken when the store is deleted. A fixed name
+    would collide with the snapshot an earlier instance of the same identifier left behind. The
+    suffix (``<name>-final-snapshot-suffix``, a RandomId keyed on the identifier) is drawn anew
+    when the identifier changes and when the stack is destroyed and rebuilt; a replacement that
+    keeps the identifier keeps the suffix."""
+    suffix = random.RandomId(
+        f"{name}-final-snapshot-suffix",
+        byte_length=4,
+        keepers={"identifier": identifier},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return suffix.hex.apply(lambda h: f"{identifier}-final-{h}")

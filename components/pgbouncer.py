@@ -32,6 +32,7 @@ from pulumi_kubernetes.apps.v1 import Deployment
 from pulumi_kubernetes.core.v1 import ConfigMap, Secret, Service
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 
+from components import ComponentArgsError
 from components.postgres import postgres_url
 from components.rds_ca_bundle import RDS_CA_BUNDLE_PEM
 
@@ -89,9 +90,9 @@ class PgBouncerArgs:
 
     def __post_init__(self):
         if self.replicas < 2:
-            raise ValueError("PgBouncer needs at least 2 replicas")
+            raise ComponentArgsError("PgBouncer needs at least 2 replicas")
         if self.max_prepared_statements < 1:
-            raise ValueError("max_prepared_statements must be > 0 in transaction pooling mode")
+            raise ComponentArgsError("max_prepared_statements must be > 0 in transaction pooling mode")
 
 
 def pgbouncer_ini(args: PgBouncerArgs, db_host: str) -> str:

@@ -23,7 +23,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.data_access import kms_key, security_group_for
+from components import ComponentArgsError
+from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 5432
 #: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
@@ -43,8 +44,10 @@ class PostgresArgs:
     #: Security groups admitted on 5432 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
     instance_class: str = "db.r7g.large"
-    #: Pinned major.minor; the parameter group family follows the major.
-    engine_version: str = "17.6"
+    #: The major alone ("17") with ``auto_minor_version_upgrade`` (RDS picks and moves the minor; the
+    #: provider keeps a prefix of the running version as no change); a full "17.x" pin without it.
+    #: The parameter group family follows the major.
+    engine_version: str = "17"
     db_name: str = "cofounder"
     master_username: str = "cofounder_admin"
     allocated_storage_gib: int = 50
@@ -56,7 +59,7 @@ class PostgresArgs:
     deletion_protection: bool = True
     #: Skip the final snapshot on deletion (throwaway stacks only).
     skip_final_snapshot: bool = False
-    #: Pulumi ``protect`` on the instance.
+    #: Pulumi ``protect`` on the instance and its KMS key.
     protect: bool = True
     #: Log statements slower than this; -1 turns slow-query logging off.
     log_min_duration_statement_ms: int = 500
@@ -70,6 +73,14 @@ class PostgresArgs:
     #: Retention of the exported postgresql and upgrade logs in CloudWatch Logs.
     log_retention_days: int = 30
     tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.auto_minor_version_upgrade and "." in self.engine_version:
+            raise ComponentArgsError(f"engine_version {self.engine_version!r}: give the major alone (e.g. '17') with "
+                                     f"auto_minor_version_upgrade, or the next update after an upgrade is a downgrade")
+        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
+            raise ComponentArgsError(f"engine_version {self.engine_version!r}: pin a full version (e.g. '17.6') "
+                                     f"without auto_minor_version_upgrade")
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -101,7 +112,8 @@ class Postgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
 
-        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags)
+        key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags,
+                      protect=args.protect)
         password = random.RandomPassword(
             f"{name}-master-password",
             length=40,
@@ -207,7 +219,7 @@ class Postgres(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=args.deletion_protection,
             skip_final_snapshot=args.skip_final_snapshot,
-            final_snapshot_identifier=f"{args.identifier}-final",
+            final_snapshot_identifier=final_snapshot_identifier(name, self, args.identifier),
             auto_minor_version_upgrade=args.auto_minor_version_upgrade,
             allow_major_version_upgrade=False,
             iam_database_authentication_enabled=args.iam_database_authentication,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import ComponentArgsError
+
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
 
 #: What a worker does with the queue: take a run, extend it while it runs, finish it, re-enqueue.
@@ -54,7 +56,7 @@ class QueueArgs:
 
     def __post_init__(self):
         if self.visibility_timeout_seconds > MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ValueError(f"visibility timeout {self.visibility_timeout_seconds} s exceeds SQS's "
+            raise ComponentArgsError(f"visibility timeout {self.visibility_timeout_seconds} s exceeds SQS's "
                              f"{MAX_VISIBILITY_TIMEOUT_SECONDS} s")
 
 

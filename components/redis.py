@@ -21,7 +21,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.data_access import kms_key, security_group_for
+from components import ComponentArgsError
+from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 6379
 
@@ -37,7 +38,10 @@ class RedisArgs:
     #: Security groups admitted on 6379 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
     node_type: str = "cache.r7g.large"
-    #: Pinned Valkey version; the parameter group family follows the major.
+    #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
+    #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
+    #: within 8.1 (node-based clusters never change minor by themselves) and the provider reads the
+    #: running 8.1.x back as "8.1".
     engine_version: str = "8.1"
     shards: int = 2
     #: Replicas per shard; at least 1 (automatic failover, which cluster mode requires, needs one).
@@ -45,15 +49,16 @@ class RedisArgs:
     multi_az: bool = True
     #: Days of automatic snapshots; 0 turns them off.
     snapshot_retention_days: int = 7
+    #: Pulumi ``protect`` on the replication group and its KMS key.
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.replicas_per_shard < 1:
-            raise ValueError("replicas_per_shard must be at least 1: cluster mode requires automatic "
+            raise ComponentArgsError("replicas_per_shard must be at least 1: cluster mode requires automatic "
                              "failover, which needs a replica in every shard")
         if len(self.identifier) > 40:
-            raise ValueError(f"identifier {self.identifier!r} is longer than 40 characters")
+            raise ComponentArgsError(f"identifier {self.identifier!r} is longer than 40 characters")
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -76,7 +81,7 @@ class Redis(pulumi.ComponentResource):
         tags = {**args.tags, "component": "data"}
         family = parameter_group_family(args.engine_version)
 
-        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags)
+        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags, protect=args.protect)
         # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
         # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
         token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)
@@ -127,7 +132,7 @@ class Redis(pulumi.ComponentResource):
             snapshot_retention_limit=args.snapshot_retention_days,
             snapshot_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
-            final_snapshot_identifier=f"{args.identifier}-final",
+            final_snapshot_identifier=final_snapshot_identifier(name, self, args.identifier),
             auto_minor_version_upgrade=True,
             tags={**tags, "Name": args.identifier},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,

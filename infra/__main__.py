@@ -116,6 +116,7 @@ postgres = Postgres(
         monitoring_interval_seconds=cfg.postgres.monitoring_interval_seconds,
         auto_minor_version_upgrade=cfg.postgres.auto_minor_version_upgrade,
         iam_database_authentication=cfg.postgres.iam_database_authentication,
+        log_retention_days=cfg.postgres.log_retention_days,
     ),
 )
 

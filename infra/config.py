@@ -86,14 +86,20 @@ class NetworkConfig:
             yield "availabilityZones", self.availability_zones, "distinct zone names"
 
 
+#: The retentions CloudWatch Logs accepts (PutRetentionPolicy); any other value fails at deploy time.
+CLOUDWATCH_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                                 2192, 2557, 2922, 3288, 3653)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PostgresConfig:
     """``cofounder:postgres`` -- the RDS for PostgreSQL instance behind PgBouncer."""
 
     #: RDS instance class; must be one ``capacity/connections.py`` knows the memory of.
     instance_class: str = "db.r7g.large"
-    #: Pinned engine version (major.minor). With autoMinorVersionUpgrade, bump it when AWS upgrades.
-    engine_version: str = bounded("17.6", pattern=r"17\.\d+")
+    #: PostgreSQL 17: the major alone ("17") while autoMinorVersionUpgrade is true, since RDS moves the
+    #: minor and a pinned one would make the next update a downgrade; a full "17.x" pin when it is false.
+    engine_version: str = bounded("17", pattern=r"17(\.\d+)?")
     allocated_storage_gib: int = bounded(50, minimum=20, maximum=65536)
     #: Storage autoscaling ceiling; RDS grows gp3 storage up to this without downtime.
     max_allocated_storage_gib: int = bounded(500, minimum=20, maximum=65536)
@@ -114,17 +120,29 @@ class PostgresConfig:
     iam_database_authentication: bool = False
     #: Connections kept free of PgBouncer for administrators, migrations and rdsadmin.
     reserved_connections: int = bounded(10, minimum=5, maximum=1000)
+    #: Days CloudWatch Logs keeps the exported postgresql and upgrade logs.
+    log_retention_days: int = bounded(30, minimum=1, maximum=3653)
 
     def checks(self):
         if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
             yield ("instanceClass", self.instance_class,
                    "an RDS instance class listed in capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)")
+        if self.auto_minor_version_upgrade and "." in self.engine_version:
+            yield ("engineVersion", self.engine_version,
+                   "the major version alone (17) while autoMinorVersionUpgrade is true: RDS upgrades the minor "
+                   "itself, and a pinned minor would make the next update a downgrade")
+        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
+            yield ("engineVersion", self.engine_version,
+                   "a full version such as 17.6 while autoMinorVersionUpgrade is false")
         if self.max_allocated_storage_gib < self.allocated_storage_gib:
             yield ("maxAllocatedStorageGib", self.max_allocated_storage_gib,
                    f"at least allocatedStorageGib ({self.allocated_storage_gib})")
         if self.performance_insights_retention_days != 7 and self.performance_insights_retention_days % 31:
             yield ("performanceInsightsRetentionDays", self.performance_insights_retention_days,
                    "7 or a multiple of 31 (months) up to 731")
+        if self.log_retention_days not in CLOUDWATCH_LOG_RETENTION_DAYS:
+            yield ("logRetentionDays", self.log_retention_days,
+                   "a retention CloudWatch Logs accepts: " + ", ".join(map(str, CLOUDWATCH_LOG_RETENTION_DAYS)))
 
 
 @dataclass(frozen=True, kw_only=True)

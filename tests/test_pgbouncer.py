@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components import ComponentArgsError
 from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs, pgbouncer_ini, userlist
 from components.postgres import Postgres, PostgresArgs
@@ -108,8 +109,10 @@ def test_ini_follows_the_budget_inputs():
     ({"max_prepared_statements": 0}, "max_prepared_statements must be > 0"),
 ])
 def test_args_refuse_unsafe_values(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         PgBouncerArgs(namespace="ns", db_host="h", db_name="db", db_user="u", db_password="p", **kwargs)
+    # a RunError: the Pulumi CLI prints the message alone, without a traceback
+    assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
 
 
 def test_config_secret_holds_ini_userlist_and_exporter_dsn_as_secrets(tier):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from components import ComponentArgsError
 from components.postgres import PASSWORD_SPECIALS, Postgres, PostgresArgs, parameter_group_family
 from toolkit.harness import is_secret, reveal
 
@@ -23,7 +25,8 @@ def test_defaults_are_production_safe(run_program):
     p = _postgres(run_program)
     db = p.one("aws:rds/instance:Instance")
     i = db.inputs
-    assert (i["engine"], i["engineVersion"]) == ("postgres", "17.6")
+    # the major alone: with auto minor upgrades RDS moves the minor, and a pinned one would read as a downgrade
+    assert (i["engine"], i["engineVersion"]) == ("postgres", "17")
     assert i["publiclyAccessible"] is False
     assert i["multiAz"] is True
     assert (i["storageType"], i["storageEncrypted"]) == ("gp3", True)
@@ -33,14 +36,27 @@ def test_defaults_are_production_safe(run_program):
     assert i["performanceInsightsEnabled"] is True and i["performanceInsightsRetentionPeriod"] == 7
     assert i["backupRetentionPeriod"] == 14
     assert i["deletionProtection"] is True
-    assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"] == "demo-postgres-final"
+    assert i["skipFinalSnapshot"] is False
     assert i["copyTagsToSnapshot"] is True and i["autoMinorVersionUpgrade"] is True
     assert i["allowMajorVersionUpgrade"] is False
     assert i["iamDatabaseAuthenticationEnabled"] is False
     assert i["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     assert i["caCertIdentifier"] == "rds-ca-rsa2048-g1"
     assert db.options["protect"] is True
-    assert p.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+    key = p.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.options["protect"] is True  # losing the key loses the data and every snapshot
+
+
+def test_final_snapshot_name_is_unique_per_instance(run_program):
+    p = _postgres(run_program)
+    suffix = p.one("random:index/randomId:RandomId")
+    # a fixed "<id>-final" collides with the snapshot of an earlier instance of the same identifier
+    assert suffix.name == "pg-final-snapshot-suffix" and suffix.parent == p.one("cofounder:data:Postgres").urn
+    assert suffix.inputs["keepers"] == {"identifier": "demo-postgres"} and suffix.inputs["byteLength"] == 4
+    final = p.one("aws:rds/instance:Instance").inputs["finalSnapshotIdentifier"]
+    assert final == f"demo-postgres-final-{suffix.outputs['hex']}"
+    assert re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", final) and "--" not in final  # RDS's naming rule
 
 
 def test_enhanced_monitoring_has_its_own_role(run_program):
@@ -71,7 +87,23 @@ def test_parameter_group(run_program):
     assert params["log_min_duration_statement"]["value"] == "250"
     assert params["rds.force_ssl"]["value"] == "1"
     assert p.one("aws:rds/instance:Instance").inputs["parameterGroupName"] == group.outputs["name"]
-    assert parameter_group_family("16.4") == "postgres16"
+    assert parameter_group_family("16.4") == "postgres16" and parameter_group_family("17") == "postgres17"
+
+
+def test_full_version_pin_without_auto_minor_upgrade(run_program):
+    p = _postgres(run_program, engine_version="17.6", auto_minor_version_upgrade=False)
+    db = p.one("aws:rds/instance:Instance").inputs
+    assert (db["engineVersion"], db["autoMinorVersionUpgrade"]) == ("17.6", False)
+    assert p.one("aws:rds/parameterGroup:ParameterGroup").inputs["family"] == "postgres17"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"engine_version": "17.6"}, "engine_version '17.6': give the major alone"),
+    ({"engine_version": "17", "auto_minor_version_upgrade": False}, "engine_version '17': pin a full version"),
+])
+def test_args_refuse_a_version_that_drifts(kwargs, message):
+    with pytest.raises(ComponentArgsError, match=message):
+        PostgresArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, **kwargs)
 
 
 def test_network_private_subnets_and_only_the_cluster_on_5432(run_program):
@@ -126,6 +158,7 @@ def test_dev_style_overrides(run_program):
     db = p.one("aws:rds/instance:Instance")
     assert db.inputs["multiAz"] is False and db.inputs["deletionProtection"] is False
     assert db.inputs["skipFinalSnapshot"] is True and db.options["protect"] is False
+    assert p.one("aws:kms/key:Key").options["protect"] is False
     assert db.inputs["instanceClass"] == "db.t4g.medium"
     assert db.inputs["iamDatabaseAuthenticationEnabled"] is True
 
@@ -136,6 +169,11 @@ def test_exported_logs_have_a_retention(run_program):
     assert groups == {"/aws/rds/instance/demo-postgres/postgresql": 30, "/aws/rds/instance/demo-postgres/upgrade": 30}
     db = p.one("aws:rds/instance:Instance")
     assert len(db.options["dependsOn"]) == 2
+
+
+def test_log_retention_override(run_program):
+    p = _postgres(run_program, log_retention_days=365)
+    assert [g.inputs["retentionInDays"] for g in p.of_type("aws:cloudwatch/logGroup:LogGroup")] == [365, 365]
 
 
 def test_every_child_is_parented_named_and_tagged(run_program):
@@ -150,6 +188,15 @@ def test_every_child_is_parented_named_and_tagged(run_program):
 
 
 # --- per stack ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack, days", [("dev", 14), ("staging", 30), ("prod", 365)])
+def test_stack_log_retention(stack_program, stack, days):
+    groups = {g.inputs["name"]: g.inputs["retentionInDays"]
+              for g in stack_program(stack).of_type("aws:cloudwatch/logGroup:LogGroup")
+              if g.inputs.get("name", "").startswith("/aws/rds/instance/")}
+    assert groups == {f"/aws/rds/instance/cofounder-{stack}-postgres/postgresql": days,
+                      f"/aws/rds/instance/cofounder-{stack}-postgres/upgrade": days}
+
 
 @pytest.mark.parametrize("stack, expected", [
     ("dev", {"instanceClass": "db.t4g.medium", "multiAz": False, "deletionProtection": False,
@@ -167,9 +214,12 @@ def test_stack_settings(stack_program, stack, expected):
     db = p.one("aws:rds/instance:Instance")
     assert {k: db.inputs[k] for k in expected} == expected
     assert db.inputs["identifier"] == f"cofounder-{stack}-postgres"
+    assert (db.inputs["engineVersion"], db.inputs["autoMinorVersionUpgrade"]) == ("17", True)
     assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
     assert db.options["protect"] is (stack == "prod")
-    assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final"
+    suffix = p.one("random:index/randomId:RandomId", "postgres-final-snapshot-suffix")
+    assert suffix.inputs["keepers"] == {"identifier": f"cofounder-{stack}-postgres"}
+    assert db.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-postgres-final-{suffix.outputs['hex']}"
     subnets = p.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]
     assert subnets == reveal(p.outputs["privateSubnetIds"])
     log_min = {x["name"]: x["value"] for x in p.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
@@ -185,7 +235,21 @@ def test_stack_settings(stack_program, stack, expected):
     ({"performanceInsightsRetentionDays": 30},
      "cofounder:postgres.performanceInsightsRetentionDays = 30 is not allowed: expected 7 or a multiple of 31"),
     ({"engineVersion": "16.4"},
-     "cofounder:postgres.engineVersion = '16.4' is not allowed: expected a value matching 17\\.\\d+"),
+     "cofounder:postgres.engineVersion = '16.4' is not allowed: expected a value matching 17(\\.\\d+)?"),
+    ({"engineVersion": "17.6"},
+     "cofounder:postgres.engineVersion = '17.6' is not allowed: expected the major version alone (17) while "
+     "autoMinorVersionUpgrade is true: RDS upgrades the minor itself, and a pinned minor would make the next "
+     "update a downgrade"),
+    ({"engineVersion": "17", "autoMinorVersionUpgrade": False},
+     "cofounder:postgres.engineVersion = '17' is not allowed: expected a full version such as 17.6 while "
+     "autoMinorVersionUpgrade is false"),
+    ({"logRetentionDays": 0},
+     "cofounder:postgres.logRetentionDays = 0 is not allowed: expected a value between 1 and 3653"),
+    ({"logRetentionDays": 15},
+     "cofounder:postgres.logRetentionDays = 15 is not allowed: expected a retention CloudWatch Logs accepts: "
+     "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
+    ({"engineVersion": 17},
+     "cofounder:postgres.engineVersion = 17 is not allowed: expected a string"),
     ({"monitoringIntervalSeconds": 2},
      "cofounder:postgres.monitoringIntervalSeconds = 2 is not allowed: expected one of 0, 1, 5, 10, 15, 30, 60"),
     ({"reservedConnections": 2},
@@ -196,3 +260,11 @@ def test_bad_postgres_config(run_stack_with, override, expected):
     with pytest.raises(ConfigError) as err:
         run_stack_with("dev", {"cofounder:postgres": {"instanceClass": "db.t4g.medium", **override}})
     assert str(err.value).startswith(f"stacks/Pulumi.dev.yaml: {expected}")
+    assert "\n" not in str(err.value)
+
+
+def test_full_version_pin_config_without_auto_minor_upgrade(run_stack_with):
+    p = run_stack_with("dev", {"cofounder:postgres": {"instanceClass": "db.t4g.medium", "engineVersion": "17.6",
+                                                     "autoMinorVersionUpgrade": False}})
+    db = p.one("aws:rds/instance:Instance").inputs
+    assert (db["engineVersion"], db["autoMinorVersionUpgrade"]) == ("17.6", False)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components import ComponentArgsError
 from components.queue import PRODUCER_ACTIONS, WORKER_ACTIONS, Queue, QueueArgs
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:"
@@ -53,11 +55,14 @@ def test_overrides(run_program):
     assert queue.inputs["visibilityTimeoutSeconds"] == 3720
     assert json.loads(queue.inputs["redrivePolicy"])["maxReceiveCount"] == 5
     assert queue.options["protect"] is False
+    assert p.one("aws:sqs/queue:Queue", "agents-dlq").options["protect"] is False
 
 
 def test_visibility_above_twelve_hours_is_refused():
-    with pytest.raises(ValueError, match="visibility timeout 43201 s exceeds SQS's 43200 s"):
+    with pytest.raises(ValueError, match="visibility timeout 43201 s exceeds SQS's 43200 s") as err:
         QueueArgs(queue_name="q", max_agent_run_seconds=43200, visibility_margin_seconds=1)
+    # a RunError: the Pulumi CLI prints the message alone, without a traceback
+    assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
 
 
 def test_worker_policy_is_least_privilege(run_program):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components import ComponentArgsError
 from components.redis import Redis, RedisArgs, parameter_group_family
 from toolkit.harness import is_secret
 
@@ -34,9 +36,20 @@ def test_defaults_cluster_mode_tls_auth_failover(run_program):
     assert i["atRestEncryptionEnabled"] is True
     assert i["kmsKeyId"] == p.one("aws:kms/key:Key").outputs["arn"]
     assert is_secret(i["authToken"])
-    assert i["snapshotRetentionLimit"] == 7 and i["finalSnapshotIdentifier"] == "demo-redis-final"
+    assert i["snapshotRetentionLimit"] == 7
     assert i["port"] == 6379
     assert group.options["protect"] is True
+    assert p.one("aws:kms/key:Key").options["protect"] is True  # losing the key loses every snapshot
+
+
+def test_final_snapshot_name_is_unique_per_group(run_program):
+    p = _redis(run_program)
+    suffix = p.one("random:index/randomId:RandomId")
+    # a fixed "<id>-final" collides with the snapshot of an earlier group of the same identifier
+    assert suffix.name == "cache-final-snapshot-suffix" and suffix.parent == p.one("cofounder:data:Redis").urn
+    assert suffix.inputs["keepers"] == {"identifier": "demo-redis"}
+    assert p.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["finalSnapshotIdentifier"] == \
+        f"demo-redis-final-{suffix.outputs['hex']}"
 
 
 def test_parameter_group_enables_cluster_mode(run_program):
@@ -83,11 +96,19 @@ def test_overrides(run_program):
     assert (group.inputs["numNodeGroups"], group.inputs["multiAzEnabled"]) == (1, False)
     assert group.inputs["snapshotRetentionLimit"] == 0 and group.inputs["nodeType"] == "cache.t4g.small"
     assert group.options["protect"] is False
+    assert p.one("aws:kms/key:Key").options["protect"] is False
 
 
 def test_zero_replicas_is_refused():
-    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1"):
+    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1") as err:
         RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, replicas_per_shard=0)
+    # a RunError: the Pulumi CLI prints the message alone, without a traceback
+    assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
+
+
+def test_long_identifier_is_refused():
+    with pytest.raises(ComponentArgsError, match="longer than 40 characters"):
+        RedisArgs(identifier="x" * 41, vpc_id="v", subnet_ids=SUBNETS)
 
 
 def test_config_refuses_zero_replicas(run_stack_with):
@@ -111,6 +132,8 @@ def test_stack_settings(stack_program, stack, expected):
     group = p.one("aws:elasticache/replicationGroup:ReplicationGroup")
     assert {k: group.inputs[k] for k in expected} == expected
     assert group.inputs["replicationGroupId"] == f"cofounder-{stack}-redis"
+    suffix = p.one("random:index/randomId:RandomId", "redis-final-snapshot-suffix")
+    assert group.inputs["finalSnapshotIdentifier"] == f"cofounder-{stack}-redis-final-{suffix.outputs['hex']}"
     assert group.inputs["transitEncryptionMode"] == "required" and group.inputs["automaticFailoverEnabled"] is True
     assert group.options["protect"] is (stack == "prod")
     assert p.outputs["redisConfigurationEndpoint"].startswith(f"clustercfg.cofounder-{stack}-redis.")

@@ -166,6 +166,10 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     # alphabet the program asks for); the real one is random and lives only in the encrypted state.
     "random:index/randomPassword:RandomPassword": lambda name, i, region: {
         "result": _fake_secret(name, int(i.get("length", 16)))},
+    # Derived from the name so runs are byte-stable; hex is 2 characters per byte, as the provider's.
+    "random:index/randomId:RandomId": lambda name, i, region: {
+        "hex": _fake_secret(name, 4 + 2 * int(i.get("byteLength", 4)))[4:].lower(),
+        "dec": str(int(_fake_secret(name, 4 + 2 * int(i.get("byteLength", 4)))[4:], 16))},
     # edge (components/static_site_cdn.py)
     "aws:s3/bucket:Bucket": lambda name, i, region: _bucket(i.get("bucket") or f"{name}-{_hex(name, 7)}", region),
     "aws:cloudfront/distribution:Distribution": lambda name, i, region: {
