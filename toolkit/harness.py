@@ -198,9 +198,6 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
                        "remoteAccessSecurityGroupId": ""}]},
     "aws:eks/addon:Addon": lambda name, i, region: {
         "arn": f"arn:aws:eks:{region}:{ACCOUNT}:addon/{i.get('clusterName')}/{i.get('addonName')}"},
-    # A stand-in, derived from the name so runs are byte-stable; the SDK keeps it secret.
-    "random:index/randomPassword:RandomPassword": lambda name, i, region: {
-        "result": "offline-" + hashlib.sha256(name.encode()).hexdigest()[:int(i.get("length", 32)) - 8]},
 }
 
 
