@@ -31,6 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from capacity.connections import DB_POOL_SIZE_ANNOTATION
+from components import ComponentArgsError
 
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -154,9 +155,9 @@ class AppService(pulumi.ComponentResource):
         super().__init__("cofounder:apps:AppService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         if args.min_replicas > args.max_replicas:
-            raise ValueError(f"{name}: min_replicas {args.min_replicas} > max_replicas {args.max_replicas}")
+            raise ComponentArgsError(f"{name}: min_replicas {args.min_replicas} > max_replicas {args.max_replicas}")
         if args.termination_grace_period_seconds <= args.pre_stop_sleep_seconds:
-            raise ValueError(f"{name}: the termination grace period must outlast the preStop pause")
+            raise ComponentArgsError(f"{name}: the termination grace period must outlast the preStop pause")
         selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cofounder"}
         labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi"}
 

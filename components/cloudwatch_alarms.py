@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import ComponentArgsError
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
@@ -101,7 +103,7 @@ class CloudWatchAlarms(pulumi.ComponentResource):
     def __init__(self, name: str, args: CloudWatchAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:CloudWatchAlarms", name, None, opts)
         if (args.rds_instance_id is None) != (args.rds_max_connections is None):
-            raise ValueError("rds_instance_id and rds_max_connections go together")
+            raise ComponentArgsError("rds_instance_id and rds_max_connections go together")
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "observability"}
         account = aws.get_caller_identity_output().account_id

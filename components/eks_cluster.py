@@ -32,6 +32,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from capacity.headroom import HeadroomFigures
+from components import ComponentArgsError
 from components.headroom import Headroom, HeadroomArgs
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
@@ -198,9 +199,9 @@ class EksCluster(pulumi.ComponentResource):
         super().__init__("cofounder:cluster:EksCluster", name, None, opts)
         for required in (args.system_node_group, args.burst_node_group):
             if required not in args.node_groups:
-                raise ValueError(f"EksCluster needs a node group named {required!r}")
+                raise ComponentArgsError(f"EksCluster needs a node group named {required!r}")
         if any(c.endswith("/0") for c in args.endpoint_public_access_cidrs):
-            raise ValueError("the public API endpoint must not be open to 0.0.0.0/0")
+            raise ComponentArgsError("the public API endpoint must not be open to 0.0.0.0/0")
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "cluster"}
 

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from capacity.headroom import HeadroomFigures
+from components import ComponentArgsError
 
 #: The pause image of Kubernetes 1.34 (it does nothing and runs as 65535:65535).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
@@ -46,7 +47,7 @@ class Headroom(pulumi.ComponentResource):
     def __init__(self, name: str, args: HeadroomArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:Headroom", name, None, opts)
         if args.priority_value >= 0:
-            raise ValueError("headroom priority must be negative, or the placeholders would not yield")
+            raise ComponentArgsError("headroom priority must be negative, or the placeholders would not yield")
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "headroom", "app.kubernetes.io/part-of": "cofounder"}
 

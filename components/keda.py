@@ -17,6 +17,7 @@ from typing import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import ComponentArgsError
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
 CHART_REPO = "https://kedacore.github.io/charts"
@@ -56,7 +57,7 @@ class Keda(pulumi.ComponentResource):
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:autoscaling:Keda", name, None, opts)
         if not args.queue_arns:
-            raise ValueError(f"{name}: KEDA needs at least one queue ARN to read")
+            raise ComponentArgsError(f"{name}: KEDA needs at least one queue ARN to read")
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": args.namespace, "labels": {

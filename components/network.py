@@ -21,6 +21,8 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import ComponentArgsError
+
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
@@ -44,7 +46,7 @@ def subnet_plan(cidr_block: str, zone_count: int) -> tuple[list[str], list[str]]
     vpc = ipaddress.IPv4Network(cidr_block)
     eighths = list(vpc.subnets(prefixlen_diff=3))
     if zone_count > len(eighths) - 1:
-        raise ValueError(f"{cidr_block} cannot hold {zone_count} private subnets")
+        raise ComponentArgsError(f"{cidr_block} cannot hold {zone_count} private subnets")
     private = [str(n) for n in eighths[:zone_count]]
     public = [str(n) for n in list(eighths[-1].subnets(prefixlen_diff=3))[:zone_count]]
     return private, public

@@ -31,6 +31,8 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import ComponentArgsError
+
 #: AWS-managed policies (ids are global and fixed; see the CloudFront developer guide,
 #: "Use managed cache policies" and "Use managed origin request policies").
 CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -169,7 +171,7 @@ class StaticSiteCdn(pulumi.ComponentResource):
     def __init__(self, name: str, args: StaticSiteCdnArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:edge:StaticSiteCdn", name, None, opts)
         if bool(args.aliases) != bool(args.acm_certificate_arn):
-            raise ValueError(f"{name}: aliases and acm_certificate_arn go together (a custom domain needs its "
+            raise ComponentArgsError(f"{name}: aliases and acm_certificate_arn go together (a custom domain needs its "
                              f"certificate); got aliases={list(args.aliases)}, acm_certificate_arn={args.acm_certificate_arn}")
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "edge"}

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import pulumi
 
+from components import ComponentArgsError
 from components.app_service import (AppService, AppServiceArgs, QueueScaling, ScalingPolicy,
                                     ScalingRules)
 from components.irsa_role import IrsaRole, IrsaRoleArgs
@@ -67,7 +68,7 @@ def deploy_apps(cfg: StackConfig, *, k8s_provider: pulumi.ProviderResource,
     queued = {name: app for name, app in cfg.apps.items() if app.queue_name}
     for name in queued:
         if name not in queues:
-            raise ValueError(f"app {name!r} scales on queue {queued[name].queue_name!r}: pass its QueueRef")
+            raise ComponentArgsError(f"app {name!r} scales on queue {queued[name].queue_name!r}: pass its QueueRef")
     keda = None
     if queued:
         keda = Keda("keda", KedaArgs(
@@ -80,7 +81,7 @@ def deploy_apps(cfg: StackConfig, *, k8s_provider: pulumi.ProviderResource,
         role_arn = None
         if app.needs_aws:
             if name not in aws_policies:
-                raise ValueError(f"app {name!r} needs AWS access: pass its IAM policy JSON")
+                raise ComponentArgsError(f"app {name!r} needs AWS access: pass its IAM policy JSON")
             role_arn = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
                 oidc_provider_arn=oidc_provider_arn, oidc_issuer_url=oidc_issuer_url,
                 namespace=app_namespace_name, service_account=name,

@@ -93,3 +93,10 @@ def test_every_child_is_parented_and_named_after_the_component(run_program):
             continue
         assert r.parent == component.urn
         assert r.name.startswith("net-")
+
+
+def test_bad_arguments_are_one_line_run_errors():
+    """Outside the config loader too, bad arguments reach the CLI as a RunError (no traceback)."""
+    import pulumi
+    with pytest.raises(pulumi.RunError, match="cannot hold 8 private subnets"):
+        subnet_plan("10.0.0.0/16", 8)
