@@ -293,8 +293,31 @@ def test_unknown_base_is_a_one_line_error(tmp_path):
     res, _ = _make_diff(repo, "--base", "no-such-ref")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "error: BASE=no-such-ref is not a commit in this clone (fetched main and deepened too); "
+        "error: BASE=no-such-ref is not a commit in this clone (nothing fetched: no remote 'origin'); "
         "pass a commit, tag or branch that exists"]
+
+
+def test_unknown_base_error_says_what_was_fetched_and_deepened(tmp_path):
+    origin = _new_repo(tmp_path / "origin")
+    (origin / "x").write_text("x")
+    _commit(origin, "x")
+    full, shallow = tmp_path / "full", tmp_path / "shallow"
+    subprocess.run(["git", "clone", "--quiet", str(origin), str(full)], check=True, env=GIT_ENV)
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{origin}", str(shallow)],
+                   check=True, env=GIT_ENV)
+    with pytest.raises(review.ReviewError) as full_error:
+        review.resolve_base(full, "no-such-ref")
+    assert str(full_error.value) == (
+        "BASE=no-such-ref is not a commit in this clone (fetched main from origin); "
+        "pass a commit, tag or branch that exists")
+    with pytest.raises(review.ReviewError) as shallow_error:
+        review.resolve_base(shallow, "no-such-ref")
+    assert "(deepened the shallow clone from origin; fetched main from origin)" in str(shallow_error.value)
+    (origin / ".git").rename(origin / "gone")  # the remote is unreachable: the failure is quoted
+    with pytest.raises(review.ReviewError) as failed:
+        review.resolve_base(full, "no-such-ref")
+    assert "(could not fetch main from origin: fatal: " in str(failed.value)
+    assert "fetched main" not in str(failed.value) and "\n" not in str(failed.value)
 
 
 def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):

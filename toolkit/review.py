@@ -83,15 +83,20 @@ def _rev(repo: Path, ref: str) -> str | None:
 
 
 def _fetch_main(repo: Path) -> list[str]:
-    """Deepen a shallow clone and fetch main from origin; returns what was tried."""
-    tried = []
+    """Deepen a shallow clone and fetch main from origin; returns what was tried, as phrases."""
     if not _git(repo, "remote", "get-url", "origin").returncode == 0:
-        return ["no remote 'origin' to fetch from"]
+        return ["nothing fetched: no remote 'origin'"]
+
+    def attempt(done: str, failed: str, *args: str) -> str:
+        res = _git(repo, "fetch", "--quiet", *args)
+        return done if res.returncode == 0 else f"{failed}: " + " ".join(res.stderr.split())
+
+    tried = []
     if _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        res = _git(repo, "fetch", "--quiet", "--unshallow", "origin")
-        tried.append("git fetch --unshallow origin: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
-    res = _git(repo, "fetch", "--quiet", "origin", "+refs/heads/main:refs/remotes/origin/main")
-    tried.append("git fetch origin main: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
+        tried.append(attempt("deepened the shallow clone from origin",
+                             "could not deepen the shallow clone", "--unshallow", "origin"))
+    tried.append(attempt("fetched main from origin", "could not fetch main from origin",
+                         "origin", "+refs/heads/main:refs/remotes/origin/main"))
     return tried
 
 
@@ -100,11 +105,11 @@ def resolve_base(repo: Path, ref: str | None) -> tuple[str | None, str]:
     if ref:
         sha = _rev(repo, ref)
         if sha is None:
-            _fetch_main(repo)
+            tried = _fetch_main(repo)
             sha = _rev(repo, ref) or _rev(repo, f"origin/{ref}")
         if sha is None:
-            raise ReviewError(f"BASE={ref} is not a commit in this clone (fetched main and "
-                              f"deepened too); pass a commit, tag or branch that exists")
+            raise ReviewError(f"BASE={ref} is not a commit in this clone ({'; '.join(tried)}); "
+                              f"pass a commit, tag or branch that exists")
         return sha, f"`{ref}` ({sha[:12]})"
     tried: list[str] = []
     for attempt in range(2):
