@@ -85,6 +85,30 @@ def test_pull_request_runs_tests_policies_and_the_sticky_review_comment():
     assert sticky["with"] == {"header": "offline-review", "path": "build/review/report.md"}
 
 
+def _run_step(script: str, tmp_path: Path, failing_stack: str) -> tuple[int, list[str]]:
+    """Run a step's script as GitHub's bash does, with a stand-in `make` on PATH."""
+    log = tmp_path / "make.log"
+    fake = tmp_path / "bin" / "make"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$2" != "STACK={failing_stack}" ]\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+    res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    return res.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("failing", ["none", "staging"])
+def test_pull_request_runs_make_policy_on_every_stack_and_fails_on_a_violation(tmp_path, failing):
+    """No guard, no skip: every stack is checked and a mandatory violation (exit 1) fails the job."""
+    step = next(s for s in _load("pull-request.yml")["jobs"]["offline-review"]["steps"]
+                if "make policy" in s.get("run", ""))
+    assert "if" not in step and "continue-on-error" not in step
+    code, calls = _run_step(step["run"], tmp_path, failing)  # no Makefile here: nothing to grep
+    assert calls == ["policy STACK=dev", "policy STACK=staging", "policy STACK=prod"]
+    assert (code != 0) == (failing != "none")
+
+
 def test_real_preview_runs_per_stack_only_where_an_aws_role_is_configured():
     job = _load("pull-request.yml")["jobs"]["preview"]
     assert job["if"].startswith("vars.AWS_ROLE_ARN != ''")
