@@ -126,7 +126,12 @@ def _value(raw, contexts: dict):
     whole = re.fullmatch(r"\$\{\{(.*)\}\}", raw.strip(), re.S)
     if whole and "${{" not in whole.group(1):
         return _expression(whole.group(1), contexts)
-    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: str(_expression(m.group(1), contexts)), raw)
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: _text(_expression(m.group(1), contexts)), raw)
+
+
+def _text(value) -> str:
+    """A value as GitHub renders it into a string: null as empty."""
+    return "" if value is None else str(value)
 
 
 def _legs(job: dict, contexts: dict) -> list[dict]:
@@ -219,6 +224,78 @@ def test_jobs_that_talk_to_the_cluster_run_where_the_repository_variables_say():
                     assert runner == "ubuntu-24.04", (path.name, job_id, variables)
 
 
+#: Configured as the README says: switches and runners per repository, a role per environment.
+REPOSITORY_VARS = {"DEPLOY_ENABLED": "true", "PREVIEW_ENABLED": "true", "AWS_REGION": "eu-west-1"}
+ENVIRONMENT_VARS = {
+    **{stack: {"AWS_ROLE_ARN": f"arn:aws:iam::{n}:role/deploy"} for n, stack in
+       ((111111111111, "dev"), (222222222222, "staging"), (333333333333, "prod"))},
+    **{f"preview-{stack}": {"AWS_ROLE_ARN": f"arn:aws:iam::{n}:role/preview"} for n, stack in
+       ((111111111111, "dev"), (222222222222, "staging"), (333333333333, "prod"))},
+}
+SAME_REPO_PR = {**GITHUB, "event": {"pull_request": {"head": {"repo": {"full_name": GITHUB["repository"]}}}}}
+
+
+def _aws_jobs(name: str, repository_vars: dict, environments: dict) -> list[dict]:
+    """Each job (matrix leg) that assumes an AWS role, as GitHub would run it: whether its
+    job-level `if` lets it run (repository variables only: the job has not entered its
+    environment yet), its environment, and the role its steps assume (environment variables
+    visible, over repository ones)."""
+    out = []
+    for job_id, job in _load(name)["jobs"].items():
+        for leg in _legs(job, {"vars": repository_vars, "github": SAME_REPO_PR}):
+            ctx = {"vars": repository_vars, "github": SAME_REPO_PR, "matrix": leg, "needs": {}}
+            env = job.get("environment")
+            env_name = _value(env["name"] if isinstance(env, dict) else env, ctx)
+            step_ctx = {**ctx, "vars": {**repository_vars, **environments.get(env_name, {})}}
+            aws = [st for st in job.get("steps", []) if st.get("uses", "").startswith("aws-actions/")]
+            if not aws:
+                continue
+            checks = [st for st in job["steps"][:job["steps"].index(aws[0])]
+                      if "AWS_ROLE_ARN" in st.get("env", {})]
+            out.append({"job": job_id, "stack": leg.get("stack", job_id), "environment": env_name,
+                        "runs": bool(_value("${{ " + job["if"] + " }}", ctx)) if "if" in job else True,
+                        "needs": job.get("needs"),
+                        "role": _value(aws[0]["with"]["role-to-assume"], step_ctx),
+                        "region": _value(aws[0]["with"]["aws-region"], step_ctx),
+                        "check": checks[0] if checks else None,
+                        "check_env": {k: _text(_value(v, step_ctx)) for k, v in
+                                      (checks[0].get("env", {}) if checks else {}).items()}})
+    return out
+
+
+@pytest.mark.parametrize("name, kind", [("deploy.yml", "deploy"), ("pull-request.yml", "preview")])
+def test_aws_jobs_run_when_enabled_and_assume_their_environments_role(name, kind):
+    jobs = _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS)
+    assert sorted(j["stack"] for j in jobs) == ["dev", "prod", "staging"]
+    for j in jobs:
+        expected_env = j["stack"] if kind == "deploy" else f"preview-{j['stack']}"
+        assert j["environment"] == expected_env
+        assert j["role"] == ENVIRONMENT_VARS[expected_env]["AWS_ROLE_ARN"], j
+        assert j["region"] == "eu-west-1"
+        # the chain: dev is gated, staging and prod follow it
+        assert j["runs"] or j["needs"] in ("dev", "staging"), j
+    assert len({j["role"] for j in jobs}) == 3  # one role per account, not one for all three
+    switch = "DEPLOY_ENABLED" if kind == "deploy" else "PREVIEW_ENABLED"
+    off = _aws_jobs(name, {k: v for k, v in REPOSITORY_VARS.items() if k != switch}, ENVIRONMENT_VARS)
+    assert not any(j["runs"] for j in off if not j["needs"])
+
+
+@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
+def test_an_enabled_job_without_a_role_in_its_environment_fails_loudly(name, tmp_path):
+    for j in _aws_jobs(name, REPOSITORY_VARS, {}):
+        assert j["check"] is not None, f"{j['job']} has no step checking AWS_ROLE_ARN before it is used"
+        env = {"PATH": "/usr/bin:/bin", **j["check_env"]}
+        res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", j["check"]["run"]],
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert res.returncode != 0
+        assert f"environment '{j['environment']}' has no AWS_ROLE_ARN" in res.stdout
+    for j in _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS):
+        res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", j["check"]["run"]],
+                             cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **j["check_env"]},
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout
+
+
 def test_deploy_goes_dev_then_staging_then_prod_in_protected_environments():
     doc = _load("deploy.yml")
     assert doc["on"] == {"push": {"branches": ["main"]}}
@@ -273,9 +350,10 @@ def test_pull_request_runs_make_policy_on_every_stack_and_fails_on_a_violation(t
     assert (code != 0) == (failing != "none")
 
 
-def test_real_preview_runs_per_stack_only_where_an_aws_role_is_configured():
+def test_real_preview_runs_per_stack_for_same_repository_pull_requests_only():
     job = _load("pull-request.yml")["jobs"]["preview"]
-    assert job["if"].startswith("vars.AWS_ROLE_ARN != ''")
+    fork = {**GITHUB, "event": {"pull_request": {"head": {"repo": {"full_name": "someone/fork"}}}}}
+    assert not _value("${{ " + job["if"] + " }}", {"vars": REPOSITORY_VARS, "github": fork})
     assert [leg["stack"] for leg in job["strategy"]["matrix"]["include"]] == ["dev", "staging", "prod"]
     assert job["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
     pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
