@@ -60,21 +60,19 @@ def _expression(text: str, contexts: dict):
     def truthy(v):
         return v not in (None, "", False, 0)
 
-    def either():
-        value = both()
-        while peek("||"):
-            take()
-            other = both()
-            value = value if truthy(value) else other
-        return value
+    def chain(op, operand, keep_if_truthy):
+        """``a || b`` is a if a is truthy, else b; ``a && b`` is a if a is falsy, else b."""
+        def parse():
+            value = operand()
+            while peek(op):
+                take()
+                other = operand()
+                value = value if truthy(value) == keep_if_truthy else other
+            return value
+        return parse
 
-    def both():
-        value = compare()
-        while peek("&&"):
-            take()
-            other = compare()
-            value = other if truthy(value) else value
-        return value
+    def either():
+        return chain("||", chain("&&", compare, False), True)()
 
     def compare():
         value = unary()
