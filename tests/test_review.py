@@ -145,6 +145,25 @@ def test_empty_base_side_is_labelled():
     assert {r.op for r in d.resources} == {"create"}
 
 
+def test_a_stack_the_working_tree_cannot_build_leads_the_report_and_claims_no_deletions():
+    error = "error: stacks/Pulumi.prod.yaml: cofounder:network.cidrBlok is not a known setting"
+    failed = diff.diff_stack("prod", BASE, None, head_error=error,
+                             base_policies=[{"policy": "p", "enforcement": "advisory", "urn": "u", "message": "m"}])
+    assert (failed.resources, failed.flags, failed.outputs, failed.reports) == ([], [], [], [])
+    text = diff.render([failed], base_label="b", head_label="h")
+    top = text.split("### Stack")[0]
+    first_heading = next(line for line in top.splitlines() if line.startswith("### "))
+    assert first_heading == "### ❌ The working tree failed to build: `prod`"
+    assert f"```text\n{error}\n```" in top
+    assert "| `prod` ❌ working tree failed to build | n/a | n/a | n/a | n/a | n/a | built |" in top
+    for claim in ("deleted", "at risk", "Treated as empty", "No resource changes", "resolved"):
+        assert claim not in text, claim
+    # beside a stack that built, only that one's findings are claimed
+    both = diff.render([failed, diff.diff_stack("dev", BASE, BASE)], base_label="b", head_label="h")
+    assert "No stateful resource is deleted or replaced in the stacks that built." in both
+    assert both.index("failed to build: `prod`") < both.index("| stack | create |")
+
+
 def _big_diffs(n: int) -> list[diff.StackDiff]:
     base = _snap(*[_res(_urn("aws:ec2/subnet:Subnet", f"s{i:04d}"),
                         {"cidrBlock": f"10.{i % 250}.0.0/24", "tags": {f"k{j}": "a" * 30 for j in range(8)}})
@@ -293,8 +312,46 @@ def test_unknown_base_is_a_one_line_error(tmp_path):
     res, _ = _make_diff(repo, "--base", "no-such-ref")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "error: BASE=no-such-ref is not a commit in this clone (fetched main and deepened too); "
+        "error: BASE=no-such-ref is not a commit in this clone (nothing fetched: no remote 'origin'); "
         "pass a commit, tag or branch that exists"]
+
+
+def test_unknown_base_error_says_what_was_fetched_and_deepened(tmp_path):
+    origin = _new_repo(tmp_path / "origin")
+    (origin / "x").write_text("x")
+    _commit(origin, "x")
+    full, shallow = tmp_path / "full", tmp_path / "shallow"
+    subprocess.run(["git", "clone", "--quiet", str(origin), str(full)], check=True, env=GIT_ENV)
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{origin}", str(shallow)],
+                   check=True, env=GIT_ENV)
+    with pytest.raises(review.ReviewError) as full_error:
+        review.resolve_base(full, "no-such-ref")
+    assert str(full_error.value) == (
+        "BASE=no-such-ref is not a commit in this clone (fetched main from origin); "
+        "pass a commit, tag or branch that exists")
+    with pytest.raises(review.ReviewError) as shallow_error:
+        review.resolve_base(shallow, "no-such-ref")
+    assert "(deepened the shallow clone from origin; fetched main from origin)" in str(shallow_error.value)
+    (origin / ".git").rename(origin / "gone")  # the remote is unreachable: the failure is quoted
+    with pytest.raises(review.ReviewError) as failed:
+        review.resolve_base(full, "no-such-ref")
+    assert "(could not fetch main from origin: fatal: " in str(failed.value)
+    assert "fetched main" not in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_a_working_tree_that_fails_to_build_is_reported_as_such_not_as_deletions(tmp_path):
+    repo = _copy_tree(_new_repo(tmp_path / "repo"))
+    _commit(repo, "all")
+    stack = repo / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("flowLogRetentionDays: 14", "flowLogRetentionDayz: 14"))
+    res, report = _make_diff(repo, "--base", "HEAD")
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("error: the working tree failed to build for dev")
+    top = report.split("### Stack")[0]
+    assert "### ❌ The working tree failed to build: `dev`" in top
+    assert "error: stacks/Pulumi.dev.yaml: cofounder:network.flowLogRetentionDayz is not a known setting" in top
+    assert "deleted" not in report and "Stateful resources at risk" not in report
+    assert "**delete**" not in report
 
 
 def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):

@@ -129,6 +129,8 @@ class StackDiff:
     reports: list[dict]
     policies: dict | None
     flags: list[Flag]
+    #: The working tree failed to build this stack: its error, and no diff at all.
+    head_error: str | None = None
 
     def count(self, op: str) -> int:
         return sum(1 for r in self.resources if r.op == op)
@@ -201,8 +203,15 @@ def diff_stack(stack: str, base: dict | None, head: dict | None, *,
                base_note: str | None = None, head_note: str | None = None,
                base_policies: list[dict] | None = None,
                head_policies: list[dict] | None = None,
-               policy_note: str | None = None) -> StackDiff:
-    """Compare two snapshots of one stack (``None`` = that side is empty, say why in a note)."""
+               policy_note: str | None = None, head_error: str | None = None) -> StackDiff:
+    """Compare two snapshots of one stack (``None`` = that side is empty, say why in a note).
+
+    With ``head_error`` (the working tree failed to build the stack) nothing is compared: an
+    empty working tree would read as every resource deleted, when nothing is known.
+    """
+    if head_error:
+        return StackDiff(stack=stack, base_note=base_note, head_note=None, resources=[], outputs=[],
+                         reports=[], policies=None, flags=[], head_error=head_error)
     old, new = _index(base), _index(head)
     changes: list[ResourceChange] = []
     for urn in sorted(set(old) | set(new)):
@@ -345,6 +354,9 @@ def _delta(new: int, old: int | None) -> str:
 
 def _render_stack(d: StackDiff, level: int) -> list[str]:
     lines = [f"### Stack `{d.stack}`", ""]
+    if d.head_error:
+        return lines + ["> **working tree: failed to build.** Not compared with BASE; the error is "
+                        "at the top of this report.", ""]
     for side, note in (("BASE", d.base_note), ("working tree", d.head_note)):
         if note:
             lines += [f"> **{side}: {note}** Treated as empty.", ""]
@@ -458,6 +470,15 @@ def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[st
              "config; no cloud was contacted. Replacement detection is a best-effort table of "
              "replace-forcing properties for stateful types: the real `pulumi preview --diff` "
              "(CI, with credentials) is authoritative.", ""]
+    failed = [d for d in diffs if d.head_error]
+    if failed:
+        lines += [f"### ❌ The working tree failed to build: {', '.join(_code(d.stack) for d in failed)}",
+                  "", "Not compared with BASE: the program did not run, so nothing is known about "
+                  "what it would create, change or delete. Fix the error and run `make diff` again.",
+                  ""]
+        for d in failed:
+            lines += [f"**{_code(d.stack)}**:", "", "```text", d.head_error.replace("```", "'''"),
+                      "```", ""]
     flags = [f for d in diffs for f in d.flags]
     if flags:
         lines += [f"### ⚠ Stateful resources at risk ({len(flags)})", "",
@@ -465,20 +486,25 @@ def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[st
         for f in flags:
             lines.append(f"| {f.stack} | {_code(f.name)} | {_code(f.type)} | {_cell(f.what)} |")
         lines.append("")
-    else:
-        lines += ["No stateful resource is deleted or replaced.", ""]
-    if not any(d.resources or d.outputs for d in diffs):
+    elif len(failed) < len(diffs):
+        lines += ["No stateful resource is deleted or replaced"
+                  + (" in the stacks that built." if failed else "."), ""]
+    if not failed and not any(d.resources or d.outputs for d in diffs):
         lines += ["**No resource changes in any stack.**", ""]
     lines += ["| stack | create | update | delete | replace-risk | policy violations | BASE |",
               "|---|---|---|---|---|---|---|"]
     for d in diffs:
+        base = "empty (see below)" if d.base_note else "built"
+        if d.head_error:
+            lines.append(f"| `{d.stack}` ❌ working tree failed to build | n/a | n/a | n/a | n/a "
+                         f"| n/a | {base} |")
+            continue
         if d.policies and d.policies["available"]:
             total = sum(d.policies["counts"].values())
             base_total = sum(d.policies["base_counts"].values()) if d.policies["base_counts"] is not None else None
             pol = _delta(total, base_total)
         else:
             pol = "n/a"
-        base = "empty (see below)" if d.base_note else "built"
         lines.append(f"| `{d.stack}` | {d.count('create')} | {d.count('update')} | "
                      f"{d.count('delete')} | {d.count('replace')} | {pol} | {base} |")
     lines.append("")

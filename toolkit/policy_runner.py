@@ -32,7 +32,6 @@ from typing import Any
 
 import grpc
 import pulumi
-import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 
@@ -269,8 +268,8 @@ def render(stack: str, violations: list[dict], resources: int) -> str:
             lines.append(f"      fix: {v['description']}")
     mandatory = len(grouped.get("mandatory", []))
     lines.append("")
-    lines.append(f"{'FAILED' if mandatory else 'passed'}: {mandatory} mandatory, "
-                 f"{len(grouped.get('advisory', []))} advisory")
+    lines.append(f"violations: {mandatory} mandatory, {len(grouped.get('advisory', []))} advisory"
+                 + (" -- FAILED: a mandatory violation blocks the update" if mandatory else ""))
     return "\n".join(lines) + "\n"
 
 

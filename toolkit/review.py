@@ -10,7 +10,9 @@ directory and as ``PYTHONPATH``. The editable install of the repository (``-e .`
 ``components``/``infra``/``toolkit`` through a finder that setuptools *appends* to
 ``sys.meta_path``, so the ``PYTHONPATH`` entry wins; the driver checks that every one of them was
 really imported from the tree it builds, and refuses to build otherwise. Nothing is installed.
-A BASE that predates the toolkit or fails to build is reported as such and treated as empty.
+A BASE that predates the toolkit or fails to build is reported as such and treated as empty. A
+stack whose *working tree* fails to build is not diffed at all: the report leads with its build
+error (an empty head would read as "every resource deleted"), and the command exits 1.
 
 Usage: ``python -m toolkit.review [--base REF] [--out build/review] [--limit 60000]``
 (default BASE: the merge base of HEAD with main; a shallow clone is deepened first).
@@ -27,7 +29,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import diff
@@ -70,6 +72,8 @@ class Side:
     notes: dict[str, str]
     policies: dict[str, list[dict]]
     policy_notes: dict[str, str]
+    #: Stacks whose preview failed: the tail of its stderr (also summarised in ``notes``).
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def _git(repo: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -83,15 +87,20 @@ def _rev(repo: Path, ref: str) -> str | None:
 
 
 def _fetch_main(repo: Path) -> list[str]:
-    """Deepen a shallow clone and fetch main from origin; returns what was tried."""
-    tried = []
+    """Deepen a shallow clone and fetch main from origin; returns what was tried, as phrases."""
     if not _git(repo, "remote", "get-url", "origin").returncode == 0:
-        return ["no remote 'origin' to fetch from"]
+        return ["nothing fetched: no remote 'origin'"]
+
+    def attempt(done: str, failed: str, *args: str) -> str:
+        res = _git(repo, "fetch", "--quiet", *args)
+        return done if res.returncode == 0 else f"{failed}: " + " ".join(res.stderr.split())
+
+    tried = []
     if _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        res = _git(repo, "fetch", "--quiet", "--unshallow", "origin")
-        tried.append("git fetch --unshallow origin: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
-    res = _git(repo, "fetch", "--quiet", "origin", "+refs/heads/main:refs/remotes/origin/main")
-    tried.append("git fetch origin main: " + ("ok" if res.returncode == 0 else res.stderr.strip()))
+        tried.append(attempt("deepened the shallow clone from origin",
+                             "could not deepen the shallow clone", "--unshallow", "origin"))
+    tried.append(attempt("fetched main from origin", "could not fetch main from origin",
+                         "origin", "+refs/heads/main:refs/remotes/origin/main"))
     return tried
 
 
@@ -100,11 +109,11 @@ def resolve_base(repo: Path, ref: str | None) -> tuple[str | None, str]:
     if ref:
         sha = _rev(repo, ref)
         if sha is None:
-            _fetch_main(repo)
+            tried = _fetch_main(repo)
             sha = _rev(repo, ref) or _rev(repo, f"origin/{ref}")
         if sha is None:
-            raise ReviewError(f"BASE={ref} is not a commit in this clone (fetched main and "
-                              f"deepened too); pass a commit, tag or branch that exists")
+            raise ReviewError(f"BASE={ref} is not a commit in this clone ({'; '.join(tried)}); "
+                              f"pass a commit, tag or branch that exists")
         return sha, f"`{ref}` ({sha[:12]})"
     tried: list[str] = []
     for attempt in range(2):
@@ -137,22 +146,33 @@ def stacks_in(tree: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (tree / "stacks").glob("Pulumi.*.yaml"))
 
 
+#: How much of a failed build's stderr the report quotes: a traceback's end says what broke.
+ERROR_LINES = 15
+ERROR_CHARS = 3000
+
+
 def _run_driver(tree: Path, mode: str, stack: str, out: Path) -> str | None:
-    """Run the driver in ``tree``; the failure reason (last lines of stderr) or None."""
+    """Run the driver in ``tree``; None, or the failure: the last lines of its stderr."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     res = subprocess.run([sys.executable, "-c", _DRIVER, mode, stack, str(out)], cwd=tree, env=env,
                          capture_output=True, text=True)
     if res.returncode == 0:
         return None
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-    return " / ".join(lines[-2:]) or f"exit code {res.returncode}"
+    # Paths relative to the tree: the same error reads the same from any checkout.
+    stderr = res.stderr.replace(f"{tree}{os.sep}", "")
+    lines = [ln.rstrip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return "\n".join(lines[-ERROR_LINES:])[-ERROR_CHARS:] or f"exit code {res.returncode}"
+
+
+def _one_line(error: str) -> str:
+    return " / ".join(error.splitlines()[-2:])
 
 
 def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int = 2) -> Side:
     """Snapshots (and policy results, where the tree has a policy runner) of ``stacks``."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    docs, notes, policies, policy_notes = {}, {}, {}, {}
+    docs, notes, policies, policy_notes, errors = {}, {}, {}, {}, {}
     if not (tree / "toolkit" / "preview.py").is_file():
         for s in stacks:
             notes[s] = "predates the offline toolkit (no toolkit/preview.py), nothing to build."
@@ -161,21 +181,21 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
 
     def one(stack: str):
         if not (tree / "stacks" / f"Pulumi.{stack}.yaml").is_file():
-            return stack, None, f"has no stacks/Pulumi.{stack}.yaml.", None, None
+            return stack, None, f"has no stacks/Pulumi.{stack}.yaml.", None, None, None
         error = _run_driver(tree, "preview", stack, out)
         if error:
-            return stack, None, f"failed to build: {error}", None, None
+            return stack, None, f"failed to build: {_one_line(error)}", None, None, error
         doc = json.loads((out / f"{stack}.json").read_text())
         if not has_policies:
-            return stack, doc, None, None, "toolkit/policy_runner.py is not in this tree yet"
+            return stack, doc, None, None, "toolkit/policy_runner.py is not in this tree yet", None
         path = out / f"{stack}.policies.json"
         error = _run_driver(tree, "policies", stack, path)
         if error:
-            return stack, doc, None, None, f"policy run failed: {error}"
-        return stack, doc, None, json.loads(path.read_text()), None
+            return stack, doc, None, None, f"policy run failed: {_one_line(error)}", None
+        return stack, doc, None, json.loads(path.read_text()), None, None
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for stack, doc, note, pol, pol_note in pool.map(one, stacks):
+        for stack, doc, note, pol, pol_note, error in pool.map(one, stacks):
             if doc is not None:
                 docs[stack] = doc
             if note:
@@ -184,20 +204,22 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
                 policies[stack] = pol
             if pol_note:
                 policy_notes[stack] = pol_note
-    return Side(label, docs, notes, policies, policy_notes)
+            if error:
+                errors[stack] = error
+    return Side(label, docs, notes, policies, policy_notes, errors)
 
 
 def compare(base: Side, head: Side, stacks: list[str]) -> list[diff.StackDiff]:
     return [diff.diff_stack(
         s, base.docs.get(s), head.docs.get(s),
-        base_note=base.notes.get(s), head_note=head.notes.get(s),
+        base_note=base.notes.get(s), head_note=head.notes.get(s), head_error=head.errors.get(s),
         base_policies=base.policies.get(s), head_policies=head.policies.get(s),
         policy_note=head.policy_notes.get(s)) for s in stacks]
 
 
 def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAULT_LIMIT,
-           jobs: int = 2, only: list[str] | None = None) -> tuple[str, bool]:
-    """Write ``out/report.md``; returns the report and whether the working tree built."""
+           jobs: int = 2, only: list[str] | None = None) -> tuple[str, list[str]]:
+    """Write ``out/report.md``; returns the report and the stacks the working tree could not build."""
     sha, base_label = resolve_base(repo, base_ref)
     head_sha = _rev(repo, "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip())
@@ -215,7 +237,7 @@ def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAUL
     report = diff.render(compare(base, head, stacks), base_label=base_label,
                          head_label=head_label, limit=limit)
     (out / "report.md").write_text(report)
-    return report, not head.notes
+    return report, sorted(head.notes)
 
 
 def main() -> int:
@@ -229,14 +251,14 @@ def main() -> int:
     args = parser.parse_args()
     only = [s for s in args.stacks.split(",") if s]
     try:
-        report, head_ok = review(REPO, args.base or None, Path(args.out), args.limit, args.jobs, only)
+        report, head_failed = review(REPO, args.base or None, Path(args.out), args.limit, args.jobs, only)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     path = Path(args.out) / "report.md"
     print(f"Review report ({len(report)} characters) written to {path}")
-    if not head_ok:
-        print("error: the working tree failed to build for at least one stack (see the report)",
+    if head_failed:
+        print(f"error: the working tree failed to build for {', '.join(head_failed)} (see {path})",
               file=sys.stderr)
         return 1
     return 0
