@@ -103,6 +103,9 @@ class EksClusterArgs:
     #: Also serve the API publicly, from ``endpoint_public_access_cidrs`` only.
     endpoint_public_access: bool = False
     endpoint_public_access_cidrs: Sequence[str] = ()
+    #: Private networks (the VPC, a peered CI runner subnet, a VPN) admitted to the private API
+    #: endpoint on 443. The nodes are always admitted; with none, only they reach the API.
+    endpoint_private_access_cidrs: Sequence[str] = ()
     enabled_log_types: Sequence[str] = ALL_LOG_TYPES
     log_retention_days: int = 90
     #: Node group for cluster add-ons (CoreDNS, EBS CSI controller, autoscaler, metrics-server).
@@ -262,6 +265,15 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[cluster_policy, cluster_kms, logs]),
         )
+
+        # The cluster security group admits only itself (nodes, pods); whoever runs `pulumi up` or
+        # kubectl against the private endpoint must be let in explicitly.
+        for i, cidr in enumerate(args.endpoint_private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-private-{i}",
+                security_group_id=cluster.vpc_config.cluster_security_group_id,
+                cidr_ipv4=cidr, ip_protocol="tcp", from_port=443, to_port=443,
+                description="Kubernetes API (private endpoint)", tags=tags, opts=child)
 
         admin_grants = []
         for i, arn in enumerate(args.admin_role_arns):

@@ -58,6 +58,7 @@ cluster = EksCluster(
         kubernetes_version=cc.kubernetes_version,
         endpoint_public_access=cc.endpoint_public_access,
         endpoint_public_access_cidrs=cc.endpoint_public_access_cidrs,
+        endpoint_private_access_cidrs=cc.endpoint_private_access_cidrs,
         enabled_log_types=cc.enabled_log_types,
         log_retention_days=cc.log_retention_days,
         addon_versions=AddonVersions(**vars(cc.addon_versions)),

@@ -588,6 +588,10 @@ class HeadroomConfig:
     memory_mib: int = bounded(512, minimum=16, maximum=262144)
 
 
+#: The private IPv4 ranges (RFC 1918) a VPC, a peered network or a VPN uses.
+_RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     """``cofounder:cluster`` -- the EKS platform: control plane, node groups, add-ons, autoscaling."""
@@ -598,6 +602,9 @@ class ClusterConfig:
     endpoint_public_access: bool = False
     #: CIDRs allowed to reach the public endpoint; never 0.0.0.0/0.
     endpoint_public_access_cidrs: list[str] = field(default_factory=list)
+    #: Private networks admitted to the private endpoint on 443 (the machine or CI runner that runs
+    #: `pulumi up` from inside the VPC, a VPN); the nodes are always admitted.
+    endpoint_private_access_cidrs: list[str] = field(default_factory=list)
     #: IAM roles granted cluster-admin through EKS access entries; the role running `pulumi up` must be one.
     admin_role_arns: list[str]
     enabled_log_types: list[str] = field(default_factory=lambda: list(EKS_LOG_TYPES))
@@ -627,6 +634,15 @@ class ClusterConfig:
             if net.prefixlen == 0:
                 yield (f"endpointPublicAccessCidrs[{i}]", cidr,
                        "a restricted CIDR block; the API endpoint must never be open to 0.0.0.0/0")
+        for i, cidr in enumerate(self.endpoint_private_access_cidrs):
+            try:
+                net = ipaddress.IPv4Network(cidr)
+                private = any(net.subnet_of(ipaddress.IPv4Network(block)) for block in _RFC1918)
+            except ValueError:
+                private = False
+            if not private:
+                yield (f"endpointPrivateAccessCidrs[{i}]", cidr,
+                       "a private IPv4 CIDR block (RFC 1918) such as 10.30.0.0/16")
         if self.endpoint_public_access and not self.endpoint_public_access_cidrs:
             yield ("endpointPublicAccessCidrs", [],
                    "at least one CIDR while endpointPublicAccess is true (EKS would default to 0.0.0.0/0)")

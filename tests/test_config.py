@@ -151,6 +151,9 @@ def _dev_cluster(**changes) -> dict:
     ({"nodeGroups": {"system": {"instanceTypes": ["m6i.large"], "maxSize": 2}}},
      "cofounder:cluster.nodeGroups = [\"system\"] is not allowed: "
      "expected node groups named system and apps (missing: apps)"),
+    ({"endpointPrivateAccessCidrs": ["203.0.113.0/24"]},
+     "cofounder:cluster.endpointPrivateAccessCidrs[0] = '203.0.113.0/24' is not allowed: "
+     "expected a private IPv4 CIDR block (RFC 1918) such as 10.30.0.0/16"),
     ({"endpointPublicAccessCidrs": ["0.0.0.0/0"]},
      "cofounder:cluster.endpointPublicAccessCidrs[0] = '0.0.0.0/0' is not allowed: "
      "expected a restricted CIDR block; the API endpoint must never be open to 0.0.0.0/0"),

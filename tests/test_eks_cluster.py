@@ -85,6 +85,17 @@ def test_component_refuses_an_open_public_endpoint(run_program):
         _cluster(run_program, endpoint_public_access=True, endpoint_public_access_cidrs=["0.0.0.0/0"])
 
 
+def test_private_endpoint_admits_only_listed_networks_on_443(run_program, defaults):
+    program, _ = defaults
+    assert not program.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    program, _ = _cluster(run_program, endpoint_private_access_cidrs=["10.30.0.0/16"])
+    (rule,) = program.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    cluster = program.one("aws:eks/cluster:Cluster")
+    assert rule.inputs["securityGroupId"] == cluster.outputs["vpcConfig"]["clusterSecurityGroupId"]
+    assert (rule.inputs["cidrIpv4"], rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) \
+        == ("10.30.0.0/16", "tcp", 443, 443)
+
+
 def test_cluster_role_is_eks_only_with_kms_scoped_to_its_key(defaults):
     p, _ = defaults
     role = p.one("aws:iam/role:Role", "platform-cluster")
