@@ -57,7 +57,7 @@ class QueueArgs:
     def __post_init__(self):
         if self.visibility_timeout_seconds > MAX_VISIBILITY_TIMEOUT_SECONDS:
             raise ComponentArgsError(f"visibility timeout {self.visibility_timeout_seconds} s exceeds SQS's "
-                             f"{MAX_VISIBILITY_TIMEOUT_SECONDS} s")
+                                     f"{MAX_VISIBILITY_TIMEOUT_SECONDS} s")
 
 
 def queue_policy(queue_arn: str, dlq_arn: str, actions: list[str]) -> str:

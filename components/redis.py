@@ -56,7 +56,7 @@ class RedisArgs:
     def __post_init__(self):
         if self.replicas_per_shard < 1:
             raise ComponentArgsError("replicas_per_shard must be at least 1: cluster mode requires automatic "
-                             "failover, which needs a replica in every shard")
+                                     "failover, which needs a replica in every shard")
         if len(self.identifier) > 40:
             raise ComponentArgsError(f"identifier {self.identifier!r} is longer than 40 characters")
 

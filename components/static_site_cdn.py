@@ -172,7 +172,7 @@ class StaticSiteCdn(pulumi.ComponentResource):
         super().__init__("cofounder:edge:StaticSiteCdn", name, None, opts)
         if bool(args.aliases) != bool(args.acm_certificate_arn):
             raise ComponentArgsError(f"{name}: aliases and acm_certificate_arn go together (a custom domain needs its "
-                             f"certificate); got aliases={list(args.aliases)}, acm_certificate_arn={args.acm_certificate_arn}")
+                                     f"certificate); got aliases={list(args.aliases)}, acm_certificate_arn={args.acm_certificate_arn}")
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "edge"}
 
