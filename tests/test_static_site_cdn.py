@@ -346,3 +346,29 @@ def test_edge_can_be_switched_off(run_stack_with):
     assert not p.of_type("cofounder:edge:StaticSiteCdn")
     assert not p.of_type(DISTRIBUTION)
     assert "edgeDomainName" not in p.outputs
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("/", "/index.html"),
+    ("/about", "/about.html"),
+    ("/about/", "/about/index.html"),
+    ("/blog/post-1", "/blog/post-1.html"),
+    ("/robots.txt", "/robots.txt"),          # a file with an extension is left alone
+    ("/v1.2/notes", "/v1.2/notes.html"),     # a dot in a folder name is not an extension
+])
+def test_the_html_rewrite_function_maps_page_paths_to_their_files(uri, expected):
+    """Runs the CloudFront Function's JavaScript (cloudfront-js-2.0 is ECMAScript 5.1 plus a few
+    newer features; this handler uses only ES5) in Node.js with a viewer-request event."""
+    import json
+    import shutil
+    import subprocess
+
+    from components.static_site_cdn import HTML_REWRITE_JS
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    script = HTML_REWRITE_JS + f"\nprocess.stdout.write(handler({{request: {{uri: {json.dumps(uri)}}}}}).uri);\n"
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
