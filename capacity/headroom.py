@@ -9,35 +9,34 @@ beyond it waits for a new node (boot + join, typically 60-120 s on EKS).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Hashable, Iterable
 
+from capacity.hpa import quantity as parse_quantity
+
+# Which suffixes each resource takes; the arithmetic is capacity.hpa.quantity's.
 _CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
 _MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_MEMORY_FACTOR_MIB = {None: 1 / 2**20, "Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2,
-                      "k": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "T": 1e12 / 2**20}
 
 
 def cpu_millicores(quantity: str | int | float) -> int:
     """A Kubernetes CPU quantity ("250m", "1", "1.5") in millicores."""
     if isinstance(quantity, (int, float)):
         return round(quantity * 1000)
-    match = _CPU.match(quantity)
-    if not match:
+    if not _CPU.match(quantity):
         raise ValueError(f"not a CPU quantity: {quantity!r}")
-    number, milli = float(match.group(1)), match.group(2)
-    return round(number if milli else number * 1000)
+    return round(parse_quantity(quantity) * 1000)
 
 
 def memory_mib(quantity: str | int | float) -> int:
     """A Kubernetes memory quantity ("512Mi", "2Gi", "1G") in MiB, rounded down."""
     if isinstance(quantity, (int, float)):
         return int(quantity / 2**20)
-    match = _MEMORY.match(quantity)
-    if not match:
+    if not _MEMORY.match(quantity):
         raise ValueError(f"not a memory quantity: {quantity!r}")
-    return int(float(match.group(1)) * _MEMORY_FACTOR_MIB[match.group(2)])
+    return math.floor(parse_quantity(quantity) / 2**20)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 
 from capacity import connections
-from capacity.headroom import cpu_millicores, memory_mib, placeholders
+from capacity.headroom import placeholders
+from capacity.hpa import pod_requests
 from capacity.nodes import INSTANCE_TYPES, allocatable
 from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, AppScaleUp, ScalingTargets, autoscaled, evaluate
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
@@ -48,9 +49,8 @@ def _autoscalers_present(resources, settings):
 
 
 def _pod_requests(deployment) -> tuple[int, int]:
-    containers = items(get(deployment.props, "spec.template.spec.containers"))
-    return (sum(cpu_millicores(get(c, "resources.requests.cpu", 0)) for c in containers),
-            sum(memory_mib(get(c, "resources.requests.memory", 0)) for c in containers))
+    # The same sum the time-to-scale verdict uses, so both rules size a pod alike.
+    return pod_requests(plain(get(deployment.props, "spec.template.spec", {})) or {})
 
 
 def _node_group_instance_type(group, launch_templates) -> str | None:
