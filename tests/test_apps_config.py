@@ -61,6 +61,12 @@ def test_image_must_be_pinned(image, ok):
      "cofounder:scaling.goalApps = 'api' is not allowed: expected names of apps in cofounder:apps (backend, frontend, worker)"),
     ({"cofounder:scaling": {"baselineReplicas": {"backend": 0}}},
      "cofounder:scaling.baselineReplicas.backend = 0 is not allowed: expected at least 1"),
+    ({"cofounder:scaling": {"peakUsers": 0}},
+     "cofounder:scaling.peakUsers = 0 is not allowed: expected a value of at least 1"),
+    ({"cofounder:scaling": {"requireHeadroomCoverage": "no"}},
+     "cofounder:scaling.requireHeadroomCoverage = 'no' is not allowed: expected true or false"),
+    ({"cofounder:scaling": {"p99LatencyMs": 5}},
+     "cofounder:scaling.p99LatencyMs = 5 is not allowed: expected a value between 10 and 10000"),
     ({"cofounder:autoscalers": {"prometheusUrl": "prometheus:9090"}},
      "cofounder:autoscalers.prometheusUrl = 'prometheus:9090' is not allowed: expected a value matching"),
 ])
