@@ -35,6 +35,10 @@ from components import ComponentArgsError
 
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+#: The TargetGroupBinding CRD the AWS Load Balancer Controller v3.5.0 serves and stores
+#: (config/crd/bases/elbv2.k8s.aws_targetgroupbindings.yaml at that tag).
+TARGET_GROUP_BINDING_API_VERSION = "elbv2.k8s.aws/v1beta1"
+SERVICE_PORT = 80
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +83,19 @@ class QueueScaling:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoadBalancerTarget:
+    """The ALB target group the app's pods are registered in, through a TargetGroupBinding."""
+
+    target_group_arn: pulumi.Input[str]
+    #: The target group's VPC: the controller's webhook fills it in on create and refuses any
+    #: later change, so it is declared rather than left to the webhook.
+    vpc_id: pulumi.Input[str]
+    #: The AWS Load Balancer Controller release: its CRD and webhook must exist first, and it
+    #: must still run when the binding is deleted (it deregisters the pods, then drops the finalizer).
+    controller: pulumi.Resource | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppServiceArgs:
     """Inputs of AppService. Defaults are production-safe."""
 
@@ -113,9 +130,10 @@ class AppServiceArgs:
     #: Secrets and ConfigMaps whose keys become environment variables.
     env_from_secrets: Sequence[str] = ()
     env_from_config_maps: Sequence[str] = ()
-    #: Pause before SIGTERM so endpoints are removed from load balancers first.
-    pre_stop_sleep_seconds: int = 10
-    termination_grace_period_seconds: int = 45
+    #: Pause before SIGTERM so the load balancer has stopped sending requests (capacity/drain.py).
+    pre_stop_sleep_seconds: int = 15
+    #: preStop plus the longest request the app serves (60 s, CloudFront's API read timeout).
+    termination_grace_period_seconds: int = 75
     run_as_user: int = 10001
     #: ``DoNotSchedule`` keeps replicas balanced over zones; ``ScheduleAnyway`` favours placement speed.
     zone_spread_when_unsatisfiable: str = "DoNotSchedule"
@@ -123,6 +141,8 @@ class AppServiceArgs:
     pdb_max_unavailable: int = 1
     #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
     queue_scaling: QueueScaling | None = None
+    #: Serve behind the ALB: a TargetGroupBinding registers the pods in this target group.
+    load_balancer: LoadBalancerTarget | None = None
     #: Connections each pod's pool opens to PgBouncer (0: no database). Declared on the pod
     #: template as ``cofounder.dev/db-pool-size`` so the pack's connection budget sees it.
     db_pool_size: int = 0
@@ -173,6 +193,17 @@ class AppService(pulumi.ComponentResource):
             opts=child,
         )
 
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(),
+            spec={"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+            opts=child,
+        )
+        # Before the Deployment: the controller injects its readiness gate only into pods
+        # created while a binding refers to their Service (docs/deploy/pod_readiness_gate.md).
+        binding = self._target_group_binding(name, args, meta(), service) if args.load_balancer else None
+
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(),
@@ -192,15 +223,7 @@ class AppService(pulumi.ComponentResource):
                     "spec": self._pod_spec(name, args, selector, account, needs_aws),
                 },
             },
-            opts=child,
-        )
-
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta(),
-            spec={"type": "ClusterIP", "selector": selector,
-                  "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding] if binding else []),
         )
 
         k8s.policy.v1.PodDisruptionBudget(
@@ -230,6 +253,33 @@ class AppService(pulumi.ComponentResource):
             "service_name": self.service_name,
             "service_account_name": self.service_account_name,
         })
+
+    def _target_group_binding(self, name: str, args: AppServiceArgs, metadata: dict,
+                              service: k8s.core.v1.Service) -> k8s.apiextensions.CustomResource:
+        target = args.load_balancer
+        assert target is not None
+        depends = [service] + ([target.controller] if target.controller is not None else [])
+        return k8s.apiextensions.CustomResource(
+            f"{name}-tgb",
+            api_version=TARGET_GROUP_BINDING_API_VERSION,
+            kind="TargetGroupBinding",
+            metadata=metadata,
+            # Every field the webhook would default is declared: it refuses to change
+            # targetGroupARN, targetType, ipAddressType or vpcID after creation.
+            spec={
+                "serviceRef": {"name": service.metadata.name, "port": SERVICE_PORT},
+                "targetGroupARN": target.target_group_arn,
+                "targetType": "ip",
+                "ipAddressType": "ipv4",
+                "targetGroupProtocol": "HTTP",
+                "vpcID": target.vpc_id,
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=depends,
+                # A new target group needs a new binding (the ARN is immutable), and one target
+                # group takes one binding: the old one goes first.
+                replace_on_changes=["spec.targetGroupARN", "spec.vpcID"], delete_before_replace=True),
+        )
 
     @staticmethod
     def _pod_spec(name: str, args: AppServiceArgs, selector: dict, account, needs_aws: bool) -> dict:

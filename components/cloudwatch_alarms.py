@@ -8,7 +8,10 @@ allow), the SNS alarm topic, an optional email subscription and, for each resour
 - RDS instance: CPU, freeable memory, free storage, connections near ``max_connections``;
 - ElastiCache replication group (cluster mode): engine CPU, memory used and evictions, per node
   (CloudWatch publishes ElastiCache metrics per node, ``<group>-<shard 0001>-<node 001>``);
-- SQS: age of the oldest message on the work queue, and any message on the dead-letter queue.
+- SQS: age of the oldest message on the work queue, and any message on the dead-letter queue;
+- the internal ALB: p99 ``TargetResponseTime`` per target group above the stack's p99 target,
+  so a slow hop between CloudFront and the pods shows even while the apps' own histograms
+  (which start timing inside the process) look fine.
 
 Resources are identified by inputs (instance id, replication group id, queue names), so the
 alarms are wired once the data tier exists; each family is skipped while its input is None.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -58,6 +62,13 @@ class CloudWatchAlarmsArgs:
     sqs_oldest_message_age_seconds: int = 300
     #: Name of its dead-letter queue; None = no DLQ alarm.
     sqs_dlq_name: pulumi.Input[str] | None = None
+    #: The ALB's ``app/<name>/<id>`` and, per app, its target group's ``targetgroup/<name>/<id>``.
+    load_balancer_arn_suffix: pulumi.Input[str] | None = None
+    target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    #: p99 target of a request through the ALB (cofounder:scaling.p99LatencyMs) ...
+    latency_p99_ms: int = 200
+    #: ... exceeded for this many consecutive minutes.
+    latency_for_minutes: int = 5
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -140,7 +151,9 @@ class CloudWatchAlarms(pulumi.ComponentResource):
         def alarm(role: str, description: str, namespace: str, metric: str, dimensions: dict,
                   statistic: str, comparison: str, threshold: float, *, period_seconds: int = 60,
                   evaluation_periods: int = 5, missing: str = "missing") -> None:
+            """``statistic`` is a CloudWatch statistic or a percentile such as ``p99``."""
             physical = f"{args.name_prefix}-{role}"
+            percentile = statistic.startswith("p")
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{role}",
                 name=physical,
@@ -148,7 +161,8 @@ class CloudWatchAlarms(pulumi.ComponentResource):
                 namespace=namespace,
                 metric_name=metric,
                 dimensions=dimensions,
-                statistic=statistic,
+                statistic=None if percentile else statistic,
+                extended_statistic=statistic if percentile else None,
                 comparison_operator=comparison,
                 threshold=threshold,
                 period=period_seconds,
@@ -201,6 +215,14 @@ class CloudWatchAlarms(pulumi.ComponentResource):
             alarm("sqs-dlq-not-empty", "Agent jobs in the dead-letter queue: runs failed after all retries",
                   "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": args.sqs_dlq_name},
                   "Maximum", "GreaterThanThreshold", 0, evaluation_periods=1, missing="notBreaching")
+
+        if args.load_balancer_arn_suffix is not None:
+            for app, suffix in sorted(args.target_group_arn_suffixes.items()):
+                alarm(f"alb-{app}-p99", f"{app}: p99 response time through the ALB above {args.latency_p99_ms} ms "
+                      f"for {args.latency_for_minutes} minutes", "AWS/ApplicationELB", "TargetResponseTime",
+                      {"LoadBalancer": args.load_balancer_arn_suffix, "TargetGroup": suffix}, "p99",
+                      "GreaterThanThreshold", args.latency_p99_ms / 1000,
+                      evaluation_periods=args.latency_for_minutes, missing="notBreaching")
 
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})

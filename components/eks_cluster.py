@@ -35,6 +35,7 @@ from capacity.headroom import HeadroomFigures
 from components import ComponentArgsError
 from components.headroom import Headroom, HeadroomArgs
 from components.irsa_role import IrsaRole, IrsaRoleArgs
+from components.load_balancer_controller import READINESS_GATE_LABEL
 
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -349,6 +350,9 @@ class EksCluster(pulumi.ComponentResource):
                 "pod-security.kubernetes.io/enforce-version": f"v{args.kubernetes_version}",
                 "pod-security.kubernetes.io/audit": psa,
                 "pod-security.kubernetes.io/warn": psa,
+                # New pods of load-balanced apps get the controller's readiness gate: a rollout
+                # retires an old pod only once its replacement is healthy in the target group.
+                READINESS_GATE_LABEL: "enabled",
             }),
             opts=in_cluster,
         )

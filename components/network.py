@@ -56,9 +56,13 @@ class Network(pulumi.ComponentResource):
     """A three-tier-ready VPC: public subnets for load balancers, private subnets for everything else."""
 
     vpc_id: pulumi.Output[str]
+    vpc_arn: pulumi.Output[str]
     vpc_cidr_block: pulumi.Output[str]
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
+    #: AZ ids (``use1-az1``...) of the private subnets, in the same order: zone names map to
+    #: different ids in every account, and some services (CloudFront VPC origins) exclude ids.
+    private_subnet_zone_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:network:Network", name, None, opts)
@@ -153,9 +157,11 @@ class Network(pulumi.ComponentResource):
         self._flow_logs(name, vpc, args, tags)
 
         self.vpc_id = vpc.id
+        self.vpc_arn = vpc.arn
         self.vpc_cidr_block = vpc.cidr_block
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.private_subnet_zone_ids = pulumi.Output.all(*[s.availability_zone_id for s in private_subnets])
         self.register_outputs({
             "vpc_id": self.vpc_id,
             "public_subnet_ids": self.public_subnet_ids,

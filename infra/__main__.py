@@ -4,10 +4,9 @@ The Pulumi CLI runs this file (``main: infra/``); the offline preview, the polic
 tests run the very same file under the SDK's mock runtime.
 """
 
-import dataclasses
-
 import pulumi
 
+from components import args_for
 from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
 from components import dashboards
 from components.alert_rules import AlertRules, AlertRulesArgs
@@ -22,7 +21,12 @@ from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
 from components.redis import Redis, RedisArgs
 from components.service_monitors import AppScrape, ScrapeTargets, ScrapeTargetsArgs
-from components.static_site_cdn import CacheTier, StaticSiteCdn, StaticSiteCdnArgs
+from components.app_load_balancer import AppLoadBalancer, AppLoadBalancerArgs, LoadBalancedApp
+from components.app_service import LoadBalancerTarget
+from components.edge_distribution import AppOrigin, EdgeDistribution, EdgeDistributionArgs
+from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.web_acl import EdgeWebAcl, EdgeWebAclArgs
+from capacity.drain import Drain
 from infra import config as stack_config
 from infra.apps import QueueRef, deploy_apps
 
@@ -92,6 +96,44 @@ MetricsServer(
                       tolerations=cluster.system_tolerations),
     opts=in_cluster,
 )
+# --- Front door: CloudFront -> VPC origin -> internal ALB -> TargetGroupBinding -> app pods ------
+front_door = stack_config.load_balanced_apps(cfg)  # app -> longest request (CloudFront read timeout)
+load_balancer = None
+load_balancer_targets: dict[str, LoadBalancerTarget] = {}
+if front_door:
+    def _target(name: str, longest_request_seconds: int) -> LoadBalancedApp:
+        app = cfg.apps[name]
+        drain = Drain(pre_stop_sleep_seconds=app.pre_stop_sleep_seconds,
+                      termination_grace_period_seconds=app.termination_grace_period_seconds,
+                      longest_request_seconds=longest_request_seconds)
+        return LoadBalancedApp(port=app.port, health_check_path=app.probes.readiness_path,
+                               health_check_port=app.probes.port,
+                               deregistration_delay_seconds=drain.deregistration_delay_seconds)
+
+    load_balancer = AppLoadBalancer("edge-lb", args_for(
+        cfg.load_balancer, AppLoadBalancerArgs,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        subnet_zone_ids=network.private_subnet_zone_ids,
+        cluster_security_group_id=cluster.node_security_group_id,
+        targets={name: _target(name, longest) for name, longest in front_door.items()},
+    ))
+    controller = LoadBalancerController("load-balancer-controller", args_for(
+        cfg.load_balancer_controller, LoadBalancerControllerArgs,
+        cluster_name=cluster.cluster_name,
+        region=cfg.region,
+        vpc_id=network.vpc_id,
+        vpc_arn=network.vpc_arn,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        target_group_arns=list(load_balancer.target_group_arns.values()),
+        node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations,
+    ), opts=in_cluster)
+    load_balancer_targets = {
+        name: LoadBalancerTarget(target_group_arn=arn, vpc_id=network.vpc_id, controller=controller.release)
+        for name, arn in load_balancer.target_group_arns.items()}
+
 # Admitted on 5432/6379: the EKS cluster security group, which sits on every node and pod ENI
 # (PgBouncer, migration jobs and the apps' Redis clients alike); nothing else in the VPC.
 data_clients_security_groups = [cluster.node_security_group_id]
@@ -256,6 +298,10 @@ if obs.cloudwatch_alarms:
             redis_memory_percent=obs.alerts.redis_memory_percent,
             redis_evictions=obs.alerts.redis_evictions,
             sqs_oldest_message_age_seconds=obs.alerts.sqs_oldest_message_age_seconds,
+            load_balancer_arn_suffix=load_balancer.arn_suffix if load_balancer else None,
+            target_group_arn_suffixes=load_balancer.target_group_arn_suffixes if load_balancer else {},
+            latency_p99_ms=cfg.scaling.p99_latency_ms,
+            latency_for_minutes=obs.alerts.latency_for_minutes,
         ),
     )
     pulumi.export("alarmTopicArn", alarms.topic_arn)
@@ -270,7 +316,7 @@ aws_policies = {name: agent_queue.worker_policy_json if app.queue_name else agen
 deploy_apps(cfg, k8s_provider=cluster.k8s_provider, app_namespace=cluster.app_namespace,
             app_namespace_name=cc.app_namespace, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer_url=cluster.oidc_issuer_url, queues=queues, aws_policies=aws_policies,
-            monitoring=[monitoring] if obs.enabled else [])
+            load_balancer_targets=load_balancer_targets, monitoring=[monitoring] if obs.enabled else [])
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("vpcId", network.vpc_id)
@@ -292,26 +338,18 @@ pulumi.export("appDataConfigMapName", app_data.queue_config_map_name)
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_dict())
 
-if cfg.edge.enabled:
-    def _tier(tier: stack_config.CacheTierConfig) -> CacheTier:
-        return CacheTier(**{f.name: getattr(tier, f.name) for f in dataclasses.fields(tier)})
-
-    edge = StaticSiteCdn(
-        "edge",
-        StaticSiteCdnArgs(
-            price_class=cfg.edge.price_class,
-            aliases=cfg.edge.aliases,
-            acm_certificate_arn=cfg.edge.acm_certificate_arn,
-            api_origin_domain=cfg.edge.api_origin_domain,
-            noncurrent_version_expiration_days=cfg.edge.noncurrent_version_expiration_days,
-            log_retention_days=cfg.edge.log_retention_days,
-            protect=cfg.edge.protect,
-            force_destroy=cfg.edge.force_destroy,
-            static_assets=_tier(cfg.edge.static_assets),
-            public_assets=_tier(cfg.edge.public_assets),
-            html=_tier(cfg.edge.html),
-        ),
-    )
+if cfg.edge.enabled and load_balancer is not None:
+    web_acl = None
+    if cfg.waf.enabled:
+        web_acl = EdgeWebAcl("edge-waf", args_for(cfg.waf, EdgeWebAclArgs, name_prefix=cfg.name_prefix))
+    edge = EdgeDistribution("edge", args_for(
+        cfg.edge, EdgeDistributionArgs,
+        app_origin=AppOrigin(vpc_origin_id=load_balancer.vpc_origin_id,
+                             domain_name=load_balancer.origin_domain_name),
+        web_acl_arn=web_acl.arn if web_acl else None,
+    ))
+    pulumi.export("url", edge.url)
     pulumi.export("edgeDomainName", edge.domain_name)
     pulumi.export("edgeDistributionId", edge.distribution_id)
     pulumi.export("edgeBucketName", edge.bucket_name)
+    pulumi.export("loadBalancerDnsName", load_balancer.dns_name)

@@ -17,8 +17,8 @@ from typing import Mapping, Sequence
 import pulumi
 
 from components import ComponentArgsError
-from components.app_service import (AppService, AppServiceArgs, QueueScaling, ScalingPolicy,
-                                    ScalingRules)
+from components.app_service import (AppService, AppServiceArgs, LoadBalancerTarget, QueueScaling,
+                                    ScalingPolicy, ScalingRules)
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
 from components.prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
@@ -52,10 +52,12 @@ def deploy_apps(cfg: StackConfig, *, k8s_provider: pulumi.ProviderResource,
                 app_namespace: pulumi.Input[str], app_namespace_name: str,
                 oidc_provider_arn: pulumi.Input[str], oidc_issuer_url: pulumi.Input[str],
                 queues: Mapping[str, QueueRef], aws_policies: Mapping[str, pulumi.Input[str]],
+                load_balancer_targets: Mapping[str, LoadBalancerTarget] | None = None,
                 monitoring: Sequence[pulumi.Resource] = ()) -> AppTier:
     """Declare the app tier. ``queues``: per app with ``queueName``; ``aws_policies``: per app with
-    ``needsAws``; ``monitoring``: the in-cluster monitoring stack, if any, which owns the
-    ``monitoring`` namespace and the Prometheus the adapter queries."""
+    ``needsAws``; ``load_balancer_targets``: per app behind the ALB; ``monitoring``: the in-cluster
+    monitoring stack, if any, which owns the ``monitoring`` namespace and the Prometheus the
+    adapter queries."""
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": k8s_provider})
     auto = cfg.autoscalers
     # After the monitoring stack: its namespace and Prometheus exist before the adapter is
@@ -86,12 +88,14 @@ def deploy_apps(cfg: StackConfig, *, k8s_provider: pulumi.ProviderResource,
                 oidc_provider_arn=oidc_provider_arn, oidc_issuer_url=oidc_issuer_url,
                 namespace=app_namespace_name, service_account=name,
                 policy_json=aws_policies[name], tags={"component": "apps"})).role_arn
-        apps[name] = AppService(name, _app_args(cfg, name, app, app_namespace, role_arn, queues, keda),
+        target = (load_balancer_targets or {}).get(name)
+        apps[name] = AppService(name, _app_args(cfg, name, app, app_namespace, role_arn, queues, keda, target),
                                 opts=in_cluster)
     return AppTier(apps=apps, adapter=adapter, keda=keda)
 
 
-def _app_args(cfg: StackConfig, name: str, app: AppConfig, namespace, role_arn, queues, keda) -> AppServiceArgs:
+def _app_args(cfg: StackConfig, name: str, app: AppConfig, namespace, role_arn, queues, keda,
+              target: LoadBalancerTarget | None) -> AppServiceArgs:
     queue_scaling = None
     if app.queue_name:
         auto = cfg.autoscalers
@@ -126,5 +130,6 @@ def _app_args(cfg: StackConfig, name: str, app: AppConfig, namespace, role_arn, 
         pre_stop_sleep_seconds=app.pre_stop_sleep_seconds,
         termination_grace_period_seconds=app.termination_grace_period_seconds,
         queue_scaling=queue_scaling,
+        load_balancer=target,
         db_pool_size=app.db_pool_size,
     )

@@ -27,6 +27,12 @@ from typing import Any, Literal, Optional
 import pulumi
 
 from capacity import connections
+from capacity.drain import Drain
+from components import Between, camel, constraints, problems
+from components.app_load_balancer import LoadBalancerSettings
+from components.edge_distribution import EdgeSettings
+from components.load_balancer_controller import LoadBalancerControllerSettings
+from components.web_acl import WebAclSettings
 
 PROJECT = "cofounder"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -34,11 +40,6 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 
 class ConfigError(pulumi.RunError):
     """A stack configuration value is missing or not allowed."""
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 def bounded(default: Any = dataclasses.MISSING, *, minimum: float | None = None,
@@ -305,8 +306,11 @@ class AppConfig:
     queue_name: str | None = bounded(None, pattern=r"[A-Za-z0-9_-]{1,80}")
     #: Messages per pod that the queue trigger aims for.
     queue_messages_per_pod: int = bounded(5, minimum=1, maximum=10000)
-    pre_stop_sleep_seconds: int = bounded(10, minimum=0, maximum=120)
-    termination_grace_period_seconds: int = bounded(45, minimum=1, maximum=7200)
+    #: Pause before SIGTERM; behind the ALB at least 15 s (capacity/drain.py).
+    pre_stop_sleep_seconds: int = bounded(15, minimum=0, maximum=120)
+    #: preStop plus the longest request the app serves; behind the ALB it also sets the
+    #: target group's deregistration delay (this minus preStopSleepSeconds).
+    termination_grace_period_seconds: int = bounded(75, minimum=1, maximum=7200)
 
     def checks(self):
         problem = image_problem(self.image)
@@ -353,7 +357,7 @@ class ScalingConfig:
 
     def as_dict(self) -> dict:
         """The targets in the stack file's camelCase, as the ``scalingTargets`` stack output."""
-        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def checks(self):
         for app, replicas in self.baseline_replicas.items():
@@ -376,112 +380,6 @@ class AutoscalersConfig:
     adapter_replicas: int = bounded(2, minimum=1, maximum=5)
     #: Replicas of KEDA's operator and metrics server.
     keda_replicas: int = bounded(2, minimum=1, maximum=5)
-_YEAR_SECONDS = 31_536_000
-_HOSTNAME = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-_ACM_US_EAST_1 = r"arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CacheTierConfig:
-    """One cache tier of ``cofounder:edge``: edge TTLs (cache policy) and the browser's Cache-Control."""
-
-    min_ttl_seconds: int = bounded(0, minimum=0)
-    default_ttl_seconds: int = bounded(60, minimum=0)
-    max_ttl_seconds: int = bounded(60, minimum=0)
-    #: ``max-age`` sent to the browser.
-    browser_max_age_seconds: int = bounded(0, minimum=0)
-    #: ``s-maxage`` for shared caches downstream of CloudFront; omitted when not set.
-    shared_max_age_seconds: Optional[int] = bounded(None, minimum=0)
-    #: ``stale-while-revalidate``; 0 omits it.
-    stale_while_revalidate_seconds: int = bounded(0, minimum=0)
-    #: ``immutable`` (content-hashed file names only).
-    immutable: bool = False
-
-    def checks(self):
-        # The year cap is checked here: bounded()'s message would print it as 3.1536e+07.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_seconds") and value is not None and value > _YEAR_SECONDS:
-                yield _camel(f.name), value, f"at most {_YEAR_SECONDS} (one year)"
-        if self.min_ttl_seconds > self.max_ttl_seconds:
-            yield ("minTtlSeconds", self.min_ttl_seconds,
-                   f"at most maxTtlSeconds ({self.max_ttl_seconds})")
-        elif not self.min_ttl_seconds <= self.default_ttl_seconds <= self.max_ttl_seconds:
-            yield ("defaultTtlSeconds", self.default_ttl_seconds,
-                   f"between minTtlSeconds ({self.min_ttl_seconds}) and maxTtlSeconds ({self.max_ttl_seconds})")
-
-
-@dataclass(frozen=True, kw_only=True)
-class StaticAssetsCacheConfig(CacheTierConfig):
-    """``_next/static/*``: content-hashed, immutable for a year."""
-
-    min_ttl_seconds: int = bounded(86_400, minimum=0)
-    default_ttl_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
-    max_ttl_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
-    browser_max_age_seconds: int = bounded(_YEAR_SECONDS, minimum=0)
-    immutable: bool = True
-
-
-@dataclass(frozen=True, kw_only=True)
-class PublicAssetsCacheConfig(CacheTierConfig):
-    """``public/*``: stable names, one day, then served stale while the browser revalidates."""
-
-    default_ttl_seconds: int = bounded(86_400, minimum=0)
-    max_ttl_seconds: int = bounded(86_400, minimum=0)
-    browser_max_age_seconds: int = bounded(86_400, minimum=0)
-    stale_while_revalidate_seconds: int = bounded(604_800, minimum=0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class HtmlCacheConfig(CacheTierConfig):
-    """Everything else (HTML): 60 s at the edge, browsers revalidate every time."""
-
-    shared_max_age_seconds: Optional[int] = bounded(60, minimum=0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EdgeConfig:
-    """``cofounder:edge`` -- CloudFront over the private static-assets bucket."""
-
-    #: Build the edge at all.
-    enabled: bool = True
-    #: Edge locations paid for: PriceClass_100 (North America, Europe), _200 (+ most of Asia) or _All.
-    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_All"
-    #: Custom domain names of the distribution; empty uses the *.cloudfront.net name only.
-    aliases: list[str] = field(default_factory=list)
-    #: ACM certificate for ``aliases``; CloudFront only uses certificates from us-east-1.
-    acm_certificate_arn: Optional[str] = None
-    #: Host name of the app serving ``/api/*`` (HTTPS, never cached); unset: no API behavior.
-    api_origin_domain: Optional[str] = None
-    #: Days an overwritten or deleted asset version is kept (the rollback window).
-    noncurrent_version_expiration_days: int = bounded(30, minimum=1, maximum=3650)
-    log_retention_days: int = bounded(90, minimum=1, maximum=3653)
-    #: Pulumi ``protect`` on the buckets.
-    protect: bool = True
-    #: Let ``pulumi destroy`` delete non-empty buckets.
-    force_destroy: bool = False
-    static_assets: StaticAssetsCacheConfig = field(default_factory=StaticAssetsCacheConfig)
-    public_assets: PublicAssetsCacheConfig = field(default_factory=PublicAssetsCacheConfig)
-    html: HtmlCacheConfig = field(default_factory=HtmlCacheConfig)
-
-    def checks(self):
-        arn = self.acm_certificate_arn
-        if arn is not None and not re.fullmatch(_ACM_US_EAST_1, arn):
-            yield ("acmCertificateArn", arn, "an ACM certificate ARN in us-east-1 (CloudFront only uses "
-                   "certificates from us-east-1), such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>")
-        for i, alias in enumerate(self.aliases):
-            if not re.fullmatch(r"(\*\.)?" + _HOSTNAME, alias):
-                yield f"aliases[{i}]", alias, "a domain name such as www.example.com or *.example.com"
-        if self.api_origin_domain is not None and not re.fullmatch(_HOSTNAME, self.api_origin_domain):
-            yield ("apiOriginDomain", self.api_origin_domain,
-                   "a host name without scheme, port or path, such as app.example.com")
-        if len(set(self.aliases)) != len(self.aliases):
-            yield "aliases", self.aliases, "distinct domain names"
-        if self.aliases and arn is None:
-            yield ("acmCertificateArn", arn, "an ACM certificate ARN in us-east-1 covering the aliases "
-                   "(a custom domain needs its own certificate)")
-        if arn is not None and not self.aliases:
-            yield "aliases", self.aliases, "the domain names the certificate is for (acmCertificateArn is set)"
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
 _ADDON_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
 _K8S_MINOR = re.compile(r"^1\.[0-9]{2}$")
@@ -553,7 +451,7 @@ class AddonVersionsConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _ADDON_VERSION.match(value):
-                yield _camel(f.name), value, "an EKS add-on version such as v1.20.4-eksbuild.2"
+                yield camel(f.name), value, "an EKS add-on version such as v1.20.4-eksbuild.2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -575,7 +473,7 @@ class AutoscalerConfig:
         for name in ("scale_down_unneeded_time", "scale_down_delay_after_add", "scan_interval"):
             value = getattr(self, name)
             if not _DURATION.match(value):
-                yield _camel(name), value, "a duration such as 10s, 5m or 1h"
+                yield camel(name), value, "a duration such as 10s, 5m or 1h"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -759,7 +657,10 @@ class StackConfig:
     apps: dict[str, AppConfig]
     scaling: ScalingConfig
     autoscalers: AutoscalersConfig
-    edge: EdgeConfig
+    edge: EdgeSettings
+    load_balancer: LoadBalancerSettings
+    load_balancer_controller: LoadBalancerControllerSettings
+    waf: WebAclSettings
     cluster: ClusterConfig
     observability: ObservabilityConfig
 
@@ -788,7 +689,10 @@ SECTIONS: dict[str, type] = {
     "apps": dict[str, AppConfig],
     "scaling": ScalingConfig,
     "autoscalers": AutoscalersConfig,
-    "edge": EdgeConfig,
+    "edge": EdgeSettings,
+    "loadBalancer": LoadBalancerSettings,
+    "loadBalancerController": LoadBalancerControllerSettings,
+    "waf": WebAclSettings,
     "cluster": ClusterConfig,
     "observability": ObservabilityConfig,
 }
@@ -886,21 +790,29 @@ class _Reader:
         if not isinstance(raw, dict):
             self.fail(key, raw, f"a mapping of settings ({cls.__name__})")
         hints = typing.get_type_hints(cls)
-        fields = {_camel(f.name): f for f in dataclasses.fields(cls) if f.init}
+        annotated = typing.get_type_hints(cls, include_extras=True)
+        fields = {camel(f.name): f for f in dataclasses.fields(cls) if f.init}
         for name in raw:
             if name not in fields:
                 self.unknown(f"{key}.{name}", name, list(fields))
         values = {}
-        for camel, f in fields.items():
-            sub = f"{key}.{camel}"
-            if camel in raw:
-                values[f.name] = self.value(sub, raw[camel], hints[f.name], dict(f.metadata))
+        for spelled, f in fields.items():
+            sub = f"{key}.{spelled}"
+            if spelled in raw:
+                values[f.name] = self.value(sub, raw[spelled], hints[f.name],
+                                            dict(f.metadata) or _range_of(annotated[f.name]))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.missing(sub, _describe(hints[f.name]))
         obj = cls(**values)
-        for sub, value, allowed in getattr(obj, "checks", lambda: ())():
-            self.fail(f"{key}.{sub}", value, allowed)
+        for problem in problems(obj, recursive=False):
+            self.fail(f"{key}.{problem.key(camel)}", problem.value, problem.allowed)
         return obj
+
+
+def _range_of(hint: Any) -> dict:
+    """The bounds of an ``Annotated[..., Between(...)]`` hint, for the type-error message."""
+    found = [c for c in constraints(hint)[1] if isinstance(c, Between)]
+    return {"minimum": found[0].minimum, "maximum": found[0].maximum} if found else {}
 
 
 def _num(value: float | None) -> str | None:
@@ -956,7 +868,7 @@ def load() -> StackConfig:
             reader.fail(f"{PROJECT}:{name}", cfg.get(name), "a YAML mapping")
         if raw is None:
             raw = {}
-        values[name] = reader.value(f"{PROJECT}:{name}", raw, cls)
+        values[_snake(name)] = reader.value(f"{PROJECT}:{name}", raw, cls)
 
     for i, zone in enumerate(values["network"].availability_zones):
         if not zone.startswith(region) or len(zone) != len(region) + 1:
@@ -985,7 +897,59 @@ def load() -> StackConfig:
                     f"({_IN_CLUSTER_PROMETHEUS}) that prometheus-adapter and KEDA query; "
                     "or point prometheusUrl at your own Prometheus")
     connection_budget(result)
+    for check in CROSS_CHECKS:
+        for key, value, allowed in check(result):
+            reader.fail(f"{PROJECT}:{key}", value, allowed)
     return result
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def load_balanced_apps(cfg: StackConfig) -> dict[str, int]:
+    """The apps behind the ALB and the longest request each serves (CloudFront's read timeout)."""
+    if not cfg.edge.enabled:
+        return {}
+    apps = {cfg.load_balancer.api_app: cfg.edge.api_origin_read_timeout_seconds}
+    if cfg.edge.html_origin == "app":
+        apps[cfg.load_balancer.pages_app] = cfg.edge.pages_origin_read_timeout_seconds
+    return apps
+
+
+def front_door_apps_exist(cfg: StackConfig):
+    """The ALB routes to apps the stack declares."""
+    for key, app in (("apiApp", cfg.load_balancer.api_app), ("pagesApp", cfg.load_balancer.pages_app)):
+        if app in load_balanced_apps(cfg) and app not in cfg.apps:
+            yield f"loadBalancer.{key}", app, "an app of cofounder:apps (" + ", ".join(sorted(cfg.apps)) + ")"
+
+
+def front_door_drains(cfg: StackConfig):
+    """preStop, grace period and deregistration delay drop no request (capacity/drain.py)."""
+    for name, longest in load_balanced_apps(cfg).items():
+        app = cfg.apps.get(name)
+        if app is None:
+            continue
+        drain = Drain(pre_stop_sleep_seconds=app.pre_stop_sleep_seconds,
+                      termination_grace_period_seconds=app.termination_grace_period_seconds,
+                      longest_request_seconds=longest)
+        for key, value, allowed in drain.problems():
+            yield f"apps.{name}.{key}", value, allowed
+
+
+def front_door_timeouts(cfg: StackConfig):
+    """The ALB outlasts CloudFront: the edge, not the ALB, ends slow and idle connections."""
+    edge = cfg.edge
+    longest = max(edge.api_origin_read_timeout_seconds, edge.pages_origin_read_timeout_seconds,
+                  edge.origin_keepalive_timeout_seconds)
+    if edge.enabled and cfg.load_balancer.idle_timeout_seconds <= longest:
+        yield ("loadBalancer.idleTimeoutSeconds", cfg.load_balancer.idle_timeout_seconds,
+               f"more than {longest} (CloudFront's longest origin read or keep-alive timeout, cofounder:edge), "
+               f"or the ALB closes connections CloudFront still uses")
+
+
+#: Rules across sections, in the order they are checked; each yields (key, value, allowed).
+CROSS_CHECKS = (front_door_apps_exist, front_door_drains, front_door_timeouts)
 
 
 def db_clients(cfg: StackConfig) -> list[tuple[str, int, int]]:

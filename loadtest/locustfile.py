@@ -8,10 +8,12 @@ seed's target) or more than
 
 Peak figures come from the command line, or from ``cofounder:scaling`` in the stack file when
 ``--stack`` is given (``peakUsers``, ``peakRps``, ``peakMultiplier``, ``p99LatencyMs``); the multiplier defaults
-to 5. Command-line values win.
+to 5. Command-line values win. The target is the stack's public URL (its ``url`` output: CloudFront,
+so every request takes the real path through the edge, the ALB and the pods) unless ``--host``
+names another.
 
-    locust -f loadtest/locustfile.py --headless --host https://app.example.com \
-        --stack prod --peak-users 200 --peak-rps 400 --ramp-seconds 120 --hold-seconds 600
+    locust -f loadtest/locustfile.py --headless --stack prod \
+        --peak-users 200 --peak-rps 400 --ramp-seconds 120 --hold-seconds 600 --paths /,/api/health
 
 Watch the "CoFounder / Requests and latency" and "CoFounder / Autoscaling" dashboards while it
 runs: server-side p99 per service, HPA replicas rising, pending pods clearing within 60 s.
@@ -24,7 +26,7 @@ import random
 
 from locust import HttpUser, LoadTestShape, between, constant_throughput, events, task
 
-from peaks import stack_scaling  # locust puts this file's folder on sys.path
+from peaks import stack_scaling, stack_url  # locust puts this file's folder on sys.path
 
 DEFAULT_MULTIPLIER = 5.0
 DEFAULT_P99_MS = 200.0  # the seed's target
@@ -62,6 +64,10 @@ def _plan(environment, **_kwargs):
     if options is None:
         return
     scaling = stack_scaling(options.stack)
+    if not environment.host:
+        if not options.stack:
+            raise SystemExit("give --host, or --stack to test the stack's public URL")
+        environment.host = stack_url(options.stack)
     peak_users = options.peak_users or scaling.get("peakUsers")
     peak_rps = options.peak_rps or scaling.get("peakRps")
     multiplier = options.multiplier or scaling.get("peakMultiplier") or DEFAULT_MULTIPLIER

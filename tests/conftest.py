@@ -11,6 +11,7 @@ The harness resets the SDK's global settings at the start of every run, so runs 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,62 @@ def secret_leaks(program: harness.Program) -> list[str]:
     for path, text in _plain_strings(program.outputs, "outputs"):
         leaks += [path for s in secrets if s in text]
     return leaks
+
+
+# --- Custom resources against the CRD schema of the controller version the program pins -----
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@functools.lru_cache(maxsize=None)
+def _crd_schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema of every CRD vendored in tests/schemas/."""
+    import yaml
+
+    found = {}
+    for path in sorted(SCHEMAS.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                found[key] = version["schema"]["openAPIV3Schema"]
+    return found
+
+
+def _unknown_fields(value, schema: dict, path: str) -> list[str]:
+    """Fields the structural schema does not declare: the API server would silently prune them."""
+    if not isinstance(value, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    properties = schema.get("properties")
+    if properties is None:
+        return []
+    out = []
+    for key, item in value.items():
+        if key not in properties:
+            out.append(f"{path}.{key}")
+        elif isinstance(item, list) and "items" in properties[key]:
+            for i, element in enumerate(item):
+                out += _unknown_fields(element, properties[key]["items"], f"{path}.{key}[{i}]")
+        else:
+            out += _unknown_fields(item, properties[key], f"{path}.{key}")
+    return out
+
+
+@pytest.fixture
+def validate_crd():
+    """Validate a captured custom resource against its vendored CRD: types, enums, required
+    fields (jsonschema) and no field the schema lacks. Returns the object."""
+    import jsonschema
+
+    def check(resource: harness.Resource) -> dict:
+        body = harness.reveal(resource.inputs)
+        key = (body["apiVersion"], body["kind"])
+        schema = _crd_schemas().get(key)
+        assert schema is not None, f"no CRD for {key} in tests/schemas/"
+        doc = {k: v for k, v in body.items() if k != "metadata"}
+        jsonschema.validate(doc, schema)
+        assert _unknown_fields(doc, schema, "") == []
+        return body
+    return check

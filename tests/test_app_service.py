@@ -170,3 +170,65 @@ def test_every_child_is_parented_and_named_after_the_component(run_program):
     for r in p.resources:
         if r.type.startswith("kubernetes:") and "providers" not in r.type:
             assert r.parent == component.urn and r.name.startswith("backend-")
+
+
+# --- behind the ALB: a TargetGroupBinding per Service ----------------------------------------
+
+TGB = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/backend/0123456789abcdef"
+
+
+def _behind_alb(run_program, **overrides):
+    from components.app_service import LoadBalancerTarget
+
+    def program():
+        provider = k8s.Provider("k8s")
+        controller = k8s.helm.v3.Release("controller", chart="aws-load-balancer-controller",
+                                         opts=pulumi.ResourceOptions(provider=provider))
+        AppService("backend", AppServiceArgs(
+            namespace="cofounder", image="ghcr.io/cofounder/backend:1.0.0",
+            load_balancer=LoadBalancerTarget(target_group_arn=TG_ARN, vpc_id="vpc-0123456789abcdef0",
+                                             controller=controller), **overrides),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}))
+    return run_program(program)
+
+
+def test_the_binding_registers_the_service_pods_in_the_target_group(run_program, validate_crd):
+    p = _behind_alb(run_program)
+    binding = validate_crd(p.one(TGB))
+    service = p.one("kubernetes:core/v1:Service")
+    assert binding["spec"] == {
+        "serviceRef": {"name": service.outputs["metadata"]["name"], "port": 80},
+        "targetGroupARN": TG_ARN,
+        # declared, not left to the webhook, which refuses to change them later
+        "targetType": "ip", "ipAddressType": "ipv4", "targetGroupProtocol": "HTTP",
+        "vpcID": "vpc-0123456789abcdef0",
+    }
+    assert binding["metadata"]["namespace"] == "cofounder"
+
+
+def test_the_binding_exists_before_the_pods_and_after_the_controller(run_program):
+    p = _behind_alb(run_program)
+    binding = p.one(TGB)
+    # readiness gates are injected only into pods created while a binding refers to their Service
+    assert binding.urn in p.one(DEPLOYMENT).options["dependsOn"]
+    assert p.one("kubernetes:helm.sh/v3:Release").urn in binding.options["dependsOn"]
+    # one binding per target group, immutable ARN: replaced, old one first
+    assert binding.options["deleteBeforeReplace"] is True
+    assert binding.options["replaceOnChanges"] == ["spec.targetGroupARN", "spec.vpcID"]
+
+
+def test_no_binding_for_an_app_outside_the_load_balancer(run_program):
+    p = _app(run_program)
+    assert not p.of_type(TGB)
+    assert p.one(DEPLOYMENT).options["dependsOn"] == []
+
+
+def test_the_default_drain_fits_behind_the_alb(run_program):
+    """preStop 15 s and grace 75 s: the defaults satisfy capacity/drain.py for the API's 60 s."""
+    from capacity.drain import Drain
+    pod = _pod(_app(run_program))["spec"]
+    (c,) = pod["containers"]
+    drain = Drain(pre_stop_sleep_seconds=c["lifecycle"]["preStop"]["sleep"]["seconds"],
+                  termination_grace_period_seconds=pod["terminationGracePeriodSeconds"], longest_request_seconds=60)
+    assert drain.problems() == [] and drain.deregistration_delay_seconds == 60

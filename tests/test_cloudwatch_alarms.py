@@ -98,3 +98,21 @@ def test_every_child_is_parented_and_named_after_the_component(run_program):
     for r in p.resources:
         if r is not component:
             assert r.parent == component.urn and r.name.startswith("alarms-"), r.urn
+
+
+def test_the_albs_own_p99_is_watched_per_app(stack_program):
+    """A slow edge or ALB hop shows even when the apps' histograms (timed inside the process) look fine."""
+    for stack in ("dev", "staging", "prod"):
+        program = stack_program(stack)
+        lb = program.one("aws:lb/loadBalancer:LoadBalancer")
+        groups = {g.inputs["tags"]["app"]: g.outputs["arnSuffix"] for g in program.of_type("aws:lb/targetGroup:TargetGroup")}
+        alarms = {a.inputs["name"]: a.inputs for a in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+                  if a.inputs["metricName"] == "TargetResponseTime"}
+        assert sorted(alarms) == [f"cofounder-{stack}-alb-backend-p99", f"cofounder-{stack}-alb-frontend-p99"]
+        for app, suffix in groups.items():
+            alarm = alarms[f"cofounder-{stack}-alb-{app}-p99"]
+            assert alarm["namespace"] == "AWS/ApplicationELB"
+            assert alarm["dimensions"] == {"LoadBalancer": lb.outputs["arnSuffix"], "TargetGroup": suffix}
+            assert alarm["extendedStatistic"] == "p99" and "statistic" not in alarm
+            assert alarm["threshold"] == 0.2  # cofounder:scaling.p99LatencyMs, in seconds
+            assert alarm["evaluationPeriods"] == 5 and alarm["period"] == 60

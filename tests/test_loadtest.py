@@ -91,3 +91,23 @@ def test_the_p99_limit_is_a_setting(server):
     out = proc.stdout + proc.stderr
     assert "p99 limit 1000 ms" in out and "verdict: PASS" in out, out[-2000:]
     assert proc.returncode == 0
+
+
+def test_by_default_the_target_is_the_stacks_public_url(server, tmp_path):
+    """--stack without --host reads the stack's ``url`` output through the Pulumi CLI (a stand-in
+    here that answers with the local server), so the load takes the real path through CloudFront."""
+    import os
+    fake = tmp_path / "pulumi"
+    fake.write_text(f"#!/bin/sh\n[ \"$1 $2 $3\" = \"stack output url\" ] && [ \"$5\" = dev ] && echo {server}\n")
+    fake.chmod(0o755)
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"), "--headless",
+           "--only-summary", "--stack", "dev", "--peak-users", "2", "--peak-rps", "10", "--ramp-seconds", "1",
+           "--hold-seconds", "1"]
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    out = proc.stdout + proc.stderr
+    assert "verdict: PASS" in out, out[-2000:]
+    fake.write_text("#!/bin/sh\necho 'error: no stack named dev' >&2\nexit 255\n")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert proc.returncode != 0
+    assert "gave no URL (error: no stack named dev); deploy the stack first or give --host" in proc.stdout + proc.stderr

@@ -109,3 +109,32 @@ def test_time_to_scale_blocks_prod_and_advises_dev(stack_program):
         found = [v for v in policy_runner.run_policies(stack, capped(stack)) if v["policy"] == "capacity-time-to-scale"]
         assert [v["enforcement"] for v in found] == [level]
         assert found[0]["urn"].endswith("::backend-hpa") and found[0]["message"].startswith("backend (HorizontalPodAutoscaler)")
+
+
+FRONT_DOOR_RULES = {"elb-load-balancer-internal", "elb-listener-https-only", "elb-access-logging-enabled",
+                    "elb-drop-invalid-header-fields", "elb-deletion-protection", "cloudfront-api-not-cached",
+                    "cloudfront-waf-attached", "k8s-load-balanced-pods-ready"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_front_door_rules_are_quiet_on_every_stack(stack_program, stack):
+    results = policy_runner.run_policies(stack, stack_program(stack))
+    assert [v for v in results if v["policy"] in FRONT_DOOR_RULES] == []
+
+
+def test_the_front_door_rules_fire_on_the_whole_stack_when_it_is_weakened(stack_program):
+    """Through the gRPC pack: dev with its ALB made public and logless, and prod's WAF removed."""
+    dev = stack_program("dev")
+    public = {"internal": False, "accessLogs": {"enabled": False}}
+    # per resource the pack sees inputs; the stack rules see outputs, as after an update
+    weakened = [dataclasses.replace(r, inputs={**r.inputs, **public}, outputs={**r.outputs, **public})
+                if r.type == "aws:lb/loadBalancer:LoadBalancer" else r for r in dev.resources]
+    fired = {v["policy"] for v in policy_runner.run_policies("dev", dataclasses.replace(dev, resources=weakened))}
+    assert {"elb-load-balancer-internal", "elb-access-logging-enabled", "elb-listener-https-only"} <= fired
+    prod = stack_program("prod")
+    no_waf = [dataclasses.replace(r, inputs={k: v for k, v in r.inputs.items() if k != "webAclId"},
+                                  outputs={k: v for k, v in r.outputs.items() if k != "webAclId"})
+              if r.type == "aws:cloudfront/distribution:Distribution" else r for r in prod.resources]
+    results = policy_runner.run_policies("prod", dataclasses.replace(prod, resources=no_waf))
+    assert [(v["policy"], v["enforcement"]) for v in results if v["policy"] == "cloudfront-waf-attached"] == [
+        ("cloudfront-waf-attached", "mandatory")]

@@ -60,7 +60,7 @@ def test_edge_in_every_stack_protected_in_prod_cheap_in_dev(stack_program):
         assert program.outputs["edgeDomainName"].endswith(".cloudfront.net")
         assert program.outputs["edgeBucketName"]
         dist = program.one("aws:cloudfront/distribution:Distribution").inputs
-        assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+        assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["api/*", "_next/static/*", "public/*"]
     prod, dev = stack_program("prod"), stack_program("dev")
     assert prod.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_All"
     assert dev.one("aws:cloudfront/distribution:Distribution").inputs["priceClass"] == "PriceClass_100"

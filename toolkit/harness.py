@@ -185,6 +185,21 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:cloudfront/function:Function": lambda name, i, region: {
         "arn": f"arn:aws:cloudfront::{ACCOUNT}:function/{i.get('name', name)}",
         "etag": f"E{_hex(name, 13).upper()}", "liveStageEtag": f"E{_hex(name, 13).upper()}"},
+    # front door (components/app_load_balancer.py, web_acl.py)
+    "aws:lb/loadBalancer:LoadBalancer": lambda name, i, region: _elb(name, "loadbalancer/app", region) | {
+        "dnsName": f"internal-{name}-{int(_hex(name, 8), 16)}.{region}.elb.amazonaws.com",
+        "zoneId": "Z35SXDOTRQ7X7K"},
+    "aws:lb/targetGroup:TargetGroup": lambda name, i, region: _elb(name, "targetgroup", region),
+    "aws:lb/listener:Listener": lambda name, i, region: {
+        "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:listener/app/{name}/{_hex(name, 16)}"},
+    "aws:cloudfront/vpcOrigin:VpcOrigin": lambda name, i, region: {
+        "arn": f"arn:aws:cloudfront::{ACCOUNT}:vpcorigin/vo_{_hex(name, 22)}", "etag": f"E{_hex(name, 13).upper()}"},
+    "aws:wafv2/webAcl:WebAcl": lambda name, i, region: {
+        "arn": f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/{i.get('name', name)}/{_fake_uuid(name)}"},
+    # Zone ids are per account (us-east-1a is use1-az4 in one account, use1-az1 in another); these
+    # are stand-ins that skip az3, which CloudFront VPC origins do not support in us-east-1.
+    "aws:ec2/subnet:Subnet": lambda name, i, region: {
+        "availabilityZoneId": f"{_region_code(region)}-az{[1, 2, 4, 5, 6, 3]['abcdef'.index(str(i.get('availabilityZone', 'a'))[-1])]}"},
     "aws:eks/cluster:Cluster": lambda name, i, region: _eks_cluster(i.get("name", name), i, region),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(i.get('url', '')).removeprefix('https://')}"},
@@ -199,6 +214,11 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:eks/addon:Addon": lambda name, i, region: {
         "arn": f"arn:aws:eks:{region}:{ACCOUNT}:addon/{i.get('clusterName')}/{i.get('addonName')}"},
 }
+
+
+def _elb(name: str, kind: str, region: str) -> dict:
+    arn = f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:{kind}/{name}/{_hex(name, 16)}"
+    return {"arn": arn, "arnSuffix": arn.split(":", 5)[5].removeprefix("loadbalancer/")}
 
 
 def _fake_uuid(name: str) -> str:
@@ -229,6 +249,15 @@ CALLS: dict[str, Callable[[dict, str], dict]] = {
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
     "aws:s3/getCanonicalUserId:getCanonicalUserId": lambda args, region: {
         "id": _hex("owner" + ACCOUNT, 40) + _hex("owner", 24), "displayName": "offline"},
+    "aws:ec2/getManagedPrefixList:getManagedPrefixList": lambda args, region: {
+        "id": "pl-3b927c52", "name": args.get("name"), "addressFamily": "IPv4", "maxEntries": 55},
+    # Created by CloudFront with the VPC's first VPC origin; the program only looks it up.
+    "aws:ec2/getSecurityGroup:getSecurityGroup": lambda args, region: {
+        "id": "sg-cloudfront-vpc-origins", "name": "CloudFront-VPCOrigins-Service-SG",
+        "arn": f"arn:aws:ec2:{region}:{ACCOUNT}:security-group/sg-cloudfront-vpc-origins"},
+    # us-east-1's Elastic Load Balancing account, which writes ALB access logs there.
+    "aws:elb/getServiceAccount:getServiceAccount": lambda args, region: {
+        "arn": "arn:aws:iam::127311923021:root", "id": "127311923021"},
     # The awslogsdelivery account's canonical id (the same in every commercial region).
     "aws:cloudfront/getLogDeliveryCanonicalUserId:getLogDeliveryCanonicalUserId": lambda args, region: {
         "id": "c4c1ede66af53448b93c283ce9448c4ba468c9432aa01d700d3878632f77d2d0"},

@@ -53,10 +53,18 @@ HIGHLIGHTS: dict[str, list[str]] = {
     # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
     "aws:cloudfront/distribution:Distribution": [
         "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",
-        "viewerCertificate.cloudfrontDefaultCertificate", "defaultCacheBehavior.viewerProtocolPolicy",
+        "viewerCertificate.cloudfrontDefaultCertificate", "webAclId", "defaultCacheBehavior.viewerProtocolPolicy",
         "orderedCacheBehaviors[0].pathPattern", "orderedCacheBehaviors[1].pathPattern",
         "orderedCacheBehaviors[2].pathPattern"],
     "aws:cloudfront/cachePolicy:CachePolicy": ["minTtl", "defaultTtl", "maxTtl"],
+    "aws:cloudfront/vpcOrigin:VpcOrigin": ["vpcOriginEndpointConfig.originProtocolPolicy"],
+    "aws:lb/loadBalancer:LoadBalancer": ["internal", "idleTimeout", "enableDeletionProtection",
+                                         "dropInvalidHeaderFields", "accessLogs.enabled"],
+    "aws:lb/targetGroup:TargetGroup": ["targetType", "port", "deregistrationDelay", "healthCheck.path"],
+    "aws:lb/listener:Listener": ["protocol", "port", "sslPolicy"],
+    "aws:lb/listenerRule:ListenerRule": ["priority", "conditions[0].pathPattern.values"],
+    "aws:wafv2/webAcl:WebAcl": ["scope", "region", "rules[0].statement.rateBasedStatement.limit"],
+    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": ["spec.serviceRef.name", "spec.targetType"],
     "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": ["customHeadersConfig.items[0].value"],
     "aws:cloudfront/originAccessControl:OriginAccessControl": ["signingBehavior", "signingProtocol"],
     "aws:cloudfront/function:Function": ["runtime", "publish"],
@@ -205,7 +213,7 @@ def preview(stack: str, out_dir: Path, stacks_dir: Path | None = None) -> tuple[
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stack}.json"
     path.write_text(snapshot.dumps(doc))
-    return render(program, snapshot.mask(reports)), path
+    return render(program, snapshot.mask(reports, sort=False)), path
 
 
 def main() -> int:

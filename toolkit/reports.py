@@ -37,3 +37,4 @@ def build_reports(program: Program) -> dict[str, Report]:
 from toolkit import app_reports  # noqa: E402,F401
 from toolkit import cluster_reports  # noqa: E402,F401
 from toolkit import connections_report  # noqa: E402,F401
+from toolkit import edge_reports  # noqa: E402,F401

@@ -25,15 +25,18 @@ NOTE = ("Desired state declared by the Pulumi program for this stack, computed o
         "what the program asks for, not what AWS or the cluster currently hold.")
 
 
-def mask(value: Any) -> Any:
+def mask(value: Any, sort: bool = True) -> Any:
+    """``value`` with every secret replaced by its fingerprint; ``sort=False`` keeps key order
+    (for rendering tables whose column order means something)."""
     if is_secret(value):
         digest = hashlib.sha256(json.dumps(value.get("value"), sort_keys=True,
                                            default=str).encode()).hexdigest()[:12]
         return f"[secret:{digest}]"
     if isinstance(value, dict):
-        return {k: mask(v) for k, v in sorted(value.items())}
+        items = sorted(value.items()) if sort else value.items()
+        return {k: mask(v, sort) for k, v in items}
     if isinstance(value, list):
-        return [mask(v) for v in value]
+        return [mask(v, sort) for v in value]
     return value
 
 

@@ -1,4 +1,4 @@
-"""The static-asset edge: S3 buckets and the CloudFront distribution in front of them.
+"""The edge: the CloudFront distribution in front of everything, and the S3 buckets behind it.
 
 In pulumi-aws 7 a bucket's public access block, encryption and versioning are separate
 resources, so those rules are stack rules: every ``aws:s3/bucket:Bucket`` needs its companions.
@@ -20,6 +20,10 @@ VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioni
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 BLOCK_SETTINGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 _S3_DOMAIN = re.compile(r"\.s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$")
+#: The managed CachingDisabled cache policy (CloudFront developer guide, "Use managed cache policies").
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+REQUIRED = {"required": {"type": "boolean", "default": True,
+                         "description": "Whether this stack requires the setting (false in dev)"}}
 _TLS_ORDER = ["SSLv3", "TLSv1", "TLSv1_2016", "TLSv1.1_2016", "TLSv1.2_2018", "TLSv1.2_2019",
               "TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"]
 
@@ -97,6 +101,19 @@ def _origin_access_control(props, settings):
             yield f"S3 origin {get(origin, 'originId')!r} has no originAccessControlId"
 
 
+def _api_not_cached(props, settings):
+    for where, behavior in _behaviors(props):
+        pattern = str(get(behavior, "pathPattern", "")).lstrip("/")
+        if pattern.startswith("api/") and get(behavior, "cachePolicyId") != CACHING_DISABLED:
+            yield (f"{where} caches API responses: cachePolicyId is {get(behavior, 'cachePolicyId')!r}, "
+                   f"not the managed CachingDisabled policy")
+
+
+def _waf_attached(props, settings):
+    if settings["required"] and not get(props, "webAclId"):
+        yield "the distribution has no WAF web ACL (webAclId) and this stack requires one"
+
+
 POLICIES = [
     stack_rule(
         "s3-bucket-public-access-blocked",
@@ -136,4 +153,17 @@ POLICIES = [
         "signingProtocol 'sigv4'), set originAccessControlId on the origin, and allow the "
         "distribution in the bucket policy.",
         MANDATORY, [DISTRIBUTION], _origin_access_control),
+    resource_rule(
+        "cloudfront-api-not-cached",
+        "API responses are per user and per request: an edge cache on /api/* would serve one "
+        "user's data to another. Fix: the /api/* behavior uses the managed CachingDisabled cache "
+        "policy (4135ea2d-6df8-44a3-9df3-4b5a84be39ad) with the AllViewerExceptHostHeader origin "
+        "request policy.",
+        MANDATORY, [DISTRIBUTION], _api_not_cached),
+    resource_rule(
+        "cloudfront-waf-attached",
+        "Where the stack requires it (staging, prod), a WAF web ACL with the AWS managed rule sets "
+        "and the /api/* rate limit screens every request before it reaches the apps. Fix: "
+        "cofounder:waf.enabled true (components/web_acl.py attaches it through webAclId).",
+        MANDATORY, [DISTRIBUTION], _waf_attached, config=REQUIRED),
 ]

@@ -10,6 +10,8 @@ from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, r
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+SERVICE = "kubernetes:core/v1:Service"
+TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 #: Long-running workloads: these need probes (a Job's pod is done when it exits).
 SERVING = [DEPLOYMENT, "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet",
            "kubernetes:apps/v1:ReplicaSet"]
@@ -154,6 +156,27 @@ def _pdb_per_scaled_deployment(resources, settings):
             yield "the Deployment is autoscaled but no PodDisruptionBudget selects its pods", deployment.urn
 
 
+def _load_balanced_readiness(resources, settings):
+    """Every pod a TargetGroupBinding puts behind the ALB has a readiness probe."""
+    services = {(_namespace(svc), get(svc.props, "metadata.name")): svc for svc in of_type(resources, SERVICE)}
+    deployments = of_type(resources, DEPLOYMENT)
+    for binding in of_type(resources, TARGET_GROUP_BINDING):
+        name = get(binding.props, "spec.serviceRef.name")
+        service = services.get((_namespace(binding), name))
+        if service is None:
+            yield f"the binding refers to Service {name!r}, which the stack does not declare", binding.urn
+            continue
+        selector = {"matchLabels": get(service.props, "spec.selector", {})}
+        for deployment in deployments:
+            labels = dict(get(deployment.props, "spec.template.metadata.labels", {}))
+            if _namespace(deployment) != _namespace(service) or not _selects(selector, labels):
+                continue
+            for _, container in _containers(deployment.props, init=False):
+                if get(container, "readinessProbe") is None:
+                    yield (f"container {get(container, 'name')!r} is behind the load balancer (Service {name!r}) "
+                           f"but has no readinessProbe"), deployment.urn
+
+
 POLICIES = [
     resource_rule(
         "k8s-workload-resources",
@@ -212,4 +235,11 @@ POLICIES = [
         "autoscaled Deployment at once. Fix: add a policy/v1 PodDisruptionBudget in the same "
         "namespace whose selector matches the Deployment's pod labels (e.g. maxUnavailable 1).",
         ADVISORY, _pdb_per_scaled_deployment),
+    stack_rule(
+        "k8s-load-balanced-pods-ready",
+        "A pod behind the load balancer without a readiness probe takes requests before it can "
+        "serve them, and its readiness gate means nothing: every rollout and scale-up drops "
+        "requests. Fix: give every container of a Deployment selected by a TargetGroupBinding's "
+        "Service a readinessProbe (cofounder:apps.<app>.probes.readinessPath).",
+        MANDATORY, _load_balanced_readiness),
 ]

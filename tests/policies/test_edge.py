@@ -92,3 +92,41 @@ def test_s3_origin_without_oac_is_a_violation():
                {"originId": "api", "domainName": "api.example.com", "customOriginConfig": {}}]
     [message] = violations("cloudfront-s3-origin-access-control", DISTRIBUTION, {**GOOD_DISTRIBUTION, "origins": origins})
     assert "'s3'" in message
+
+
+# --- the front door: /api/* never cached, WAF attached --------------------------------------
+
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+
+
+def _front_door(api_cache_policy: str, **extra) -> dict:
+    return {
+        "defaultCacheBehavior": {"viewerProtocolPolicy": "redirect-to-https", "targetOriginId": "app-pages",
+                                 "cachePolicyId": "pages-policy"},
+        "orderedCacheBehaviors": [
+            {"pathPattern": "api/*", "viewerProtocolPolicy": "https-only", "targetOriginId": "app-api",
+             "cachePolicyId": api_cache_policy},
+            {"pathPattern": "_next/static/*", "viewerProtocolPolicy": "redirect-to-https", "cachePolicyId": "static"}],
+        **extra,
+    }
+
+
+def test_an_uncached_api_passes():
+    assert violations("cloudfront-api-not-cached", DISTRIBUTION, _front_door(CACHING_DISABLED)) == []
+
+
+@pytest.mark.parametrize("pattern", ["api/*", "/api/*", "api/v2/*"])
+def test_a_cached_api_is_a_violation(pattern):
+    props = _front_door("pages-policy")
+    props["orderedCacheBehaviors"][0]["pathPattern"] = pattern
+    [message] = violations("cloudfront-api-not-cached", DISTRIBUTION, props)
+    assert "caches API responses" in message and "pages-policy" in message
+
+
+def test_waf_is_required_unless_the_stack_opts_out():
+    acl = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    assert violations("cloudfront-waf-attached", DISTRIBUTION, _front_door(CACHING_DISABLED, webAclId=acl)) == []
+    [message] = violations("cloudfront-waf-attached", DISTRIBUTION, _front_door(CACHING_DISABLED))
+    assert "no WAF web ACL" in message
+    assert violations("cloudfront-waf-attached", DISTRIBUTION, _front_door(CACHING_DISABLED),
+                      {"required": False}) == []

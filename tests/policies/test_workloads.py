@@ -119,3 +119,49 @@ def test_pause_placeholders_need_no_probes_but_lookalikes_do():
     assert violations("k8s-workload-probes", DEPLOYMENT, pause) == []
     lookalike = _with_container(image="ghcr.io/evil/pause:3.10.1", readinessProbe=None, livenessProbe=None)
     assert violations("k8s-workload-probes", DEPLOYMENT, lookalike)
+
+
+# --- pods behind the load balancer are ready before they take traffic ------------------------
+
+TGB = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+
+
+def _balanced(container: dict, service_selector: dict | None = None, service_name: str = "backend"):
+    from tests.policies.helpers import resource
+    labels = {"app.kubernetes.io/name": "backend"}
+    return [
+        resource(TGB, "backend-tgb", {"metadata": {"name": "backend", "namespace": "cofounder"},
+                                      "spec": {"serviceRef": {"name": service_name, "port": 80}}}),
+        resource("kubernetes:core/v1:Service", "backend-service", {
+            "metadata": {"name": "backend", "namespace": "cofounder"},
+            "spec": {"selector": service_selector or labels}}),
+        resource("kubernetes:apps/v1:Deployment", "backend-deployment", {
+            "metadata": {"name": "backend", "namespace": "cofounder"},
+            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}}),
+    ]
+
+
+def test_a_load_balanced_pod_with_a_readiness_probe_passes():
+    from tests.policies.helpers import stack_violations
+    ready = {"name": "backend", "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 8080}}}
+    assert stack_violations("k8s-load-balanced-pods-ready", _balanced(ready)) == []
+
+
+def test_a_load_balanced_pod_without_one_is_a_violation():
+    from tests.policies.helpers import stack_violations
+    [(message, urn)] = stack_violations("k8s-load-balanced-pods-ready", _balanced({"name": "backend"}))
+    assert "container 'backend' is behind the load balancer" in message
+    assert urn.endswith("::backend-deployment")
+
+
+def test_pods_the_service_does_not_select_are_not_held_to_it():
+    from tests.policies.helpers import stack_violations
+    other = _balanced({"name": "backend"}, service_selector={"app.kubernetes.io/name": "frontend"})
+    assert stack_violations("k8s-load-balanced-pods-ready", other) == []
+
+
+def test_a_binding_to_an_undeclared_service_is_a_violation():
+    from tests.policies.helpers import stack_violations
+    [(message, _)] = stack_violations("k8s-load-balanced-pods-ready",
+                                      _balanced({"name": "backend"}, service_name="api"))
+    assert "Service 'api', which the stack does not declare" in message

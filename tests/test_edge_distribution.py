@@ -1,5 +1,5 @@
-"""components/static_site_cdn.py: the three cache tiers, the private bucket, logging, the API origin
-and the cofounder:edge config that drives them."""
+"""components/edge_distribution.py: pages and API from the apps, the bucket tiers, the private
+bucket, logging, and the cofounder:edge config that drives them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from components.static_site_cdn import (
-    ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID, CACHING_DISABLED_POLICY_ID, HTML, PUBLIC_ASSETS, STATIC_ASSETS,
-    CacheTier, StaticSiteCdn, StaticSiteCdnArgs,
+from components.edge_distribution import (
+    ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID, CACHING_DISABLED_POLICY_ID, AppOrigin, EdgeDistribution,
+    EdgeDistributionArgs, HtmlCache, PagesCache, PublicAssetsCache, StaticAssetsCache,
 )
 from infra.config import ConfigError
 
@@ -20,8 +20,11 @@ BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 
 
+ORIGIN = AppOrigin(vpc_origin_id="vo_0123456789abcdefghijkl", domain_name="internal-alb-1.us-east-1.elb.amazonaws.com")
+
+
 def _cdn(run_program, **overrides):
-    return run_program(lambda: StaticSiteCdn("cdn", StaticSiteCdnArgs(**overrides)))
+    return run_program(lambda: EdgeDistribution("cdn", EdgeDistributionArgs(app_origin=ORIGIN, **overrides)))
 
 
 def _behaviors(program) -> dict[str, dict]:
@@ -48,7 +51,7 @@ def _cache_control(headers_policy) -> dict:
     ("*", (0, 60, 60), "public, max-age=0, s-maxage=60"),
 ])
 def test_each_tier_has_its_own_ttls_and_cache_control(run_program, path, ttls, cache_control):
-    p = _cdn(run_program)
+    p = _cdn(run_program, html_origin="s3")
     behavior = _behaviors(p)[path]
     cache = _policy_of(p, CACHE_POLICY, behavior["cachePolicyId"]).inputs
     assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == ttls
@@ -68,16 +71,18 @@ def test_each_tier_has_its_own_ttls_and_cache_control(run_program, path, ttls, c
 def test_tiers_are_distinct_policies_in_the_right_order(run_program):
     p = _cdn(run_program)
     dist = p.one(DISTRIBUTION).inputs
-    assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["_next/static/*", "public/*"]
+    # /api/* first: it must never fall through to a cached tier
+    assert [b["pathPattern"] for b in dist["orderedCacheBehaviors"]] == ["api/*", "_next/static/*", "public/*"]
     behaviors = _behaviors(p).values()
-    assert len({b["cachePolicyId"] for b in behaviors}) == 3
-    assert len({b["responseHeadersPolicyId"] for b in behaviors}) == 3
+    assert len({b["cachePolicyId"] for b in behaviors}) == 4  # pages, static, public + managed CachingDisabled
+    assert len({b["responseHeadersPolicyId"] for b in behaviors}) == 4
     assert len(p.of_type(CACHE_POLICY)) == 3
 
 
 def test_tier_overrides_reach_the_policies(run_program):
-    html = CacheTier(min_ttl_seconds=0, default_ttl_seconds=30, max_ttl_seconds=120, browser_max_age_seconds=60)
-    p = _cdn(run_program, html=html)
+    html = HtmlCache(min_ttl_seconds=0, default_ttl_seconds=30, max_ttl_seconds=120, browser_max_age_seconds=60,
+                     shared_max_age_seconds=None)
+    p = _cdn(run_program, html_origin="s3", html=html)
     behavior = _behaviors(p)["*"]
     cache = _policy_of(p, CACHE_POLICY, behavior["cachePolicyId"]).inputs
     assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == (0, 30, 120)
@@ -86,13 +91,13 @@ def test_tier_overrides_reach_the_policies(run_program):
 
 
 def test_cache_control_strings():
-    assert STATIC_ASSETS.cache_control == "public, max-age=31536000, immutable"
-    assert PUBLIC_ASSETS.cache_control == "public, max-age=86400, stale-while-revalidate=604800"
-    assert HTML.cache_control == "public, max-age=0, s-maxage=60"
+    assert StaticAssetsCache().cache_control == "public, max-age=31536000, immutable"
+    assert PublicAssetsCache().cache_control == "public, max-age=86400, stale-while-revalidate=604800"
+    assert HtmlCache().cache_control == "public, max-age=0, s-maxage=60"
 
 
 def test_security_headers_on_every_response(run_program):
-    p = _cdn(run_program, api_origin_domain="app.example.com")
+    p = _cdn(run_program)
     policies = p.of_type(HEADERS_POLICY)
     assert len(policies) == 4
     for policy in policies:
@@ -116,7 +121,7 @@ def test_distribution_defaults(run_program):
     assert dist["priceClass"] == "PriceClass_All"
     assert dist["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
     assert "aliases" not in dist
-    (origin,) = dist["origins"]
+    origin = next(o for o in dist["origins"] if o["originId"] == "s3-assets")
     bucket = p.one("aws:s3/bucket:Bucket", "cdn-assets")
     assert origin["domainName"] == bucket.outputs["bucketRegionalDomainName"]
     oac = p.one("aws:cloudfront/originAccessControl:OriginAccessControl")
@@ -125,9 +130,23 @@ def test_distribution_defaults(run_program):
     assert oac.inputs["signingBehavior"] == "always"
     assert oac.inputs["signingProtocol"] == "sigv4"
     assert oac.inputs["originAccessControlOriginType"] == "s3"
+    # pages come from the app: no rewrite function, no index document
+    assert not p.of_type("aws:cloudfront/function:Function")
+    assert "defaultRootObject" not in dist
+    assert _behaviors(p)["*"]["targetOriginId"] == "app-pages"
+
+
+def test_a_static_export_serves_html_from_the_bucket(run_program):
+    p = _cdn(run_program, html_origin="s3")
+    dist = p.one(DISTRIBUTION).inputs
     function = p.one("aws:cloudfront/function:Function")
     assert _behaviors(p)["*"]["functionAssociations"] == [
         {"eventType": "viewer-request", "functionArn": function.outputs["arn"]}]
+    assert _behaviors(p)["*"]["targetOriginId"] == "s3-assets"
+    assert dist["defaultRootObject"] == "index.html"
+    # the API still goes to the backend; no pages origin
+    assert sorted(o["originId"] for o in dist["origins"]) == ["app-api", "s3-assets"]
+    assert _behaviors(p)["api/*"]["targetOriginId"] == "app-api"
 
 
 def test_custom_domain_uses_sni_and_tls12(run_program):
@@ -140,24 +159,51 @@ def test_custom_domain_uses_sni_and_tls12(run_program):
 
 
 def test_aliases_without_certificate_are_refused(run_program):
-    with pytest.raises(ValueError, match="aliases and acm_certificate_arn go together"):
+    with pytest.raises(ValueError, match="EdgeDistribution cdn: acm_certificate_arn = None is not allowed: "
+                                         "expected an ACM certificate ARN in us-east-1 covering the aliases"):
         _cdn(run_program, aliases=["www.example.com"])
 
 
-def test_no_api_behavior_unless_configured(run_program):
+def test_both_app_origins_are_the_alb_through_its_vpc_origin(run_program):
+    p = _cdn(run_program, api_origin_read_timeout_seconds=55, pages_origin_read_timeout_seconds=20,
+             origin_keepalive_timeout_seconds=45)
+    origins = {o["originId"]: o for o in p.one(DISTRIBUTION).inputs["origins"]}
+    for origin_id, read_timeout in (("app-api", 55), ("app-pages", 20)):
+        origin = origins[origin_id]
+        assert origin["domainName"] == ORIGIN.domain_name
+        assert origin["vpcOriginConfig"] == {"vpcOriginId": ORIGIN.vpc_origin_id, "originReadTimeout": read_timeout,
+                                             "originKeepaliveTimeout": 45}
+        assert "customOriginConfig" not in origin  # no public origin
+
+
+def test_pages_honour_the_apps_cache_control_and_vary_on_next_headers_only(run_program):
+    p = _cdn(run_program)
+    pages = _behaviors(p)["*"]
+    cache = _policy_of(p, CACHE_POLICY, pages["cachePolicyId"]).inputs
+    # 60 s when the app sends nothing; up to a day when it sends s-maxage; never a private response
+    assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == (0, 60, 86_400)
+    key = cache["parametersInCacheKeyAndForwardedToOrigin"]
+    assert key["cookiesConfig"] == {"cookieBehavior": "none"}  # a session cookie in the key caches nothing
+    assert key["queryStringsConfig"] == {"queryStringBehavior": "all"}
+    assert key["headersConfig"] == {"headerBehavior": "whitelist", "headers": {"items": [
+        "RSC", "Next-Router-Prefetch", "Next-Router-State-Tree", "Next-Router-Segment-Prefetch", "Next-Url"]}}
+    # the app still sees cookies and headers, and its Cache-Control reaches the browser untouched
+    assert pages["originRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID
+    assert "customHeadersConfig" not in _policy_of(p, HEADERS_POLICY, pages["responseHeadersPolicyId"]).inputs
+    assert sorted(pages["allowedMethods"]) == ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+    assert pages["cachedMethods"] == ["GET", "HEAD"]
+    assert pages["viewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_pages_cache_bounds_are_settings(run_program):
+    p = _cdn(run_program, pages=PagesCache(default_ttl_seconds=30, max_ttl_seconds=600))
+    cache = _policy_of(p, CACHE_POLICY, _behaviors(p)["*"]["cachePolicyId"]).inputs
+    assert (cache["minTtl"], cache["defaultTtl"], cache["maxTtl"]) == (0, 30, 600)
+
+
+def test_api_is_https_only_and_uncached(run_program):
     p = _cdn(run_program)
     dist = p.one(DISTRIBUTION).inputs
-    assert [o["originId"] for o in dist["origins"]] == ["s3-assets"]
-    assert "api/*" not in _behaviors(p)
-
-
-def test_api_origin_is_https_only_and_uncached(run_program):
-    p = _cdn(run_program, api_origin_domain="app.example.com")
-    dist = p.one(DISTRIBUTION).inputs
-    origin = next(o for o in dist["origins"] if o["originId"] == "app-api")
-    assert origin["domainName"] == "app.example.com"
-    assert origin["customOriginConfig"] == {"httpPort": 80, "httpsPort": 443, "originProtocolPolicy": "https-only",
-                                           "originSslProtocols": ["TLSv1.2"]}
     # first, so /api/* never falls through to the S3 tiers
     api = dist["orderedCacheBehaviors"][0]
     assert api["pathPattern"] == "api/*"
@@ -167,6 +213,7 @@ def test_api_origin_is_https_only_and_uncached(run_program):
         "b689b0a8-53d0-40ab-baf2-68738e2966ac"
     assert sorted(api["allowedMethods"]) == ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
     assert api["viewerProtocolPolicy"] == "https-only"
+    assert api["compress"] is False  # a server-sent events stream is never buffered for compression
     # the app decides its own caching: no Cache-Control override on API responses
     headers = _policy_of(p, HEADERS_POLICY, api["responseHeadersPolicyId"])
     assert "customHeadersConfig" not in headers.inputs
@@ -264,9 +311,40 @@ def test_defaults_protect_the_buckets(run_program):
     assert all(b.options["protect"] and not b.inputs["forceDestroy"] for b in p.of_type("aws:s3/bucket:Bucket"))
 
 
+def test_waf_and_url(run_program):
+    acl = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    p = run_program(lambda: pulumi_export_url(EdgeDistribution("cdn", EdgeDistributionArgs(
+        app_origin=ORIGIN, web_acl_arn=acl, aliases=["www.example.com"], acm_certificate_arn=CERT))))
+    assert p.one(DISTRIBUTION).inputs["webAclId"] == acl
+    assert p.outputs["url"] == "https://www.example.com"
+    p = run_program(lambda: pulumi_export_url(EdgeDistribution("cdn", EdgeDistributionArgs(app_origin=ORIGIN))))
+    assert "webAclId" not in p.one(DISTRIBUTION).inputs
+    assert p.outputs["url"] == "https://" + p.one(DISTRIBUTION).outputs["domainName"]
+
+
+def pulumi_export_url(edge):
+    import pulumi
+    pulumi.export("url", edge.url)
+
+
+def test_the_component_keeps_the_urns_of_its_former_type(run_program):
+    """Renamed from StaticSiteCdn: an alias, so deployed stacks keep their protected buckets."""
+    import pulumi
+    seen = []
+
+    def program():
+        def record(args):
+            if args.type_ == "cofounder:edge:EdgeDistribution":
+                seen.extend(args.opts.aliases or [])
+        pulumi.runtime.register_stack_transformation(record)
+        EdgeDistribution("cdn", EdgeDistributionArgs(app_origin=ORIGIN))
+    run_program(program)
+    assert [a.type_ for a in seen] == ["cofounder:edge:StaticSiteCdn"]
+
+
 def test_every_child_is_parented_named_and_tagged(run_program):
-    p = _cdn(run_program, api_origin_domain="app.example.com")
-    component = p.one("cofounder:edge:StaticSiteCdn")
+    p = _cdn(run_program)
+    component = p.one("cofounder:edge:EdgeDistribution")
     for r in p.resources:
         if r is component:
             continue
@@ -291,10 +369,18 @@ def test_every_child_is_parented_named_and_tagged(run_program):
      "PriceClass_100, PriceClass_200, PriceClass_All"),
     ({"html": {"defaultTtlSeconds": -5}},
      "stacks/Pulumi.dev.yaml: cofounder:edge.html.defaultTtlSeconds = -5 is not allowed: expected a value "
-     "of at least 0"),
+     "between 0 and 31536000"),
+    ({"pages": {"defaultTtlSeconds": 600, "maxTtlSeconds": 60}},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.pages.defaultTtlSeconds = 600 is not allowed: expected at most "
+     "maxTtlSeconds (60)"),
+    ({"htmlOrigin": "frontend"},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.htmlOrigin = 'frontend' is not allowed: expected one of app, s3"),
+    ({"apiOriginReadTimeoutSeconds": 300},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.apiOriginReadTimeoutSeconds = 300 is not allowed: expected a value "
+     "between 1 and 120"),
     ({"staticAssets": {"browserMaxAgeSeconds": 63072000}},
      "stacks/Pulumi.dev.yaml: cofounder:edge.staticAssets.browserMaxAgeSeconds = 63072000 is not allowed: "
-     "expected at most 31536000 (one year)"),
+     "expected a value between 0 and 31536000"),
     ({"staticAssets": {"minTtlSeconds": 31536000, "maxTtlSeconds": 86400}},
      "stacks/Pulumi.dev.yaml: cofounder:edge.staticAssets.minTtlSeconds = 31536000 is not allowed: expected "
      "at most maxTtlSeconds (86400)"),
@@ -310,9 +396,6 @@ def test_every_child_is_parented_named_and_tagged(run_program):
     ({"aliases": ["https://www.example.com"], "acmCertificateArn": CERT},
      "stacks/Pulumi.dev.yaml: cofounder:edge.aliases[0] = 'https://www.example.com' is not allowed: expected "
      "a domain name such as www.example.com or *.example.com"),
-    ({"apiOriginDomain": "https://app.example.com/api"},
-     "stacks/Pulumi.dev.yaml: cofounder:edge.apiOriginDomain = 'https://app.example.com/api' is not allowed: "
-     "expected a host name without scheme, port or path, such as app.example.com"),
     ({"logRetentionDays": 0},
      "stacks/Pulumi.dev.yaml: cofounder:edge.logRetentionDays = 0 is not allowed: expected a value between 1 "
      "and 3653"),
@@ -330,7 +413,7 @@ def test_bad_edge_config_fails_with_a_clear_message(run_stack_with, edge, expect
 def test_config_reaches_the_component(run_stack_with):
     p = run_stack_with("dev", {"cofounder:edge": {
         "priceClass": "PriceClass_200", "aliases": ["www.example.com"], "acmCertificateArn": CERT,
-        "apiOriginDomain": "app.example.com", "publicAssets": {"staleWhileRevalidateSeconds": 3600},
+        "publicAssets": {"staleWhileRevalidateSeconds": 3600},
         "protect": False}})
     dist = p.one(DISTRIBUTION).inputs
     assert dist["priceClass"] == "PriceClass_200"
@@ -343,9 +426,12 @@ def test_config_reaches_the_component(run_stack_with):
 
 def test_edge_can_be_switched_off(run_stack_with):
     p = run_stack_with("dev", {"cofounder:edge": {"enabled": False}})
-    assert not p.of_type("cofounder:edge:StaticSiteCdn")
+    assert not p.of_type("cofounder:edge:EdgeDistribution")
     assert not p.of_type(DISTRIBUTION)
-    assert "edgeDomainName" not in p.outputs
+    # nothing would reach the ALB: the front door goes as a whole
+    assert not p.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert not p.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert "edgeDomainName" not in p.outputs and "url" not in p.outputs
 
 
 @pytest.mark.parametrize("uri, expected", [
@@ -363,7 +449,7 @@ def test_the_html_rewrite_function_maps_page_paths_to_their_files(uri, expected)
     import shutil
     import subprocess
 
-    from components.static_site_cdn import HTML_REWRITE_JS
+    from components.edge_distribution import HTML_REWRITE_JS
 
     node = shutil.which("node")
     if node is None:
