@@ -739,3 +739,12 @@ def test_the_doc_lists_exactly_the_variables_and_secrets_the_workflows_read():
     assert set(REPOSITORY_VARS) <= repository_vars
     assert all(set(v) <= set(environment) for v in (*ENVIRONMENT_VARS.values(), *ENVIRONMENT_SECRETS.values()))
 
+
+def test_the_readme_summarises_ci_and_links_the_doc():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## CI on GitHub", 1)[1].split("\n## ", 1)[0]
+    assert "docs/ci.md" in section
+    assert len(section.strip().splitlines()) <= 16
+    for env, rules in ENVIRONMENTS.items():
+        if rules["reviewers"]:
+            assert f"`{env}`" in section, env  # which environments need reviewers
