@@ -1,15 +1,15 @@
-# Everything runs inside .venv, created from requirements.txt on first use.
+# Everything runs inside .venv, created from requirements.txt on first use; so does the policy
+# pack under the Pulumi CLI (policies/PulumiPolicy.yaml virtualenv: ../.venv).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview policy policy-venv test diff bench clean
+.PHONY: help install preview policy test diff bench clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
 	@echo "make policy [STACK=dev|staging|prod]   the policy pack against the stack, over the Analyzer protocol"
-	@echo "make policy-venv                       the pack's own virtualenv (policies/venv) for the Pulumi CLI"
 	@echo "make test                              the test suite"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
 	@echo "make bench                             offline preview timings vs bare SDK registration"
@@ -28,10 +28,6 @@ preview: $(VENV)/.installed
 
 policy: $(VENV)/.installed
 	$(PY) -m toolkit.policy_runner --stack $(STACK)
-
-# What `pulumi preview --policy-pack policies` runs in: cwd policies/, so `-e ..` is the repository.
-policy-venv:
-	cd policies && $(PYTHON) -m venv venv && venv/bin/python -m pip install --quiet -r requirements.txt
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -1,10 +1,15 @@
-""".github/workflows: valid against GitHub's workflow schema, pinned, minimal permissions, and
-the deploy order dev -> staging -> prod."""
+""".github/workflows: valid against GitHub's workflow schema, pinned, minimal permissions, the
+deploy order dev -> staging -> prod, and the properties docs/ci.md promises: credentials only in
+environments, prod reachable from a pull request only through reviewers, sessions that outlive
+their jobs, one stack at a time, the policy pack's environment created before it is loaded, and
+fork comments addressed from the event rather than from the fork's artifact."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +21,22 @@ from toolkit.stackfile import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 CHECK = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
+CI_DOC = REPO / "docs" / "ci.md"
+
+
+def _table(path: Path, first_column: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table in ``path`` whose header starts with ``first_column``."""
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_column:
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(cells, (c.strip() for c in row.strip().strip("|").split("|")))))
+            return rows
+    raise AssertionError(f"{path.name}: no table headed {first_column!r}")
 
 
 def _load(name: str) -> dict:
@@ -186,16 +207,69 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
     assert res.returncode != 0
 
 
+#: The first major of each action that runs on Node 24 (the majors before it run on Node 20, which
+#: GitHub's hosted runners no longer ship): `runs.using` in each tag's action.yml, read from the
+#: actions' repositories (checkout v5.0.0, setup-python v6.0.0, upload-artifact v6.0.0,
+#: download-artifact v7.0.0, configure-aws-credentials v6.0.0, sticky-pull-request-comment v3.0.0,
+#: pulumi/actions v7.0.0 say node24; their previous majors say node20).
+NODE24_SINCE = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 6,
+                "actions/download-artifact": 7, "aws-actions/configure-aws-credentials": 6,
+                "marocchino/sticky-pull-request-comment": 3, "pulumi/actions": 7}
+_PINNED = re.compile(r"\s*(?:- )?uses: (?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<tag>v(?P<major>\d+)\.\d+\.\d+)")
+
+
+def _pins(text: str) -> list[re.Match | str]:
+    """Every `uses:` line of a workflow: its match of the pinned form, or the line itself."""
+    lines = [line for line in text.splitlines() if re.match(r"\s*(?:- )?uses:", line)]
+    return [_PINNED.fullmatch(line) or line for line in lines]
+
+
+def test_the_pin_check_rejects_tags_branches_and_short_shas():
+    bad = ["      - uses: actions/checkout@v7.0.1",
+           "      - uses: actions/checkout@v7  # 3d3c42e5aac5ba805825da76410c181273ba90b1",
+           "      - uses: actions/checkout@3d3c42e # v7.0.1",
+           "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",
+           "        uses: actions/checkout@main"]
+    assert all(isinstance(p, str) for p in _pins("\n".join(bad)))
+    ok = _pins("      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1")
+    assert ok[0]["tag"] == "v7.0.1"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_actions_are_pinned_to_full_versions_and_python_is_311(path):
+def test_actions_are_pinned_to_commit_shas_on_node24_majors_and_python_is_311(path):
+    pins = _pins(path.read_text())
+    assert len(pins) == len(_uses(_load(path.name)))  # every `uses:` is on one line we can read
+    for pin in pins:
+        assert not isinstance(pin, str), f"not pinned as <action>@<40-hex sha> # vX.Y.Z: {pin.strip()}"
+        assert int(pin["major"]) >= NODE24_SINCE[pin["action"]], pin.group(0)
     doc = _load(path.name)
-    for uses in _uses(doc):
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", uses), uses
     for job in doc["jobs"].values():
         for step in job.get("steps", []):
             if step.get("uses", "").startswith("actions/setup-python@"):
                 assert step["with"]["python-version"] == "3.11"
     assert doc["permissions"] == {"contents": "read"}  # workflow default: read only
+
+
+def test_each_action_is_pinned_to_one_commit_everywhere_and_the_doc_lists_it():
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for path in WORKFLOWS:
+        for pin in _pins(path.read_text()):
+            seen.setdefault(pin["action"], set()).add((pin["sha"], pin["tag"]))
+    assert set(seen) == set(NODE24_SINCE)
+    doc = _table(CI_DOC, "action")
+    listed = {row["action"].strip("`"): (row["commit"].strip("`"), row["tag"]) for row in doc}
+    for action, pins in seen.items():
+        assert len(pins) == 1, f"{action} pinned to different commits: {pins}"
+        assert listed[action] == next(iter(pins)), action
+
+
+def test_the_pulumi_cli_is_pinned_to_the_sdk_version():
+    (sdk,) = re.findall(r"^pulumi==(\S+)$", (REPO / "requirements.txt").read_text(), re.M)
+    steps = [s for path in WORKFLOWS for job in _load(path.name)["jobs"].values()
+             for s in job.get("steps", []) if s.get("uses", "").startswith("pulumi/actions@")]
+    assert len(steps) == 4
+    assert {str(s["with"].get("pulumi-version")) for s in steps} == {sdk}
+    assert all(not s["with"].get("upsert") for s in steps)  # stacks are created by hand (docs/ci.md)
 
 
 def test_jobs_that_talk_to_the_cluster_run_where_the_repository_variables_say():
@@ -230,21 +304,26 @@ ENVIRONMENT_VARS = {
     **{f"preview-{stack}": {"AWS_ROLE_ARN": f"arn:aws:iam::{n}:role/preview"} for n, stack in
        ((111111111111, "dev"), (222222222222, "staging"), (333333333333, "prod"))},
 }
+#: Each environment's secret PULUMI_ACCESS_TOKEN (docs/ci.md "Variables and secrets").
+ENVIRONMENT_SECRETS = {env: {"PULUMI_ACCESS_TOKEN": f"pul-{env}"} for env in ENVIRONMENT_VARS}
 SAME_REPO_PR = {**GITHUB, "event": {"pull_request": {"head": {"repo": {"full_name": GITHUB["repository"]}}}}}
 
 
-def _aws_jobs(name: str, repository_vars: dict, environments: dict) -> list[dict]:
+def _aws_jobs(name: str, repository_vars: dict, environments: dict,
+              secrets: dict | None = None) -> list[dict]:
     """Each job (matrix leg) that assumes an AWS role, as GitHub would run it: whether its
     job-level `if` lets it run (repository variables only: the job has not entered its
     environment yet), its environment, and the role its steps assume (environment variables
-    visible, over repository ones)."""
+    visible, over repository ones; secrets only from the environment: there are no repository
+    secrets)."""
     out = []
     for job_id, job in _load(name)["jobs"].items():
         for leg in _legs(job, {"vars": repository_vars, "github": SAME_REPO_PR}):
             ctx = {"vars": repository_vars, "github": SAME_REPO_PR, "matrix": leg, "needs": {}}
             env = job.get("environment")
             env_name = _value(env["name"] if isinstance(env, dict) else env, ctx)
-            step_ctx = {**ctx, "vars": {**repository_vars, **environments.get(env_name, {})}}
+            step_ctx = {**ctx, "vars": {**repository_vars, **environments.get(env_name, {})},
+                        "secrets": (secrets or {}).get(env_name, {})}
             aws = [st for st in job.get("steps", []) if st.get("uses", "").startswith("aws-actions/")]
             if not aws:
                 continue
@@ -254,6 +333,8 @@ def _aws_jobs(name: str, repository_vars: dict, environments: dict) -> list[dict
                         "runs": bool(_value("${{ " + job["if"] + " }}", ctx)) if "if" in job else True,
                         "needs": job.get("needs"),
                         "role": _value(aws[0]["with"]["role-to-assume"], step_ctx),
+                        "duration": aws[0]["with"].get("role-duration-seconds"),
+                        "timeout": job.get("timeout-minutes"),
                         "region": _value(aws[0]["with"]["aws-region"], step_ctx),
                         "check": checks[0] if checks else None,
                         "check_env": {k: _text(_value(v, step_ctx)) for k, v in
@@ -278,20 +359,28 @@ def test_aws_jobs_run_when_enabled_and_assume_their_environments_role(name, kind
     assert not any(j["runs"] for j in off if not j["needs"])
 
 
+def _run_check(job: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", job["check"]["run"]],
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **job["check_env"]},
+                          capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
-def test_an_enabled_job_without_a_role_in_its_environment_fails_loudly(name, tmp_path):
-    for j in _aws_jobs(name, REPOSITORY_VARS, {}):
+def test_an_enabled_job_without_its_credentials_in_its_environment_fails_loudly(name, tmp_path):
+    for j in _aws_jobs(name, REPOSITORY_VARS, {}, ENVIRONMENT_SECRETS):
         assert j["check"] is not None, f"{j['job']} has no step checking AWS_ROLE_ARN before it is used"
-        env = {"PATH": "/usr/bin:/bin", **j["check_env"]}
-        res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", j["check"]["run"]],
-                             cwd=tmp_path, env=env, capture_output=True, text=True)
+        res = _run_check(j, tmp_path)
         assert res.returncode != 0
         assert f"environment '{j['environment']}' has no AWS_ROLE_ARN" in res.stdout
-    for j in _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS):
-        res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", j["check"]["run"]],
-                             cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **j["check_env"]},
-                             capture_output=True, text=True)
-        assert res.returncode == 0, res.stdout
+    for j in _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS):  # a role, no token
+        res = _run_check(j, tmp_path)
+        assert res.returncode != 0
+        assert f"environment '{j['environment']}' has no PULUMI_ACCESS_TOKEN" in res.stdout
+    self_managed = {**REPOSITORY_VARS, "PULUMI_BACKEND_URL": "s3://state"}  # no token needed
+    for repository_vars, secrets in ((REPOSITORY_VARS, ENVIRONMENT_SECRETS), (self_managed, {})):
+        for j in _aws_jobs(name, repository_vars, ENVIRONMENT_VARS, secrets):
+            res = _run_check(j, tmp_path)
+            assert res.returncode == 0, res.stdout
 
 
 def test_deploy_goes_dev_then_staging_then_prod_in_protected_environments():
@@ -301,7 +390,7 @@ def test_deploy_goes_dev_then_staging_then_prod_in_protected_environments():
     assert jobs["dev"]["needs"] == "test"
     assert jobs["staging"]["needs"] == "dev"
     assert jobs["prod"]["needs"] == "staging"
-    assert doc["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    assert "concurrency" not in doc  # per stack, per job: see the concurrency test
     for stack in ("dev", "staging", "prod"):
         job = jobs[stack]
         assert job["environment"] == stack
@@ -366,3 +455,296 @@ def test_fork_comments_never_run_the_forks_code():
     assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
     assert not any(u.startswith("actions/checkout@") for u in _uses(doc))
     assert not any("make" in s.get("run", "") for s in job["steps"])
+
+
+# --- Who can reach prod: environments as data, checked against docs/ci.md ---------------------
+
+#: The GitHub environments as docs/ci.md "Environments" tells a user to configure them.
+#: reviewers: required reviewers; branches: deployment branches ("main" only, or any);
+#: prod: whether its AWS role or Pulumi token can read or change prod.
+ENVIRONMENTS = {
+    "dev": {"reviewers": False, "branches": "main", "prod": False, "duration": 7200},
+    "staging": {"reviewers": False, "branches": "main", "prod": False, "duration": 7200},
+    "prod": {"reviewers": True, "branches": "main", "prod": True, "duration": 7200},
+    "preview-dev": {"reviewers": False, "branches": "any", "prod": False, "duration": 1800},
+    "preview-staging": {"reviewers": False, "branches": "any", "prod": False, "duration": 1800},
+    "preview-prod": {"reviewers": True, "branches": "any", "prod": True, "duration": 1800},
+}
+#: Events whose runs execute code (or read artifacts) that nobody has reviewed yet.
+UNREVIEWED_EVENTS = {"pull_request", "pull_request_target", "workflow_run"}
+
+
+def test_the_environment_model_is_what_the_doc_tells_users_to_configure():
+    rows = _table(CI_DOC, "environment")
+    yes_no = {"yes": True, "no": False}
+    documented = {row["environment"].strip("`"): {
+        "reviewers": yes_no[row["required reviewers"]], "branches": row["deployment branches"].strip("`"),
+        "prod": yes_no[row["can reach prod"]], "duration": int(row["role-duration-seconds"])} for row in rows}
+    assert documented == ENVIRONMENTS
+
+
+def _job_environments(job: dict) -> list[str | None]:
+    """The environment each leg of the job enters (None: none)."""
+    env = job.get("environment")
+    raw = env["name"] if isinstance(env, dict) else env
+    ctx = {"vars": REPOSITORY_VARS, "github": SAME_REPO_PR}
+    return [_value(raw, {**ctx, "matrix": leg}) for leg in _legs(job, ctx)]
+
+
+def _credential_problems(doc: dict, environments: dict) -> list[str]:
+    """Where a workflow would hand credentials to code nobody reviewed, or keep them outside an
+    environment. A job has credentials if it may mint an OIDC token or reads a secret other than
+    the run's own GITHUB_TOKEN."""
+    problems = []
+    unreviewed = bool(UNREVIEWED_EVENTS & set(doc["on"]))
+    for job_id, job in doc["jobs"].items():
+        text = yaml.safe_dump(job)
+        secrets = set(re.findall(r"secrets\.(\w+)", text)) - {"GITHUB_TOKEN"}
+        oidc = job.get("permissions", {}).get("id-token") == "write"
+        for env in _job_environments(job):
+            if (secrets or oidc) and env is None:
+                problems.append(f"{job_id}: credentials ({sorted(secrets)}, oidc={oidc}) outside an environment")
+                continue
+            if env is None:
+                continue
+            rules = environments.get(env)
+            if rules is None:
+                problems.append(f"{job_id}: environment {env!r} is not in docs/ci.md")
+            elif unreviewed and rules["prod"] and not rules["reviewers"]:
+                problems.append(f"{job_id}: unreviewed code reaches prod through {env!r} without reviewers")
+            elif unreviewed and rules["branches"] == "main":
+                problems.append(f"{job_id}: {env!r} admits main only, a pull request's job cannot enter it")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_unreviewed_code_gets_credentials_for_prod(path):
+    assert _credential_problems(_load(path.name), ENVIRONMENTS) == []
+
+
+def test_the_credential_check_catches_an_ungated_prod_preview_and_a_repository_secret():
+    doc = _load("pull-request.yml")
+    no_reviewers = {**ENVIRONMENTS, "preview-prod": {**ENVIRONMENTS["preview-prod"], "reviewers": False}}
+    assert _credential_problems(doc, no_reviewers) == \
+        ["preview: unreviewed code reaches prod through 'preview-prod' without reviewers"]
+    deploy_env = {**doc, "jobs": {"preview": {**doc["jobs"]["preview"], "environment": "${{ matrix.stack }}"}}}
+    assert len(_credential_problems(deploy_env, ENVIRONMENTS)) == 3  # dev, staging, prod admit main only
+    leaky = {**doc, "jobs": {"offline-review": {
+        **doc["jobs"]["offline-review"],
+        "env": {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}}}}
+    assert _credential_problems(leaky, ENVIRONMENTS) == \
+        ["offline-review: credentials (['PULUMI_ACCESS_TOKEN'], oidc=False) outside an environment"]
+
+
+def test_deploys_use_only_main_only_environments_and_previews_only_preview_environments():
+    deploy = {env for job in _load("deploy.yml")["jobs"].values() for env in _job_environments(job) if env}
+    preview = {env for job in _load("pull-request.yml")["jobs"].values() for env in _job_environments(job) if env}
+    assert deploy == {e for e, r in ENVIRONMENTS.items() if r["branches"] == "main"} == {"dev", "staging", "prod"}
+    assert preview == {e for e in ENVIRONMENTS if e.startswith("preview-")}
+
+
+# --- Sessions that outlive their jobs -------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
+def test_the_aws_session_lasts_at_least_the_job_timeout_and_the_doc_states_it(name):
+    jobs = _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS, ENVIRONMENT_SECRETS)
+    assert jobs
+    for j in jobs:
+        assert j["timeout"] is not None, f"{j['job']}: no timeout-minutes"
+        assert j["duration"] is not None, f"{j['job']}: role-duration-seconds unset (the action asks for 3600 s)"
+        assert 900 <= int(j["duration"]) <= 43200  # what STS accepts
+        assert int(j["duration"]) >= 60 * int(j["timeout"]), j
+        # the role's MaxSessionDuration the doc asks for covers the session
+        assert ENVIRONMENTS[j["environment"]]["duration"] == int(j["duration"]), j
+    assert "MaxSessionDuration" in CI_DOC.read_text()
+
+
+# --- One stack at a time --------------------------------------------------------------------
+
+def _stack_jobs() -> list[dict]:
+    """Each leg of every job that runs Pulumi, with its stack and evaluated concurrency."""
+    out = []
+    for path in WORKFLOWS:
+        doc = _load(path.name)
+        for job_id, job in doc["jobs"].items():
+            if not _talks_to_the_cluster(job):
+                continue
+            for leg in _legs(job, {"vars": REPOSITORY_VARS, "github": SAME_REPO_PR}):
+                ctx = {"vars": REPOSITORY_VARS, "github": SAME_REPO_PR, "matrix": leg}
+                pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+                conc = job.get("concurrency") or {}
+                out.append({"workflow": path.name, "job": job_id, "stack": _value(pulumi["with"]["stack-name"], ctx),
+                            "group": _value(conc.get("group"), ctx), "cancel": conc.get("cancel-in-progress"),
+                            "queue": conc.get("queue"), "workflow_concurrency": doc.get("concurrency")})
+    return out
+
+
+def test_previews_and_deploys_of_a_stack_share_one_queue_that_never_cancels():
+    jobs = _stack_jobs()
+    assert {(j["workflow"], j["stack"]) for j in jobs} == {
+        (w, s) for w in ("deploy.yml", "pull-request.yml") for s in ("dev", "staging", "prod")}
+    for j in jobs:
+        assert j["group"] == f"pulumi-{j['stack']}", j
+        assert j["cancel"] is False and j["queue"] == "max", j  # a preview never replaces a pending deploy
+        if j["workflow"] == "deploy.yml":
+            assert j["workflow_concurrency"] is None  # nothing above the job may cancel a deploy
+
+
+# --- The policy pack's environment ----------------------------------------------------------
+
+def _pack_venv() -> Path:
+    """Where the Pulumi CLI runs the pack: runtime.options.virtualenv, resolved against the pack's
+    folder (pulumi/pulumi sdk/python/toolchain/pip.go resolveVirtualEnvironmentPath)."""
+    pack = yaml.safe_load((REPO / "policies" / "PulumiPolicy.yaml").read_text())
+    venv = pack["runtime"]["options"]["virtualenv"]
+    return (REPO / "policies" / venv).resolve()
+
+
+def _make_install_creates() -> Path:
+    (venv,) = re.findall(r"^VENV\s*:=\s*(\S+)$", (REPO / "Makefile").read_text(), re.M)
+    return (REPO / venv).resolve()
+
+
+def _pack_problems(doc: dict, creates: dict[str, Path], pack_venv: Path) -> list[str]:
+    """Jobs that load the pack (pulumi/actions with policyPacks) before a step created its environment."""
+    problems = []
+    for job_id, job in doc["jobs"].items():
+        made = set()
+        for step in job.get("steps", []):
+            made |= {venv for command, venv in creates.items() if command in step.get("run", "").split("\n")}
+            if step.get("uses", "").startswith("pulumi/actions@") and step.get("with", {}).get("policyPacks"):
+                if pack_venv not in made:
+                    problems.append(f"{job_id}: loads the pack before anything creates {pack_venv}")
+    return problems
+
+
+@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
+def test_every_job_that_loads_the_policy_pack_creates_its_environment_first(name):
+    creates = {"make install": _make_install_creates()}
+    assert _pack_venv() == _make_install_creates()  # one environment: the program's and the pack's
+    assert _pack_problems(_load(name), creates, _pack_venv()) == []
+
+
+def test_the_pack_check_catches_a_missing_or_late_install_and_a_pack_venv_nobody_creates():
+    doc = _load("deploy.yml")
+    creates = {"make install": _make_install_creates()}
+    job = doc["jobs"]["prod"]
+    no_install = {**doc, "jobs": {"prod": {**job, "steps": [s for s in job["steps"] if s.get("run") != "make install"]}}}
+    assert _pack_problems(no_install, creates, _pack_venv()) == [
+        f"prod: loads the pack before anything creates {_pack_venv()}"]
+    late = [s for s in job["steps"] if s.get("run") != "make install"] + [{"run": "make install"}]
+    assert _pack_problems({**doc, "jobs": {"prod": {**job, "steps": late}}}, creates, _pack_venv())
+    assert _pack_problems(doc, creates, (REPO / "policies" / "venv").resolve())  # the old `virtualenv: venv`
+
+
+def test_the_repository_environment_holds_everything_the_pack_needs():
+    root = {line.split("==")[0]: line for line in (REPO / "requirements.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    for line in (REPO / "policies" / "requirements.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "-e ..":  # the repository itself, installed by `-e .` at the root
+            assert "-e ." in (REPO / "requirements.txt").read_text().splitlines()
+        else:
+            assert root.get(line.split("==")[0]) == line, line
+
+
+# --- Fork comments: the pull request comes from the event, never from the artifact ----------
+
+def test_review_comment_resolves_the_pull_request_from_the_event_before_downloading_anything():
+    job = _load("review-comment.yml")["jobs"]["comment"]
+    steps = job["steps"]
+    find = next(s for s in steps if s.get("id") == "pr")
+    download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact@"))
+    sticky = next(s for s in steps if s.get("uses", "").startswith("marocchino/"))
+    assert steps.index(find) < steps.index(download) < steps.index(sticky)
+    assert find["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert find["env"]["HEAD_REPOSITORY"] == "${{ github.event.workflow_run.head_repository.full_name }}"
+    assert "env.HEAD_SHA" in find["run"] and "env.HEAD_REPOSITORY" in find["run"]
+    assert "${{" not in find["run"]  # event fields reach the script through env only
+    # the number posted to is the one the API returned; nothing reads one from the artifact
+    assert {k: v for k, v in sticky["with"].items() if k in ("number", "number_force")} == \
+        {"number_force": "${{ steps.pr.outputs.number }}"}
+    path = download["with"]["path"]
+    for step in steps:
+        assert path not in step.get("run", ""), step
+    upload = next(s for s in _load("pull-request.yml")["jobs"]["offline-review"]["steps"]
+                  if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["path"] == "build/review/report.md"  # the report, and no pull request number
+    assert "pr-number" not in (REPO / ".github" / "workflows" / "pull-request.yml").read_text()
+
+
+PULLS = [  # what GET /repos/acme/cofounder/pulls returns (one page), in the API's shape
+    {"number": 7, "head": {"sha": "a" * 40, "repo": {"full_name": "mallory/cofounder"}}},
+    {"number": 8, "head": {"sha": "b" * 40, "repo": {"full_name": "mallory/cofounder"}}},
+    {"number": 9, "head": {"sha": "b" * 40, "repo": {"full_name": "alice/cofounder"}}},
+]
+
+
+def _find_pr(tmp_path: Path, pulls: list[dict], head_sha: str, head_repo: str) -> tuple[int, str, str]:
+    """Run the step that finds the pull request with a stand-in `gh` answering from ``pulls`` (the
+    --jq filter applied by jq, as gh applies it), and an artifact claiming pull request 1."""
+    step = next(s for s in _load("review-comment.yml")["jobs"]["comment"]["steps"] if s.get("id") == "pr")
+    (tmp_path / "pulls.json").write_text(json.dumps(pulls))
+    (tmp_path / "review").mkdir()
+    (tmp_path / "review" / "pr-number.txt").write_text("1\n")  # a fork's lie: never read
+    fake = tmp_path / "bin" / "gh"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/bash\necho "$*" >> "$GH_LOG"\nwhile [ $# -gt 0 ]; do\n'
+                    '  if [ "$1" = --jq ]; then jq -r "$2" "$PULLS"; exit; fi; shift\ndone\nexit 1\n')
+    fake.chmod(0o755)
+    out = tmp_path / "output"
+    github = {"repository": "acme/cofounder", "token": "t", "event": {"workflow_run": {
+        "head_sha": head_sha, "head_branch": "feature",
+        "head_repository": {"full_name": head_repo, "owner": {"login": head_repo.split("/")[0]}}}}}
+    env = {k: _text(_value(v, {"github": github})) for k, v in step["env"].items()}
+    env.update(PATH=f"{fake.parent}:/usr/bin:/bin", GITHUB_OUTPUT=str(out), PULLS=str(tmp_path / "pulls.json"),
+               GH_LOG=str(tmp_path / "gh.log"))
+    res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    return res.returncode, out.read_text() if out.exists() else "", (tmp_path / "gh.log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq, as gh's --jq")
+@pytest.mark.parametrize("head_sha, head_repo, expected", [
+    ("a" * 40, "mallory/cofounder", "number=7\n"),   # the fork's own pull request
+    ("b" * 40, "alice/cofounder", "number=9\n"),     # same commit from another fork: that one's
+    ("c" * 40, "mallory/cofounder", ""),             # no open pull request: nothing posted
+])
+def test_review_comment_posts_on_the_pull_request_of_the_runs_head_only(tmp_path, head_sha, head_repo, expected):
+    code, output, calls = _find_pr(tmp_path, PULLS, head_sha, head_repo)
+    assert code == 0
+    assert output == expected
+    assert "repos/acme/cofounder/pulls" in calls and "state=open" in calls
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq, as gh's --jq")
+def test_review_comment_posts_nowhere_when_the_match_is_ambiguous(tmp_path):
+    twice = PULLS + [{"number": 10, "head": {"sha": "a" * 40, "repo": {"full_name": "mallory/cofounder"}}}]
+    assert _find_pr(tmp_path, twice, "a" * 40, "mallory/cofounder")[:2] == (0, "")
+
+
+# --- docs/ci.md and the README match the workflows -----------------------------------------
+
+def _references(kind: str) -> set[str]:
+    return {name for path in WORKFLOWS for name in re.findall(rf"\b{kind}\.([A-Z_][A-Z0-9_]*)", path.read_text())}
+
+
+def test_the_doc_lists_exactly_the_variables_and_secrets_the_workflows_read():
+    repository_vars = {row["variable"].strip("`") for row in _table(CI_DOC, "variable")}
+    environment = {row["name"].strip("`"): row["kind"] for row in _table(CI_DOC, "name")}
+    assert _references("vars") == repository_vars | {n for n, k in environment.items() if k == "variable"}
+    assert _references("secrets") == {n for n, k in environment.items() if k == "secret"}
+    assert set(REPOSITORY_VARS) <= repository_vars
+    assert all(set(v) <= set(environment) for v in (*ENVIRONMENT_VARS.values(), *ENVIRONMENT_SECRETS.values()))
+
+
+def test_the_readme_summarises_ci_and_links_the_doc():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## CI on GitHub", 1)[1].split("\n## ", 1)[0]
+    assert "docs/ci.md" in section
+    assert len(section.strip().splitlines()) <= 16
+    for env, rules in ENVIRONMENTS.items():
+        if rules["reviewers"]:
+            assert f"`{env}`" in section, env  # which environments need reviewers
