@@ -39,6 +39,10 @@ from components.load_balancer_controller import READINESS_GATE_LABEL
 
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+#: Read-only access to most objects, Secrets excluded (EKS user guide, "Access policy permissions").
+CLUSTER_VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+#: The StorageClass volume claims of this project name (Prometheus); EKS ships none for gp3.
+GP3_STORAGE_CLASS = "gp3"
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 NODE_POLICIES = {
     "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -97,6 +101,9 @@ class EksClusterArgs:
     private_subnet_ids: pulumi.Input[Sequence[str]]
     #: IAM roles granted cluster-admin via access entries; include the role that runs `pulumi up`.
     admin_role_arns: Sequence[str]
+    #: IAM roles granted view access (no Secrets): CI's preview roles. A preview with it falls
+    #: back to client-side diffs for Kubernetes objects (docs/ci.md).
+    preview_role_arns: Sequence[str] = ()
     #: Node groups by name; must include ``system_node_group`` and ``burst_node_group``.
     node_groups: Mapping[str, NodeGroupSpec]
     addon_versions: AddonVersions
@@ -198,6 +205,8 @@ class EksCluster(pulumi.ComponentResource):
     headroom: HeadroomFigures
     system_node_selector: dict[str, str]
     system_tolerations: list[dict]
+    #: The encrypted gp3 StorageClass (the default class); volume claims depend on it.
+    storage_class: k8s.storage.v1.StorageClass
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:EksCluster", name, None, opts)
@@ -269,12 +278,13 @@ class EksCluster(pulumi.ComponentResource):
 
         # The cluster security group admits only itself (nodes, pods); whoever runs `pulumi up` or
         # kubectl against the private endpoint must be let in explicitly.
+        api_access = []
         for i, cidr in enumerate(args.endpoint_private_access_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
+            api_access.append(aws.vpc.SecurityGroupIngressRule(
                 f"{name}-api-private-{i}",
                 security_group_id=cluster.vpc_config.cluster_security_group_id,
                 cidr_ipv4=cidr, ip_protocol="tcp", from_port=443, to_port=443,
-                description="Kubernetes API (private endpoint)", tags=tags, opts=child)
+                description="Kubernetes API (private endpoint)", tags=tags, opts=child))
 
         admin_grants = []
         for i, arn in enumerate(args.admin_role_arns):
@@ -285,6 +295,14 @@ class EksCluster(pulumi.ComponentResource):
                 policy_arn=CLUSTER_ADMIN_POLICY,
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=child))
+
+        for i, arn in enumerate(args.preview_role_arns):
+            entry = aws.eks.AccessEntry(f"{name}-preview-{i}", cluster_name=cluster.name,
+                                        principal_arn=arn, type="STANDARD", tags=tags, opts=child)
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-preview-{i}", cluster_name=cluster.name, principal_arn=entry.principal_arn,
+                policy_arn=CLUSTER_VIEW_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"), opts=child)
 
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer,
@@ -335,11 +353,12 @@ class EksCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.data,
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
-        # The provider is usable once the platform is: access granted, nodes and add-ons up.
+        # The provider is usable once the platform is: access granted, the private endpoint
+        # reachable from the deployer's network, nodes and add-ons up.
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[*admin_grants, *node_groups, *workload_addons]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*admin_grants, *api_access, *node_groups,
+                                                                 *workload_addons]))
         in_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
 
         psa = "restricted"
@@ -354,6 +373,19 @@ class EksCluster(pulumi.ComponentResource):
                 # retires an old pod only once its replacement is healthy in the target group.
                 READINESS_GATE_LABEL: "enabled",
             }),
+            opts=in_cluster,
+        )
+        # EKS creates no gp3 class (and marks no class default since 1.30): volume claims would stay
+        # Pending. Encrypted, bound in the pod's zone, expandable.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata={"name": GP3_STORAGE_CLASS,
+                      "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
             opts=in_cluster,
         )
         headroom = Headroom(f"{name}-headroom", HeadroomArgs(

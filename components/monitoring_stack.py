@@ -82,6 +82,9 @@ class MonitoringStackArgs:
     #: CloudWatch data source; with neither, the CloudWatch panels stay empty.
     oidc_provider_arn: pulumi.Input[str] | None = None
     oidc_issuer_url: pulumi.Input[str] | None = None
+    #: The StorageClass object behind ``storage_class`` when the program declares it: the release
+    #: waits for it, or Prometheus' volume claim (and the atomic install) would wait forever.
+    storage_class_resource: pulumi.Resource | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -212,7 +215,8 @@ class MonitoringStack(pulumi.ComponentResource):
             timeout=900,
             cleanup_on_fail=True,
             max_history=10,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.storage_class_resource]
+                                        if args.storage_class_resource is not None else []),
         )
 
         self.namespace = ns_name

@@ -12,7 +12,8 @@ from components import dashboards
 from components.alert_rules import AlertRules, AlertRulesArgs
 from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint
+from components.eks_cluster import (GP3_STORAGE_CLASS, AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec,
+                                    NodeTaint)
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.network import Network, NetworkArgs
@@ -57,6 +58,7 @@ cluster = EksCluster(
         region=cfg.region,
         private_subnet_ids=network.private_subnet_ids,
         admin_role_arns=cc.admin_role_arns,
+        preview_role_arns=cc.preview_role_arns,
         node_groups={name: NodeGroupSpec(**{**vars(ng), "taints": [NodeTaint(**vars(t)) for t in ng.taints]})
                      for name, ng in cc.node_groups.items()},
         kubernetes_version=cc.kubernetes_version,
@@ -241,6 +243,7 @@ if obs.enabled:
             tolerations=cluster.system_tolerations if obs.node_selector else (),
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer_url=cluster.oidc_issuer_url,
+            storage_class_resource=cluster.storage_class if obs.storage_class == GP3_STORAGE_CLASS else None,
         ),
         opts=in_cluster,
     )

@@ -505,6 +505,8 @@ class ClusterConfig:
     endpoint_private_access_cidrs: list[str] = field(default_factory=list)
     #: IAM roles granted cluster-admin through EKS access entries; the role running `pulumi up` must be one.
     admin_role_arns: list[str]
+    #: IAM roles granted view access without Secrets (AmazonEKSViewPolicy): CI's preview roles.
+    preview_role_arns: list[str] = field(default_factory=list)
     enabled_log_types: list[str] = field(default_factory=lambda: list(EKS_LOG_TYPES))
     #: Retention of the control-plane log group /aws/eks/<cluster>/cluster.
     log_retention_days: int = bounded(90, minimum=1, maximum=3653)
@@ -546,9 +548,13 @@ class ClusterConfig:
                    "at least one CIDR while endpointPublicAccess is true (EKS would default to 0.0.0.0/0)")
         if not self.admin_role_arns:
             yield "adminRoleArns", [], "at least one IAM role ARN (access entries are the only way in)"
-        for i, arn in enumerate(self.admin_role_arns):
-            if not _ROLE_ARN.match(arn):
-                yield f"adminRoleArns[{i}]", arn, "an IAM role ARN such as arn:aws:iam::123456789012:role/admin"
+        for key, arns in (("adminRoleArns", self.admin_role_arns), ("previewRoleArns", self.preview_role_arns)):
+            for i, arn in enumerate(arns):
+                if not _ROLE_ARN.match(arn):
+                    yield f"{key}[{i}]", arn, "an IAM role ARN such as arn:aws:iam::123456789012:role/admin"
+        both = sorted(set(self.admin_role_arns) & set(self.preview_role_arns))
+        if both:
+            yield "previewRoleArns", both, "roles that are not also in adminRoleArns (one access entry per role)"
         for i, log_type in enumerate(self.enabled_log_types):
             if log_type not in EKS_LOG_TYPES:
                 yield f"enabledLogTypes[{i}]", log_type, "one of " + ", ".join(EKS_LOG_TYPES)

@@ -339,3 +339,40 @@ def _taggable(type_: str) -> set[str]:
                 "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:kms/alias:Alias",
                 "aws:autoscaling/tag:Tag"}
     return set() if type_ in untagged else {"tags"}
+
+
+# --- storage, preview access, API reachability before the provider ---------------------------
+
+def test_a_default_encrypted_gp3_storage_class_exists_for_volume_claims(defaults, validate_k8s):
+    p, _ = defaults
+    sc = p.one("kubernetes:storage.k8s.io/v1:StorageClass")
+    validate_k8s(sc)
+    assert sc.inputs["metadata"]["name"] == "gp3"  # what cofounder:observability.storageClass names
+    assert sc.inputs["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+    assert sc.inputs["provisioner"] == "ebs.csi.aws.com"
+    assert sc.inputs["parameters"] == {"type": "gp3", "encrypted": "true"}
+    # bound where the pod lands, so a volume never sits in a zone its pod cannot reach
+    assert sc.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert sc.inputs["allowVolumeExpansion"] is True
+
+
+def test_prometheus_waits_for_the_storage_class(stack_program):
+    p = stack_program("prod")
+    sc = p.one("kubernetes:storage.k8s.io/v1:StorageClass")
+    release = next(r for r in p.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "kube-prometheus-stack")
+    assert sc.urn in release.options["dependsOn"]
+
+
+def test_preview_roles_get_view_access_without_secrets(run_program):
+    preview = "arn:aws:iam::123456789012:role/cofounder-preview"
+    p, _ = _cluster(run_program, preview_role_arns=[preview])
+    associations = {a.inputs["principalArn"]: a.inputs["policyArn"]
+                    for a in p.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
+    assert associations[preview] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+    assert associations[ADMIN] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def test_the_provider_waits_until_the_deployer_can_reach_the_private_endpoint(run_program):
+    p, _ = _cluster(run_program, endpoint_private_access_cidrs=["10.30.0.0/16"])
+    rule = p.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "platform-api-private-0")
+    assert rule.urn in p.one("pulumi:providers:kubernetes").options["dependsOn"]
