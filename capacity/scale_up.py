@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
+from typing import Annotated, Hashable, Iterable
 
 from capacity.headroom import HeadroomFigures
+from capacity.schema import Between
 from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, time_to_scale
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -31,26 +32,51 @@ SCALED_OBJECT_KIND = "ScaledObject"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScalingTargets:
-    """The targets of ``cofounder:scaling`` (same names and defaults as ``infra/config.py``)."""
+class ScalingSettings:
+    """``cofounder:scaling``: the stack-wide scaling targets the time-to-scale report and rule check."""
 
-    peak_multiplier: float = 5.0
-    time_to_scale_goal_seconds: int = 45
-    scale_up_within_seconds: int = 60
-    metric_lag_seconds: int = 15
-    pod_startup_seconds: int = 30
+    #: Peak load to absorb, as a multiple of today's peak.
+    peak_multiplier: Annotated[float, Between(1, 50)] = 5.0
+    #: The HPA must have decided the full peak replica count within this many seconds (goal apps).
+    time_to_scale_goal_seconds: Annotated[int, Between(15, 900)] = 45
+    #: The first scale-up decision must come within this many seconds of the load step (every app).
+    scale_up_within_seconds: Annotated[int, Between(15, 900)] = 60
+    #: p99 latency target per service (seed: under 200 ms): the alert threshold and the load test's pass mark.
+    p99_latency_ms: Annotated[int, Between(10, 10000)] = 200
+    #: Seconds until new load shows in the metrics the HPA reads (scrape interval, metrics-server resolution).
+    metric_lag_seconds: Annotated[int, Between(0, 300)] = 15
+    #: Seconds from a scale decision to a Ready pod (scheduling on headroom, image pull, probes).
+    pod_startup_seconds: Annotated[int, Between(0, 900)] = 30
+    #: Replicas each app runs at today's peak; missing apps default to their minReplicas.
     baseline_replicas: dict[str, int] = field(default_factory=dict)
+    #: Apps held to ``timeToScaleGoalSeconds``.
     goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
+    #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
+    #: step of every app at once (``cofounder:cluster.headroom``); a small dev stack may opt out.
     require_headroom_coverage: bool = True
+    #: Today's peak concurrent users, for the load test (loadtest/); null until measured.
+    peak_users: Annotated[int | None, Between(1, None)] = None
+    #: Today's peak requests per second, for the load test; null until measured.
+    peak_rps: Annotated[float | None, Between(0.1, None)] = None
+
+    def checks(self):
+        for app, replicas in self.baseline_replicas.items():
+            if replicas < 1:
+                yield f"baseline_replicas.{app}", replicas, "at least 1"
 
     @classmethod
-    def from_camel(cls, values: dict) -> "ScalingTargets":
+    def from_camel(cls, values: dict) -> "ScalingSettings":
         """From camelCase keys (a stack output, the pack's config); unknown keys and nulls ignored."""
         names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
         return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
 
     def as_camel(self) -> dict:
+        """The targets in the stack file's camelCase (the ``scalingTargets`` stack output)."""
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+#: What the time-to-scale verdict reads of the settings (the rest is for the load test).
+ScalingTargets = ScalingSettings
 
 
 def _camel(name: str) -> str:

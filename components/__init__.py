@@ -1,30 +1,31 @@
 """Reusable Pulumi components, one per file, each named after what it builds.
 
-This module also holds the small vocabulary every component's ``<X>Settings`` dataclass uses to
-say what a stack may set, once, beside the code that uses it:
-
-- bounds as ``Annotated`` metadata: ``Annotated[int, Between(1, 35)]``,
-  ``Annotated[str, Matches(r"17(\\.\\d+)?", "17 or a full version such as 17.6")]``,
-  ``Annotated[int, OneOf(CLOUDWATCH_LOG_RETENTION_DAYS)]``; closed sets as ``Literal[...]``;
-- cross-field rules as a ``checks()`` method yielding ``(field, value, allowed)``.
-
-``problems(settings)`` evaluates both. A component calls ``require_valid(name, args)`` first, so
-its Python callers get the same rule and the same wording as a stack file does through the
-config loader (``infra/config.py``), which adds the stack file and the camelCase key.
+Each component file declares ``<X>Settings``, what a stack may set (types, defaults, bounds,
+``#:`` docs, in the vocabulary of ``capacity/schema.py``, re-exported here), and
+``<X>Args(<X>Settings)``, which adds only the wiring (ids, ARNs, providers, Outputs). The
+component calls ``require_valid`` first, so bad arguments fail as one line before anything is
+declared, with the same rule and wording the stack files get.
 """
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
-import re
-import typing
-from dataclasses import dataclass
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 
+from capacity import schema
+from capacity.schema import (Between, Constraint, Matches, OneOf, Problem, camel, constraints, field_docs,
+                             hints_of, problems)
 
+__all__ = ["CLOUDWATCH_LOG_RETENTION_DAYS", "LOG_RETENTION", "Between", "ComponentArgsError", "Constraint", "Matches", "OneOf", "Problem", "args_for", "camel",
+           "constraints", "field_docs", "hints_of", "problems", "require_valid"]
+
+schema._LOCALNS["Output"] = pulumi.Output
+#: The retentions CloudWatch Logs accepts (PutRetentionPolicy); any other value fails at deploy time.
+CLOUDWATCH_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                                 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION = OneOf(CLOUDWATCH_LOG_RETENTION_DAYS, "a retention CloudWatch Logs accepts")
 _Args = TypeVar("_Args")
 
 
@@ -32,164 +33,13 @@ class ComponentArgsError(pulumi.RunError, ValueError):
     """Invalid component arguments; printed by the CLI as one line."""
 
 
-def _num(value: float) -> str:
-    """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@dataclass(frozen=True)
-class Between:
-    """A number between ``minimum`` and ``maximum`` (inclusive; either may be open)."""
-
-    minimum: float | None = None
-    maximum: float | None = None
-
-    def describe(self) -> str:
-        if self.minimum is not None and self.maximum is not None:
-            return f"a value between {_num(self.minimum)} and {_num(self.maximum)}"
-        if self.minimum is not None:
-            return f"a value of at least {_num(self.minimum)}"
-        return f"a value of at most {_num(self.maximum)}" if self.maximum is not None else "a number"
-
-    def allows(self, value: Any) -> bool:
-        return ((self.minimum is None or value >= self.minimum)
-                and (self.maximum is None or value <= self.maximum))
-
-
-@dataclass(frozen=True)
-class Matches:
-    """A string matching ``pattern`` in full; ``expected`` says what that is, for the error."""
-
-    pattern: str
-    expected: str = ""
-
-    def describe(self) -> str:
-        return self.expected or f"a value matching {self.pattern}"
-
-    def allows(self, value: Any) -> bool:
-        return isinstance(value, str) and re.fullmatch(self.pattern, value) is not None
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of a fixed set of numbers (a set an AWS API accepts, such as log retentions)."""
-
-    values: tuple
-
-    def describe(self) -> str:
-        return "one of " + ", ".join(map(str, self.values))
-
-    def allows(self, value: Any) -> bool:
-        return value in self.values
-
-
-Constraint = Between | Matches | OneOf
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One setting that is not allowed: its path (field names and list indexes), value, rule."""
-
-    path: tuple
-    value: Any
-    allowed: str
-
-    def key(self, style: typing.Callable[[str], str] = lambda s: s) -> str:
-        out = ""
-        for part in self.path:
-            out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + style(part))
-        return out
-
-
-def camel(name: str) -> str:
-    """The stack-file spelling of a field name: ``backup_retention_days`` -> ``backupRetentionDays``."""
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def constraints(hint: Any) -> tuple[Any, list[Constraint]]:
-    """The type inside ``Annotated[...]`` (``Optional`` kept) and its constraints."""
-    found: list[Constraint] = []
-    if typing.get_origin(hint) is typing.Annotated:
-        base, *extras = typing.get_args(hint)
-        found = [e for e in extras if isinstance(e, (Between, Matches, OneOf))]
-        hint = base
-    return hint, found
-
-
-def _field_problems(path: tuple, value: Any, hint: Any, recursive: bool) -> Iterator[Problem]:
-    base, rules = constraints(hint)
-    if value is None:
-        return
-    for rule in rules:
-        if not rule.allows(value):
-            yield Problem(path, value, rule.describe())
-            return
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if recursive:
-            yield from problems(value, path, recursive)
-    elif isinstance(value, (list, tuple)):
-        inner = _element_hint(base)
-        for i, item in enumerate(value):
-            yield from _field_problems(path + (i,), item, inner, recursive)
-    elif isinstance(value, dict):
-        inner = _element_hint(base, mapping=True)
-        for k, item in value.items():
-            yield from _field_problems(path + (str(k),), item, inner, recursive)
-
-
-def _element_hint(hint: Any, mapping: bool = False) -> Any:
-    """The element type of ``list[X]`` / ``Sequence[X]`` (or the value type of ``dict[K, X]``),
-    looking through ``Optional``."""
-    hint, _ = constraints(hint)
-    for candidate in (hint, *typing.get_args(hint)):
-        origin, args = typing.get_origin(candidate), typing.get_args(candidate)
-        if not mapping and origin in (list, tuple, collections.abc.Sequence) and args:
-            return args[0]
-        if mapping and origin in (dict, collections.abc.Mapping) and len(args) == 2:
-            return args[1]
-    return Any
-
-
-def hints_of(cls: type) -> dict[str, Any]:
-    """A dataclass's field types with their ``Annotated`` metadata. ``pulumi.Input[T]`` refers
-    to ``Output`` by a forward reference the SDK does not export, hence the local namespace."""
-    return typing.get_type_hints(cls, localns={"Output": pulumi.Output, "T": Any}, include_extras=True)
-
-
-def problems(settings: Any, path: tuple = (), recursive: bool = True) -> list[Problem]:
-    """Every bound a settings dataclass breaks, then what its ``checks()`` reports.
-
-    ``recursive=False`` leaves nested settings dataclasses to the caller (the config loader
-    checks each nested block where it reads it); list and mapping items are always checked.
-    """
-    found: list[Problem] = []
-    hints = hints_of(type(settings))
-    for f in dataclasses.fields(settings):
-        found += _field_problems(path + (f.name,), getattr(settings, f.name), hints[f.name], recursive)
-    if found:
-        return found  # cross-field rules assume each field is in range
-    checks = getattr(settings, "checks", None)
-    for name, value, allowed in (checks() if checks else ()):
-        found.append(Problem(path + tuple(_split(name)), value, allowed))
-    return found
-
-
-def _split(name: str) -> list:
-    """``policies[0].value`` -> ["policies", 0, "value"]."""
-    out: list = []
-    for part in name.replace("]", "").split("."):
-        head, *indexes = part.split("[")
-        out.append(head)
-        out += [int(i) for i in indexes]
-    return out
-
-
 def args_for(settings: Any, args_cls: type[_Args], **wiring: Any) -> _Args:
-    """``args_cls`` (a component's Args, subclassing ``type(settings)``) from a stack's settings
-    plus the wiring only the program knows (ids, ARNs, providers, Outputs)."""
-    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
-    return args_cls(**values, **wiring)
+    """``args_cls`` (a component's Args) from a stack's settings plus the wiring only the program
+    knows (ids, ARNs, providers, Outputs). Fields of ``settings`` that ``args_cls`` lacks (a
+    section composed of several components' settings) are left out."""
+    names = {f.name for f in dataclasses.fields(args_cls) if f.init}  # type: ignore[arg-type]
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in names}
+    return args_cls(**{**values, **wiring})
 
 
 def require_valid(component: str, args: Any) -> None:

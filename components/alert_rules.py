@@ -18,17 +18,35 @@ CloudWatch alarms (``CloudWatchAlarms``), as are RDS and ElastiCache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Annotated, Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from components import Between, require_valid
 
 API_VERSION = "monitoring.coreos.com/v1"
 
 
 @dataclass(frozen=True, kw_only=True)
-class AlertRulesArgs:
-    """Inputs of AlertRules. Thresholds default to the seed's targets."""
+class AlertRulesSettings:
+    """``cofounder:alertRules``: when the seed's targets count as missed (Prometheus alerts)."""
+
+    #: How long a service's p99 may exceed ``cofounder:scaling.p99LatencyMs`` before it alerts.
+    latency_for_minutes: Annotated[int, Between(1, 60)] = 5
+    #: How long an HPA may sit at maxReplicas before someone must raise the ceiling.
+    hpa_at_max_minutes: Annotated[int, Between(1, 120)] = 10
+    #: App pods pending longer than this mean scale-up missed the seed's 60 s target.
+    pod_pending_seconds: Annotated[int, Between(15, 3600)] = 60
+    #: Alert when more PgBouncer clients than this wait for a server connection...
+    pgbouncer_waiting_clients: Annotated[int, Between(0, 10000)] = 0
+    #: ...for this long.
+    pgbouncer_waiting_minutes: Annotated[int, Between(1, 60)] = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRulesArgs(AlertRulesSettings):
+    """Settings plus the wiring."""
 
     #: Namespace of the app workloads and PgBouncer (EksCluster.app_namespace).
     app_namespace: pulumi.Input[str]
@@ -36,14 +54,8 @@ class AlertRulesArgs:
     namespace: pulumi.Input[str] = "monitoring"
     #: Labels Prometheus selects rules by (MonitoringStack.monitor_labels).
     monitor_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
+    #: The p99 target (cofounder:scaling.p99LatencyMs).
     latency_p99_ms: int = 200
-    latency_for_minutes: int = 5
-    hpa_at_max_minutes: int = 10
-    pod_pending_seconds: int = 60
-    #: Alert when more clients than this wait for a PgBouncer server connection...
-    pgbouncer_waiting_clients: int = 0
-    #: ...for this long.
-    pgbouncer_waiting_minutes: int = 2
     #: PriorityClasses whose pods are *meant* to wait (the headroom placeholders, evicted so a
     #: burst gets their room): regex on kube-state-metrics' ``priority_class`` label.
     pending_ignore_priority_classes: str = ".*headroom.*"
@@ -141,6 +153,7 @@ class AlertRules(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AlertRulesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:AlertRules", name, None, opts)
+        require_valid(f"AlertRules {name}", args)
         rule = k8s.apiextensions.CustomResource(
             f"{name}-slo",
             api_version=API_VERSION,

@@ -24,14 +24,15 @@ dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Sec
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Literal, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from capacity.connections import DB_POOL_SIZE_ANNOTATION
-from components import ComponentArgsError
+from components import Between, Matches, require_valid
 
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -41,30 +42,138 @@ TARGET_GROUP_BINDING_API_VERSION = "elbv2.k8s.aws/v1beta1"
 SERVICE_PORT = 80
 
 
+#: Upper bound of any app's maxReplicas: runaway scaling is a cost and a database-connection risk.
+MAX_REPLICAS_CAP = 100
+_IMAGE_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+_IMAGE_TAG = re.compile(r"^[^@\s:]+(:[0-9]+)?(/[^@\s:]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+_PATH = Matches(r"/\S*", "a value matching /\\S*")
+_CPU = Matches(r"[0-9]+(\.[0-9]+)?m?", "a value matching [0-9]+(\\.[0-9]+)?m?")
+_MEMORY = Matches(r"[0-9]+(Mi|Gi)", "a value matching [0-9]+(Mi|Gi)")
+_REPLICAS = Annotated[int, Between(1, MAX_REPLICAS_CAP)]
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference is not pinned, or None when it is (by tag or by digest)."""
+    if _IMAGE_DIGEST.match(image):
+        return None
+    match = _IMAGE_TAG.match(image)
+    if not match:
+        return "an image pinned by tag or digest, such as registry/app:1.4.2 or registry/app@sha256:<64 hex>"
+    if match.group("tag") == "latest":
+        return "a pinned tag or digest, not 'latest'"
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScalingPolicy:
-    """At most ``value`` pods (``Pods``) or percent (``Percent``) per ``period_seconds``."""
+    """One HPA scaling policy: at most ``value`` pods (``Pods``) or percent (``Percent``) per ``periodSeconds``."""
 
-    type: str
-    value: int
-    period_seconds: int = 15
+    type: Literal["Pods", "Percent"]
+    value: Annotated[int, Between(1, 1000)]
+    period_seconds: Annotated[int, Between(1, 1800)] = 15
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScalingRules:
-    """One direction of an HPA's behavior."""
+    """``behavior.scaleUp`` or ``behavior.scaleDown`` of an HPA, declared explicitly."""
 
-    stabilization_window_seconds: int
-    policies: Sequence[ScalingPolicy]
-    select_policy: str = "Max"
+    stabilization_window_seconds: Annotated[int, Between(0, 3600)]
+    #: Which policy wins when several allow different changes: Max (fastest), Min, or Disabled.
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    policies: list[ScalingPolicy]
+
+    def checks(self):
+        if self.select_policy != "Disabled" and not 1 <= len(self.policies) <= 10:
+            yield "policies", [], "between 1 and 10 policies"
 
 
-#: Reach 5x quickly: double or +4 pods every 15 s, whichever is more, with no stabilization delay.
-FAST_SCALE_UP = ScalingRules(stabilization_window_seconds=0, select_policy="Max", policies=(
-    ScalingPolicy(type="Percent", value=100), ScalingPolicy(type="Pods", value=4)))
-#: Shed at most 10 % a minute, after five minutes of lower load.
-GENTLE_SCALE_DOWN = ScalingRules(stabilization_window_seconds=300, select_policy="Min", policies=(
-    ScalingPolicy(type="Percent", value=10, period_seconds=60),))
+def fast_scale_up() -> ScalingRules:
+    """Reach 5x quickly: double or +4 pods every 15 s, whichever is more, with no stabilization delay."""
+    return ScalingRules(stabilization_window_seconds=0, select_policy="Max", policies=[
+        ScalingPolicy(type="Percent", value=100), ScalingPolicy(type="Pods", value=4)])
+
+
+def gentle_scale_down() -> ScalingRules:
+    """Shed at most 10 % a minute, after five minutes of lower load."""
+    return ScalingRules(stabilization_window_seconds=300, select_policy="Min", policies=[
+        ScalingPolicy(type="Percent", value=10, period_seconds=60)])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probes:
+    """HTTP probe endpoints of an app container."""
+
+    readiness_path: Annotated[str, _PATH] = "/healthz/ready"
+    liveness_path: Annotated[str, _PATH] = "/healthz/live"
+    startup_path: Annotated[str, _PATH] = "/healthz/live"
+    #: Port the probes call; null means the app's ``port``.
+    port: Annotated[int | None, Between(1, 65535)] = None
+
+
+#: The data tier's connection settings an app may load (``envFrom``): DATABASE_URL and
+#: DATABASE_URL_POOLED, REDIS_URL, QUEUE_URL (``components/app_data_settings.py``).
+DataAccess = Literal["database", "redis", "queue"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppServiceSettings:
+    """One entry of ``cofounder:apps``: an app Deployment and its autoscaling. Defaults are production-safe."""
+
+    #: Container image pinned by tag or digest (never ``latest``).
+    image: str
+    #: The container port the app serves on (and the target port behind the load balancer).
+    port: Annotated[int, Between(1, 65535)] = 8080
+    probes: Probes = field(default_factory=Probes)
+    cpu_request: Annotated[str, _CPU] = "250m"
+    cpu_limit: Annotated[str, _CPU] = "1"
+    memory_request: Annotated[str, _MEMORY] = "512Mi"
+    memory_limit: Annotated[str, _MEMORY] = "512Mi"
+    min_replicas: _REPLICAS = 2
+    max_replicas: _REPLICAS = 10
+    cpu_target_percent: Annotated[int, Between(10, 100)] = 70
+    memory_target_percent: Annotated[int, Between(10, 100)] = 80
+    #: Target of the per-pod ``cofounder_active_agents`` metric (average per pod); null: not scaled on it.
+    active_agents_target: Annotated[float | None, Between(0.1, 1000)] = None
+    scale_up: ScalingRules = field(default_factory=fast_scale_up)
+    scale_down: ScalingRules = field(default_factory=gentle_scale_down)
+    #: Extra pods during a rollout (maxUnavailable is always 0).
+    max_surge: Annotated[str, Matches(r"[0-9]+%?", "a value matching [0-9]+%?")] = "25%"
+    #: Per-pod database pool size (0: no database); the connection budget counts it at maxReplicas.
+    db_pool_size: Annotated[int, Between(0, 500)] = 0
+    #: False for pods running long agent work: the cluster autoscaler then never evicts them.
+    safe_to_evict: bool = True
+    #: The pod calls AWS APIs through IRSA (a role for its service account, API token mounted).
+    needs_aws: bool = False
+    #: The data tier's settings the pod gets as environment variables: database, redis, queue.
+    data_access: list[DataAccess] = field(default_factory=list)
+    #: Runs agent jobs from the agent queue: KEDA also scales it on the queue's depth, and its IRSA
+    #: role may receive and delete (needs needsAws and queue in dataAccess).
+    consumes_agent_queue: bool = False
+    #: Messages per pod that the queue trigger aims for.
+    queue_messages_per_pod: Annotated[int, Between(1, 10000)] = 5
+    #: Pause before SIGTERM; behind the ALB at least 15 s (capacity/drain.py).
+    pre_stop_sleep_seconds: Annotated[int, Between(0, 120)] = 15
+    #: preStop plus the longest request the app serves; behind the ALB it also sets the target
+    #: group's deregistration delay (this minus preStopSleepSeconds).
+    termination_grace_period_seconds: Annotated[int, Between(1, 7200)] = 75
+
+    def checks(self):
+        problem = image_problem(self.image)
+        if problem:
+            yield "image", self.image, problem
+        if self.min_replicas > self.max_replicas:
+            yield "min_replicas", self.min_replicas, f"at most maxReplicas ({self.max_replicas})"
+        if self.termination_grace_period_seconds <= self.pre_stop_sleep_seconds:
+            yield ("termination_grace_period_seconds", self.termination_grace_period_seconds,
+                   f"more than preStopSleepSeconds ({self.pre_stop_sleep_seconds}) so connections drain")
+        if (self.db_pool_size > 0) != ("database" in self.data_access):
+            yield ("db_pool_size", self.db_pool_size,
+                   "above 0 exactly when dataAccess includes database (its pool counts in the connection budget)")
+        if self.consumes_agent_queue and not (self.needs_aws and "queue" in self.data_access):
+            yield ("consumes_agent_queue", True,
+                   "needsAws true and queue in dataAccess: a consumer reads QUEUE_URL with its IRSA role")
+        if len(set(self.data_access)) != len(self.data_access):
+            yield "data_access", self.data_access, "distinct entries"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +185,6 @@ class QueueScaling:
     aws_region: str
     #: Prometheus that KEDA queries for ``cofounder_active_agents`` (``http://host:port``).
     prometheus_address: str
-    #: Visible + in-flight messages per pod that KEDA aims for.
-    messages_per_pod: int = 5
     #: The KEDA installation (its CRDs must exist before the ScaledObject); None if managed elsewhere.
     keda: pulumi.Resource | None = None
 
@@ -96,57 +203,33 @@ class LoadBalancerTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AppServiceArgs:
-    """Inputs of AppService. Defaults are production-safe."""
+class AppServiceArgs(AppServiceSettings):
+    """Settings plus the wiring and the component's fixed choices."""
 
     #: Namespace of the app (the cluster's app namespace, Pod Security ``restricted``).
     namespace: pulumi.Input[str]
-    #: Image pinned by tag or digest (validated by the stack config).
-    image: str
-    port: int = 8080
-    readiness_path: str = "/healthz/ready"
-    liveness_path: str = "/healthz/live"
-    startup_path: str = "/healthz/live"
-    #: Port the probes call; None means ``port``.
-    probe_port: int | None = None
-    cpu_request: str = "250m"
-    cpu_limit: str = "1"
-    memory_request: str = "512Mi"
-    memory_limit: str = "512Mi"
-    min_replicas: int = 2
-    max_replicas: int = 10
-    cpu_target_percent: int = 70
-    memory_target_percent: int = 80
-    #: Average ``cofounder_active_agents`` per pod to aim for; None: not scaled on it.
-    active_agents_target: float | None = None
-    scale_up: ScalingRules = FAST_SCALE_UP
-    scale_down: ScalingRules = GENTLE_SCALE_DOWN
-    #: Extra pods during a rollout; maxUnavailable is always 0.
-    max_surge: str = "25%"
-    #: False for long agent runs: the cluster autoscaler then never evicts the pods to shrink a node.
-    safe_to_evict: bool = True
     #: IRSA role for the pod's service account (create it with IrsaRole); None: no AWS access and no API token.
     role_arn: pulumi.Input[str] | None = None
-    #: Secrets and ConfigMaps whose keys become environment variables.
-    env_from_secrets: Sequence[str] = ()
-    env_from_config_maps: Sequence[str] = ()
-    #: Pause before SIGTERM so the load balancer has stopped sending requests (capacity/drain.py).
-    pre_stop_sleep_seconds: int = 15
-    #: preStop plus the longest request the app serves (60 s, CloudFront's API read timeout).
-    termination_grace_period_seconds: int = 75
+    #: Secrets and ConfigMaps whose keys become environment variables (the names of ``data_access``).
+    env_from_secrets: Sequence[pulumi.Input[str]] = ()
+    env_from_config_maps: Sequence[pulumi.Input[str]] = ()
+    #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
+    queue_scaling: QueueScaling | None = None
+    #: Serve behind the ALB: a TargetGroupBinding registers the pods in this target group.
+    load_balancer: LoadBalancerTarget | None = None
     run_as_user: int = 10001
     #: ``DoNotSchedule`` keeps replicas balanced over zones; ``ScheduleAnyway`` favours placement speed.
     zone_spread_when_unsatisfiable: str = "DoNotSchedule"
     #: Voluntary disruptions (node drains) take at most this many pods at a time.
     pdb_max_unavailable: int = 1
-    #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
-    queue_scaling: QueueScaling | None = None
-    #: Serve behind the ALB: a TargetGroupBinding registers the pods in this target group.
-    load_balancer: LoadBalancerTarget | None = None
-    #: Connections each pod's pool opens to PgBouncer (0: no database). Declared on the pod
-    #: template as ``cofounder.dev/db-pool-size`` so the pack's connection budget sees it.
-    db_pool_size: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+
+    def checks(self):
+        # A component used from Python (not the stack file) may not have its data-tier names
+        # wired; only the rules about what the pod itself declares apply.
+        for problem in AppServiceSettings.checks(self):
+            if problem[0] not in ("db_pool_size", "consumes_agent_queue"):
+                yield problem
 
 
 def _quantity(value: float) -> str:
@@ -174,10 +257,7 @@ class AppService(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:apps:AppService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.min_replicas > args.max_replicas:
-            raise ComponentArgsError(f"{name}: min_replicas {args.min_replicas} > max_replicas {args.max_replicas}")
-        if args.termination_grace_period_seconds <= args.pre_stop_sleep_seconds:
-            raise ComponentArgsError(f"{name}: the termination grace period must outlast the preStop pause")
+        require_valid(f"AppService {name}", args)
         selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cofounder"}
         labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -283,7 +363,7 @@ class AppService(pulumi.ComponentResource):
 
     @staticmethod
     def _pod_spec(name: str, args: AppServiceArgs, selector: dict, account, needs_aws: bool) -> dict:
-        probe_port = args.probe_port or args.port
+        probe_port = args.probes.port or args.port
 
         def probe(path: str, period: int, failures: int) -> dict:
             return {"httpGet": {"path": path, "port": probe_port}, "periodSeconds": period,
@@ -305,9 +385,9 @@ class AppService(pulumi.ComponentResource):
             "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
                           "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit}},
             # Up to 2 minutes to boot; liveness only starts once the startup probe passed.
-            "startupProbe": probe(args.startup_path, 5, 24),
-            "readinessProbe": probe(args.readiness_path, 5, 3),
-            "livenessProbe": probe(args.liveness_path, 10, 3),
+            "startupProbe": probe(args.probes.startup_path, 5, 24),
+            "readinessProbe": probe(args.probes.readiness_path, 5, 3),
+            "livenessProbe": probe(args.probes.liveness_path, 10, 3),
             "lifecycle": {"preStop": {"sleep": {"seconds": args.pre_stop_sleep_seconds}}},
             "securityContext": {
                 "allowPrivilegeEscalation": False,
@@ -392,7 +472,7 @@ class AppService(pulumi.ComponentResource):
             "type": "aws-sqs-queue", "name": "queue-depth",
             "authenticationRef": {"name": auth_name},
             "metadata": {"queueURL": queue.queue_url, "awsRegion": queue.aws_region,
-                         "queueLength": str(queue.messages_per_pod), "scaleOnInFlight": "true"}})
+                         "queueLength": str(args.queue_messages_per_pod), "scaleOnInFlight": "true"}})
         k8s.apiextensions.CustomResource(
             f"{name}-scaledobject",
             api_version=KEDA_API_VERSION,

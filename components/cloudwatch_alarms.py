@@ -21,45 +21,55 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Annotated, Mapping
 
 import pulumi
 import pulumi_aws as aws
 
-from components import ComponentArgsError
+from components import Between, Matches, require_valid
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 
 @dataclass(frozen=True, kw_only=True)
-class CloudWatchAlarmsArgs:
-    """Inputs of CloudWatchAlarms. Thresholds default to conservative production values."""
+class CloudWatchAlarmsSettings:
+    """``cofounder:cloudwatchAlarms``: alarms on RDS, ElastiCache, SQS and the ALB, into one SNS topic."""
+
+    #: The alarms and their topic; independent of the in-cluster monitoring (they watch AWS services).
+    enabled: bool = True
+    #: Email address subscribed to the alarm SNS topic (confirmation required); none = no subscription.
+    alarm_email: Annotated[str | None, Matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "a value matching [^@\\s]+@[^@\\s]+\\.[^@\\s]+")] = None
+    #: Age of the oldest agent job above which workers are not keeping up.
+    sqs_oldest_message_age_seconds: Annotated[int, Between(60, 1209600)] = 300
+    rds_cpu_percent: Annotated[int, Between(10, 100)] = 80
+    rds_freeable_memory_mib: Annotated[int, Between(16, 1048576)] = 256
+    rds_free_storage_gib: Annotated[int, Between(1, 65536)] = 10
+    #: Share of the instance's max_connections in use that raises the alarm.
+    rds_connections_percent: Annotated[int, Between(10, 100)] = 80
+    redis_engine_cpu_percent: Annotated[int, Between(10, 100)] = 80
+    redis_memory_percent: Annotated[int, Between(10, 100)] = 80
+    #: Evicted keys per 5 minutes above which the cache is too small.
+    redis_evictions: Annotated[int, Between(0, 1000000)] = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudWatchAlarmsArgs(CloudWatchAlarmsSettings):
+    """Settings plus the resources to watch; each family is skipped while its input is None."""
 
     #: Prefix of the physical names (topic, alarms), e.g. ``cofounder-prod``.
     name_prefix: str
-    #: Email subscribed to the topic (AWS sends a confirmation mail); None = no subscription.
-    alarm_email: str | None = None
     #: RDS DB instance identifier; None = no RDS alarms.
     rds_instance_id: pulumi.Input[str] | None = None
     #: The instance's max_connections (the connection budget); required with ``rds_instance_id``.
     rds_max_connections: int | None = None
-    rds_cpu_percent: int = 80
-    rds_freeable_memory_mib: int = 256
-    rds_free_storage_gib: int = 10
-    rds_connections_percent: int = 80
     #: ElastiCache replication group id; None = no Redis alarms.
     redis_replication_group_id: pulumi.Input[str] | None = None
     #: Shards (node groups) and replicas per shard of that group: they name its nodes.
     redis_shards: int = 1
     redis_replicas_per_shard: int = 1
-    redis_engine_cpu_percent: int = 80
-    redis_memory_percent: int = 80
-    #: Evicted keys per 5 minutes above which the alarm fires.
-    redis_evictions: int = 0
     #: Name of the agent-execution queue; None = no queue-age alarm.
     sqs_queue_name: pulumi.Input[str] | None = None
-    sqs_oldest_message_age_seconds: int = 300
     #: Name of its dead-letter queue; None = no DLQ alarm.
     sqs_dlq_name: pulumi.Input[str] | None = None
     #: The ALB's ``app/<name>/<id>`` and, per app, its target group's ``targetgroup/<name>/<id>``.
@@ -67,9 +77,13 @@ class CloudWatchAlarmsArgs:
     target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     #: p99 target of a request through the ALB (cofounder:scaling.p99LatencyMs) ...
     latency_p99_ms: int = 200
-    #: ... exceeded for this many consecutive minutes.
+    #: ... exceeded for this many consecutive minutes (cofounder:alertRules.latencyForMinutes).
     latency_for_minutes: int = 5
     tags: dict[str, str] = field(default_factory=dict)
+
+    def checks(self):
+        if (self.rds_instance_id is None) != (self.rds_max_connections is None):
+            yield "rds_max_connections", self.rds_max_connections, "set together with rds_instance_id"
 
 
 def redis_node_suffixes(shards: int, replicas_per_shard: int) -> list[str]:
@@ -113,8 +127,7 @@ class CloudWatchAlarms(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CloudWatchAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:CloudWatchAlarms", name, None, opts)
-        if (args.rds_instance_id is None) != (args.rds_max_connections is None):
-            raise ComponentArgsError("rds_instance_id and rds_max_connections go together")
+        require_valid(f"CloudWatchAlarms {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "observability"}
         account = aws.get_caller_identity_output().account_id

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Literal, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import Between, Matches, require_valid
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
@@ -42,22 +43,33 @@ DESCRIBE_ACTIONS = [
 SCALING_ACTIONS = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
 
 
+_DURATION = Matches(r"[1-9][0-9]*(s|m|h)", "a duration such as 10s, 5m or 1h")
+
+
 @dataclass(frozen=True, kw_only=True)
-class ClusterAutoscalerArgs:
-    """Inputs of ClusterAutoscaler. Pass the cluster's Kubernetes provider through ``opts``."""
+class ClusterAutoscalerSettings:
+    """``cofounder:cluster.autoscaler``: Cluster Autoscaler behaviour."""
+
+    #: Which node group to grow: least-waste (least idle CPU/memory after the scale-up) or priority.
+    expander: Literal["least-waste", "priority", "most-pods", "random"] = "least-waste"
+    #: How long a node must be unneeded before it is removed.
+    scale_down_unneeded_time: Annotated[str, _DURATION] = "10m"
+    #: Pause on scale-down after a scale-up (keeps fresh nodes through a burst).
+    scale_down_delay_after_add: Annotated[str, _DURATION] = "10m"
+    #: How often the autoscaler re-evaluates pending pods; bounds the reaction time to a burst.
+    scan_interval: Annotated[str, _DURATION] = "10s"
+    #: Autoscaler pods (leader-elected; a second one only shortens failover).
+    replicas: Annotated[int, Between(1, 3)] = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterAutoscalerArgs(ClusterAutoscalerSettings):
+    """Settings plus the wiring. Pass the cluster's Kubernetes provider through ``opts``."""
 
     cluster_name: pulumi.Input[str]
     region: str
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
-    #: least-waste picks the group left with the least idle CPU/memory after the scale-up.
-    expander: str = "least-waste"
-    scale_down_unneeded_time: str = "10m"
-    scale_down_delay_after_add: str = "10m"
-    #: Reaction time to Pending pods is at most one scan interval plus node boot.
-    scan_interval: str = "10s"
-    #: Leader-elected replicas; the PodDisruptionBudget keeps one running through drains.
-    replicas: int = 1
     #: Where the autoscaler runs (the system node group), and the tolerations to get there.
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: Sequence[dict] = ()
@@ -125,6 +137,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:ClusterAutoscaler", name, None, opts)
+        require_valid(f"ClusterAutoscaler {name}", args)
         role = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
             oidc_provider_arn=args.oidc_provider_arn,
             oidc_issuer_url=args.oidc_issuer_url,

@@ -22,18 +22,19 @@ in-cluster component receives, the application namespace (Pod Security Admission
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Annotated, Literal, Sequence
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from capacity.headroom import HeadroomFigures
-from components import ComponentArgsError
-from components.headroom import Headroom, HeadroomArgs
+from components import Between, Matches, args_for, require_valid
+from components.headroom import Headroom, HeadroomArgs, HeadroomSettings
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.load_balancer_controller import READINESS_GATE_LABEL
 
@@ -49,86 +50,164 @@ NODE_POLICIES = {
     "cni": "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "ecr-read": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 }
+#: The node group for cluster add-ons (CoreDNS, EBS CSI controller, autoscaler, metrics-server)...
+SYSTEM_NODE_GROUP = "system"
+#: ... and the one that absorbs bursts (the headroom placeholders run there).
+BURST_NODE_GROUP = "apps"
 _TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
                   "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
+_ADDON_VERSION = Matches(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+", "an EKS add-on version such as v1.20.4-eksbuild.2")
+_INSTANCE_TYPE = r"[a-z][a-z0-9-]*\.[a-z0-9]+"
+_ROLE_ARN = Matches(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
+                    "an IAM role ARN such as arn:aws:iam::123456789012:role/admin")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+#: The private IPv4 ranges (RFC 1918) a VPC, a peered network or a VPN uses.
+_RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeTaint:
-    """A Kubernetes taint (effect in Kubernetes spelling: NoSchedule, NoExecute, PreferNoSchedule)."""
+    """One Kubernetes taint on every node of a node group."""
 
     key: str
     value: str = ""
-    effect: str = "NoSchedule"
+    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
 
 
 @dataclass(frozen=True, kw_only=True)
 class NodeGroupSpec:
-    """One managed node group. The Cluster Autoscaler moves desired_size between min and max."""
+    """``cofounder:cluster.nodeGroups.<name>``: one EKS managed node group. The Cluster
+    Autoscaler moves the desired size between min and max."""
 
-    instance_types: Sequence[str]
-    min_size: int
-    desired_size: int
-    max_size: int
-    capacity_type: str = "ON_DEMAND"
-    disk_size_gib: int = 50
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: Sequence[NodeTaint] = ()
-    #: Nodes replaced at once during a rolling update of the group.
-    max_unavailable: int = 1
-    ami_type: str = "AL2023_x86_64_STANDARD"
+    #: EC2 instance types, all of the same size class (the Cluster Autoscaler assumes one shape per group).
+    instance_types: list[str]
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    min_size: Annotated[int, Between(0, 1000)] = 1
+    #: Nodes at creation; afterwards the Cluster Autoscaler owns it (pulumi up never resets it).
+    desired_size: Annotated[int, Between(0, 1000)] = 1
+    max_size: Annotated[int, Between(1, 1000)] = 3
+    #: Size of the encrypted gp3 root volume.
+    disk_size_gib: Annotated[int, Between(20, 16384)] = 50
+    #: Kubernetes labels on every node (also published to the Cluster Autoscaler for scale-from-zero).
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[NodeTaint] = field(default_factory=list)
+    #: Nodes replaced at once during a node-group update (AMI or launch-template change).
+    max_unavailable: Annotated[int, Between(1, 100)] = 1
+    #: EKS-optimized Amazon Linux 2023 AMI family; must match the instance types' architecture.
+    ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD"] = "AL2023_x86_64_STANDARD"
+
+    def checks(self):
+        if not self.instance_types:
+            yield "instance_types", self.instance_types, "at least one EC2 instance type such as m6i.large"
+        for i, itype in enumerate(self.instance_types):
+            if not re.fullmatch(_INSTANCE_TYPE, itype):
+                yield f"instance_types[{i}]", itype, "an EC2 instance type such as m6i.large"
+        if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
+            yield ("instance_types", self.instance_types,
+                   "at least two instance types for SPOT capacity (diversified pools)")
+        if self.min_size >= self.max_size:
+            yield "min_size", self.min_size, f"below maxSize ({self.max_size})"
+        elif not self.min_size <= self.desired_size <= self.max_size:
+            yield "desired_size", self.desired_size, f"between minSize ({self.min_size}) and maxSize ({self.max_size})"
+        for key in list(self.labels) + [t.key for t in self.taints]:
+            if not _LABEL_KEY.match(key):
+                yield "labels" if key in self.labels else "taints", key, "a Kubernetes label/taint key such as node-pool"
 
 
 @dataclass(frozen=True, kw_only=True)
 class AddonVersions:
-    """Pinned EKS add-on versions; they must suit the cluster's Kubernetes version, so the stack
-    config (``cofounder:cluster.addonVersions``) chooses them, not this component."""
+    """``cofounder:cluster.addonVersions``: pinned EKS add-on versions (``aws eks describe-addon-versions``)."""
 
-    vpc_cni: str
-    coredns: str
-    kube_proxy: str
-    aws_ebs_csi_driver: str
+    vpc_cni: Annotated[str, _ADDON_VERSION] = "v1.20.4-eksbuild.2"
+    coredns: Annotated[str, _ADDON_VERSION] = "v1.12.3-eksbuild.1"
+    #: Must be built for the cluster's Kubernetes minor (v1.34.x for 1.34).
+    kube_proxy: Annotated[str, _ADDON_VERSION] = "v1.34.0-eksbuild.2"
+    aws_ebs_csi_driver: Annotated[str, _ADDON_VERSION] = "v1.54.0-eksbuild.1"
 
 
 @dataclass(frozen=True, kw_only=True)
-class EksClusterArgs:
-    """Inputs of EksCluster. Defaults are production-safe (private endpoint only, all logs)."""
+class EksClusterSettings:
+    """``cofounder:cluster``: the EKS control plane, node groups, add-ons and pre-warmed headroom."""
+
+    #: Kubernetes minor version, pinned per stack ("1.34"); upgrades are one minor at a time.
+    kubernetes_version: Annotated[str, Matches(r"1\.[0-9]{2}", "a Kubernetes minor version such as 1.34")] = "1.34"
+    #: Serve the API on a public endpoint as well as the private one (only from endpointPublicAccessCidrs).
+    endpoint_public_access: bool = False
+    #: CIDRs allowed to reach the public endpoint; never 0.0.0.0/0.
+    endpoint_public_access_cidrs: list[str] = field(default_factory=list)
+    #: Private networks admitted to the private endpoint on 443 (the machine or CI runner that runs
+    #: `pulumi up` from inside the VPC, a VPN); the nodes are always admitted.
+    endpoint_private_access_cidrs: list[str] = field(default_factory=list)
+    #: IAM roles granted cluster-admin through EKS access entries; the role running `pulumi up` must be one.
+    admin_role_arns: list[Annotated[str, _ROLE_ARN]]
+    #: IAM roles granted view access without Secrets (AmazonEKSViewPolicy): CI's preview roles.
+    preview_role_arns: list[Annotated[str, _ROLE_ARN]] = field(default_factory=list)
+    #: Control-plane log types shipped to CloudWatch; all of them unless a stack narrows the list.
+    enabled_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = \
+        field(default_factory=lambda: list(ALL_LOG_TYPES))
+    #: Retention of the control-plane log group /aws/eks/<cluster>/cluster.
+    log_retention_days: Annotated[int, Between(1, 3653)] = 90
+    addon_versions: AddonVersions = field(default_factory=AddonVersions)
+    #: Managed node groups by name; "system" (cluster add-ons) and "apps" (workloads) are required.
+    node_groups: dict[str, NodeGroupSpec]
+    headroom: HeadroomSettings = field(default_factory=HeadroomSettings)
+    #: Namespace of the application workloads (Pod Security Admission "restricted").
+    app_namespace: Annotated[str, Matches(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                                          "a namespace name (lowercase letters, digits, dashes)")] = "cofounder"
+
+    def checks(self):
+        for i, cidr in enumerate(self.endpoint_public_access_cidrs):
+            try:
+                net = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                yield f"endpoint_public_access_cidrs[{i}]", cidr, "an IPv4 CIDR block such as 203.0.113.0/24"
+                continue
+            if net.prefixlen == 0:
+                yield (f"endpoint_public_access_cidrs[{i}]", cidr,
+                       "a restricted CIDR block; the API endpoint must never be open to 0.0.0.0/0")
+        for i, cidr in enumerate(self.endpoint_private_access_cidrs):
+            try:
+                net = ipaddress.IPv4Network(cidr)
+                private = any(net.subnet_of(ipaddress.IPv4Network(block)) for block in _RFC1918)
+            except ValueError:
+                private = False
+            if not private:
+                yield (f"endpoint_private_access_cidrs[{i}]", cidr,
+                       "a private IPv4 CIDR block (RFC 1918) such as 10.30.0.0/16")
+        if self.endpoint_public_access and not self.endpoint_public_access_cidrs:
+            yield ("endpoint_public_access_cidrs", [],
+                   "at least one CIDR while endpointPublicAccess is true (EKS would default to 0.0.0.0/0)")
+        if not self.admin_role_arns:
+            yield "admin_role_arns", [], "at least one IAM role ARN (access entries are the only way in)"
+        both = sorted(set(self.admin_role_arns) & set(self.preview_role_arns))
+        if both:
+            yield "preview_role_arns", both, "roles that are not also in adminRoleArns (one access entry per role)"
+        if not self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}."):
+            yield ("addon_versions.kube_proxy", self.addon_versions.kube_proxy,
+                   f"a kube-proxy build for Kubernetes {self.kubernetes_version} (v{self.kubernetes_version}.x-eksbuild.N)")
+        missing = [n for n in (SYSTEM_NODE_GROUP, BURST_NODE_GROUP) if n not in self.node_groups]
+        if missing:
+            yield ("node_groups", sorted(self.node_groups),
+                   "node groups named system and apps (missing: " + ", ".join(missing) + ")")
+        for name in self.node_groups:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
+                yield f"node_groups.{name}", name, "a node-group name of lowercase letters, digits and dashes"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EksClusterArgs(EksClusterSettings):
+    """Settings plus the wiring and the component's fixed choices."""
 
     #: Physical cluster name; the network tags its subnets with it, so it is fixed, not generated.
     cluster_name: str
     #: AWS region of the cluster (for the kubeconfig's ``aws eks get-token``).
     region: str
     private_subnet_ids: pulumi.Input[Sequence[str]]
-    #: IAM roles granted cluster-admin via access entries; include the role that runs `pulumi up`.
-    admin_role_arns: Sequence[str]
-    #: IAM roles granted view access (no Secrets): CI's preview roles. A preview with it falls
-    #: back to client-side diffs for Kubernetes objects (docs/ci.md).
-    preview_role_arns: Sequence[str] = ()
-    #: Node groups by name; must include ``system_node_group`` and ``burst_node_group``.
-    node_groups: Mapping[str, NodeGroupSpec]
-    addon_versions: AddonVersions
-    kubernetes_version: str = "1.34"
-    #: Also serve the API publicly, from ``endpoint_public_access_cidrs`` only.
-    endpoint_public_access: bool = False
-    endpoint_public_access_cidrs: Sequence[str] = ()
-    #: Private networks (the VPC, a peered CI runner subnet, a VPN) admitted to the private API
-    #: endpoint on 443. The nodes are always admitted; with none, only they reach the API.
-    endpoint_private_access_cidrs: Sequence[str] = ()
-    enabled_log_types: Sequence[str] = ALL_LOG_TYPES
-    log_retention_days: int = 90
-    #: Node group for cluster add-ons (CoreDNS, EBS CSI controller, autoscaler, metrics-server).
-    system_node_group: str = "system"
-    #: Node group that absorbs bursts; the headroom placeholders run there.
-    burst_node_group: str = "apps"
     #: IMDSv2 response hop limit: 1 keeps pods off the metadata service (they use IRSA).
     imds_hop_limit: int = 1
     kms_deletion_window_days: int = 30
-    #: Namespace for application workloads, created with Pod Security Admission ``restricted``.
-    app_namespace: str = "cofounder"
-    #: Pre-warmed headroom: placeholder pods and the size of each (0 replicas holds none).
-    headroom_replicas: int = 1
-    headroom_cpu_millicores: int = 500
-    headroom_memory_mib: int = 512
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -210,11 +289,7 @@ class EksCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:EksCluster", name, None, opts)
-        for required in (args.system_node_group, args.burst_node_group):
-            if required not in args.node_groups:
-                raise ComponentArgsError(f"EksCluster needs a node group named {required!r}")
-        if any(c.endswith("/0") for c in args.endpoint_public_access_cidrs):
-            raise ComponentArgsError("the public API endpoint must not be open to 0.0.0.0/0")
+        require_valid(f"EksCluster {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "cluster"}
 
@@ -329,7 +404,7 @@ class EksCluster(pulumi.ComponentResource):
                                         depends_on=[*node_policies, *network_addons])
                        for ng, spec in args.node_groups.items()]
 
-        system = args.node_groups[args.system_node_group]
+        system = args.node_groups[SYSTEM_NODE_GROUP]
         self.system_node_selector = dict(system.labels)
         self.system_tolerations = tolerations_for(system)
         on_system = {"nodeSelector": self.system_node_selector, "tolerations": self.system_tolerations}
@@ -388,12 +463,10 @@ class EksCluster(pulumi.ComponentResource):
             reclaim_policy="Delete",
             opts=in_cluster,
         )
-        headroom = Headroom(f"{name}-headroom", HeadroomArgs(
+        headroom = Headroom(f"{name}-headroom", args_for(
+            args.headroom, HeadroomArgs,
             namespace=namespace.metadata.name,
-            replicas=args.headroom_replicas,
-            cpu_millicores=args.headroom_cpu_millicores,
-            memory_mib=args.headroom_memory_mib,
-            node_selector=dict(args.node_groups[args.burst_node_group].labels),
+            node_selector=dict(args.node_groups[BURST_NODE_GROUP].labels),
         ), opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.k8s_provider}))
 
         self.cluster_name = cluster.name

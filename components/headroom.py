@@ -11,26 +11,36 @@ while the burst is already being served. The arithmetic is in ``capacity/headroo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from capacity.headroom import HeadroomFigures
-from components import ComponentArgsError
+from components import Between, ComponentArgsError, require_valid
 
 #: The pause image of Kubernetes 1.34 (it does nothing and runs as 65535:65535).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 
 
 @dataclass(frozen=True, kw_only=True)
-class HeadroomArgs:
-    """Inputs of Headroom. Placeholder pods must stay compliant with PSA ``restricted``."""
+class HeadroomSettings:
+    """``cofounder:cluster.headroom``: pre-warmed capacity held by low-priority placeholder pods."""
+
+    #: Placeholder pods; each reserves cpu/memory that real pods take over at once by preemption (0: none).
+    replicas: Annotated[int, Between(0, 200)] = 1
+    #: CPU each placeholder reserves.
+    cpu_millicores: Annotated[int, Between(10, 64000)] = 500
+    #: Memory each placeholder reserves.
+    memory_mib: Annotated[int, Between(16, 262144)] = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadroomArgs(HeadroomSettings):
+    """Settings plus the wiring. Placeholder pods must stay compliant with PSA ``restricted``."""
 
     #: Namespace of the placeholder Deployment (the app namespace: same nodes as the burst).
     namespace: pulumi.Input[str]
-    replicas: int = 1
-    cpu_millicores: int = 500
-    memory_mib: int = 512
     #: Priority of the placeholders; below 0 so that every ordinary pod (priority 0) preempts them.
     priority_value: int = -10
     #: Node labels the placeholders must land on (the node group that absorbs bursts).
@@ -46,6 +56,7 @@ class Headroom(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HeadroomArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:Headroom", name, None, opts)
+        require_valid(f"Headroom {name}", args)
         if args.priority_value >= 0:
             raise ComponentArgsError("headroom priority must be negative, or the placeholders would not yield")
         child = pulumi.ResourceOptions(parent=self)

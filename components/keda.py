@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import ComponentArgsError
+from components import Between, ComponentArgsError, require_valid
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
 CHART_REPO = "https://kedacore.github.io/charts"
@@ -31,8 +31,16 @@ def queue_read_policy(queue_arns: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class KedaArgs:
-    """Inputs of Keda."""
+class KedaSettings:
+    """``cofounder:keda``: the KEDA operator that scales queue consumers on queue depth."""
+
+    #: Replicas of KEDA's operator and metrics server (one leads; the others shorten failover).
+    replicas: Annotated[int, Between(1, 5)] = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class KedaArgs(KedaSettings):
+    """Settings plus the wiring."""
 
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
@@ -42,8 +50,6 @@ class KedaArgs:
     chart_version: str = "2.18.1"
     #: KEDA image tag for the operator, metrics server and webhooks (the chart's appVersion).
     image_tag: str = "2.18.1"
-    #: Replicas of the operator and the metrics server (one leads; the others shorten failover).
-    replicas: int = 2
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -56,6 +62,7 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:autoscaling:Keda", name, None, opts)
+        require_valid(f"Keda {name}", args)
         if not args.queue_arns:
             raise ComponentArgsError(f"{name}: KEDA needs at least one queue ARN to read")
         namespace = k8s.core.v1.Namespace(

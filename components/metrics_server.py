@@ -8,10 +8,12 @@ PodDisruptionBudget, so node drains never leave the HPAs without metrics.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from components import Between, require_valid
 
 CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
 #: 3.13.0 ships metrics-server 0.8.0 (chart CHANGELOG).
@@ -21,10 +23,17 @@ NAMESPACE = "kube-system"
 
 
 @dataclass(frozen=True, kw_only=True)
-class MetricsServerArgs:
-    """Inputs of MetricsServer. Pass the cluster's Kubernetes provider through ``opts``."""
+class MetricsServerSettings:
+    """``cofounder:cluster.metricsServer``."""
 
-    replicas: int = 2
+    #: metrics-server pods (2+ gets a PodDisruptionBudget; HPAs stall while it is down).
+    replicas: Annotated[int, Between(1, 5)] = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsServerArgs(MetricsServerSettings):
+    """Settings plus the wiring. Pass the cluster's Kubernetes provider through ``opts``."""
+
     #: Where metrics-server runs (the system node group), and the tolerations to get there.
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: Sequence[dict] = ()
@@ -56,6 +65,7 @@ class MetricsServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MetricsServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:MetricsServer", name, None, opts)
+        require_valid(f"MetricsServer {name}", args)
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name="metrics-server",

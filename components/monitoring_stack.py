@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Annotated, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+
+from components import Between, Matches, require_valid
 
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
@@ -57,25 +59,44 @@ GRAFANA_CLOUDWATCH_POLICY = json.dumps({
 
 
 @dataclass(frozen=True, kw_only=True)
-class MonitoringStackArgs:
-    """Inputs of MonitoringStack. Defaults are production-safe."""
+class MonitoringStackSettings:
+    """``cofounder:monitoring``: Prometheus, Alertmanager and Grafana (kube-prometheus-stack)."""
+
+    #: The in-cluster monitoring stack with its monitors, alert rules and dashboards.
+    enabled: bool = True
+    #: kube-prometheus-stack chart version (pins every image it ships).
+    chart_version: Annotated[str, Matches(r"\d+\.\d+\.\d+", "a value matching \\d+\\.\\d+\\.\\d+")] = "79.7.1"
+    #: Days Prometheus keeps samples.
+    retention_days: Annotated[int, Between(1, 365)] = 15
+    #: Prometheus deletes old blocks beyond this size; keep it below ``storageGib``.
+    retention_size_gib: Annotated[int, Between(1, 16384)] = 45
+    #: Size of Prometheus' persistent volume.
+    storage_gib: Annotated[int, Between(10, 16384)] = 50
+    #: StorageClass of that volume (gp3: the encrypted class the cluster declares).
+    storage_class: Annotated[str, Matches(r"[a-z0-9][a-z0-9.-]{0,62}", "a value matching [a-z0-9][a-z0-9.-]{0,62}")] = \
+        "gp3"
+    #: How often Prometheus scrapes every target.
+    scrape_interval_seconds: Annotated[int, Between(5, 300)] = 30
+    #: Deploy Grafana (with its admin Secret, dashboards and CloudWatch access).
+    grafana_enabled: bool = True
+    #: Node labels every monitoring pod must run on (e.g. the system node group); empty = anywhere.
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+    def checks(self):
+        if self.retention_size_gib > self.storage_gib * 0.9:
+            yield ("retention_size_gib", self.retention_size_gib,
+                   f"at most 90% of storageGib ({int(self.storage_gib * 0.9)}) so Prometheus prunes before the disk fills")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringStackArgs(MonitoringStackSettings):
+    """Settings plus the wiring."""
 
     #: AWS region of the CloudWatch data source (the stack's ``aws:region``).
     region: str
     #: Dashboards for Grafana: name -> dashboard JSON (``components.dashboards.load()``).
     dashboards: Mapping[str, str] = field(default_factory=dict)
     namespace: str = "monitoring"
-    chart_version: str = "79.7.1"
-    retention_days: int = 15
-    #: Prometheus prunes the oldest blocks beyond this size; keep it below ``storage_gib``.
-    retention_size_gib: int = 45
-    storage_gib: int = 50
-    storage_class: str = "gp3"
-    scrape_interval_seconds: int = 30
-    #: Deploy Grafana (with its admin Secret, dashboards and CloudWatch access).
-    grafana_enabled: bool = True
-    #: Node labels every monitoring pod must run on (e.g. the system node group); empty = anywhere.
-    node_selector: Mapping[str, str] = field(default_factory=dict)
     #: Tolerations to get onto those nodes (EksCluster.system_tolerations for the tainted system group).
     tolerations: Sequence[dict] = ()
     #: The cluster's OIDC provider ARN and issuer URL: with both, Grafana gets an IRSA role and a
@@ -159,6 +180,7 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:MonitoringStack", name, None, opts)
+        require_valid(f"MonitoringStack {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/part-of": "cofounder", "app.kubernetes.io/component": "monitoring"}
 

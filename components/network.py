@@ -16,28 +16,51 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from components import ComponentArgsError
+from components import Between, ComponentArgsError, require_valid
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkArgs:
-    """Inputs of Network. Defaults are production-safe."""
+class NetworkSettings:
+    """``cofounder:network``: the VPC every other component lives in. Defaults are production-safe."""
 
-    availability_zones: Sequence[str]
+    #: The VPC's IPv4 range, /16 to /20; private subnets get an eighth each (the VPC CNI gives pods VPC addresses).
+    cidr_block: str = "10.0.0.0/16"
+    #: Availability zones to span (2 to 6, distinct, all in aws:region); three for production resilience.
+    availability_zones: list[str]
+    #: One NAT gateway for the whole VPC (cheaper, one AZ's failure cuts egress) instead of one per AZ.
+    single_nat_gateway: bool = False
+    #: Days CloudWatch Logs keeps the VPC flow logs.
+    flow_log_retention_days: Annotated[int, Between(1, 3653)] = 90
+    #: Which traffic the VPC flow logs record.
+    flow_log_traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    #: Route S3 traffic through a free gateway endpoint instead of the NAT gateways.
+    enable_s3_gateway_endpoint: bool = True
+
+    def checks(self):
+        try:
+            net = ipaddress.IPv4Network(self.cidr_block)
+        except ValueError:
+            yield "cidr_block", self.cidr_block, "an IPv4 CIDR block such as 10.0.0.0/16"
+            return
+        if not 16 <= net.prefixlen <= 20:
+            yield "cidr_block", self.cidr_block, "a prefix length between /16 and /20"
+        if not 2 <= len(self.availability_zones) <= 6:
+            yield "availability_zones", self.availability_zones, "between 2 and 6 zones (3 recommended)"
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            yield "availability_zones", self.availability_zones, "distinct zone names"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkArgs(NetworkSettings):
+    """Settings plus the wiring."""
+
     #: Name of the EKS cluster that will use these subnets (for the kubernetes.io/cluster tag).
     cluster_name: str
-    cidr_block: str = "10.0.0.0/16"
-    #: One NAT gateway for all zones instead of one per zone: cheaper, but a zone outage cuts egress.
-    single_nat_gateway: bool = False
-    flow_log_retention_days: int = 90
-    flow_log_traffic_type: str = "ALL"
-    #: Route S3 traffic through a gateway endpoint (free) instead of the NAT gateways.
-    enable_s3_gateway_endpoint: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,6 +89,7 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:network:Network", name, None, opts)
+        require_valid(f"Network {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "network"}
         zones = list(args.availability_zones)

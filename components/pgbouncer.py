@@ -24,7 +24,10 @@ connections, running transactions finish, then it exits; clients reconnect to an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated
 
 import pulumi
 import pulumi_random as random
@@ -32,9 +35,8 @@ from pulumi_kubernetes.apps.v1 import Deployment
 from pulumi_kubernetes.core.v1 import ConfigMap, Secret, Service
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 
-from components import ComponentArgsError
+from components import Between, require_valid
 from components.postgres import postgres_url
-from components.rds_ca_bundle import RDS_CA_BUNDLE_PEM
 
 PORT = 6432
 METRICS_PORT = 9127
@@ -42,14 +44,43 @@ STATS_USER = "pgbouncer_stats"
 CONFIG_DIR = "/etc/pgbouncer"
 CA_DIR = "/etc/pgbouncer-ca"
 CA_FILE = "rds-ca-bundle.pem"
+CA_BUNDLE_FILE = "rds-ca-rsa2048-g1.pem"
 #: The image's ``postgres`` user (uid/gid 70) and the exporter image's ``nobody``.
 PGBOUNCER_UID = 70
 EXPORTER_UID = 65534
 
 
+def rds_ca_bundle() -> str:
+    """The RDS root CAs PgBouncer trusts (``components/data/rds-ca-rsa2048-g1.pem``, provenance in
+    ``components/data/README.md``)."""
+    return resources.files("components").joinpath("data", CA_BUNDLE_FILE).read_text()
+
+
+def bundle_regions(pem: str) -> set[str]:
+    """Regions whose root CA the bundle holds (each certificate is preceded by its name)."""
+    return set(re.findall(r"^# Amazon RDS (\S+) Root CA RSA2048 G1$", pem, re.M))
+
+
 @dataclass(frozen=True, kw_only=True)
-class PgBouncerArgs:
-    """Inputs of PgBouncer. Defaults are production-safe."""
+class PgBouncerSettings:
+    """``cofounder:pgbouncer``: the in-cluster connection pooler in front of RDS."""
+
+    #: At least 2: one replica may be drained or rescheduled while the other serves.
+    replicas: Annotated[int, Between(2, 50)] = 2
+    #: Server connections per replica for the app database (PgBouncer default_pool_size).
+    default_pool_size: Annotated[int, Between(1, 5000)] = 20
+    #: Extra server connections per replica for bursts (reserve_pool_size).
+    reserve_pool_size: Annotated[int, Between(0, 1000)] = 5
+    #: Client connections each replica accepts (max_client_conn).
+    max_client_conn: Annotated[int, Between(10, 100000)] = 1000
+    #: Prepared statements tracked per server connection in transaction mode (PgBouncer >= 1.21);
+    #: above 0 so drivers that prepare statements work.
+    max_prepared_statements: Annotated[int, Between(1, 10000)] = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgBouncerArgs(PgBouncerSettings):
+    """Settings plus the wiring and the component's fixed choices."""
 
     namespace: pulumi.Input[str]
     #: The RDS instance address (its certificate names it: verify-full checks this host).
@@ -61,24 +92,14 @@ class PgBouncerArgs:
     db_port: int = 5432
     #: Name of the Deployment, Service and PDB; the Service DNS name apps connect to.
     service_name: str = "pgbouncer"
-    #: At least 2: one replica may be drained or rescheduled while the other serves.
-    replicas: int = 2
-    #: Server connections per replica (default_pool_size); see capacity/connections.py.
-    default_pool_size: int = 20
-    reserve_pool_size: int = 5
     #: Seconds a client waits before the reserve pool opens for it.
     reserve_pool_timeout_seconds: int = 3
-    #: Client connections per replica.
-    max_client_conn: int = 1000
-    #: Prepared statements tracked per server connection (PgBouncer >= 1.21; > 0 lets drivers
-    #: that prepare statements work in transaction mode).
-    max_prepared_statements: int = 200
     #: Pinned PgBouncer image (edoburu/pgbouncer: maintained, Alpine, PgBouncer 1.25.1).
     image: str = "edoburu/pgbouncer:v1.25.1-p0"
     #: Pinned Prometheus exporter sidecar; None leaves it out.
     exporter_image: str | None = "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
     #: PEM bundle of CAs PgBouncer trusts for the RDS server certificate.
-    server_ca_pem: str = RDS_CA_BUNDLE_PEM
+    server_ca_pem: str = field(default_factory=rds_ca_bundle)
     #: Seconds the preStop hook waits for the endpoint removal to reach every client.
     drain_seconds: int = 15
     #: Upper bound for the drain plus the safe shutdown (running transactions finishing).
@@ -87,12 +108,6 @@ class PgBouncerArgs:
     memory_request: str = "64Mi"
     memory_limit: str = "256Mi"
     labels: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.replicas < 2:
-            raise ComponentArgsError("PgBouncer needs at least 2 replicas")
-        if self.max_prepared_statements < 1:
-            raise ComponentArgsError("max_prepared_statements must be > 0 in transaction pooling mode")
 
 
 def pgbouncer_ini(args: PgBouncerArgs, db_host: str) -> str:
@@ -143,6 +158,7 @@ class PgBouncer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:PgBouncer", name, None, opts)
+        require_valid(f"PgBouncer {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         # name + part-of: the observability PodMonitor selects PgBouncer pods by these two.
         labels = {**args.labels, "app.kubernetes.io/name": "pgbouncer",

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Literal, Sequence
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import ComponentArgsError
+from capacity import connections
+from components import LOG_RETENTION, Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 5432
@@ -33,8 +34,59 @@ PASSWORD_SPECIALS = "-_.~"
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostgresArgs:
-    """Inputs of Postgres. Defaults are production-safe."""
+class PostgresSettings:
+    """``cofounder:postgres``: the RDS for PostgreSQL instance behind PgBouncer. Defaults are production-safe."""
+
+    #: RDS instance class; must be one ``capacity/connections.py`` knows the memory of (it sets max_connections).
+    instance_class: str = "db.r7g.large"
+    #: PostgreSQL 17: the major alone ("17") while autoMinorVersionUpgrade is true, since RDS moves the
+    #: minor and a pinned one would make the next update a downgrade; a full "17.x" pin when it is false.
+    engine_version: Annotated[str, Matches(r"17(\.\d+)?", "a value matching 17(\\.\\d+)?")] = "17"
+    allocated_storage_gib: Annotated[int, Between(20, 65536)] = 50
+    #: Storage autoscaling ceiling; RDS grows gp3 storage up to this without downtime.
+    max_allocated_storage_gib: Annotated[int, Between(20, 65536)] = 500
+    #: A synchronous standby in a second availability zone.
+    multi_az: bool = True
+    backup_retention_days: Annotated[int, Between(1, 35)] = 14
+    deletion_protection: bool = True
+    #: Skip the snapshot RDS takes when the instance is deleted (only for throwaway stacks).
+    skip_final_snapshot: bool = False
+    #: Pulumi ``protect`` on the instance and its KMS key: `pulumi destroy` and replacements fail until lifted.
+    protect: bool = True
+    #: Statements slower than this are logged; -1 disables slow-query logging.
+    log_min_duration_statement_ms: Annotated[int, Between(-1, 3600000)] = 500
+    performance_insights_retention_days: Annotated[int, Between(7, 731)] = 7
+    #: Enhanced monitoring granularity; 0 turns it off (and creates no monitoring role).
+    monitoring_interval_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    auto_minor_version_upgrade: bool = True
+    iam_database_authentication: bool = False
+    #: Connections kept free of PgBouncer for administrators, migrations and rdsadmin.
+    reserved_connections: Annotated[int, Between(5, 1000)] = 10
+    #: Days CloudWatch Logs keeps the exported postgresql and upgrade logs.
+    log_retention_days: Annotated[int, Between(1, 3653), LOG_RETENTION] = 30
+
+    def checks(self):
+        if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
+            yield ("instance_class", self.instance_class,
+                   "an RDS instance class listed in capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)")
+        if self.auto_minor_version_upgrade and "." in self.engine_version:
+            yield ("engine_version", self.engine_version,
+                   "the major version alone (17) while autoMinorVersionUpgrade is true: RDS upgrades the minor "
+                   "itself, and a pinned minor would make the next update a downgrade")
+        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
+            yield ("engine_version", self.engine_version,
+                   "a full version such as 17.6 while autoMinorVersionUpgrade is false")
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            yield ("max_allocated_storage_gib", self.max_allocated_storage_gib,
+                   f"at least allocatedStorageGib ({self.allocated_storage_gib})")
+        if self.performance_insights_retention_days != 7 and self.performance_insights_retention_days % 31:
+            yield ("performance_insights_retention_days", self.performance_insights_retention_days,
+                   "7 or a multiple of 31 (months) up to 731")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresArgs(PostgresSettings):
+    """Settings plus the wiring and the component's fixed choices."""
 
     #: Physical name of the instance (RDS identifier), unique per account and region.
     identifier: str
@@ -43,44 +95,11 @@ class PostgresArgs:
     subnet_ids: pulumi.Input[Sequence[str]]
     #: Security groups admitted on 5432 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
-    instance_class: str = "db.r7g.large"
-    #: The major alone ("17") with ``auto_minor_version_upgrade`` (RDS picks and moves the minor; the
-    #: provider keeps a prefix of the running version as no change); a full "17.x" pin without it.
-    #: The parameter group family follows the major.
-    engine_version: str = "17"
     db_name: str = "cofounder"
     master_username: str = "cofounder_admin"
-    allocated_storage_gib: int = 50
-    #: Storage autoscaling ceiling (max_allocated_storage).
-    max_allocated_storage_gib: int = 500
-    #: A synchronous standby in a second availability zone.
-    multi_az: bool = True
-    backup_retention_days: int = 14
-    deletion_protection: bool = True
-    #: Skip the final snapshot on deletion (throwaway stacks only).
-    skip_final_snapshot: bool = False
-    #: Pulumi ``protect`` on the instance and its KMS key.
-    protect: bool = True
-    #: Log statements slower than this; -1 turns slow-query logging off.
-    log_min_duration_statement_ms: int = 500
-    performance_insights_retention_days: int = 7
-    #: Enhanced monitoring interval; 0 turns it off (and creates no monitoring role).
-    monitoring_interval_seconds: int = 60
-    auto_minor_version_upgrade: bool = True
-    iam_database_authentication: bool = False
     #: The server certificate's CA; PgBouncer verifies it against the bundle for this CA.
     ca_cert_identifier: str = "rds-ca-rsa2048-g1"
-    #: Retention of the exported postgresql and upgrade logs in CloudWatch Logs.
-    log_retention_days: int = 30
     tags: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.auto_minor_version_upgrade and "." in self.engine_version:
-            raise ComponentArgsError(f"engine_version {self.engine_version!r}: give the major alone (e.g. '17') with "
-                                     f"auto_minor_version_upgrade, or the next update after an upgrade is a downgrade")
-        if not self.auto_minor_version_upgrade and "." not in self.engine_version:
-            raise ComponentArgsError(f"engine_version {self.engine_version!r}: pin a full version (e.g. '17.6') "
-                                     f"without auto_minor_version_upgrade")
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -109,6 +128,7 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Postgres", name, None, opts)
+        require_valid(f"Postgres {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
 

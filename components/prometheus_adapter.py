@@ -11,12 +11,17 @@ rule: the chart's default rules are off, no ``rules.external`` (KEDA owns
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import Between, Matches, require_valid
+
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
+#: kube-prometheus-stack's Prometheus, which the monitoring component installs in ``monitoring``.
+IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc"
 
 
 def active_agents_rule(metric: str = ACTIVE_AGENTS_METRIC) -> dict:
@@ -31,18 +36,29 @@ def active_agents_rule(metric: str = ACTIVE_AGENTS_METRIC) -> dict:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PrometheusAdapterArgs:
-    """Inputs of PrometheusAdapter."""
+class PrometheusAdapterSettings:
+    """``cofounder:prometheusAdapter``: the custom-metrics API and the Prometheus behind the autoscalers."""
 
-    #: Prometheus base URL without port (the chart takes the port separately).
-    prometheus_url: str
-    prometheus_port: int = 9090
+    #: Prometheus that prometheus-adapter and KEDA query, without port (kube-prometheus-stack in ``monitoring``).
+    prometheus_url: Annotated[str, Matches(r"https?://[^\s:/]+", "a value matching https?://[^\\s:/]+")] = \
+        IN_CLUSTER_PROMETHEUS
+    prometheus_port: Annotated[int, Between(1, 65535)] = 9090
+    #: Replicas of prometheus-adapter; the custom-metrics API is on every HPA's path.
+    replicas: Annotated[int, Between(1, 5)] = 2
+
+    @property
+    def prometheus_address(self) -> str:
+        return f"{self.prometheus_url}:{self.prometheus_port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusAdapterArgs(PrometheusAdapterSettings):
+    """Settings plus the component's fixed choices."""
+
     #: ``monitoring``, shared with kube-prometheus-stack; created by Helm if missing.
     namespace: str = "monitoring"
     chart_version: str = "5.2.0"
     image_tag: str = "v0.12.0"
-    #: Replicas; the custom-metrics API is on every HPA's path, so more than one in production.
-    replicas: int = 2
 
 
 class PrometheusAdapter(pulumi.ComponentResource):
@@ -52,6 +68,7 @@ class PrometheusAdapter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PrometheusAdapterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:autoscaling:PrometheusAdapter", name, None, opts)
+        require_valid(f"PrometheusAdapter {name}", args)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name="prometheus-adapter",

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws
 
-from components import ComponentArgsError
+from components import Between, require_valid
 
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
 
@@ -30,34 +31,46 @@ PRODUCER_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class QueueArgs:
-    """Inputs of Queue. Defaults are production-safe."""
+class QueueSettings:
+    """``cofounder:queues``: the SQS agent-execution queue and its dead-letter queue."""
 
-    #: Physical name of the main queue; the DLQ is ``<queue_name>-dlq``.
-    queue_name: str
-    #: The longest an agent run may take.
-    max_agent_run_seconds: int = 900
+    #: The longest an agent run may take; the visibility timeout is this plus the margin.
+    max_agent_run_seconds: Annotated[int, Between(1, 43200)] = 900
     #: Added to the longest run for the visibility timeout (worker start-up, result upload).
-    visibility_margin_seconds: int = 60
-    #: Deliveries before a message moves to the DLQ (BullMQ `attempts` in the seed: 2).
-    max_receive_count: int = 2
+    visibility_margin_seconds: Annotated[int, Between(0, 3600)] = 60
+    #: Deliveries before a message moves to the DLQ; the seed's BullMQ `attempts: 2`.
+    max_receive_count: Annotated[int, Between(1, 1000)] = 2
     #: How long an unconsumed message stays in the main queue (4 days).
-    message_retention_seconds: int = 345600
+    message_retention_seconds: Annotated[int, Between(60, 1209600)] = 345600
     #: How long a dead message stays in the DLQ (14 days, the SQS maximum).
-    dlq_message_retention_seconds: int = 1209600
-    #: Long polling: receives wait up to this long for a message instead of returning empty.
-    receive_wait_time_seconds: int = 20
+    dlq_message_retention_seconds: Annotated[int, Between(60, 1209600)] = 1209600
+    #: Pulumi ``protect`` on both queues.
     protect: bool = True
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def visibility_timeout_seconds(self) -> int:
         return self.max_agent_run_seconds + self.visibility_margin_seconds
 
-    def __post_init__(self):
+    def checks(self):
         if self.visibility_timeout_seconds > MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ComponentArgsError(f"visibility timeout {self.visibility_timeout_seconds} s exceeds SQS's "
-                                     f"{MAX_VISIBILITY_TIMEOUT_SECONDS} s")
+            yield ("visibility_margin_seconds", self.visibility_margin_seconds,
+                   f"maxAgentRunSeconds + visibilityMarginSeconds at most {MAX_VISIBILITY_TIMEOUT_SECONDS} "
+                   f"(SQS's 12 h limit), got {self.visibility_timeout_seconds}")
+        if self.dlq_message_retention_seconds < self.message_retention_seconds:
+            yield ("dlq_message_retention_seconds", self.dlq_message_retention_seconds,
+                   f"at least messageRetentionSeconds ({self.message_retention_seconds}): a message's "
+                   f"age carries over into the DLQ")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueArgs(QueueSettings):
+    """Settings plus the wiring."""
+
+    #: Physical name of the main queue; the DLQ is ``<queue_name>-dlq``.
+    queue_name: str
+    #: Long polling: receives wait up to this long for a message instead of returning empty.
+    receive_wait_time_seconds: int = 20
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def queue_policy(queue_arn: str, dlq_arn: str, actions: list[str]) -> str:
@@ -88,6 +101,7 @@ class Queue(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: QueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Queue", name, None, opts)
+        require_valid(f"Queue {name}", args)
         tags = {**args.tags, "component": "data"}
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
 

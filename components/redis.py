@@ -15,50 +15,51 @@ cluster client (``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import ComponentArgsError
+from components import Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 6379
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisArgs:
-    """Inputs of Redis. Defaults are production-safe."""
+class RedisSettings:
+    """``cofounder:redis``: the ElastiCache (Valkey) replication group in cluster mode."""
+
+    node_type: Annotated[str, Matches(r"cache\.[a-z0-9]+\.[a-z0-9]+", "a value matching cache\\.[a-z0-9]+\\.[a-z0-9]+")] = \
+        "cache.r7g.large"
+    #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
+    #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
+    #: within 8.1 and the provider reads the running 8.1.x back as "8.1".
+    engine_version: Annotated[str, Matches(r"8\.\d+", "a value matching 8\\.\\d+")] = "8.1"
+    #: Shards (num_node_groups).
+    shards: Annotated[int, Between(1, 500)] = 2
+    #: Replicas per shard. At least 1: cluster mode requires automatic failover, which needs one.
+    replicas_per_shard: Annotated[int, Between(1, 5)] = 1
+    #: Place primaries and replicas in different availability zones.
+    multi_az: bool = True
+    #: Days of automatic snapshots; 0 turns them off.
+    snapshot_retention_days: Annotated[int, Between(0, 35)] = 7
+    #: Pulumi ``protect`` on the replication group and its KMS key.
+    protect: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisArgs(RedisSettings):
+    """Settings plus the wiring."""
 
     #: Replication group id: lowercase, at most 40 characters, unique per account and region.
-    identifier: str
+    identifier: Annotated[str, Matches(r"[a-z][a-z0-9-]{0,39}", "a lowercase id of at most 40 characters")]
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     #: Security groups admitted on 6379 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
-    node_type: str = "cache.r7g.large"
-    #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
-    #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
-    #: within 8.1 (node-based clusters never change minor by themselves) and the provider reads the
-    #: running 8.1.x back as "8.1".
-    engine_version: str = "8.1"
-    shards: int = 2
-    #: Replicas per shard; at least 1 (automatic failover, which cluster mode requires, needs one).
-    replicas_per_shard: int = 1
-    multi_az: bool = True
-    #: Days of automatic snapshots; 0 turns them off.
-    snapshot_retention_days: int = 7
-    #: Pulumi ``protect`` on the replication group and its KMS key.
-    protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.replicas_per_shard < 1:
-            raise ComponentArgsError("replicas_per_shard must be at least 1: cluster mode requires automatic "
-                                     "failover, which needs a replica in every shard")
-        if len(self.identifier) > 40:
-            raise ComponentArgsError(f"identifier {self.identifier!r} is longer than 40 characters")
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -77,6 +78,7 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Redis", name, None, opts)
+        require_valid(f"Redis {name}", args)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
         family = parameter_group_family(args.engine_version)

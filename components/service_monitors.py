@@ -24,10 +24,12 @@ The monitor objects live in the monitoring namespace and reach the targets throu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Annotated, Literal, Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from components import Matches, require_valid
 
 API_VERSION = "monitoring.coreos.com/v1"
 PART_OF = "cofounder"
@@ -35,30 +37,43 @@ PART_OF = "cofounder"
 
 @dataclass(frozen=True, kw_only=True)
 class AppScrape:
-    """One application's metrics endpoint."""
+    """One application's ``/metrics`` endpoint (the scrape contract in docs/observability.md)."""
 
-    #: The app's ``app.kubernetes.io/name`` label.
-    name: str
+    #: The app's ``app.kubernetes.io/name`` label (frontend, backend, worker).
+    name: Annotated[str, Matches(r"[a-z][a-z0-9-]{0,40}", "a value matching [a-z][a-z0-9-]{0,40}")]
     #: ServiceMonitor (through the app's Service) or PodMonitor (pods directly, no Service port needed).
     kind: Literal["ServiceMonitor", "PodMonitor"] = "ServiceMonitor"
     #: Port *name* (Service port for a ServiceMonitor, container port for a PodMonitor).
-    port: str = "http"
-    path: str = "/metrics"
+    port: Annotated[str, Matches(r"[a-z][a-z0-9-]{0,14}", "a value matching [a-z][a-z0-9-]{0,14}")] = "http"
+    path: Annotated[str, Matches(r"/[A-Za-z0-9/_.-]*", "a value matching /[A-Za-z0-9/_.-]*")] = "/metrics"
 
 
-# AppService gives every app (the worker too) a Service whose port "http" serves /metrics.
-DEFAULT_APPS = (AppScrape(name="frontend"), AppScrape(name="backend"), AppScrape(name="worker"))
+def default_apps() -> list[AppScrape]:
+    """AppService gives every app (the worker too) a Service whose port "http" serves /metrics."""
+    return [AppScrape(name="frontend"), AppScrape(name="backend"), AppScrape(name="worker")]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScrapeTargetsArgs:
-    """Inputs of ScrapeTargets. Each optional source has an ``enable_*`` switch."""
+class ScrapeTargetsSettings:
+    """``cofounder:scrape``: what Prometheus scrapes from the app namespace."""
+
+    #: The apps' metrics endpoints.
+    apps: list[AppScrape] = field(default_factory=default_apps)
+
+    def checks(self):
+        names = [a.name for a in self.apps]
+        if len(set(names)) != len(names):
+            yield "apps", names, "distinct app names"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScrapeTargetsArgs(ScrapeTargetsSettings):
+    """Settings plus the wiring. Each optional source has an ``enable_*`` switch."""
 
     #: Namespace of the app workloads and PgBouncer (EksCluster.app_namespace).
     app_namespace: pulumi.Input[str]
     #: Where the monitor objects are created (the monitoring namespace).
     namespace: pulumi.Input[str] = "monitoring"
-    apps: Sequence[AppScrape] = DEFAULT_APPS
     #: Labels Prometheus selects monitors by (MonitoringStack.monitor_labels).
     monitor_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
     scrape_interval_seconds: int = 30
@@ -86,6 +101,7 @@ class ScrapeTargets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ScrapeTargetsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:ScrapeTargets", name, None, opts)
+        require_valid(f"ScrapeTargets {name}", args)
         child = pulumi.ResourceOptions(parent=self, depends_on=(opts.depends_on if opts else None))
         interval = f"{args.scrape_interval_seconds}s"
         self.monitor_names = []

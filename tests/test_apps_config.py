@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from infra.config import ConfigError, image_problem
+from components.app_service import image_problem
+from infra.config import ConfigError
 from toolkit.stackfile import STACKS_DIR
 
 
@@ -53,8 +54,14 @@ def test_image_must_be_pinned(image, ok):
      "cofounder:apps.backend.scaleUp.policies[0].type = 'Pod' is not allowed: expected one of Pods, Percent"),
     (_with("backend", scaleUp={"stabilizationWindowSeconds": 0, "policies": []}),
      "cofounder:apps.backend.scaleUp.policies = [] is not allowed: expected between 1 and 10 policies"),
-    (_with("backend", envFromSecrets=["Database_URL"]),
-     "cofounder:apps.backend.envFrom = 'Database_URL' is not allowed: expected Kubernetes object names"),
+    (_with("backend", dataAccess=["database", "Database_URL"]),
+     "cofounder:apps.backend.dataAccess[1] = 'Database_URL' is not allowed: expected one of database, redis, queue"),
+    (_with("backend", dataAccess=["redis"]),
+     "cofounder:apps.backend.dbPoolSize = 20 is not allowed: expected above 0 exactly when dataAccess includes "
+     "database"),
+    (_with("worker", needsAws=False),
+     "cofounder:apps.worker.consumesAgentQueue = true is not allowed: expected needsAws true and queue in "
+     "dataAccess"),
     (_with("backend", activeAgentsTarget=0),
      "cofounder:apps.backend.activeAgentsTarget = 0.0 is not allowed: expected a value between 0.1 and 1000"),
     ({"cofounder:scaling": {"goalApps": ["api"]}},
@@ -67,8 +74,8 @@ def test_image_must_be_pinned(image, ok):
      "cofounder:scaling.requireHeadroomCoverage = 'no' is not allowed: expected true or false"),
     ({"cofounder:scaling": {"p99LatencyMs": 5}},
      "cofounder:scaling.p99LatencyMs = 5 is not allowed: expected a value between 10 and 10000"),
-    ({"cofounder:autoscalers": {"prometheusUrl": "prometheus:9090"}},
-     "cofounder:autoscalers.prometheusUrl = 'prometheus:9090' is not allowed: expected a value matching"),
+    ({"cofounder:prometheusAdapter": {"prometheusUrl": "prometheus:9090"}},
+     "cofounder:prometheusAdapter.prometheusUrl = 'prometheus:9090' is not allowed: expected a value matching"),
 ])
 def test_bad_app_config_fails_with_a_clear_message(run_stack_with, overrides, expected):
     with pytest.raises(ConfigError) as err:
@@ -88,10 +95,13 @@ def test_bad_app_name_is_refused(run_stack_with):
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_stack_apps_keep_the_fields_the_data_tier_reads(stack):
-    """The connection budget (feat/data) reads maxReplicas and dbPoolSize of every app."""
-    apps = _apps(stack)
+    """The connection budget reads maxReplicas and dbPoolSize of every app: only the apps that
+    use the database have a pool, and the consumer of the agent queue is the long-running worker."""
+    from infra.config import parse
+    from toolkit.stackfile import load_stack_file
+    apps = parse(stack, load_stack_file(stack).config).apps
     assert set(apps) == {"frontend", "backend", "worker"}
-    for app in apps.values():
-        assert "maxReplicas" in app and "dbPoolSize" in app
-    assert apps["frontend"]["activeAgentsTarget"] is None
-    assert apps["worker"]["safeToEvict"] is False and apps["worker"]["queueName"]
+    assert {n: a.db_pool_size > 0 for n, a in apps.items()} == {"frontend": False, "backend": True, "worker": True}
+    assert apps["frontend"].active_agents_target is None
+    assert apps["worker"].safe_to_evict is False and apps["worker"].consumes_agent_queue
+    assert [n for n, a in apps.items() if a.consumes_agent_queue] == ["worker"]

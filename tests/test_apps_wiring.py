@@ -1,5 +1,5 @@
-"""infra/apps.py with each stack's config on a stand-alone Kubernetes provider (no cluster yet),
-and the time-to-scale report computed from what it declares."""
+"""infra/apps.py in each stack: the app tier's objects and the time-to-scale report computed from
+what it declares."""
 
 from __future__ import annotations
 
@@ -8,42 +8,33 @@ import functools
 import json
 from collections import Counter
 
-import pulumi_kubernetes as k8s
 import pytest
 
 from capacity.headroom import HeadroomFigures
 from capacity.scale_up import pack_into_headroom
-from infra import config as stack_config
-from infra.apps import QueueRef, deploy_apps
 from tests.conftest import STACKS
 from toolkit import harness
 from toolkit.app_reports import time_to_scale_report
-from toolkit.stackfile import _encode, load_stack_file
+from toolkit.stackfile import load_stack_file
 
-OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
-ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC"
 AUTOSCALERS = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "kubernetes:keda.sh/v1alpha1:ScaledObject")
 
 
-def _run(stack: str, overrides: dict | None = None) -> harness.Program:
-    stack_file = load_stack_file(stack)
-    config = dict(stack_file.config)
-    for key, value in (overrides or {}).items():
-        config[key], _ = _encode(value)
+APP_TIER = ("cofounder:apps:AppService", "cofounder:autoscaling:Keda", "cofounder:autoscaling:PrometheusAdapter")
 
-    def program():
-        cfg = stack_config.load()
-        # The data tier's queue, as infra/__main__.py passes it (components/queue.py is tested on its own).
-        queues = {n: QueueRef(url=f"https://sqs.{cfg.region}.amazonaws.com/123456789012/{a.queue_name}",
-                              arn=f"arn:aws:sqs:{cfg.region}:123456789012:{a.queue_name}")
-                  for n, a in cfg.apps.items() if a.queue_name}
-        policies = {n: json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"], "Resource": queues[n].arn}]})
-            for n, a in cfg.apps.items() if a.needs_aws and a.queue_name}
-        deploy_apps(cfg, k8s_provider=k8s.Provider("k8s"), app_namespace="cofounder",
-                    app_namespace_name="cofounder", oidc_provider_arn=OIDC_ARN, oidc_issuer_url=ISSUER,
-                    queues=queues, aws_policies=policies)
-    return harness.run(program, stack=stack, config=config, secret_keys=stack_file.secret_keys)
+
+def _app_tier(program: harness.Program) -> harness.Program:
+    """What infra/apps.py declares: the apps, their IRSA roles and the metric adapters (the EKS
+    platform's headroom and add-ons left out)."""
+    def in_tier(r: harness.Resource) -> bool:
+        top = program.component_of(r) or r
+        return top.type in APP_TIER or (top.type == "cofounder:identity:IrsaRole"
+                                        and top.name.removesuffix("-irsa") in ("frontend", "backend", "worker"))
+    return dataclasses.replace(program, resources=[r for r in program.resources if in_tier(r)])
+
+
+def _run(stack: str, overrides: dict | None = None) -> harness.Program:
+    return _app_tier(harness.run_stack(stack, overrides))
 
 
 _tier = functools.lru_cache(maxsize=None)(lambda stack: _run(stack))

@@ -103,11 +103,13 @@ def test_unknown_stack_is_a_clear_error(tmp_path):
 
 
 def test_large_bounds_are_written_out_in_full():
-    from infra.config import _Reader
-    reader = _Reader("stacks/Pulumi.dev.yaml")
+    from components import Between
+    from infra.config import Reader
+    reader = Reader("stacks/Pulumi.dev.yaml")
     with pytest.raises(ConfigError) as err:
-        reader.value("cofounder:x.ttlSeconds", 31536001, int, {"minimum": 0, "maximum": 31536000})
-    assert str(err.value).endswith("expected a value between 0 and 31536000")
+        reader.value("cofounder:x.ttlSeconds", "31536001", int, Between(0, 31536000))
+    assert str(err.value).endswith("expected a whole number between 0 and 31536000")
+    assert Between(0, 31536000).describe() == "a value between 0 and 31536000"
 # --- cofounder:cluster ------------------------------------------------------------------------
 
 
@@ -204,7 +206,7 @@ def test_cluster_section_is_required(run_stack_with):
 
 def test_cluster_defaults_apply_where_the_stack_is_silent(run_stack_with):
     block = _dev_cluster()
-    for key in ("autoscaler", "headroom", "metricsServerReplicas", "logRetentionDays"):
+    for key in ("autoscaler", "headroom", "metricsServer", "logRetentionDays"):
         block.pop(key)
     program = run_stack_with("dev", {"cofounder:cluster": block})
     from toolkit.harness import reveal
@@ -214,37 +216,44 @@ def test_cluster_defaults_apply_where_the_stack_is_silent(run_stack_with):
         "extraArgs"]
     assert (extra["expander"], extra["scale-down-unneeded-time"], extra["scan-interval"]) == ("least-waste", "10m", "10s")
     assert program.outputs["headroom"]["replicas"] == 1
-@pytest.mark.parametrize("observability, expected", [
-    ({"retentionDays": 0}, "cofounder:observability.retentionDays = 0 is not allowed: expected a value between 1 and 365"),
-    ({"storageGib": 50, "retentionSizeGib": 50},
-     "cofounder:observability.retentionSizeGib = 50 is not allowed: expected at most 90% of storageGib (45)"),
-    ({"chartVersion": "latest"}, "cofounder:observability.chartVersion = 'latest' is not allowed: expected a value matching"),
-    ({"alarmEmail": "oncall"}, "cofounder:observability.alarmEmail = 'oncall' is not allowed: expected a value matching"),
-    ({"alerts": {"latencyForMinutes": 0}},
-     "cofounder:observability.alerts.latencyForMinutes = 0 is not allowed: expected a value between 1 and 60"),
-    ({"alerts": {"latencyForMinute": 5}},
-     "cofounder:observability.alerts.latencyForMinute is not a known setting: did you mean 'latencyForMinutes'?"),
-    ({"apps": [{"name": "web", "kind": "Pod"}]},
-     "cofounder:observability.apps[0].kind = 'Pod' is not allowed: expected one of ServiceMonitor, PodMonitor"),
-    ({"apps": [{"port": "http"}]}, "cofounder:observability.apps[0].name is missing"),
-    ({"apps": [{"name": "web"}, {"name": "web"}]},
-     "cofounder:observability.apps = [\"web\", \"web\"] is not allowed: expected distinct app names"),
-    ({"nodeSelector": ["system"]}, "cofounder:observability.nodeSelector = [\"system\"] is not allowed: expected a mapping"),
+@pytest.mark.parametrize("section, block, expected", [
+    ("monitoring", {"retentionDays": 0},
+     "cofounder:monitoring.retentionDays = 0 is not allowed: expected a value between 1 and 365"),
+    ("monitoring", {"storageGib": 50, "retentionSizeGib": 50},
+     "cofounder:monitoring.retentionSizeGib = 50 is not allowed: expected at most 90% of storageGib (45)"),
+    ("monitoring", {"chartVersion": "latest"},
+     "cofounder:monitoring.chartVersion = 'latest' is not allowed: expected a value matching"),
+    ("cloudwatchAlarms", {"alarmEmail": "oncall"},
+     "cofounder:cloudwatchAlarms.alarmEmail = 'oncall' is not allowed: expected a value matching"),
+    ("alertRules", {"latencyForMinutes": 0},
+     "cofounder:alertRules.latencyForMinutes = 0 is not allowed: expected a value between 1 and 60"),
+    ("alertRules", {"latencyForMinute": 5},
+     "cofounder:alertRules.latencyForMinute is not a known setting: did you mean 'latencyForMinutes'?"),
+    ("scrape", {"apps": [{"name": "web", "kind": "Pod"}]},
+     "cofounder:scrape.apps[0].kind = 'Pod' is not allowed: expected one of ServiceMonitor, PodMonitor"),
+    ("scrape", {"apps": [{"port": "http"}]}, "cofounder:scrape.apps[0].name is missing"),
+    ("scrape", {"apps": [{"name": "web"}, {"name": "web"}]},
+     "cofounder:scrape.apps = [\"web\", \"web\"] is not allowed: expected distinct app names"),
+    ("monitoring", {"nodeSelector": ["system"]},
+     "cofounder:monitoring.nodeSelector = [\"system\"] is not allowed: expected a mapping"),
 ])
-def test_bad_observability_config_fails_with_a_clear_message(run_stack_with, observability, expected):
+def test_bad_observability_config_fails_with_a_clear_message(run_stack_with, section, block, expected):
     with pytest.raises(ConfigError) as err:
-        run_stack_with("dev", {"cofounder:observability": observability})
+        run_stack_with("dev", {f"cofounder:{section}": block})
     assert str(err.value).startswith(f"stacks/Pulumi.dev.yaml: {expected}")
     assert "\n" not in str(err.value)
 
 
 def test_observability_defaults_are_the_seed_targets():
-    import infra.config as config
-    obs = config.ObservabilityConfig()
-    assert (obs.enabled, obs.grafana_enabled, obs.alerts.latency_for_minutes, obs.alerts.pod_pending_seconds,
-            obs.alerts.hpa_at_max_minutes) == (True, True, 5, 60, 10)
-    assert config.ScalingConfig().p99_latency_ms == 200  # the seed's p99 target, shared with the load test
-    assert [(a.name, a.kind, a.port) for a in obs.apps] == [
+    from capacity.scale_up import ScalingSettings
+    from components.alert_rules import AlertRulesSettings
+    from components.monitoring_stack import MonitoringStackSettings
+    from components.service_monitors import ScrapeTargetsSettings
+    monitoring, alerts = MonitoringStackSettings(), AlertRulesSettings()
+    assert (monitoring.enabled, monitoring.grafana_enabled, alerts.latency_for_minutes, alerts.pod_pending_seconds,
+            alerts.hpa_at_max_minutes) == (True, True, 5, 60, 10)
+    assert ScalingSettings().p99_latency_ms == 200  # the seed's p99 target, shared with the load test
+    assert [(a.name, a.kind, a.port) for a in ScrapeTargetsSettings().apps] == [
         ("frontend", "ServiceMonitor", "http"), ("backend", "ServiceMonitor", "http"),
         ("worker", "ServiceMonitor", "http")]
-    assert obs.retention_size_gib <= obs.storage_gib * 0.9
+    assert monitoring.retention_size_gib <= monitoring.storage_gib * 0.9

@@ -188,12 +188,17 @@ def test_demand_follows_the_apps_config(run_stack_with):
         run_stack_with("dev", {"cofounder:apps": apps})
 
 
-def test_an_app_on_another_queue_is_refused(run_stack_with):
+def test_an_app_cannot_name_another_queue(run_stack_with, stack_program):
+    """The queue's name is derived (cofounder-<stack>-agent-execution); an app only says it consumes it."""
     from toolkit.stackfile import load_stack_file
     import json
     apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
     apps["worker"]["queueName"] = "some-other-queue"
     with pytest.raises(ConfigError) as err:
         run_stack_with("dev", {"cofounder:apps": apps})
-    assert str(err.value) == ("stacks/Pulumi.dev.yaml: cofounder:apps.worker.queueName = 'some-other-queue' is not "
-                              "allowed: expected the data tier's agent queue cofounder-dev-agent-execution (or null)")
+    assert str(err.value).startswith("stacks/Pulumi.dev.yaml: cofounder:apps.worker.queueName is not a known "
+                                     "setting: allowed keys are ")
+    assert "consumesAgentQueue" in str(err.value)
+    triggers = stack_program("dev").one("kubernetes:keda.sh/v1alpha1:ScaledObject").inputs["spec"]["triggers"]
+    sqs = next(t for t in triggers if t["type"] == "aws-sqs-queue")
+    assert sqs["metadata"]["queueURL"].endswith("/cofounder-dev-agent-execution")

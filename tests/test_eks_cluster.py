@@ -8,6 +8,7 @@ import json
 import pulumi
 import pytest
 
+from components.headroom import HeadroomSettings
 from components.eks_cluster import (AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint,
                                     kubeconfig)
 from toolkit.harness import reveal
@@ -71,6 +72,7 @@ def test_control_plane_defaults_are_private_encrypted_and_fully_logged(defaults)
 def test_public_endpoint_only_for_listed_cidrs(run_program):
     p, _ = _cluster(run_program, endpoint_public_access=True,
                     endpoint_public_access_cidrs=["203.0.113.0/24"], kubernetes_version="1.33",
+                    addon_versions=dataclasses.replace(VERSIONS, kube_proxy="v1.33.0-eksbuild.1"),
                     enabled_log_types=["audit"], log_retention_days=7)
     cluster = p.one("aws:eks/cluster:Cluster").inputs
     assert cluster["vpcConfig"]["endpointPublicAccess"] is True
@@ -217,7 +219,8 @@ def test_node_role_has_exactly_the_worker_policies(defaults):
 
 
 def test_missing_required_node_group_is_refused(run_program):
-    with pytest.raises(ValueError, match="node group named 'apps'"):
+    with pytest.raises(ValueError, match=r"node_groups = \['system'\] is not allowed: expected node groups named "
+                                         r"system and apps \(missing: apps\)"):
         _cluster(run_program, node_groups={"system": SYSTEM})
 
 
@@ -303,7 +306,7 @@ def test_app_namespace_name_override(run_program):
 
 
 def test_headroom_lands_on_the_burst_node_group(run_program):
-    p, cluster = _cluster(run_program, headroom_replicas=3, headroom_cpu_millicores=750, headroom_memory_mib=1536)
+    p, cluster = _cluster(run_program, headroom=HeadroomSettings(replicas=3, cpu_millicores=750, memory_mib=1536))
     dep = p.one("kubernetes:apps/v1:Deployment").inputs
     assert dep["spec"]["replicas"] == 3
     assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"node-pool": "apps"}

@@ -15,7 +15,7 @@ from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs, pgbouncer_ini, userlist
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
-from components.rds_ca_bundle import RDS_CA_BUNDLE_PEM, REGIONS
+from components.pgbouncer import bundle_regions, rds_ca_bundle
 from components.redis import Redis, RedisArgs
 from tests.conftest import secret_leaks
 from toolkit.harness import is_secret, reveal
@@ -105,12 +105,16 @@ def test_ini_follows_the_budget_inputs():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"replicas": 1}, "at least 2 replicas"),
-    ({"max_prepared_statements": 0}, "max_prepared_statements must be > 0"),
+    ({"replicas": 1}, "PgBouncer pgb: replicas = 1 is not allowed: expected a value between 2 and 50"),
+    ({"max_prepared_statements": 0},
+     "PgBouncer pgb: max_prepared_statements = 0 is not allowed: expected a value between 1 and 10000"),
 ])
-def test_args_refuse_unsafe_values(kwargs, message):
-    with pytest.raises(ValueError, match=message) as err:
-        PgBouncerArgs(namespace="ns", db_host="h", db_name="db", db_user="u", db_password="p", **kwargs)
+def test_args_refuse_unsafe_values(run_program, kwargs, message):
+    from components.pgbouncer import PgBouncer
+    with pytest.raises(ValueError) as err:
+        run_program(lambda: PgBouncer("pgb", PgBouncerArgs(namespace="ns", db_host="h", db_name="db", db_user="u",
+                                                             db_password="p", **kwargs)))
+    assert str(err.value) == message
     # a RunError: the Pulumi CLI prints the message alone, without a traceback
     assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
 
@@ -132,9 +136,10 @@ def test_rds_ca_bundle_is_mounted(tier):
     program, _ = tier
     ca = program.one("kubernetes:core/v1:ConfigMap", "pgbouncer-rds-ca")
     pem = ca.inputs["data"]["rds-ca-bundle.pem"]
-    assert pem == RDS_CA_BUNDLE_PEM
+    assert pem == rds_ca_bundle()
     assert "# Amazon RDS us-east-1 Root CA RSA2048 G1\n-----BEGIN CERTIFICATE-----" in pem
-    assert pem.count("-----BEGIN CERTIFICATE-----") == len(REGIONS) and "us-east-1" in REGIONS
+    regions = bundle_regions(pem)
+    assert pem.count("-----BEGIN CERTIFICATE-----") == len(regions) == 27 and "us-east-1" in regions
 
 
 def test_deployment_is_resilient_and_hardened(tier):

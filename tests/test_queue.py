@@ -58,9 +58,12 @@ def test_overrides(run_program):
     assert p.one("aws:sqs/queue:Queue", "agents-dlq").options["protect"] is False
 
 
-def test_visibility_above_twelve_hours_is_refused():
-    with pytest.raises(ValueError, match="visibility timeout 43201 s exceeds SQS's 43200 s") as err:
-        QueueArgs(queue_name="q", max_agent_run_seconds=43200, visibility_margin_seconds=1)
+def test_visibility_above_twelve_hours_is_refused(run_program):
+    from components.queue import Queue
+    with pytest.raises(ValueError, match=r"maxAgentRunSeconds \+ visibilityMarginSeconds at most 43200 \(SQS's 12 h "
+                                         r"limit\), got 43201") as err:
+        run_program(lambda: Queue("q", QueueArgs(queue_name="q", max_agent_run_seconds=43200,
+                                                 visibility_margin_seconds=1)))
     # a RunError: the Pulumi CLI prints the message alone, without a traceback
     assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
 

@@ -99,16 +99,18 @@ def test_overrides(run_program):
     assert p.one("aws:kms/key:Key").options["protect"] is False
 
 
-def test_zero_replicas_is_refused():
-    with pytest.raises(ValueError, match="replicas_per_shard must be at least 1") as err:
-        RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, replicas_per_shard=0)
+def test_zero_replicas_is_refused(run_program):
+    from components.redis import Redis
+    with pytest.raises(ValueError, match="replicas_per_shard = 0 is not allowed: expected a value between 1 and 5") as err:
+        run_program(lambda: Redis("r", RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS, replicas_per_shard=0)))
     # a RunError: the Pulumi CLI prints the message alone, without a traceback
     assert isinstance(err.value, ComponentArgsError) and isinstance(err.value, pulumi.RunError)
 
 
-def test_long_identifier_is_refused():
-    with pytest.raises(ComponentArgsError, match="longer than 40 characters"):
-        RedisArgs(identifier="x" * 41, vpc_id="v", subnet_ids=SUBNETS)
+def test_long_identifier_is_refused(run_program):
+    from components.redis import Redis
+    with pytest.raises(ComponentArgsError, match="expected a lowercase id of at most 40 characters"):
+        run_program(lambda: Redis("r", RedisArgs(identifier="x" * 41, vpc_id="v", subnet_ids=SUBNETS)))
 
 
 def test_config_refuses_zero_replicas(run_stack_with):

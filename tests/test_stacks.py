@@ -251,11 +251,11 @@ def test_prometheus_keeps_more_history_in_prod(run_program):
     loaded = {}
     for stack in STACKS:
         stack_file = load_stack_file(stack)
-        run_program(lambda s=stack: loaded.__setitem__(s, config.load().observability), stack=stack,
-                    config=stack_file.config)
-    assert loaded["dev"].retention_days < loaded["staging"].retention_days < loaded["prod"].retention_days
-    assert loaded["prod"].storage_gib >= 200 and loaded["prod"].scrape_interval_seconds == 15
-    assert {s: o.alerts.latency_for_minutes for s, o in loaded.items()} == {"dev": 5, "prod": 5, "staging": 5}
+        run_program(lambda s=stack: loaded.__setitem__(s, config.load()), stack=stack, config=stack_file.config)
+    monitoring = {s: c.monitoring for s, c in loaded.items()}
+    assert monitoring["dev"].retention_days < monitoring["staging"].retention_days < monitoring["prod"].retention_days
+    assert monitoring["prod"].storage_gib >= 200 and monitoring["prod"].scrape_interval_seconds == 15
+    assert {s: c.alert_rules.latency_for_minutes for s, c in loaded.items()} == {"dev": 5, "prod": 5, "staging": 5}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -360,8 +360,8 @@ def test_the_metric_adapter_installs_after_the_monitoring_stack(stack_program):
 def test_cloudwatch_alarms_do_not_depend_on_in_cluster_monitoring(run_stack_with):
     """Turning off the in-cluster monitoring (with an external Prometheus) keeps the AWS alarms."""
     overrides = {
-        "cofounder:observability": {"enabled": False},
-        "cofounder:autoscalers": {"prometheusUrl": "http://prometheus.example.internal"},
+        "cofounder:monitoring": {"enabled": False},
+        "cofounder:prometheusAdapter": {"prometheusUrl": "http://prometheus.example.internal"},
     }
     program = run_stack_with("dev", overrides)
     assert not program.of_type("cofounder:observability:MonitoringStack")
@@ -370,18 +370,17 @@ def test_cloudwatch_alarms_do_not_depend_on_in_cluster_monitoring(run_stack_with
     adapter = program.one("kubernetes:helm.sh/v3:Release", "prometheus-adapter-release")
     assert adapter.inputs["values"]["prometheus"]["url"] == "http://prometheus.example.internal"
     assert not adapter.options.get("dependsOn")
-    no_alarms = run_stack_with("dev", {**overrides, "cofounder:observability": {
-        "enabled": False, "cloudwatchAlarms": False}})
+    no_alarms = run_stack_with("dev", {**overrides, "cofounder:cloudwatchAlarms": {"enabled": False}})
     assert not no_alarms.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
 
 
 def test_monitoring_off_with_the_in_cluster_prometheus_is_refused(run_stack_with):
     from infra.config import ConfigError
     with pytest.raises(ConfigError) as err:
-        run_stack_with("dev", {"cofounder:observability": {"enabled": False}})
+        run_stack_with("dev", {"cofounder:monitoring": {"enabled": False}})
     assert str(err.value) == (
-        "stacks/Pulumi.dev.yaml: cofounder:observability.enabled = false is not allowed: expected true "
-        "while cofounder:autoscalers.prometheusUrl is the in-cluster Prometheus "
+        "stacks/Pulumi.dev.yaml: cofounder:monitoring.enabled = false is not allowed: expected true "
+        "while cofounder:prometheusAdapter.prometheusUrl is the in-cluster Prometheus "
         "(http://kube-prometheus-stack-prometheus.monitoring.svc) that prometheus-adapter and KEDA query; "
         "or point prometheusUrl at your own Prometheus")
 

@@ -1,0 +1,129 @@
+"""Rules across sections of a stack file, each a named function of the whole configuration.
+
+A component's own rules live in its Settings class; what needs two sections (zones and the
+region, apps and the scaling targets, the connection budget, the front door's drain) lives here.
+Each check yields ``(key, value, allowed)`` with the key under ``cofounder:``, or a whole
+sentence (str) when the problem is a sum of several keys; ``infra/config.py`` turns the first one
+into the ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, Union
+
+from capacity import connections
+from capacity.drain import Drain
+from components.prometheus_adapter import IN_CLUSTER_PROMETHEUS
+from infra.stack import StackConfig
+
+Problem = Union[tuple[str, object, str], str]
+_K8S_NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+
+def zones_in_region(cfg: StackConfig) -> Iterator[Problem]:
+    """Every availability zone is one of ``aws:region``."""
+    for i, zone in enumerate(cfg.network.availability_zones):
+        if not zone.startswith(cfg.region) or len(zone) != len(cfg.region) + 1:
+            yield f"network.availabilityZones[{i}]", zone, f"a zone of aws:region {cfg.region}, such as {cfg.region}a"
+
+
+def app_names(cfg: StackConfig) -> Iterator[Problem]:
+    """App names become Kubernetes object names and name prefixes."""
+    for app in cfg.apps:
+        if not re.fullmatch(_K8S_NAME, app) or len(app) > 40:
+            yield f"apps.{app}", app, "an app name of lowercase letters, digits and '-' (at most 40)"
+
+
+def scaling_names_apps(cfg: StackConfig) -> Iterator[Problem]:
+    """The scaling targets name apps the stack declares."""
+    scaling = cfg.scaling
+    for key, names in (("baselineReplicas", list(scaling.baseline_replicas)), ("goalApps", scaling.goal_apps)):
+        for app in names:
+            if cfg.apps and app not in cfg.apps:
+                yield (f"scaling.{key}", app,
+                       "names of apps in cofounder:apps (" + ", ".join(sorted(cfg.apps)) + ")")
+
+
+def autoscalers_have_a_prometheus(cfg: StackConfig) -> Iterator[Problem]:
+    """prometheus-adapter and KEDA query a Prometheus that exists."""
+    if not cfg.monitoring.enabled and cfg.prometheus_adapter.prometheus_url == IN_CLUSTER_PROMETHEUS:
+        yield ("monitoring.enabled", False,
+               "true while cofounder:prometheusAdapter.prometheusUrl is the in-cluster Prometheus "
+               f"({IN_CLUSTER_PROMETHEUS}) that prometheus-adapter and KEDA query; "
+               "or point prometheusUrl at your own Prometheus")
+
+
+def db_clients(cfg: StackConfig) -> list[tuple[str, int, int]]:
+    """(app, HPA maxReplicas, per-pod pool size) of every app in cofounder:apps with a database pool."""
+    return [(name, app.max_replicas, app.db_pool_size) for name, app in cfg.apps.items() if app.db_pool_size > 0]
+
+
+def connection_budget(cfg: StackConfig) -> connections.Budget:
+    """The stack's Postgres connection budget: every app at maxReplicas x dbPoolSize against
+    PgBouncer and RDS max_connections."""
+    return connections.budget(
+        instance_class=cfg.postgres.instance_class,
+        reserve=cfg.postgres.reserved_connections,
+        pgbouncer_replicas=cfg.pgbouncer.replicas,
+        pool_size=cfg.pgbouncer.default_pool_size,
+        reserve_pool_size=cfg.pgbouncer.reserve_pool_size,
+        max_client_conn=cfg.pgbouncer.max_client_conn,
+        clients=db_clients(cfg),
+    )
+
+
+def connection_budget_fits(cfg: StackConfig) -> Iterator[Problem]:
+    """Nothing in the connection budget overflows at maximum scale."""
+    problems = connections.check(connection_budget(cfg))
+    if problems:
+        yield (f"the connection budget does not fit: {'; '.join(problems)}: change cofounder:pgbouncer "
+               f"(replicas, defaultPoolSize, reservePoolSize, maxClientConn) or cofounder:postgres "
+               f"(instanceClass, reservedConnections)")
+
+
+def load_balanced_apps(cfg: StackConfig) -> dict[str, int]:
+    """The apps behind the ALB and the longest request each serves (CloudFront's read timeout)."""
+    if not cfg.edge.enabled:
+        return {}
+    apps = {cfg.load_balancer.api_app: cfg.edge.api_origin_read_timeout_seconds}
+    if cfg.edge.html_origin == "app":
+        apps[cfg.load_balancer.pages_app] = cfg.edge.pages_origin_read_timeout_seconds
+    return apps
+
+
+def front_door_apps_exist(cfg: StackConfig) -> Iterator[Problem]:
+    """The ALB routes to apps the stack declares."""
+    for key, app in (("apiApp", cfg.load_balancer.api_app), ("pagesApp", cfg.load_balancer.pages_app)):
+        if app in load_balanced_apps(cfg) and app not in cfg.apps:
+            yield f"loadBalancer.{key}", app, "an app of cofounder:apps (" + ", ".join(sorted(cfg.apps)) + ")"
+
+
+def drain_of(app_settings, longest_request_seconds: int) -> Drain:
+    return Drain(pre_stop_sleep_seconds=app_settings.pre_stop_sleep_seconds,
+                 termination_grace_period_seconds=app_settings.termination_grace_period_seconds,
+                 longest_request_seconds=longest_request_seconds)
+
+
+def front_door_drains(cfg: StackConfig) -> Iterator[Problem]:
+    """preStop, grace period and deregistration delay drop no request (capacity/drain.py)."""
+    for name, longest in load_balanced_apps(cfg).items():
+        if name in cfg.apps:
+            for key, value, allowed in drain_of(cfg.apps[name], longest).problems():
+                yield f"apps.{name}.{key}", value, allowed
+
+
+def front_door_timeouts(cfg: StackConfig) -> Iterator[Problem]:
+    """The ALB outlasts CloudFront: the edge, not the ALB, ends slow and idle connections."""
+    edge = cfg.edge
+    longest = max(edge.api_origin_read_timeout_seconds, edge.pages_origin_read_timeout_seconds,
+                  edge.origin_keepalive_timeout_seconds)
+    if edge.enabled and cfg.load_balancer.idle_timeout_seconds <= longest:
+        yield ("loadBalancer.idleTimeoutSeconds", cfg.load_balancer.idle_timeout_seconds,
+               f"more than {longest} (CloudFront's longest origin read or keep-alive timeout, cofounder:edge), "
+               f"or the ALB closes connections CloudFront still uses")
+
+
+#: In the order they are checked.
+CHECKS = (zones_in_region, app_names, scaling_names_apps, autoscalers_have_a_prometheus, connection_budget_fits,
+          front_door_apps_exist, front_door_drains, front_door_timeouts)
