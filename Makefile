@@ -5,12 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview policy test diff bench clean
+.PHONY: help install preview policy lint test diff bench clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
 	@echo "make policy [STACK=dev|staging|prod]   the policy pack against the stack, over the Analyzer protocol"
-	@echo "make test                              the test suite"
+	@echo "make test                              lint, then the test suite"
+	@echo "make lint                              ruff and mypy (pyproject.toml)"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
 	@echo "make bench                             offline preview timings vs bare SDK registration"
 
@@ -29,7 +30,11 @@ preview: $(VENV)/.installed
 policy: $(VENV)/.installed
 	$(PY) -m toolkit.policy_runner --stack $(STACK)
 
-test: $(VENV)/.installed
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 # BASE defaults to the merge base with main (see toolkit/review.py).

@@ -24,8 +24,8 @@ and the policy pack all call ``budget()`` and ``check()``.
 from __future__ import annotations
 
 import configparser
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2

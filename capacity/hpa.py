@@ -90,10 +90,7 @@ def scale_up_limit(current: int, events: list[tuple[int, int]], rules: dict, now
             proposed = start + int(policy["value"])
         else:
             proposed = math.ceil(Fraction(start) * (1 + Fraction(int(policy["value"]), 100)))
-        if result is None:
-            result = proposed
-        else:
-            result = min(result, proposed) if select == "Min" else max(result, proposed)
+        result = proposed if result is None else min(result, proposed) if select == "Min" else max(result, proposed)
     return current if result is None else max(result, current)
 
 
@@ -178,7 +175,7 @@ def time_to_scale(hpa_spec: dict, *, baseline_replicas: int | None = None,
 # --- pod requests -----------------------------------------------------------------------------
 
 _QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+_SUFFIX: dict[str, Fraction | int] = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 

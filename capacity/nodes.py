@@ -3,7 +3,8 @@
 Allocatable is what the kubelet offers pods after the EKS AMI's reservations (the formulas in
 the EKS AMI's bootstrap): kube-reserved memory 255 MiB + 11 MiB per pod slot, 100 MiB eviction
 threshold, kube-reserved CPU 6% of the first core, 1% of the second, 0.5% of cores 3-4 and
-0.25% of the rest. Memory capacity is taken as 97% of the nominal size. Pod slots are the VPC CNI's ENI limit (no prefix delegation).
+0.25% of the rest. Memory capacity is taken as 97% of the nominal size. Pod slots are the VPC
+CNI's ENI limit (no prefix delegation).
 """
 
 from __future__ import annotations

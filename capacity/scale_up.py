@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Hashable, Iterable
+from typing import Annotated
 
 from capacity.headroom import HeadroomFigures
-from capacity.schema import Between
 from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, time_to_scale
+from capacity.schema import Between
 
 HPA_KIND = "HorizontalPodAutoscaler"
 SCALED_OBJECT_KIND = "ScaledObject"
@@ -65,7 +66,7 @@ class ScalingSettings:
                 yield f"baseline_replicas.{app}", replicas, "at least 1"
 
     @classmethod
-    def from_camel(cls, values: dict) -> "ScalingSettings":
+    def from_camel(cls, values: dict) -> ScalingSettings:
         """From camelCase keys (a stack output, the pack's config); unknown keys and nulls ignored."""
         names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
         return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
@@ -116,7 +117,7 @@ def autoscaled(deployments: Iterable[dict], autoscalers: Iterable[tuple[Hashable
             spec = hpa_spec_from_scaled_object(spec)
         app = (spec.get("scaleTargetRef") or {}).get("name")
         deployment = by_name.get((_meta(manifest).get("namespace"), app), {})
-        found.append(Autoscaled(key, app, kind, spec, deployment))
+        found.append(Autoscaled(key, str(app or ""), kind, spec, deployment))
     return sorted(found, key=lambda a: (str(a.app), a.kind))
 
 

@@ -21,8 +21,9 @@ import inspect
 import re
 import textwrap
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 #: Forward references in Args type hints (``pulumi.Input[T]`` names ``'Output[T]'``); the
 #: components package fills in the real ``Output`` so nothing here imports pulumi.
@@ -197,7 +198,7 @@ def field_docs(cls: type) -> dict[str, str]:
         lines = source.splitlines()
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                comment = []
+                comment: list[str] = []
                 row = node.lineno - 2
                 while row >= 0 and lines[row].strip().startswith("#:"):
                     comment.insert(0, lines[row].strip()[2:].strip())

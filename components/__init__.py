@@ -15,10 +15,21 @@ from typing import Any, TypeVar
 import pulumi
 
 from capacity import schema
-from capacity.schema import (Between, Constraint, Matches, OneOf, Problem, camel, constraints, field_docs,
-                             hints_of, problems)
+from capacity.schema import (
+    Between,
+    Constraint,
+    Matches,
+    OneOf,
+    Problem,
+    camel,
+    constraints,
+    field_docs,
+    hints_of,
+    problems,
+)
 
-__all__ = ["CLOUDWATCH_LOG_RETENTION_DAYS", "LOG_RETENTION", "Between", "ComponentArgsError", "Constraint", "Matches", "OneOf", "Problem", "args_for", "camel",
+__all__ = ["CLOUDWATCH_LOG_RETENTION_DAYS", "LOG_RETENTION", "Between", "ComponentArgsError", "Constraint",
+           "Matches", "OneOf", "Problem", "args_for", "camel",
            "constraints", "field_docs", "hints_of", "problems", "require_valid"]
 
 schema._LOCALNS["Output"] = pulumi.Output

@@ -17,8 +17,9 @@ CloudWatch alarms (``CloudWatchAlarms``), as are RDS and ElastiCache.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Mapping
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s

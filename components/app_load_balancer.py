@@ -36,8 +36,9 @@ written by the region's Elastic Load Balancing account and log-delivery service 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Mapping, Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -134,7 +135,7 @@ class AppLoadBalancerArgs(LoadBalancerSettings):
 
 def vpc_origin_subnets(subnet_ids: Sequence[str], zone_ids: Sequence[str]) -> list[str]:
     """The subnets in zones CloudFront VPC origins support; an ALB needs two zones at least."""
-    kept = [s for s, z in zip(subnet_ids, zone_ids) if z not in VPC_ORIGIN_UNSUPPORTED_ZONE_IDS]
+    kept = [s for s, z in zip(subnet_ids, zone_ids, strict=False) if z not in VPC_ORIGIN_UNSUPPORTED_ZONE_IDS]
     if len(kept) < 2:
         raise ComponentArgsError(
             f"AppLoadBalancer: the ALB needs private subnets in two zones that CloudFront VPC origins "

@@ -25,8 +25,9 @@ dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Sec
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -441,6 +442,7 @@ class AppService(pulumi.ComponentResource):
     def _scaled_object(self, name: str, args: AppServiceArgs, meta, target_ref: dict,
                        behavior: dict) -> None:
         queue = args.queue_scaling
+        assert queue is not None  # only called for an app that scales on a queue
         depends = [queue.keda] if queue.keda is not None else []
         opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
         # Identity of KEDA's operator (its IRSA role may only read this queue's attributes).

@@ -20,8 +20,9 @@ alarms are wired once the data tier exists; each family is skipped while its inp
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Mapping
+from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws
@@ -39,7 +40,8 @@ class CloudWatchAlarmsSettings:
     #: The alarms and their topic; independent of the in-cluster monitoring (they watch AWS services).
     enabled: bool = True
     #: Email address subscribed to the alarm SNS topic (confirmation required); none = no subscription.
-    alarm_email: Annotated[str | None, Matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "a value matching [^@\\s]+@[^@\\s]+\\.[^@\\s]+")] = None
+    alarm_email: Annotated[str | None, Matches(r"[^@\s]+@[^@\s]+\.[^@\s]+",
+                                               "a value matching [^@\\s]+@[^@\\s]+\\.[^@\\s]+")] = None
     #: Age of the oldest agent job above which workers are not keeping up.
     sqs_oldest_message_age_seconds: Annotated[int, Between(60, 1209600)] = 300
     rds_cpu_percent: Annotated[int, Between(10, 100)] = 80
@@ -198,6 +200,7 @@ class CloudWatchAlarms(pulumi.ComponentResource):
             alarm("rds-free-storage", f"RDS free storage below {args.rds_free_storage_gib} GiB",
                   "AWS/RDS", "FreeStorageSpace", db, "Minimum", "LessThanThreshold",
                   args.rds_free_storage_gib * GIB, evaluation_periods=1)
+            assert args.rds_max_connections is not None  # checks(): set together with rds_instance_id
             limit = args.rds_max_connections * args.rds_connections_percent // 100
             alarm("rds-connections",
                   f"RDS connections above {args.rds_connections_percent}% of max_connections "
@@ -207,7 +210,7 @@ class CloudWatchAlarms(pulumi.ComponentResource):
         if args.redis_replication_group_id is not None:
             group = pulumi.Output.from_input(args.redis_replication_group_id)
             for short in redis_node_suffixes(args.redis_shards, args.redis_replicas_per_shard):
-                node = {"CacheClusterId": group.apply(lambda g, s=short: f"{g}-{s}")}
+                node = {"CacheClusterId": group.apply(lambda g, s=short: f"{g}-{s}")}  # type: ignore[misc]
                 alarm(f"redis-{short}-engine-cpu", f"Redis node {short}: engine CPU above "
                       f"{args.redis_engine_cpu_percent}%", "AWS/ElastiCache", "EngineCPUUtilization",
                       node, "Average", "GreaterThanThreshold", args.redis_engine_cpu_percent)

@@ -11,8 +11,9 @@ cluster's ownership tag, which EKS puts on the groups of its managed node groups
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s

@@ -5,7 +5,7 @@ component: each creates its resources as children of the calling component.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws

@@ -311,6 +311,7 @@ class EdgeDistribution(pulumi.ComponentResource):
             default = {**self._bucket_behavior(name, "html", args.html, args, None),
                        "function_associations": [{"event_type": "viewer-request", "function_arn": rewrite.arn}]}
 
+        certificate: dict[str, object]
         if args.aliases:
             certificate = {"acm_certificate_arn": args.acm_certificate_arn, "ssl_support_method": "sni-only",
                            "minimum_protocol_version": "TLSv1.2_2021"}

@@ -25,8 +25,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -58,7 +59,8 @@ _TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
                   "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
-_ADDON_VERSION = Matches(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+", "an EKS add-on version such as v1.20.4-eksbuild.2")
+_ADDON_VERSION = Matches(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+",
+                         "an EKS add-on version such as v1.20.4-eksbuild.2")
 _INSTANCE_TYPE = r"[a-z][a-z0-9-]*\.[a-z0-9]+"
 _ROLE_ARN = Matches(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
                     "an IAM role ARN such as arn:aws:iam::123456789012:role/admin")
@@ -113,7 +115,8 @@ class NodeGroupSpec:
             yield "desired_size", self.desired_size, f"between minSize ({self.min_size}) and maxSize ({self.max_size})"
         for key in list(self.labels) + [t.key for t in self.taints]:
             if not _LABEL_KEY.match(key):
-                yield "labels" if key in self.labels else "taints", key, "a Kubernetes label/taint key such as node-pool"
+                where = "labels" if key in self.labels else "taints"
+                yield where, key, "a Kubernetes label/taint key such as node-pool"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +149,7 @@ class EksClusterSettings:
     preview_role_arns: list[Annotated[str, _ROLE_ARN]] = field(default_factory=list)
     #: Control-plane log types shipped to CloudWatch; all of them unless a stack narrows the list.
     enabled_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = \
-        field(default_factory=lambda: list(ALL_LOG_TYPES))
+        field(default_factory=lambda: list(ALL_LOG_TYPES))  # type: ignore[arg-type]
     #: Retention of the control-plane log group /aws/eks/<cluster>/cluster.
     log_retention_days: Annotated[int, Between(1, 3653)] = 90
     addon_versions: AddonVersions = field(default_factory=AddonVersions)
@@ -186,7 +189,8 @@ class EksClusterSettings:
             yield "preview_role_arns", both, "roles that are not also in adminRoleArns (one access entry per role)"
         if not self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}."):
             yield ("addon_versions.kube_proxy", self.addon_versions.kube_proxy,
-                   f"a kube-proxy build for Kubernetes {self.kubernetes_version} (v{self.kubernetes_version}.x-eksbuild.N)")
+                   f"a kube-proxy build for Kubernetes {self.kubernetes_version} "
+                   f"(v{self.kubernetes_version}.x-eksbuild.N)")
         missing = [n for n in (SYSTEM_NODE_GROUP, BURST_NODE_GROUP) if n not in self.node_groups]
         if missing:
             yield ("node_groups", sorted(self.node_groups),

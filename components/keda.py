@@ -11,8 +11,9 @@ nothing else.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s

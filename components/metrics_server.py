@@ -7,8 +7,9 @@ PodDisruptionBudget, so node drains never leave the HPAs without metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s

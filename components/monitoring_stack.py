@@ -21,15 +21,15 @@ endpoint binds to localhost on EKS.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Mapping, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import Between, Matches, require_valid
-
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
@@ -85,7 +85,8 @@ class MonitoringStackSettings:
     def checks(self):
         if self.retention_size_gib > self.storage_gib * 0.9:
             yield ("retention_size_gib", self.retention_size_gib,
-                   f"at most 90% of storageGib ({int(self.storage_gib * 0.9)}) so Prometheus prunes before the disk fills")
+                   f"at most 90% of storageGib ({int(self.storage_gib * 0.9)}) so Prometheus prunes before the "
+                   f"disk fills")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 import pulumi
 import pulumi_random as random
@@ -175,7 +175,7 @@ class PgBouncer(pulumi.ComponentResource):
             metadata={"namespace": args.namespace, "labels": labels},
             type="Opaque",
             string_data=pulumi.Output.secret(pulumi.Output.all(args.db_host, args.db_password, stats_password.result)
-                                             .apply(lambda v: {
+                                             .apply(lambda v: {  # type: ignore[arg-type]
                 "pgbouncer.ini": pgbouncer_ini(args, v[0]),
                 "userlist.txt": userlist({args.db_user: v[1], STATS_USER: v[2]}),
                 "exporter-connection-string": postgres_url(STATS_USER, v[2], "127.0.0.1", PORT, "pgbouncer",
@@ -190,12 +190,12 @@ class PgBouncer(pulumi.ComponentResource):
             opts=child,
         )
 
-        restricted = {
+        restricted: dict[str, Any] = {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         }
-        containers = [{
+        containers: list[dict[str, Any]] = [{
             "name": "pgbouncer",
             "image": args.image,
             # Straight to the binary: config comes from the Secret, not the image's env-driven entrypoint,

@@ -16,8 +16,9 @@ jobs) reach 5432 while nothing else in the VPC does. Apps should use PgBouncer
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws

@@ -14,8 +14,9 @@ cluster client (``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws
@@ -31,8 +32,8 @@ PORT = 6379
 class RedisSettings:
     """``cofounder:redis``: the ElastiCache (Valkey) replication group in cluster mode."""
 
-    node_type: Annotated[str, Matches(r"cache\.[a-z0-9]+\.[a-z0-9]+", "a value matching cache\\.[a-z0-9]+\\.[a-z0-9]+")] = \
-        "cache.r7g.large"
+    node_type: Annotated[str, Matches(r"cache\.[a-z0-9]+\.[a-z0-9]+",
+                                      "a value matching cache\\.[a-z0-9]+\\.[a-z0-9]+")] = "cache.r7g.large"
     #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
     #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
     #: within 8.1 and the provider reads the running 8.1.x back as "8.1".

@@ -23,8 +23,9 @@ The monitor objects live in the monitoring namespace and reach the targets throu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Mapping
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s

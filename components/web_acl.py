@@ -22,8 +22,9 @@ the full logs go to the log group ``aws-waf-logs-<name>`` (the prefix WAF requir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Sequence
+from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws

@@ -10,14 +10,14 @@ into the ``ConfigError``.
 from __future__ import annotations
 
 import re
-from typing import Iterator, Union
+from collections.abc import Iterator
 
 from capacity import connections
 from capacity.drain import Drain
 from components.prometheus_adapter import IN_CLUSTER_PROMETHEUS
 from infra.stack import StackConfig
 
-Problem = Union[tuple[str, object, str], str]
+Problem = tuple[str, object, str] | str
 _K8S_NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 
 

@@ -20,7 +20,8 @@ import json
 import re
 import types
 import typing
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import pulumi
 
@@ -45,7 +46,7 @@ def _num(value: float | None) -> str | None:
 def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is Literal:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return f"a mapping of settings ({hint.__name__})"
     return getattr(hint, "__name__", str(hint)).replace("list", "a list")
 

@@ -25,7 +25,6 @@ import math
 import random
 
 from locust import HttpUser, LoadTestShape, between, constant_throughput, events, task
-
 from peaks import stack_scaling, stack_url  # locust puts this file's folder on sys.path
 
 DEFAULT_MULTIPLIER = 5.0

@@ -4,9 +4,8 @@ The Pulumi CLI runs this file with this folder as the working directory (``--pol
 policies``); ``PolicyPack`` prints its gRPC port and serves the Analyzer protocol until stopped.
 """
 
-from pulumi_policy import EnforcementLevel, PolicyPack
-
 from cofounder_policies import ALL
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack(
     name="cofounder-policies",

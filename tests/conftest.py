@@ -21,7 +21,7 @@ from toolkit.stackfile import stack_names
 STACKS = stack_names()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_stack(stack: str) -> harness.Program:
     return harness.run_stack(stack)
 
@@ -102,7 +102,7 @@ def secret_leaks(program: harness.Program) -> list[str]:
 SCHEMAS = Path(__file__).parent / "schemas"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _crd_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> openAPIV3Schema of every CRD vendored in tests/schemas/."""
     import yaml

@@ -9,7 +9,10 @@ import pytest
 
 from components import ComponentArgsError
 from components.app_load_balancer import (
-    AppLoadBalancer, AppLoadBalancerArgs, LoadBalancedApp, vpc_origin_subnets,
+    AppLoadBalancer,
+    AppLoadBalancerArgs,
+    LoadBalancedApp,
+    vpc_origin_subnets,
 )
 from infra.config import ConfigError
 

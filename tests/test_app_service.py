@@ -6,8 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.app_service import (AppService, AppServiceArgs, QueueScaling, ScalingPolicy,
-                                    ScalingRules)
+from components.app_service import AppService, AppServiceArgs, QueueScaling, ScalingPolicy, ScalingRules
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"

@@ -179,8 +179,9 @@ def test_the_report_flags_pgbouncer_replicas_other_than_budgeted(stack_program):
 
 def test_demand_follows_the_apps_config(run_stack_with):
     # raising the worker's HPA maximum in cofounder:apps is enough to break dev's client side
-    from toolkit.stackfile import load_stack_file
     import json
+
+    from toolkit.stackfile import load_stack_file
     apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
     apps["worker"]["maxReplicas"] = 46
     with pytest.raises(ConfigError, match=r"= 1000 is below the apps' demand at maximum scale backend 5 x 20 \+ "
@@ -190,8 +191,9 @@ def test_demand_follows_the_apps_config(run_stack_with):
 
 def test_an_app_cannot_name_another_queue(run_stack_with, stack_program):
     """The queue's name is derived (cofounder-<stack>-agent-execution); an app only says it consumes it."""
-    from toolkit.stackfile import load_stack_file
     import json
+
+    from toolkit.stackfile import load_stack_file
     apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
     apps["worker"]["queueName"] = "some-other-queue"
     with pytest.raises(ConfigError) as err:

@@ -8,8 +8,15 @@ import json
 import pytest
 
 from components.edge_distribution import (
-    ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID, CACHING_DISABLED_POLICY_ID, AppOrigin, EdgeDistribution,
-    EdgeDistributionArgs, HtmlCache, PagesCache, PublicAssetsCache, StaticAssetsCache,
+    ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID,
+    CACHING_DISABLED_POLICY_ID,
+    AppOrigin,
+    EdgeDistribution,
+    EdgeDistributionArgs,
+    HtmlCache,
+    PagesCache,
+    PublicAssetsCache,
+    StaticAssetsCache,
 )
 from infra.config import ConfigError
 

@@ -8,9 +8,8 @@ import json
 import pulumi
 import pytest
 
+from components.eks_cluster import AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint, kubeconfig
 from components.headroom import HeadroomSettings
-from components.eks_cluster import (AddonVersions, EksCluster, EksClusterArgs, NodeGroupSpec, NodeTaint,
-                                    kubeconfig)
 from toolkit.harness import reveal
 
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"

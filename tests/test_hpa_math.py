@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from capacity.hpa import (hpa_spec_from_scaled_object, pod_requests, quantity, scale_up_limit,
-                          scaling_rules, time_to_scale)
+from capacity.hpa import (
+    hpa_spec_from_scaled_object,
+    pod_requests,
+    quantity,
+    scale_up_limit,
+    scaling_rules,
+    time_to_scale,
+)
 
 
 def spec(min_r=2, max_r=20, **scale_up):

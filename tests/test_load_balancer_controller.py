@@ -10,7 +10,11 @@ from importlib import resources
 import pytest
 
 from components.load_balancer_controller import (
-    CHART_VERSION, LoadBalancerController, LoadBalancerControllerArgs, published_policy, scoped_policy,
+    CHART_VERSION,
+    LoadBalancerController,
+    LoadBalancerControllerArgs,
+    published_policy,
+    scoped_policy,
     scoped_statements,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from components import dashboards
-from components.monitoring_stack import (CLOUDWATCH_DATASOURCE_UID, MonitoringStack, MonitoringStackArgs)
+from components.monitoring_stack import CLOUDWATCH_DATASOURCE_UID, MonitoringStack, MonitoringStackArgs
 from toolkit.harness import is_secret
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

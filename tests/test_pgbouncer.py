@@ -12,10 +12,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import ComponentArgsError
 from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
-from components.pgbouncer import PgBouncer, PgBouncerArgs, pgbouncer_ini, userlist
+from components.pgbouncer import PgBouncer, PgBouncerArgs, bundle_regions, pgbouncer_ini, rds_ca_bundle, userlist
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
-from components.pgbouncer import bundle_regions, rds_ca_bundle
 from components.redis import Redis, RedisArgs
 from tests.conftest import secret_leaks
 from toolkit.harness import is_secret, reveal

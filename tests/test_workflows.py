@@ -34,7 +34,7 @@ def _table(path: Path, first_column: str) -> list[dict[str, str]]:
             for row in lines[i + 2:]:
                 if not row.startswith("|"):
                     break
-                rows.append(dict(zip(cells, (c.strip() for c in row.strip().strip("|").split("|")))))
+                rows.append(dict(zip(cells, (c.strip() for c in row.strip().strip("|").split("|")), strict=False)))
             return rows
     raise AssertionError(f"{path.name}: no table headed {first_column!r}")
 
@@ -160,7 +160,7 @@ def _legs(job: dict, contexts: dict) -> list[dict]:
         return [{}]
     axes = {k: v for k, v in matrix.items() if k not in ("include", "exclude")}
     assert "exclude" not in matrix and not (axes and "include" in matrix), "not modelled here"
-    legs = matrix.get("include") or [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    legs = matrix.get("include") or [dict(zip(axes, combo, strict=False)) for combo in itertools.product(*axes.values())]
     return [{k: _value(v, contexts) for k, v in leg.items()} for leg in legs]
 
 
@@ -612,8 +612,8 @@ def _pack_problems(doc: dict, creates: dict[str, Path], pack_venv: Path) -> list
         made = set()
         for step in job.get("steps", []):
             made |= {venv for command, venv in creates.items() if command in step.get("run", "").split("\n")}
-            if step.get("uses", "").startswith("pulumi/actions@") and step.get("with", {}).get("policyPacks"):
-                if pack_venv not in made:
+            loads_pack = step.get("uses", "").startswith("pulumi/actions@") and step.get("with", {}).get("policyPacks")
+            if loads_pack and pack_venv not in made:
                     problems.append(f"{job_id}: loads the pack before anything creates {pack_venv}")
     return problems
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, ScalingTargets, autoscaled, evaluate
 from toolkit.cluster_reports import headroom_figures
 from toolkit.harness import Program, reveal
-from toolkit.reports import report
 
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
@@ -31,7 +30,6 @@ def scaling_targets(program: Program) -> ScalingTargets:
     return ScalingTargets.from_camel(program.outputs.get("scalingTargets") or {})
 
 
-@report("time-to-scale")
 def time_to_scale_report(program: Program) -> dict | None:
     found = autoscaled_apps(program)
     if not found:

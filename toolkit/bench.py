@@ -4,7 +4,8 @@ For every stack, and for a synthetic stack with many components, times the offli
 (the program under the mocks, the reports and the snapshot: what ``make preview`` and
 ``make diff`` do per stack) and the SDK's bare registration of the same number of resources
 (bare ``pulumi.CustomResource``, and ``aws.s3.Bucket``) under the same mocks, and prints them
-with their ratio. The ratio is the overhead of the program and the toolkit over what the SDK needs anyway; the bare floor is
+with their ratio. The ratio is the overhead of the program and the toolkit over what the SDK
+needs anyway; the bare floor is
 the part no change to this repository can remove.
 
 Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3]``
@@ -14,8 +15,9 @@ Timings are the best of ``--repeat`` runs, so a busy machine inflates them less.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pulumi
 import pulumi_aws as aws
@@ -68,7 +70,7 @@ def _preview(make: Callable[[], Program]) -> Callable[[], Program]:
 
 
 def best_of(fn: Callable[[], Program], repeat: int) -> tuple[float, Program]:
-    best, result = float("inf"), None
+    best = float("inf")
     for _ in range(max(1, repeat)):
         start = time.perf_counter()
         result = fn()
@@ -77,7 +79,7 @@ def best_of(fn: Callable[[], Program], repeat: int) -> tuple[float, Program]:
 
 
 def measure(stacks: list[str], units: int, repeat: int) -> list[dict]:
-    cases = [(s, _preview(lambda s=s: run_stack(s))) for s in stacks]
+    cases = [(s, _preview(functools.partial(run_stack, s))) for s in stacks]
     if units:
         cases.append((f"synthetic x{units}", _preview(synthetic(units))))
     rows = []
@@ -111,7 +113,7 @@ def main() -> int:
     print(table(rows))
     print("\npreview: program + reports + snapshot under the mocks. plain / Bucket: as many bare "
           "pulumi.CustomResource / aws.s3.Bucket registrations under the same mocks (the SDK's "
-          "floor); ratio = preview / that floor. Best of %d runs." % args.repeat)
+          f"floor); ratio = preview / that floor. Best of {args.repeat} runs.")
     return 0
 
 

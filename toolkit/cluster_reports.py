@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from capacity.headroom import HeadroomFigures, placeholders
 from toolkit.harness import Program, reveal
-from toolkit.reports import report
 
 PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def headroom_figures(program: Program) -> list[tuple[str, HeadroomFigures]]:
+def headroom_figures(program: Program) -> list[tuple[Hashable, HeadroomFigures]]:
     """Placeholder Deployments (pods at a negative priority) and the capacity each holds."""
     return placeholders([reveal(pc.inputs) for pc in program.of_type(PRIORITY_CLASS)],
                         [(dep.name, reveal(dep.inputs)) for dep in program.of_type(DEPLOYMENT)])
 
 
-@report("headroom")
 def headroom(program: Program) -> dict | None:
     found = headroom_figures(program)
     if not found:

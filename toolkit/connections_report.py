@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from capacity import connections
 from toolkit.harness import Program
-from toolkit.reports import report
 
 
 def _declared_instance_class(program: Program) -> str | None:
@@ -17,7 +16,6 @@ def _declared_instance_class(program: Program) -> str | None:
     return instances[0].inputs.get("instanceClass") if instances else None
 
 
-@report("connections")
 def connection_budget(program: Program) -> dict | None:
     exported = program.outputs.get("connectionBudget")
     if not isinstance(exported, dict):
@@ -36,7 +34,8 @@ def connection_budget(program: Program) -> dict | None:
         {"figure": "RDS max_connections", "value": b.rds_max_connections,
          "worked from": f"LEAST(DBInstanceClassMemory/9531392, 5000), {b.instance_class} "
                  f"(~{connections.instance_class_memory_bytes(b.instance_class) / connections.GIB:.1f} GiB)"},
-        {"figure": "reserved (admin, migrations)", "value": b.reserve, "worked from": "cofounder:postgres.reservedConnections"},
+        {"figure": "reserved (admin, migrations)", "value": b.reserve,
+         "worked from": "cofounder:postgres.reservedConnections"},
         {"figure": "available to PgBouncer", "value": b.available, "worked from": "max_connections - reserved"},
         {"figure": "PgBouncer server connections", "value": b.server_connections,
          "worked from": f"{b.pgbouncer_replicas} replicas x ({b.pool_size} pool + {b.reserve_pool_size} reserve)"},

@@ -217,6 +217,7 @@ def diff_stack(stack: str, base: dict | None, head: dict | None, *,
     for urn in sorted(set(old) | set(new)):
         a, b = old.get(urn), new.get(urn)
         r = b or a
+        assert r is not None  # the URN comes from one side at least
         if a is None:
             changes.append(ResourceChange("create", urn, r["type"], r["name"], r["custom"]))
         elif b is None:
@@ -245,9 +246,9 @@ def diff_stack(stack: str, base: dict | None, head: dict | None, *,
                    f"unless an alias is declared)" if c.moved_to else f"{label} deleted")
             flags.append(Flag(stack, c.urn, c.type, c.name, why))
         elif c.op == "replace":
-            props = ", ".join(f"`{p.path}`" for p in c.changes if p.forces_replace)
+            forced = ", ".join(f"`{p.path}`" for p in c.changes if p.forces_replace)
             flags.append(Flag(stack, c.urn, c.type, c.name,
-                              f"{label} replaced (data lost unless restored): {props} forces replacement"))
+                              f"{label} replaced (data lost unless restored): {forced} forces replacement"))
         elif c.op == "update" and any(p.path == "options.protect" and p.new in ("(absent)", "false")
                                       for p in c.changes):
             flags.append(Flag(stack, c.urn, c.type, c.name, f"{label} loses `protect`"))
@@ -290,7 +291,7 @@ def _report_changes(old: dict, new: dict) -> list[dict]:
         gone = [k for k in by_key if k not in {str(r.get(key)) for r in rows_b}]
         changed = changed or bool(gone) or (a or {}).get("notes") != (b or {}).get("notes")
         out.append({
-            "name": name, "title": ref.get("title", name), "columns": cols, "rows": rows,
+            "name": name, "title": (ref or {}).get("title", name), "columns": cols, "rows": rows,
             "removed_rows": gone, "notes": (b or {}).get("notes", []),
             "ok": (b or {}).get("ok", True) if b else None,
             "was_ok": (a or {}).get("ok", True) if a else None,
@@ -380,8 +381,8 @@ def _render_stack(d: StackDiff, level: int) -> list[str]:
             kind = "" if r.custom else " (component)"
             body.append(f"- **{r.op}** {_code(r.type)} {_code(r.name)}{kind}{mark}{extra}")
             if r.changes and level < 1:
-                body.append("  <details><summary>%d property change%s</summary>\n" % (
-                    len(r.changes), "" if len(r.changes) == 1 else "s"))
+                plural = "" if len(r.changes) == 1 else "s"
+                body.append(f"  <details><summary>{len(r.changes)} property change{plural}</summary>\n")
                 body.append("  | property | BASE | working tree | |")
                 body.append("  |---|---|---|---|")
                 for c in r.changes:
@@ -395,7 +396,7 @@ def _render_stack(d: StackDiff, level: int) -> list[str]:
                     summary += "; forcing replacement: " + ", ".join(_code(p) for p in forced)
                 body.append(summary)
         if len(body) > 20:
-            lines += ["<details><summary>Resource changes (%d)</summary>" % len(d.resources), ""]
+            lines += [f"<details><summary>Resource changes ({len(d.resources)})</summary>", ""]
             lines += body
             lines += ["", "</details>", ""]
         else:
@@ -427,7 +428,7 @@ def _render_policies(p: dict | None, level: int) -> list[str]:
     if p.get("note"):
         lines += [f"_{p['note']}_", ""]
     if p["rows"] and level < 3:
-        lines += ["<details><summary>Violations (%d)</summary>" % len(p["rows"]), "",
+        lines += [f"<details><summary>Violations ({len(p['rows'])})</summary>", "",
                   "| enforcement | policy | resource | message | |", "|---|---|---|---|---|"]
         for r in p["rows"]:
             lines.append(f"| {r['enforcement']} | {_code(r['policy'])} | {_code(r['urn'].split('::')[-1])} "
@@ -477,7 +478,7 @@ def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[st
                   "what it would create, change or delete. Fix the error and run `make diff` again.",
                   ""]
         for d in failed:
-            lines += [f"**{_code(d.stack)}**:", "", "```text", d.head_error.replace("```", "'''"),
+            lines += [f"**{_code(d.stack)}**:", "", "```text", (d.head_error or "").replace("```", "'''"),
                       "```", ""]
     flags = [f for d in diffs for f in d.flags]
     if flags:

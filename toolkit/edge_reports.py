@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.harness import Program, reveal
-from toolkit.reports import report
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
@@ -61,15 +60,15 @@ class _Cluster:
         self.groups = _by(program, TARGET_GROUP, "arn")
         self.bindings = {b["spec"]["targetGroupARN"]: b for b in
                          (reveal(r.inputs) for r in program.of_type(BINDING))}
-        self.services = {(reveal(s.inputs)["metadata"].get("namespace"), s.outputs["metadata"]["name"]): reveal(s.inputs)
-                         for s in program.of_type(SERVICE)}
+        self.services = {(reveal(s.inputs)["metadata"].get("namespace"), s.outputs["metadata"]["name"]):
+                         reveal(s.inputs) for s in program.of_type(SERVICE)}
         self.deployments = [(d.outputs["metadata"]["name"], reveal(d.inputs)) for d in program.of_type(DEPLOYMENT)]
         self.bounds = {}
         for type_ in AUTOSCALERS:
             for r in program.of_type(type_):
                 spec = reveal(r.inputs)["spec"]
-                self.bounds[spec["scaleTargetRef"]["name"]] = (
-                    spec.get("minReplicas", spec.get("minReplicaCount")), spec.get("maxReplicas", spec.get("maxReplicaCount")))
+                self.bounds[spec["scaleTargetRef"]["name"]] = (spec.get("minReplicas", spec.get("minReplicaCount")),
+                                                               spec.get("maxReplicas", spec.get("maxReplicaCount")))
 
     def hops(self, target_group_arn: str) -> dict:
         group = self.groups.get(target_group_arn, {})
@@ -120,7 +119,6 @@ def _matching_rule(path: str, default: str | None, rules: list) -> tuple[str, st
     return "default action", default
 
 
-@report("request-path")
 def request_path(program: Program) -> dict | None:
     distributions = program.of_type(DISTRIBUTION)
     if not distributions:

@@ -16,11 +16,13 @@ not what AWS would return: the offline path shows the declared desired state, no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import runpy
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
@@ -144,6 +146,9 @@ def _bucket(bucket: str, region: str) -> dict:
             "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
 
 
+#: Stand-in AZ id numbers per zone letter (az3 last: CloudFront VPC origins skip use1-az3).
+_ZONE_IDS = dict(zip("abcdef", (1, 2, 4, 5, 6, 3), strict=True))
+
 COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
     "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
@@ -199,7 +204,7 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     # Zone ids are per account (us-east-1a is use1-az4 in one account, use1-az1 in another); these
     # are stand-ins that skip az3, which CloudFront VPC origins do not support in us-east-1.
     "aws:ec2/subnet:Subnet": lambda name, i, region: {
-        "availabilityZoneId": f"{_region_code(region)}-az{[1, 2, 4, 5, 6, 3]['abcdef'.index(str(i.get('availabilityZone', 'a'))[-1])]}"},
+        "availabilityZoneId": f"{_region_code(region)}-az{_ZONE_IDS[str(i.get('availabilityZone', 'a'))[-1]]}"},
     "aws:eks/cluster:Cluster": lambda name, i, region: _eks_cluster(i.get("name", name), i, region),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(i.get('url', '')).removeprefix('https://')}"},
@@ -297,6 +302,13 @@ class _Mocks(pulumi.runtime.Mocks):
         return handler(dict(args.args), self.region)
 
 
+def _listed(depends_on: Any) -> list:
+    """``depends_on`` as the program gave it: a list, one resource, or nothing."""
+    if depends_on is None:
+        return []
+    return list(depends_on) if isinstance(depends_on, (list, tuple)) else [depends_on]
+
+
 class _OptionsRecorder:
     """A stack transformation that records each resource's parent and options."""
 
@@ -321,7 +333,7 @@ class _OptionsRecorder:
             "deleteBeforeReplace": bool(opts.delete_before_replace),
             "replaceOnChanges": list(opts.replace_on_changes or []),
             "additionalSecretOutputs": list(opts.additional_secret_outputs or []),
-            "dependsOn": [self.by_object.get(id(d)) for d in (opts.depends_on or [])
+            "dependsOn": [self.by_object.get(id(d)) for d in _listed(opts.depends_on)
                           if not isinstance(d, pulumi.Output)],
             "provider": self.by_object.get(id(provider)) if provider is not None else None,
         }
@@ -358,17 +370,16 @@ def run(fn: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | 
     except BaseException:
         # Let already-queued registrations finish so the error surfaces alone, without
         # "Task was destroyed but it is pending" noise from the SDK's event loop.
-        try:
+        with contextlib.suppress(Exception):
             _sync_await(pulumi.runtime.stack.wait_for_rpcs())
-        except Exception:
-            pass
         raise
     _sync_await(pulumi.runtime.stack.wait_for_rpcs())
 
     outputs = {}
-    for key, value in sorted(root.outputs.items()):
+    assert isinstance(root, pulumi.runtime.stack.Stack)  # set_mocks creates the root stack
+    for output, value in sorted(root.outputs.items()):
         resolved, secret = _resolve(value)
-        outputs[key] = {SECRET_SIG: SECRET_SIG_VALUE, "value": resolved} if secret else resolved
+        outputs[output] = {SECRET_SIG: SECRET_SIG_VALUE, "value": resolved} if secret else resolved
     _sync_await(pulumi.runtime.stack.wait_for_rpcs())
 
     def chain(key: tuple[str, str]) -> list[str]:

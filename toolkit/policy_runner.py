@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 import pulumi
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from toolkit.errors import main_guard
 from toolkit.harness import PROJECT, Program, Resource, run_stack
@@ -79,7 +79,8 @@ def _shown(path: Path) -> str:
 
 
 def _check_value(where: str, value: Any, spec: dict) -> None:
-    kinds = {"integer": int, "number": (int, float), "boolean": bool, "string": str, "array": list}
+    kinds: dict[str, type | tuple[type, ...]] = {"integer": int, "number": (int, float), "boolean": bool,
+                                                  "string": str, "array": list}
     kind = spec.get("type")
     ok = kind not in kinds or (isinstance(value, kinds[kind]) and not (kind in ("integer", "number")
                                                                          and isinstance(value, bool)))
@@ -150,6 +151,7 @@ class PolicyPackProcess:
                    PULUMI_CONFIG=json.dumps(stack_config or {}))
         self.proc = subprocess.Popen([python, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."],
                                      cwd=pack_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # both are pipes
         ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_SECONDS)
         line = self.proc.stdout.readline() if ready else b""
         if not line.strip().isdigit():
@@ -172,9 +174,10 @@ class PolicyPackProcess:
                 self.proc.kill()
                 self.proc.wait()
         for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+            if stream is not None:
+                stream.close()
 
-    def __enter__(self) -> "PolicyPackProcess":
+    def __enter__(self) -> PolicyPackProcess:
         return self
 
     def __exit__(self, *exc) -> None:

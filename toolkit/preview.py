@@ -154,7 +154,7 @@ def render(program: Program, reports: dict) -> str:
     lines = [
         f"Offline preview of stack '{program.stack}'",
         "This is the desired state the program declares, computed under the Pulumi SDK's mock",
-        "runtime with stacks/Pulumi.%s.yaml. No cloud was contacted; it is not a diff against AWS." % program.stack,
+        f"runtime with stacks/Pulumi.{program.stack}.yaml. No cloud was contacted; it is not a diff against AWS.",
         "",
     ]
     groups: dict[str, list[Resource]] = {}
@@ -193,9 +193,10 @@ def render(program: Program, reports: dict) -> str:
         if rows:
             cols = list(rows[0])
             widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
-            lines.append("  " + "  ".join(f"{c:<{w}}" for c, w in zip(cols, widths)))
+            lines.append("  " + "  ".join(f"{c:<{w}}" for c, w in zip(cols, widths, strict=False)))
             for row in rows:
-                lines.append("  " + "  ".join(f"{str(row.get(c, '')):<{w}}" for c, w in zip(cols, widths)))
+                cells = (f"{str(row.get(c, '')):<{w}}" for c, w in zip(cols, widths, strict=False))
+                lines.append("  " + "  ".join(cells))
         for note in rep.get("notes", []):
             lines.append(f"  {note}")
         lines.append("")

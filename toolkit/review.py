@@ -88,7 +88,7 @@ def _rev(repo: Path, ref: str) -> str | None:
 
 def _fetch_main(repo: Path) -> list[str]:
     """Deepen a shallow clone and fetch main from origin; returns what was tried, as phrases."""
-    if not _git(repo, "remote", "get-url", "origin").returncode == 0:
+    if _git(repo, "remote", "get-url", "origin").returncode != 0:
         return ["nothing fetched: no remote 'origin'"]
 
     def attempt(done: str, failed: str, *args: str) -> str:
@@ -109,10 +109,10 @@ def resolve_base(repo: Path, ref: str | None) -> tuple[str | None, str]:
     if ref:
         sha = _rev(repo, ref)
         if sha is None:
-            tried = _fetch_main(repo)
+            fetched = _fetch_main(repo)
             sha = _rev(repo, ref) or _rev(repo, f"origin/{ref}")
         if sha is None:
-            raise ReviewError(f"BASE={ref} is not a commit in this clone ({'; '.join(tried)}); "
+            raise ReviewError(f"BASE={ref} is not a commit in this clone ({'; '.join(fetched)}); "
                               f"pass a commit, tag or branch that exists")
         return sha, f"`{ref}` ({sha[:12]})"
     tried: list[str] = []
@@ -172,7 +172,11 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
     """Snapshots (and policy results, where the tree has a policy runner) of ``stacks``."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    docs, notes, policies, policy_notes, errors = {}, {}, {}, {}, {}
+    docs: dict[str, dict] = {}
+    notes: dict[str, str] = {}
+    policies: dict[str, list] = {}
+    policy_notes: dict[str, str] = {}
+    errors: dict[str, str] = {}
     if not (tree / "toolkit" / "preview.py").is_file():
         for s in stacks:
             notes[s] = "predates the offline toolkit (no toolkit/preview.py), nothing to build."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cofounder_policies import ALL
 from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,
@@ -9,8 +10,6 @@ from pulumi_policy import (
     ResourceValidationArgs,
     StackValidationArgs,
 )
-
-from cofounder_policies import ALL
 
 POLICIES = {p.name: p for p in ALL}
 

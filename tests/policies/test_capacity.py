@@ -8,12 +8,10 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from capacity.nodes import allocatable
-from capacity.scale_up import ScalingTargets
-from capacity.scale_up import ScalingSettings
+from capacity.scale_up import ScalingSettings, ScalingTargets
 from tests.conftest import STACKS
 from tests.policies.helpers import POLICIES, resource, stack_violations
 from tests.policies.test_workloads import DEPLOYMENT, GOOD, GOOD_HPA, HPA
-
 from toolkit.harness import reveal
 from toolkit.policy_runner import load_config
 from toolkit.reports import build_reports
