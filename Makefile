@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview policy lint test diff bench clean
+.PHONY: help install preview policy lint test diff bench docs clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint                              ruff and mypy (pyproject.toml)"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
 	@echo "make bench                             offline preview timings vs bare SDK registration"
+	@echo "make docs                              regenerate docs/configuration.md, docs/policies.md, policies/config/*.json"
 
 # A new top-level package (its __init__.py) re-runs the editable install, which only maps the
 # packages that existed when it ran.
@@ -43,6 +44,11 @@ diff: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m toolkit.bench
+
+# The reference pages and the policy configs, from the Settings classes, the pack and the stack
+# files; commit the result (tests/test_docs.py fails on a stale file).
+docs: $(VENV)/.installed
+	$(PY) -m toolkit.docs
 
 clean:
 	rm -rf build .pytest_cache

@@ -235,8 +235,9 @@ POLICIES = [
         "Same arithmetic as the preview's time-to-scale report (capacity/scale_up.py). Fix: faster "
         "behavior.scaleUp policies, a higher maxReplicas, or more headroom.",
         ADVISORY, _time_to_scale,
-        # The same keys and defaults as cofounder:scaling (infra/config.py ScalingConfig); each
-        # stack's values are in policies/config/<stack>.json (tests keep them equal).
+        # The same keys and defaults as cofounder:scaling (capacity/scale_up.py ScalingSettings);
+        # `make docs` writes each stack's values into policies/config/<stack>.json from its
+        # cofounder:scaling, every key declared here (toolkit/docs.py DERIVED).
         config={
             "peakMultiplier": {"type": "number", "minimum": 1, "maximum": 50,
                                "default": _TARGETS.peak_multiplier,
