@@ -1,7 +1,7 @@
 """AlertRules: the seed's success criteria as one PrometheusRule.
 
 The scaling plan's targets, each an alert with a ``summary``, a ``description`` and a one-line
-``runbook`` annotation (expanded in the README, "Runbooks"):
+``runbook`` annotation (expanded in docs/observability.md, "Runbooks"):
 
 - ``CofounderP99LatencyHigh``: a service's p99 above ``latency_p99_ms`` for ``latency_for_minutes``;
 - ``CofounderLatencyMetricsAbsent``: no latency histogram at all, so the p99 alert would be blind;

@@ -69,8 +69,11 @@ def image_problem(image: str) -> str | None:
 class ScalingPolicy:
     """One HPA scaling policy: at most ``value`` pods (``Pods``) or percent (``Percent``) per ``periodSeconds``."""
 
+    #: Pods (a number of pods) or Percent (of the current replicas).
     type: Literal["Pods", "Percent"]
+    #: How many pods, or what percent, per period.
     value: Annotated[int, Between(1, 1000)]
+    #: The period the value applies to.
     period_seconds: Annotated[int, Between(1, 1800)] = 15
 
 
@@ -78,9 +81,11 @@ class ScalingPolicy:
 class ScalingRules:
     """``behavior.scaleUp`` or ``behavior.scaleDown`` of an HPA, declared explicitly."""
 
+    #: How long the HPA looks back before changing the replica count in this direction.
     stabilization_window_seconds: Annotated[int, Between(0, 3600)]
     #: Which policy wins when several allow different changes: Max (fastest), Min, or Disabled.
     select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    #: How fast the replica count may change (the one selectPolicy picks wins).
     policies: list[ScalingPolicy]
 
     def checks(self):
@@ -104,8 +109,11 @@ def gentle_scale_down() -> ScalingRules:
 class Probes:
     """HTTP probe endpoints of an app container."""
 
+    #: HTTP path that says the pod can take requests (also the ALB health check).
     readiness_path: Annotated[str, _PATH] = "/healthz/ready"
+    #: HTTP path whose failure restarts the container.
     liveness_path: Annotated[str, _PATH] = "/healthz/live"
+    #: HTTP path that must answer before liveness checks start (up to 2 minutes).
     startup_path: Annotated[str, _PATH] = "/healthz/live"
     #: Port the probes call; null means the app's ``port``.
     port: Annotated[int | None, Between(1, 65535)] = None
@@ -125,13 +133,21 @@ class AppServiceSettings:
     #: The container port the app serves on (and the target port behind the load balancer).
     port: Annotated[int, Between(1, 65535)] = 8080
     probes: Probes = field(default_factory=Probes)
+    #: CPU the scheduler reserves per pod (the HPA's CPU utilization is of this).
     cpu_request: Annotated[str, _CPU] = "250m"
+    #: CPU a pod may burst to.
     cpu_limit: Annotated[str, _CPU] = "1"
+    #: Memory the scheduler reserves per pod.
     memory_request: Annotated[str, _MEMORY] = "512Mi"
+    #: Memory a pod may use before it is killed (equal to the request: no overcommit).
     memory_limit: Annotated[str, _MEMORY] = "512Mi"
+    #: Pods the autoscaler never goes below (2+ survives a node loss).
     min_replicas: _REPLICAS = 2
+    #: Pods the autoscaler never exceeds; bounds cost and database connections.
     max_replicas: _REPLICAS = 10
+    #: Average CPU utilization (of the request) the HPA aims for.
     cpu_target_percent: Annotated[int, Between(10, 100)] = 70
+    #: Average memory utilization (of the request) the HPA aims for.
     memory_target_percent: Annotated[int, Between(10, 100)] = 80
     #: Target of the per-pod ``cofounder_active_agents`` metric (average per pod); null: not scaled on it.
     active_agents_target: Annotated[float | None, Between(0.1, 1000)] = None

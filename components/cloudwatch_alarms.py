@@ -44,12 +44,17 @@ class CloudWatchAlarmsSettings:
                                                "a value matching [^@\\s]+@[^@\\s]+\\.[^@\\s]+")] = None
     #: Age of the oldest agent job above which workers are not keeping up.
     sqs_oldest_message_age_seconds: Annotated[int, Between(60, 1209600)] = 300
+    #: RDS CPU above which the alarm fires (5 minutes).
     rds_cpu_percent: Annotated[int, Between(10, 100)] = 80
+    #: RDS freeable memory below which the alarm fires.
     rds_freeable_memory_mib: Annotated[int, Between(16, 1048576)] = 256
+    #: RDS free storage below which the alarm fires.
     rds_free_storage_gib: Annotated[int, Between(1, 65536)] = 10
     #: Share of the instance's max_connections in use that raises the alarm.
     rds_connections_percent: Annotated[int, Between(10, 100)] = 80
+    #: Valkey engine CPU (per node) above which the alarm fires.
     redis_engine_cpu_percent: Annotated[int, Between(10, 100)] = 80
+    #: Valkey memory use (per node) above which the alarm fires.
     redis_memory_percent: Annotated[int, Between(10, 100)] = 80
     #: Evicted keys per 5 minutes above which the cache is too small.
     redis_evictions: Annotated[int, Between(0, 1000000)] = 0

@@ -99,9 +99,11 @@ function handler(event) {
 class CacheTier:
     """How long the edge and the browser keep one kind of file from the bucket. All in seconds."""
 
-    #: Edge TTL bounds; the edge uses the default TTL because S3 sends no Cache-Control.
+    #: Shortest the edge keeps a file, whatever the origin says.
     min_ttl_seconds: _TTL = 0
+    #: Edge TTL; it applies because S3 sends no Cache-Control.
     default_ttl_seconds: _TTL = 60
+    #: Longest the edge keeps a file.
     max_ttl_seconds: _TTL = 60
     #: ``max-age`` sent to the browser.
     browser_max_age_seconds: _TTL = 0
@@ -136,7 +138,9 @@ class StaticAssetsCache(CacheTier):
     """``_next/static/*``: content-hashed, immutable for a year."""
 
     min_ttl_seconds: _TTL = _DAY
+    #: Edge TTL (S3 sends no Cache-Control, so this one applies).
     default_ttl_seconds: _TTL = _YEAR
+    #: Longest the edge keeps a file.
     max_ttl_seconds: _TTL = _YEAR
     browser_max_age_seconds: _TTL = _YEAR
     immutable: bool = True
@@ -146,7 +150,9 @@ class StaticAssetsCache(CacheTier):
 class PublicAssetsCache(CacheTier):
     """``public/*``: stable names, one day, then served stale while the browser revalidates."""
 
+    #: Edge TTL (S3 sends no Cache-Control, so this one applies).
     default_ttl_seconds: _TTL = _DAY
+    #: Longest the edge keeps a file.
     max_ttl_seconds: _TTL = _DAY
     browser_max_age_seconds: _TTL = _DAY
     stale_while_revalidate_seconds: _TTL = 7 * _DAY

@@ -73,8 +73,11 @@ _RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 class NodeTaint:
     """One Kubernetes taint on every node of a node group."""
 
+    #: Taint key, such as CriticalAddonsOnly.
     key: str
+    #: Taint value; empty tolerates by key alone.
     value: str = ""
+    #: What the taint does to pods that do not tolerate it.
     effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
 
 
@@ -85,15 +88,19 @@ class NodeGroupSpec:
 
     #: EC2 instance types, all of the same size class (the Cluster Autoscaler assumes one shape per group).
     instance_types: list[str]
+    #: ON_DEMAND, or SPOT (cheaper, can be reclaimed; needs two or more instance types).
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    #: Nodes the group never goes below (the Cluster Autoscaler keeps at least these).
     min_size: Annotated[int, Between(0, 1000)] = 1
     #: Nodes at creation; afterwards the Cluster Autoscaler owns it (pulumi up never resets it).
     desired_size: Annotated[int, Between(0, 1000)] = 1
+    #: Nodes the Cluster Autoscaler may grow the group to; bounds the cost of a burst.
     max_size: Annotated[int, Between(1, 1000)] = 3
     #: Size of the encrypted gp3 root volume.
     disk_size_gib: Annotated[int, Between(20, 16384)] = 50
     #: Kubernetes labels on every node (also published to the Cluster Autoscaler for scale-from-zero).
     labels: dict[str, str] = field(default_factory=dict)
+    #: Kubernetes taints on every node (the system group keeps app pods off with one).
     taints: list[NodeTaint] = field(default_factory=list)
     #: Nodes replaced at once during a node-group update (AMI or launch-template change).
     max_unavailable: Annotated[int, Between(1, 100)] = 1
@@ -123,10 +130,13 @@ class NodeGroupSpec:
 class AddonVersions:
     """``cofounder:cluster.addonVersions``: pinned EKS add-on versions (``aws eks describe-addon-versions``)."""
 
+    #: The VPC CNI add-on (pod networking; network policy agent).
     vpc_cni: Annotated[str, _ADDON_VERSION] = "v1.20.4-eksbuild.2"
+    #: The CoreDNS add-on (cluster DNS, on the system nodes).
     coredns: Annotated[str, _ADDON_VERSION] = "v1.12.3-eksbuild.1"
     #: Must be built for the cluster's Kubernetes minor (v1.34.x for 1.34).
     kube_proxy: Annotated[str, _ADDON_VERSION] = "v1.34.0-eksbuild.2"
+    #: The EBS CSI driver add-on (gp3 volumes for Prometheus).
     aws_ebs_csi_driver: Annotated[str, _ADDON_VERSION] = "v1.54.0-eksbuild.1"
 
 

@@ -66,7 +66,7 @@ POLICY_FILE = "aws-load-balancer-controller-iam-policy.json"
 
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerControllerSettings:
-    """``cofounder:cluster.loadBalancerController``."""
+    """``cofounder:loadBalancerController``: the AWS Load Balancer Controller."""
 
     #: Controller pods (leader-elected; the second one keeps the webhooks answering during a drain).
     replicas: Annotated[int, Between(1, 3)] = 2

@@ -43,12 +43,15 @@ class PostgresSettings:
     #: PostgreSQL 17: the major alone ("17") while autoMinorVersionUpgrade is true, since RDS moves the
     #: minor and a pinned one would make the next update a downgrade; a full "17.x" pin when it is false.
     engine_version: Annotated[str, Matches(r"17(\.\d+)?", "a value matching 17(\\.\\d+)?")] = "17"
+    #: Initial gp3 storage.
     allocated_storage_gib: Annotated[int, Between(20, 65536)] = 50
     #: Storage autoscaling ceiling; RDS grows gp3 storage up to this without downtime.
     max_allocated_storage_gib: Annotated[int, Between(20, 65536)] = 500
     #: A synchronous standby in a second availability zone.
     multi_az: bool = True
+    #: Days of automated backups (point-in-time recovery).
     backup_retention_days: Annotated[int, Between(1, 35)] = 14
+    #: RDS refuses to delete the instance until this is off.
     deletion_protection: bool = True
     #: Skip the snapshot RDS takes when the instance is deleted (only for throwaway stacks).
     skip_final_snapshot: bool = False
@@ -56,10 +59,13 @@ class PostgresSettings:
     protect: bool = True
     #: Statements slower than this are logged; -1 disables slow-query logging.
     log_min_duration_statement_ms: Annotated[int, Between(-1, 3600000)] = 500
+    #: Days Performance Insights keeps (7 is free; otherwise months of 31 days).
     performance_insights_retention_days: Annotated[int, Between(7, 731)] = 7
     #: Enhanced monitoring granularity; 0 turns it off (and creates no monitoring role).
     monitoring_interval_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    #: RDS applies minor versions in the maintenance window (engineVersion is then the major).
     auto_minor_version_upgrade: bool = True
+    #: Also accept IAM tokens for database logins.
     iam_database_authentication: bool = False
     #: Connections kept free of PgBouncer for administrators, migrations and rdsadmin.
     reserved_connections: Annotated[int, Between(5, 1000)] = 10

@@ -42,6 +42,7 @@ class PrometheusAdapterSettings:
     #: Prometheus that prometheus-adapter and KEDA query, without port (kube-prometheus-stack in ``monitoring``).
     prometheus_url: Annotated[str, Matches(r"https?://[^\s:/]+", "a value matching https?://[^\\s:/]+")] = \
         IN_CLUSTER_PROMETHEUS
+    #: Port of that Prometheus.
     prometheus_port: Annotated[int, Between(1, 65535)] = 9090
     #: Replicas of prometheus-adapter; the custom-metrics API is on every HPA's path.
     replicas: Annotated[int, Between(1, 5)] = 2

@@ -32,6 +32,7 @@ PORT = 6379
 class RedisSettings:
     """``cofounder:redis``: the ElastiCache (Valkey) replication group in cluster mode."""
 
+    #: ElastiCache node type of every primary and replica.
     node_type: Annotated[str, Matches(r"cache\.[a-z0-9]+\.[a-z0-9]+",
                                       "a value matching cache\\.[a-z0-9]+\\.[a-z0-9]+")] = "cache.r7g.large"
     #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group

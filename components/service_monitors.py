@@ -4,7 +4,7 @@ One monitor per source of the metric contract (``components/dashboards``): the a
 backend, worker), the PgBouncer exporter sidecar, the Cluster Autoscaler and the KEDA operator.
 Each selects its pods or Service by label and its endpoint by port *name*, never by number, so
 the components that expose the metrics only have to honour the contract documented in the
-README ("Metric and scrape contract"):
+docs/observability.md ("Metric and scrape contract"):
 
 - apps: ``app.kubernetes.io/name: <app>`` + ``app.kubernetes.io/part-of: cofounder`` in the app
   namespace, metrics on the Service's named port ``http`` (AppService's), path ``/metrics``; an
@@ -46,6 +46,7 @@ class AppScrape:
     kind: Literal["ServiceMonitor", "PodMonitor"] = "ServiceMonitor"
     #: Port *name* (Service port for a ServiceMonitor, container port for a PodMonitor).
     port: Annotated[str, Matches(r"[a-z][a-z0-9-]{0,14}", "a value matching [a-z][a-z0-9-]{0,14}")] = "http"
+    #: HTTP path that serves the metrics.
     path: Annotated[str, Matches(r"/[A-Za-z0-9/_.-]*", "a value matching /[A-Za-z0-9/_.-]*")] = "/metrics"
 
 

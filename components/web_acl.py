@@ -41,7 +41,7 @@ LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 54
 
 @dataclass(frozen=True, kw_only=True)
 class WebAclSettings:
-    """``cofounder:edge.waf``: the web ACL on the distribution. On by default."""
+    """``cofounder:waf``: the WAF web ACL on the distribution. On by default."""
 
     #: Attach a WAF web ACL to the distribution (managed rule sets and the /api/* rate limit).
     enabled: bool = True

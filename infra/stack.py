@@ -62,6 +62,8 @@ class StackConfig:
     pgbouncer: PgBouncerSettings
     redis: RedisSettings
     queues: QueueSettings
+    #: The app tiers by name (frontend, backend, worker); each is one Deployment with
+    #: its HPA, Service, TargetGroupBinding and PodDisruptionBudget.
     apps: dict[str, AppServiceSettings]
     scaling: ScalingSettings
     prometheus_adapter: PrometheusAdapterSettings

@@ -175,14 +175,9 @@ def test_every_listed_key_is_a_setting_of_the_loader():
     assert sorted({k.split(".")[0].split("[")[0] for k in listed}) == sorted(f"cofounder:{s}" for s in SECTIONS)
 
 
-#: Keys that docstrings in components/ name wrongly (not this module's to fix); the test below
-#: fails once one is fixed, so the list only shrinks.
-KNOWN_STALE = {"cofounder:edge.waf", "cofounder:cluster.loadBalancerController"}
-
-
 def test_every_key_the_doc_mentions_is_a_setting():
     mentioned = set(KEY.findall((REPO / docs.CONFIGURATION_MD).read_text()))
-    assert sorted(k for k in mentioned if not _resolves(k)) == sorted(KNOWN_STALE)
+    assert sorted(k for k in mentioned if not _resolves(k)) == []
 
 
 def test_the_resolver_rejects_what_the_loader_rejects():

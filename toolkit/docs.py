@@ -197,7 +197,7 @@ def _rows(key: str, path: tuple[str, ...], hint: Any, default: Any, doc: str, ow
     if dataclasses.is_dataclass(base):
         # A nested block: its own row says what it is (its class docstring when the field has no
         # ``#:`` line), then one row per key inside it.
-        block = Setting(key, path, hint, default, doc or class_doc(base), "block", owner)
+        block = Setting(key, path, hint, default, doc or class_doc(typing.cast(type, base)), "block", owner)
         nested = default if dataclasses.is_dataclass(default) else None
         return [block, *_walk(key, path, typing.cast(type, base), nested)]
     if container is not None and _is_settings(element):
@@ -248,7 +248,7 @@ def _type(hint: Any, kind: Kind) -> str:
         text = "list of " + _type(args[0], "list" if _is_settings(args[0]) else "leaf")
     elif origin is dict:
         text = f"mapping of {_type(args[0], 'leaf')} to {_type(args[1], 'leaf')}"
-    elif dataclasses.is_dataclass(base):
+    elif isinstance(base, type) and dataclasses.is_dataclass(base):
         text = f"`{base.__name__}`"
     else:
         text = f"`{getattr(base, '__name__', str(base))}`"

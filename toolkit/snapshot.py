@@ -1,6 +1,6 @@
 """The desired-state snapshot: a stable, secret-free JSON document of what a stack declares.
 
-Format ``cofounder-desired-state/v1`` (documented in the README):
+Format ``cofounder-desired-state/v1`` (documented in docs/reports.md):
 - ``stack``, ``format``, ``note`` (what the document is and is not);
 - ``resources``: sorted by URN; each with ``urn``, ``type``, ``name``, ``parent`` (URN or null),
   ``custom`` (false for components), ``protect`` and the other options that matter for review,
