@@ -13,7 +13,7 @@ help:
 	@echo "make test                              lint, then the test suite"
 	@echo "make lint                              ruff and mypy (pyproject.toml)"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
-	@echo "make bench                             offline preview timings vs bare SDK registration"
+	@echo "make bench                             preview timings vs bare SDK registration; make test vs one preview"
 	@echo "make docs                              regenerate docs/configuration.md, docs/policies.md, policies/config/*.json"
 
 # A new top-level package (its __init__.py) re-runs the editable install, which only maps the
@@ -35,15 +35,18 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# One pytest worker per core, each taking the next test when it is free (the slow tests are
+# few and would otherwise finish last on one worker). Run a subset with
+# `.venv/bin/python -m pytest tests/test_x.py -k name` (serial, no workers to start).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 # BASE defaults to the merge base with main (see toolkit/review.py).
 diff: $(VENV)/.installed
 	$(PY) -m toolkit.review $(if $(BASE),--base $(BASE))
 
 bench: $(VENV)/.installed
-	$(PY) -m toolkit.bench
+	$(PY) -m toolkit.bench --suite
 
 # The reference pages and the policy configs, from the Settings classes, the pack and the stack
 # files; commit the result (tests/test_docs.py fails on a stale file).

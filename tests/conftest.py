@@ -3,6 +3,7 @@
 All tests run code under the Pulumi SDK's own mock runtime through ``toolkit.harness`` (the
 same machinery the offline preview and the policy runner use):
 - ``stack_program(name)``: the whole program for ``stacks/Pulumi.<name>.yaml``, cached per session;
+- ``stack_policies(name)``: the policy pack's results for that program, cached per session;
 - ``run_program(fn, config=...)``: any function (a component under test) as a program;
 - ``run_stack_with(stack, overrides)``: the whole program with some config keys replaced.
 The harness resets the SDK's global settings at the start of every run, so runs are isolated.
@@ -11,6 +12,8 @@ The harness resets the SDK's global settings at the start of every run, so runs 
 from __future__ import annotations
 
 import functools
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -21,14 +24,49 @@ from toolkit.stackfile import stack_names
 STACKS = stack_names()
 
 
+#: Under pytest-xdist, where the workers share the stack programs (set by ``stack_program``).
+_SHARED: list[Path] = []
+
+
 @functools.cache
 def _cached_stack(stack: str) -> harness.Program:
-    return harness.run_stack(stack)
+    """The program of one stack file, run once per session: under xdist the first worker to need
+    it pickles it into the session's shared temporary folder and the others load that."""
+    if not _SHARED:
+        return harness.run_stack(stack)
+    path = _SHARED[0] / f"{stack}.pickle"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    program = harness.run_stack(stack)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(pickle.dumps(program))
+    partial.replace(path)  # atomic: another worker reads a whole file or none
+    return program
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _share_stack_programs(tmp_path_factory):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "stack-programs"
+        shared.mkdir(exist_ok=True)
+        _SHARED[:] = [shared]
 
 
 @pytest.fixture
 def stack_program():
     return _cached_stack
+
+
+@functools.cache
+def _cached_policies(stack: str) -> tuple[dict, ...]:
+    from toolkit import policy_runner
+    return tuple(policy_runner.run_policies(stack, _cached_stack(stack)))
+
+
+@pytest.fixture
+def stack_policies():
+    """``stack_policies(name)``: the pack's results (over gRPC) for the unmodified stack, once per session."""
+    return lambda stack: list(_cached_policies(stack))
 
 
 @pytest.fixture

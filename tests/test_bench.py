@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from toolkit import bench
 from toolkit.stackfile import REPO
 
@@ -26,3 +28,17 @@ def test_bench_prints_a_table_per_stack_and_the_synthetic_stack():
                                 "Bucket", "s", "ratio"]
     assert lines[1].split()[0] == "dev" and lines[2].startswith("synthetic x1")
     assert int(lines[2].split()[2]) == len(bench.synthetic(1)().resources)
+
+
+def test_the_suite_ratio_times_both_commands_on_the_same_machine_and_judges_the_goal():
+    def sleep(seconds: float) -> list[str]:
+        return [sys.executable, "-c", f"import time; time.sleep({seconds})"]
+    fast = bench.suite_ratio(preview=sleep(0.1), suite=sleep(0.4))
+    assert 0.1 <= fast["preview_s"] < fast["suite_s"] and fast["previews"] == 3
+    assert fast["ratio"] == fast["suite_s"] / fast["preview_s"] and fast["ok"] is True
+    line = bench.suite_line(fast)
+    assert line.startswith("test suite (make test): ") and line.endswith(f"within the goal of {bench.SUITE_GOAL} x")
+    slow = bench.suite_line({**fast, "ratio": 25.0, "ok": False})
+    assert "= 25.0 x one make preview STACK=prod" in slow and "ABOVE the goal" in slow
+    with pytest.raises(SystemExit, match="failed \\(exit 3\\)"):
+        bench.suite_ratio(preview=sleep(0), suite=[sys.executable, "-c", "raise SystemExit(3)"], previews=1)

@@ -1,6 +1,6 @@
 """loadtest/locustfile.py: the 5x-peak run passes against a fast server and fails a slow one.
 
-The suite runs the real locustfile with the real locust CLI, briefly (1 s ramp, 2 s hold, a few
+The suite runs the real locustfile with the real locust CLI, briefly (0.5 s ramp, 1 s hold, a few
 hundred requests at most), against an HTTP server on 127.0.0.1 started here.
 """
 
@@ -56,7 +56,7 @@ def server():
 def _locust(host: str, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"),
            "--headless", "--only-summary", "--host", host, "--peak-users", "2", "--peak-rps", "10",
-           "--ramp-seconds", "1", "--hold-seconds", "2", *extra]
+           "--ramp-seconds", "0.5", "--hold-seconds", "1", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
@@ -101,7 +101,7 @@ def test_by_default_the_target_is_the_stacks_public_url(server, tmp_path):
     fake.write_text(f"#!/bin/sh\n[ \"$1 $2 $3\" = \"stack output url\" ] && [ \"$5\" = dev ] && echo {server}\n")
     fake.chmod(0o755)
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"), "--headless",
-           "--only-summary", "--stack", "dev", "--peak-users", "2", "--peak-rps", "10", "--ramp-seconds", "1",
+           "--only-summary", "--stack", "dev", "--peak-users", "2", "--peak-rps", "10", "--ramp-seconds", "0.5",
            "--hold-seconds", "1"]
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)

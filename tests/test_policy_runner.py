@@ -13,8 +13,8 @@ from toolkit import harness, policy_runner
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_passes_every_mandatory_rule(stack_program, stack):
-    results = policy_runner.run_policies(stack, stack_program(stack))
+def test_every_stack_passes_every_mandatory_rule(stack_policies, stack):
+    results = stack_policies(stack)
     assert [v for v in results if v["enforcement"] == "mandatory"] == []
     assert [v for v in results if v["policy"] == "capacity-time-to-scale"] == []
     assert all(set(v) >= {"policy", "enforcement", "urn", "message"} for v in results)
@@ -117,8 +117,8 @@ FRONT_DOOR_RULES = {"elb-load-balancer-internal", "elb-listener-https-only", "el
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_front_door_rules_are_quiet_on_every_stack(stack_program, stack):
-    results = policy_runner.run_policies(stack, stack_program(stack))
+def test_the_front_door_rules_are_quiet_on_every_stack(stack_policies, stack):
+    results = stack_policies(stack)
     assert [v for v in results if v["policy"] in FRONT_DOOR_RULES] == []
 
 

@@ -235,10 +235,19 @@ def _commit(repo: Path, message: str) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-def _make_diff(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+@pytest.fixture(scope="session")
+def review_cache(tmp_path_factory) -> Path:
+    """One build cache for the session's review runs (shared by the xdist workers): the trees of
+    these tests are mostly this repository as it stands, built once and reused (toolkit.review.Cache)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "review-cache"
+
+
+def _make_diff(repo: Path, *args: str, cache: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
     out = repo / "build" / "review"
+    env = {**GIT_ENV, "REVIEW_CACHE": str(cache) if cache else "off"}
     res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", "dev", "--out", str(out), *args],
-                         cwd=repo, capture_output=True, text=True, env=GIT_ENV)
+                         cwd=repo, capture_output=True, text=True, env=env)
     report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
     return res, report
 
@@ -257,7 +266,7 @@ def test_make_diff_on_a_fresh_clone_with_base_head_reports_no_changes(tmp_path):
     assert len(_git(clone, "worktree", "list").splitlines()) == 1
 
 
-def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path):
+def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path, review_cache):
     """PYTHONPATH shadows the editable install: BASE's components/ and toolkit/ are what run."""
     repo = _copy_tree(_new_repo(tmp_path / "repo"))
     network = repo / "components" / "network.py"
@@ -269,7 +278,7 @@ def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path):
     shutil.copy2(REPO / "components" / "network.py", network)
     shutil.copy2(REPO / "toolkit" / "snapshot.py", snapshot_py)
     _commit(repo, "feature")
-    res, report = _make_diff(repo)  # default BASE: merge base with main
+    res, report = _make_diff(repo, cache=review_cache)  # default BASE: merge base with main
     assert res.returncode == 0, res.stderr
     assert "merge base with `main`" in report
     base_doc = (repo / "build/review/base/dev.json").read_text()
@@ -278,19 +287,19 @@ def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path):
     assert '| `tags.component` | "network-at-base" | "network" |' in report
 
 
-def test_base_that_predates_the_toolkit_is_reported_as_empty(tmp_path):
+def test_base_that_predates_the_toolkit_is_reported_as_empty(tmp_path, review_cache):
     repo = _new_repo(tmp_path / "repo")
     (repo / "README.md").write_text("before the toolkit\n")
     base = _commit(repo, "old")
     _copy_tree(repo)
     _commit(repo, "toolkit")
-    res, report = _make_diff(repo, "--base", base)
+    res, report = _make_diff(repo, "--base", base, cache=review_cache)
     assert res.returncode == 0, res.stderr
     assert "> **BASE: predates the offline toolkit" in report and "Treated as empty." in report
     assert "| `dev` | 0 | 0 | 0 |" not in report
 
 
-def test_shallow_clone_without_main_is_deepened_to_find_the_merge_base(tmp_path):
+def test_shallow_clone_without_main_is_deepened_to_find_the_merge_base(tmp_path, review_cache):
     origin = _copy_tree(_new_repo(tmp_path / "origin"))
     _commit(origin, "main")
     _git(origin, "checkout", "--quiet", "-b", "feature")
@@ -300,7 +309,7 @@ def test_shallow_clone_without_main_is_deepened_to_find_the_merge_base(tmp_path)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "feature", "--single-branch",
                     f"file://{origin}", str(clone)], check=True, env=GIT_ENV)
-    res, report = _make_diff(clone)
+    res, report = _make_diff(clone, cache=review_cache)
     assert res.returncode == 0, res.stderr
     assert "merge base with `origin/main`" in report
     assert "| `retentionInDays` | 14 | 30 |" in report
@@ -339,12 +348,12 @@ def test_unknown_base_error_says_what_was_fetched_and_deepened(tmp_path):
     assert "fetched main" not in str(failed.value) and "\n" not in str(failed.value)
 
 
-def test_a_working_tree_that_fails_to_build_is_reported_as_such_not_as_deletions(tmp_path):
+def test_a_working_tree_that_fails_to_build_is_reported_as_such_not_as_deletions(tmp_path, review_cache):
     repo = _copy_tree(_new_repo(tmp_path / "repo"))
     _commit(repo, "all")
     stack = repo / "stacks" / "Pulumi.dev.yaml"
     stack.write_text(stack.read_text().replace("flowLogRetentionDays: 14", "flowLogRetentionDayz: 14"))
-    res, report = _make_diff(repo, "--base", "HEAD")
+    res, report = _make_diff(repo, "--base", "HEAD", cache=review_cache)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1].startswith("error: the working tree failed to build for dev")
     top = report.split("### Stack")[0]
@@ -352,6 +361,95 @@ def test_a_working_tree_that_fails_to_build_is_reported_as_such_not_as_deletions
     assert "error: stacks/Pulumi.dev.yaml: cofounder:network.flowLogRetentionDayz is not a known setting" in top
     assert "deleted" not in report and "Stateful resources at risk" not in report
     assert "**delete**" not in report
+
+
+def _fake_tree(path: Path, policy_runner: str) -> Path:
+    """A tree with the toolkit's entry points and none of the program: the driver's plumbing alone.
+    Its harness appends each program run to the file $RUNS_LOG."""
+    (path / "toolkit").mkdir(parents=True)
+    (path / "stacks").mkdir()
+    (path / "stacks" / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (path / "toolkit" / "__init__.py").write_text("")
+    (path / "toolkit" / "harness.py").write_text(
+        "import os\n"
+        "def run_stack(stack, overrides=None, stacks_dir=None):\n"
+        "    with open(os.environ['RUNS_LOG'], 'a') as f:\n"
+        "        f.write(stack + '\\n')\n"
+        "    return {'stack': stack}\n")
+    (path / "toolkit" / "preview.py").write_text(
+        "import argparse, json, sys\n"
+        "from pathlib import Path\n"
+        "from toolkit.harness import run_stack\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--stack'); p.add_argument('--out')\n"
+        "a = p.parse_args()\n"
+        "program = run_stack(a.stack, stacks_dir=None)\n"
+        "Path(a.out).mkdir(parents=True, exist_ok=True)\n"
+        "(Path(a.out) / f'{a.stack}.json').write_text(json.dumps({'resources': [], 'of': program['stack']}))\n"
+        "sys.exit(0)\n")
+    (path / "toolkit" / "policy_runner.py").write_text(policy_runner)
+    return path
+
+
+POLICIES_OF_THE_PROGRAM = ("from toolkit.harness import run_stack\n"
+                           "def run_policies(stack):\n"
+                           "    return [{'policy': 'p', 'of': run_stack(stack)['stack']}]\n")
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> Path:
+    log = tmp_path / "runs.txt"
+    log.write_text("")
+    monkeypatch.setenv("RUNS_LOG", str(log))
+    return log
+
+
+def test_one_program_run_serves_the_preview_and_the_policy_runner(tmp_path, runs):
+    tree = _fake_tree(tmp_path / "tree", POLICIES_OF_THE_PROGRAM)
+    side = review.build_side(tree, "t", ["dev"], tmp_path / "out")
+    assert side.docs == {"dev": {"resources": [], "of": "dev"}} and side.notes == {}
+    assert side.policies == {"dev": [{"policy": "p", "of": "dev"}]} and side.policy_notes == {}
+    assert runs.read_text() == "dev\n"
+
+
+def test_a_second_review_of_unchanged_trees_reuses_their_builds(tmp_path, runs):
+    repo = _fake_tree(_new_repo(tmp_path / "repo"), POLICIES_OF_THE_PROGRAM)
+    _commit(repo, "all")
+    cache = tmp_path / "cache"
+    first = review.review(repo, "HEAD", tmp_path / "one", only=["dev"], cache_root=cache)
+    # BASE is built and stored; the clean working tree is the same git tree, so HEAD reuses it
+    assert first.cached == ["HEAD dev"] and runs.read_text() == "dev\n"
+    second = review.review(repo, "HEAD", tmp_path / "two", only=["dev"], cache_root=cache)
+    assert second.cached == ["BASE dev", "HEAD dev"] and runs.read_text() == "dev\n"
+    assert second.report == first.report
+    for side in ("base", "head"):
+        for name in ("dev.json", "dev.policies.json"):
+            assert (tmp_path / "two" / side / name).read_bytes() == (tmp_path / "one" / side / name).read_bytes()
+
+
+def test_a_changed_or_untracked_file_or_other_packages_mean_a_new_build(tmp_path, runs, monkeypatch):
+    repo = _fake_tree(_new_repo(tmp_path / "repo"), POLICIES_OF_THE_PROGRAM)
+    _commit(repo, "all")
+    cache = tmp_path / "cache"
+    review.review(repo, "HEAD", tmp_path / "out", only=["dev"], cache_root=cache)
+    (repo / "notes.txt").write_text("untracked")
+    assert review.review(repo, "HEAD", tmp_path / "out", only=["dev"], cache_root=cache).cached == ["BASE dev"]
+    assert runs.read_text() == "dev\ndev\n"
+    _commit(repo, "notes")
+    assert review.review(repo, "HEAD~1", tmp_path / "out", only=["dev"], cache_root=cache).cached == ["BASE dev"]
+    assert runs.read_text() == "dev\ndev\ndev\n"  # the committed tree is a new one, built once
+    monkeypatch.setattr(review, "_FINGERPRINT", ["other packages"])
+    assert review.review(repo, "HEAD", tmp_path / "out", only=["dev"], cache_root=cache).cached == ["HEAD dev"]
+    assert runs.read_text() == "dev\ndev\ndev\ndev\n"
+    assert review.review(repo, "HEAD", tmp_path / "out", only=["dev"], cache_root=None).cached == []
+
+
+def test_a_failing_policy_run_is_reported_and_the_snapshot_kept(tmp_path, runs):
+    tree = _fake_tree(tmp_path / "tree", "def run_policies(stack):\n    raise RuntimeError('pack crashed')\n")
+    side = review.build_side(tree, "t", ["dev"], tmp_path / "out")
+    assert side.docs == {"dev": {"resources": [], "of": "dev"}} and side.errors == {}
+    assert side.policies == {}
+    assert side.policy_notes["dev"].startswith("policy run failed: ")
+    assert side.policy_notes["dev"].endswith("RuntimeError: pack crashed")
 
 
 def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
@@ -363,7 +461,7 @@ def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
     assert sha is None and label.startswith("unavailable: no merge base with main")
 
 
-def test_policy_runner_of_the_tree_is_used_when_present(tmp_path):
+def test_policy_runner_of_the_tree_is_used_when_present(tmp_path, review_cache):
     """The seam for toolkit/policy_runner.py: run_policies(stack) of each tree feeds the report."""
     repo = _copy_tree(_new_repo(tmp_path / "repo"))
     (repo / "toolkit" / "policy_runner.py").unlink(missing_ok=True)
@@ -373,7 +471,7 @@ def test_policy_runner_of_the_tree_is_used_when_present(tmp_path):
         "    return [{'policy': 'demo-rule', 'enforcement': 'advisory', 'urn': 'urn:x::demo',\n"
         "             'message': 'demo message for ' + stack}]\n")
     _commit(repo, "policy runner")
-    res, report = _make_diff(repo, "--base", "HEAD~1")
+    res, report = _make_diff(repo, "--base", "HEAD~1", cache=review_cache)
     assert res.returncode == 0, res.stderr
     assert "**Policy results:** advisory: 1 (no BASE results to compare)." in report
     assert "demo message for dev" in report

@@ -8,7 +8,12 @@ with their ratio. The ratio is the overhead of the program and the toolkit over 
 needs anyway; the bare floor is
 the part no change to this repository can remove.
 
-Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3]``
+With ``--suite`` (``make bench`` passes it) it also times the whole test suite as ``make test``
+runs it against one ``make preview STACK=prod`` on the same machine in the same run, and prints
+their ratio: the goal is a suite within ``SUITE_GOAL`` times one preview, so the feedback loop
+stays a few previews long as the repository grows.
+
+Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3] [--suite]``
 Timings are the best of ``--repeat`` runs, so a busy machine inflates them less.
 """
 
@@ -16,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -25,7 +33,13 @@ import pulumi_aws as aws
 from toolkit import snapshot
 from toolkit.harness import Program, run, run_stack
 from toolkit.reports import build_reports
-from toolkit.stackfile import stack_names
+from toolkit.stackfile import REPO, stack_names
+
+#: The test suite's wall time may be at most this many times one ``make preview STACK=prod``.
+SUITE_GOAL = 20
+#: What ``make preview STACK=prod`` and ``make test`` run (the Makefile's recipes, without make).
+PREVIEW_PROD = [sys.executable, "-m", "toolkit.preview", "--stack", "prod", "--out", str(REPO / "build" / "bench")]
+SUITE = ["make", "--no-print-directory", "test"]
 
 
 def synthetic(units: int) -> Callable[[], Program]:
@@ -103,17 +117,48 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = (res.stdout + res.stderr)[-3000:]
+        raise SystemExit(f"error: {' '.join(cmd)} failed (exit {res.returncode}):\n{tail}")
+    return time.perf_counter() - start
+
+
+def suite_ratio(preview: list[str] = PREVIEW_PROD, suite: list[str] = SUITE, previews: int = 3) -> dict:
+    """Wall times of the suite (once) and of the preview (median of ``previews`` runs, two before
+    the suite and the rest after, so both see the same machine), and their ratio."""
+    before = [_wall(preview) for _ in range(min(2, previews))]
+    suite_s = _wall(suite)
+    times = before + [_wall(preview) for _ in range(previews - len(before))]
+    preview_s = statistics.median(times)
+    return {"suite_s": suite_s, "preview_s": preview_s, "previews": len(times), "ratio": suite_s / preview_s,
+            "ok": suite_s / preview_s <= SUITE_GOAL}
+
+
+def suite_line(r: dict) -> str:
+    verdict = "within" if r["ok"] else "ABOVE"
+    return (f"test suite (make test): {r['suite_s']:.1f} s = {r['ratio']:.1f} x one make preview STACK=prod "
+            f"({r['preview_s']:.2f} s, median of {r['previews']}), {verdict} the goal of {SUITE_GOAL} x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", default=",".join(stack_names()))
     parser.add_argument("--synthetic", type=int, default=20, help="units in the synthetic stack (0: none)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--suite", action="store_true", help="also time make test against make preview STACK=prod")
     args = parser.parse_args()
     rows = measure([s for s in args.stacks.split(",") if s], args.synthetic, args.repeat)
     print(table(rows))
     print("\npreview: program + reports + snapshot under the mocks. plain / Bucket: as many bare "
           "pulumi.CustomResource / aws.s3.Bucket registrations under the same mocks (the SDK's "
           f"floor); ratio = preview / that floor. Best of {args.repeat} runs.")
+    if args.suite:
+        result = suite_ratio()
+        print("\n" + suite_line(result))
+        return 0 if result["ok"] else 1
     return 0
 
 

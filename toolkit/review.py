@@ -21,6 +21,8 @@ Usage: ``python -m toolkit.review [--base REF] [--out build/review] [--limit 600
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -35,10 +37,16 @@ from pathlib import Path
 from toolkit import diff
 from toolkit.stackfile import REPO
 
+#: The driver's exit code when the preview succeeded and the policy run did not.
+POLICIES_FAILED = 3
+
 #: Runs inside the tree being built (cwd = PYTHONPATH = the tree): proves the tree's own packages
-#: are the ones imported, then runs that tree's preview or policy runner.
+#: are the ones imported, then runs that tree's preview and, when asked, its policy runner. Both
+#: get the stack's program from the tree's ``toolkit.harness.run_stack``, which is memoised here
+#: before either is imported, so one process runs the program once for both (a third of the
+#: work of two processes). A tree whose modules call it differently just runs it twice.
 _DRIVER = r"""
-import importlib, json, runpy, sys
+import asyncio, importlib, json, runpy, sys, traceback
 from pathlib import Path
 tree = Path.cwd().resolve()
 for name in ("toolkit", "infra", "components", "capacity"):
@@ -48,15 +56,36 @@ for name in ("toolkit", "infra", "components", "capacity"):
     where = [Path(p).resolve() for p in getattr(mod, "__path__", [mod.__file__])]
     if not all(w.is_relative_to(tree) for w in where):
         sys.exit(f"import shadowing failed: {name} came from {where[0]}, not from {tree}")
-mode, stack, out = sys.argv[1:4]
-if mode == "preview":
-    sys.argv = ["toolkit.preview", "--stack", stack, "--out", out]
+stack, out, policies_out = sys.argv[1:4]
+try:
+    from toolkit import harness
+except ImportError:
+    harness = None
+if harness is not None and hasattr(harness, "run_stack"):
+    programs, run_stack = {}, harness.run_stack
+    def memoised(name, *args, **kwargs):
+        if any(a is not None for a in (*args, *kwargs.values())):
+            return run_stack(name, *args, **kwargs)
+        if name not in programs:
+            programs[name] = run_stack(name)
+        return programs[name]
+    harness.run_stack = memoised
+sys.argv = ["toolkit.preview", "--stack", stack, "--out", out]
+try:
     runpy.run_module("toolkit.preview", run_name="__main__", alter_sys=True)
-else:
-    from toolkit.policy_runner import run_policies
-    results = run_policies(stack)
-    Path(out).write_text(json.dumps(list(results), sort_keys=True, indent=1, default=str))
-"""
+except SystemExit as exc:
+    if exc.code not in (0, None):
+        raise
+if policies_out:
+    try:
+        asyncio.set_event_loop(asyncio.new_event_loop())  # the preview closed the SDK's loop
+        from toolkit.policy_runner import run_policies
+        results = run_policies(stack)
+        Path(policies_out).write_text(json.dumps(list(results), sort_keys=True, indent=1, default=str))
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(POLICIES_FAILED)
+""".replace("POLICIES_FAILED", str(POLICIES_FAILED))
 
 
 class ReviewError(Exception):
@@ -74,6 +103,8 @@ class Side:
     policy_notes: dict[str, str]
     #: Stacks whose preview failed: the tail of its stderr (also summarised in ``notes``).
     errors: dict[str, str] = field(default_factory=dict)
+    #: Stacks whose snapshot (and policy results) came from the cache instead of a build.
+    cached: list[str] = field(default_factory=list)
 
 
 def _git(repo: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -151,24 +182,94 @@ ERROR_LINES = 15
 ERROR_CHARS = 3000
 
 
-def _run_driver(tree: Path, mode: str, stack: str, out: Path) -> str | None:
-    """Run the driver in ``tree``; None, or the failure: the last lines of its stderr."""
+def _run_driver(tree: Path, stack: str, out: Path, policies: Path | None) -> tuple[int, str | None]:
+    """Run the driver in ``tree``: its exit code, and on failure the last lines of its stderr."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    res = subprocess.run([sys.executable, "-c", _DRIVER, mode, stack, str(out)], cwd=tree, env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", _DRIVER, stack, str(out), str(policies or "")], cwd=tree,
+                         env=env, capture_output=True, text=True)
     if res.returncode == 0:
-        return None
+        return 0, None
     # Paths relative to the tree: the same error reads the same from any checkout.
     stderr = res.stderr.replace(f"{tree}{os.sep}", "")
     lines = [ln.rstrip() for ln in stderr.strip().splitlines() if ln.strip()]
-    return "\n".join(lines[-ERROR_LINES:])[-ERROR_CHARS:] or f"exit code {res.returncode}"
+    return res.returncode, "\n".join(lines[-ERROR_LINES:])[-ERROR_CHARS:] or f"exit code {res.returncode}"
 
 
 def _one_line(error: str) -> str:
     return " / ".join(error.splitlines()[-2:])
 
 
-def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int = 2) -> Side:
+@dataclass(frozen=True)
+class Cache:
+    """Built snapshots of one git tree, reused by the next ``make diff`` of the same tree.
+
+    A snapshot depends on the tree's files, the stack, the driver above and the installed Python
+    packages (the SDK's mocks and the providers' input types shape it), so the key is exactly
+    those: a tree is named by its git tree hash, which changes with any file's content or mode.
+    Only successful builds are kept. BASE is always a commit; the working tree is cached only when
+    ``git status`` shows nothing at all (no modified or untracked file), when it equals ``HEAD``'s
+    tree. ``--no-cache`` (or ``REVIEW_CACHE=off``) builds everything.
+    """
+
+    root: Path
+    tree_sha: str
+
+    def entry(self, stack: str, with_policies: bool) -> Path:
+        key = json.dumps([self.tree_sha, stack, with_policies, _DRIVER, environment_fingerprint()])
+        return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def restore(self, stack: str, snapshot: Path, policies: Path | None) -> bool:
+        """Copy a stored build to where a fresh build would write it; False when there is none."""
+        entry = self.entry(stack, policies is not None)
+        if not (entry / "snapshot.json").is_file():
+            return False
+        shutil.copy2(entry / "snapshot.json", snapshot)
+        if policies is not None:
+            shutil.copy2(entry / "policies.json", policies)
+        return True
+
+    def store(self, stack: str, snapshot: Path, policies: Path | None) -> None:
+        entry = self.entry(stack, policies is not None)
+        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=_mkdir(self.root)))
+        shutil.copy2(snapshot, staging / "snapshot.json")
+        if policies is not None:
+            shutil.copy2(policies, staging / "policies.json")
+        try:
+            staging.rename(entry)  # atomic: a concurrent run sees a whole entry or none
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another run stored it first
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_FINGERPRINT: list[str] = []
+
+
+def environment_fingerprint() -> str:
+    """The Python version and every installed distribution with its version."""
+    if not _FINGERPRINT:
+        dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+        _FINGERPRINT.append(hashlib.sha256("\n".join([sys.version, *dists]).encode()).hexdigest())
+    return _FINGERPRINT[0]
+
+
+def tree_cache(repo: Path, root: Path | None, commit: str | None) -> Cache | None:
+    """The cache of ``commit``'s tree, or of the working tree when ``commit`` is None and it is clean."""
+    if root is None:
+        return None
+    if commit is None:
+        if _git(repo, "status", "--porcelain", "--untracked-files=all").stdout.strip():
+            return None
+        commit = "HEAD"
+    out = _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}")
+    return Cache(root, out.stdout.strip()) if out.returncode == 0 else None
+
+
+def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int = 2,
+               cache: Cache | None = None) -> Side:
     """Snapshots (and policy results, where the tree has a policy runner) of ``stacks``."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -182,18 +283,24 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
             notes[s] = "predates the offline toolkit (no toolkit/preview.py), nothing to build."
         return Side(label, docs, notes, policies, policy_notes)
     has_policies = (tree / "toolkit" / "policy_runner.py").is_file()
+    cached: list[str] = []
 
     def one(stack: str):
         if not (tree / "stacks" / f"Pulumi.{stack}.yaml").is_file():
             return stack, None, f"has no stacks/Pulumi.{stack}.yaml.", None, None, None
-        error = _run_driver(tree, "preview", stack, out)
-        if error:
+        snapshot, path = out / f"{stack}.json", (out / f"{stack}.policies.json" if has_policies else None)
+        if cache and cache.restore(stack, snapshot, path):
+            code, error = 0, None
+            cached.append(stack)
+        else:
+            code, error = _run_driver(tree, stack, out, path)
+            if code == 0 and cache:
+                cache.store(stack, snapshot, path)
+        if error and code != POLICIES_FAILED:
             return stack, None, f"failed to build: {_one_line(error)}", None, None, error
-        doc = json.loads((out / f"{stack}.json").read_text())
-        if not has_policies:
+        doc = json.loads(snapshot.read_text())
+        if path is None:
             return stack, doc, None, None, "toolkit/policy_runner.py is not in this tree yet", None
-        path = out / f"{stack}.policies.json"
-        error = _run_driver(tree, "policies", stack, path)
         if error:
             return stack, doc, None, None, f"policy run failed: {_one_line(error)}", None
         return stack, doc, None, json.loads(path.read_text()), None, None
@@ -210,7 +317,7 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
                 policy_notes[stack] = pol_note
             if error:
                 errors[stack] = error
-    return Side(label, docs, notes, policies, policy_notes, errors)
+    return Side(label, docs, notes, policies, policy_notes, errors, sorted(cached))
 
 
 def compare(base: Side, head: Side, stacks: list[str]) -> list[diff.StackDiff]:
@@ -221,9 +328,18 @@ def compare(base: Side, head: Side, stacks: list[str]) -> list[diff.StackDiff]:
         policy_note=head.policy_notes.get(s)) for s in stacks]
 
 
+@dataclass(frozen=True)
+class Review:
+    report: str
+    #: Stacks the working tree could not build.
+    head_failed: list[str]
+    #: ``BASE dev``, ``HEAD prod``, ...: what came from the cache rather than a build.
+    cached: list[str]
+
+
 def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAULT_LIMIT,
-           jobs: int = 2, only: list[str] | None = None) -> tuple[str, list[str]]:
-    """Write ``out/report.md``; returns the report and the stacks the working tree could not build."""
+           jobs: int = 2, only: list[str] | None = None, cache_root: Path | None = None) -> Review:
+    """Write ``out/report.md`` comparing BASE with the working tree."""
     sha, base_label = resolve_base(repo, base_ref)
     head_sha = _rev(repo, "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip())
@@ -236,12 +352,13 @@ def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAUL
     else:
         with base_worktree(repo, sha) as tree:
             stacks = sorted(set(head_stacks) | {s for s in stacks_in(tree) if not only or s in only})
-            base = build_side(tree, base_label, stacks, out / "base", jobs)
-    head = build_side(repo, head_label, stacks, out / "head", jobs)
+            base = build_side(tree, base_label, stacks, out / "base", jobs, tree_cache(repo, cache_root, sha))
+    head = build_side(repo, head_label, stacks, out / "head", jobs, tree_cache(repo, cache_root, None))
     report = diff.render(compare(base, head, stacks), base_label=base_label,
                          head_label=head_label, limit=limit)
     (out / "report.md").write_text(report)
-    return report, sorted(head.notes)
+    return Review(report, sorted(head.notes),
+                  [f"BASE {s}" for s in base.cached] + [f"HEAD {s}" for s in head.cached])
 
 
 def main() -> int:
@@ -252,17 +369,23 @@ def main() -> int:
                         help="maximum report size in characters (GitHub comments: 65,536)")
     parser.add_argument("--jobs", type=int, default=2, help="stacks built in parallel")
     parser.add_argument("--stacks", default="", help="comma-separated stacks (default: all)")
+    parser.add_argument("--cache", default=os.environ.get("REVIEW_CACHE", str(REPO / "build" / "review-cache")),
+                        help="folder of builds reused per git tree, or 'off' (env: REVIEW_CACHE)")
+    parser.add_argument("--no-cache", action="store_const", const="off", dest="cache", help="build every side")
     args = parser.parse_args()
     only = [s for s in args.stacks.split(",") if s]
+    cache_root = None if args.cache == "off" else Path(args.cache)
     try:
-        report, head_failed = review(REPO, args.base or None, Path(args.out), args.limit, args.jobs, only)
+        result = review(REPO, args.base or None, Path(args.out), args.limit, args.jobs, only, cache_root)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     path = Path(args.out) / "report.md"
-    print(f"Review report ({len(report)} characters) written to {path}")
-    if head_failed:
-        print(f"error: the working tree failed to build for {', '.join(head_failed)} (see {path})",
+    if result.cached:
+        print(f"Reused from {cache_root} (same git tree, same packages): {', '.join(result.cached)}")
+    print(f"Review report ({len(result.report)} characters) written to {path}")
+    if result.head_failed:
+        print(f"error: the working tree failed to build for {', '.join(result.head_failed)} (see {path})",
               file=sys.stderr)
         return 1
     return 0
