@@ -283,10 +283,15 @@ class AppService(pulumi.ComponentResource):
                     **({"annotations": annotations} if annotations else {})}
 
         needs_aws = args.role_arn is not None
+        # No Kubernetes API token in any app pod: the apps never call the API server. IRSA does not
+        # need it: the pod identity webhook mounts its own projected token (audience
+        # sts.amazonaws.com) as the volume aws-iam-token, whatever automountServiceAccountToken says
+        # (aws/amazon-eks-pod-identity-webhook pkg/handler/handler.go, getPodSpecPatch); automount
+        # only governs the kube-api-access volume.
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=meta({"eks.amazonaws.com/role-arn": args.role_arn} if needs_aws else None),
-            automount_service_account_token=needs_aws,
+            automount_service_account_token=False,
             opts=child,
         )
 
@@ -317,7 +322,7 @@ class AppService(pulumi.ComponentResource):
                         "cluster-autoscaler.kubernetes.io/safe-to-evict":
                             "true" if args.safe_to_evict else "false",
                         DB_POOL_SIZE_ANNOTATION: str(args.db_pool_size)}},
-                    "spec": self._pod_spec(name, args, selector, account, needs_aws),
+                    "spec": self._pod_spec(name, args, selector, account),
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[binding] if binding else []),
@@ -379,7 +384,7 @@ class AppService(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _pod_spec(name: str, args: AppServiceArgs, selector: dict, account, needs_aws: bool) -> dict:
+    def _pod_spec(name: str, args: AppServiceArgs, selector: dict, account) -> dict:
         probe_port = args.probes.port or args.port
 
         def probe(path: str, period: int, failures: int) -> dict:
@@ -418,7 +423,7 @@ class AppService(pulumi.ComponentResource):
             container["envFrom"] = env_from
         return {
             "serviceAccountName": account.metadata.name,
-            "automountServiceAccountToken": needs_aws,
+            "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
             "securityContext": {
                 "runAsNonRoot": True,

@@ -110,8 +110,13 @@ def chart_values(args: ClusterAutoscalerArgs, cluster_name: str, role_arn: str) 
             "stderrthreshold": "info",
             "v": 4,
             "expander": args.expander,
-            # Spread a scale-up over the zones instead of filling one.
+            # Spread a scale-up over the zones instead of filling one: over the per-zone groups of a
+            # oneGroupPerZone pool. Groups are similar when their nodes' labels match apart from
+            # the zone labels, eks.amazonaws.com/nodegroup and topology.ebs.csi.aws.com/zone, which
+            # the AWS comparator ignores (processors/nodegroupset/aws_nodegroups.go,
+            # compare_nodegroups.go); EKS also labels nodes with their zone id, ignored here too.
             "balance-similar-node-groups": True,
+            "balancing-ignore-label": "topology.k8s.aws/zone-id",
             # emptyDir scratch space is not a reason to keep a node alive.
             "skip-nodes-with-local-storage": False,
             "scale-down-unneeded-time": args.scale_down_unneeded_time,

@@ -106,6 +106,9 @@ class NodeGroupSpec:
     max_unavailable: Annotated[int, Between(1, 100)] = 1
     #: EKS-optimized Amazon Linux 2023 AMI family; must match the instance types' architecture.
     ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD"] = "AL2023_x86_64_STANDARD"
+    #: One node group per availability zone (``<name>-<zone>``, each with these sizes) instead of one
+    #: group across all zones: required for a pool whose pods keep EBS volumes, which live in one zone.
+    one_group_per_zone: bool = False
 
     def checks(self):
         if not self.instance_types:
@@ -219,10 +222,19 @@ class EksClusterArgs(EksClusterSettings):
     #: AWS region of the cluster (for the kubeconfig's ``aws eks get-token``).
     region: str
     private_subnet_ids: pulumi.Input[Sequence[str]]
+    #: The zones of ``private_subnet_ids``, in the same order (the network's availabilityZones):
+    #: they name the node groups of a ``oneGroupPerZone`` pool.
+    availability_zones: Sequence[str] = ()
     #: IMDSv2 response hop limit: 1 keeps pods off the metadata service (they use IRSA).
     imds_hop_limit: int = 1
     kms_deletion_window_days: int = 30
     tags: dict[str, str] = field(default_factory=dict)
+
+    def checks(self):
+        yield from super().checks()
+        zonal = sorted(ng for ng, spec in self.node_groups.items() if spec.one_group_per_zone)
+        if zonal and not self.availability_zones:
+            yield "availability_zones", [], f"the zones of private_subnet_ids (node groups {zonal} are per zone)"
 
 
 def _policy(*statements: dict) -> str:
@@ -232,6 +244,28 @@ def _policy(*statements: dict) -> str:
 def _assume(service: str, *actions: str) -> str:
     return _policy({"Effect": "Allow", "Principal": {"Service": service},
                     "Action": list(actions) or "sts:AssumeRole"})
+
+
+def _placements(ng: str, spec: NodeGroupSpec, args: EksClusterArgs) -> list[tuple[str, pulumi.Input]]:
+    """(node-group name, its subnets) for one pool: all private subnets, or one group per zone.
+
+    A pod with an EBS volume can only run in the volume's zone. When the node under it goes, the
+    Cluster Autoscaler adds a node to a group whose template fits the pod; for a group spanning
+    three zones the Auto Scaling group picks the zone, so the pod may stay Pending. With one group
+    per zone the autoscaler knows each group's zone and scales the right one, which is also what
+    gives its balance-similar-node-groups flag something to balance. eksctl's user guide, "Zone-aware
+    Auto Scaling" (zone-specific workloads need a node group per zone):
+    https://docs.aws.amazon.com/eks/latest/eksctl/autoscaling.html; the EKS best-practices guide on
+    the Cluster Autoscaler (node groups per zone for EBS-backed pods, with balance-similar-node-groups):
+    https://docs.aws.amazon.com/eks/latest/best-practices/cas.html
+    """
+    if not spec.one_group_per_zone:
+        return [(ng, args.private_subnet_ids)]
+    subnets = pulumi.Output.from_input(args.private_subnet_ids)
+
+    def one(i: int) -> pulumi.Output[list[str]]:
+        return subnets.apply(lambda ids: [ids[i]])
+    return [(f"{ng}-{zone}", one(i)) for i, zone in enumerate(args.availability_zones)]
 
 
 def _slug(text: str) -> str:
@@ -414,9 +448,10 @@ class EksCluster(pulumi.ComponentResource):
                           addon_version=args.addon_versions.kube_proxy, opts=child, **addon_opts),
         ]
 
-        node_groups = [self._node_group(name, ng, spec, args, cluster, node_role, tags,
+        node_groups = [self._node_group(name, group, spec, subnets, args, cluster, node_role, tags,
                                         depends_on=[*node_policies, *network_addons])
-                       for ng, spec in args.node_groups.items()]
+                       for ng, spec in args.node_groups.items()
+                       for group, subnets in _placements(ng, spec, args)]
 
         system = args.node_groups[SYSTEM_NODE_GROUP]
         self.system_node_selector = dict(system.labels)
@@ -499,8 +534,8 @@ class EksCluster(pulumi.ComponentResource):
             "app_namespace": self.app_namespace,
         })
 
-    def _node_group(self, name: str, ng: str, spec: NodeGroupSpec, args: EksClusterArgs,
-                    cluster: aws.eks.Cluster, node_role: aws.iam.Role, tags: dict,
+    def _node_group(self, name: str, ng: str, spec: NodeGroupSpec, subnet_ids: pulumi.Input[Sequence[str]],
+                    args: EksClusterArgs, cluster: aws.eks.Cluster, node_role: aws.iam.Role, tags: dict,
                     depends_on: list) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)
         group_tags = {**tags, "node-group": ng}
@@ -531,7 +566,7 @@ class EksCluster(pulumi.ComponentResource):
             cluster_name=cluster.name,
             version=cluster.version,
             node_role_arn=node_role.arn,
-            subnet_ids=args.private_subnet_ids,
+            subnet_ids=subnet_ids,
             ami_type=spec.ami_type,
             capacity_type=spec.capacity_type,
             instance_types=list(spec.instance_types),

@@ -17,8 +17,10 @@ docs/observability.md ("Metric and scrape contract"):
   ``metrics``; chart value ``prometheus.operator.enabled: true``).
 
 The monitor objects live in the monitoring namespace and reach the targets through
-``namespaceSelector``. App endpoints set ``honorLabels`` because the apps' own ``service`` label
-(the contract) would otherwise be renamed ``exported_service`` by the target's ``service`` label.
+``namespaceSelector``. No endpoint sets ``honorLabels``: the target's ``namespace`` and ``pod``
+labels are what prometheus-adapter joins the per-pod metrics on, and an app must not be able to
+replace them. The target's ``service`` label is the app's Service name, which is the app's name,
+so dashboards group by app; an app's own ``service`` label is kept as ``exported_service``.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ class ScrapeTargets(pulumi.ComponentResource):
         for app in args.apps:
             monitor(app.kind, app.name, args.app_namespace,
                     {"app.kubernetes.io/name": app.name, "app.kubernetes.io/part-of": PART_OF},
-                    {"port": app.port, "path": app.path, "interval": interval, "honorLabels": True})
+                    {"port": app.port, "path": app.path, "interval": interval})
         if args.enable_pgbouncer:
             monitor("PodMonitor", "pgbouncer", args.app_namespace,
                     {"app.kubernetes.io/name": args.pgbouncer_name, "app.kubernetes.io/part-of": PART_OF},

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from capacity import connections
 from capacity.drain import Drain
+from components.eks_cluster import SYSTEM_NODE_GROUP
 from components.prometheus_adapter import IN_CLUSTER_PROMETHEUS
 from infra.stack import StackConfig
 
@@ -52,6 +53,17 @@ def autoscalers_have_a_prometheus(cfg: StackConfig) -> Iterator[Problem]:
                "true while cofounder:prometheusAdapter.prometheusUrl is the in-cluster Prometheus "
                f"({IN_CLUSTER_PROMETHEUS}) that prometheus-adapter and KEDA query; "
                "or point prometheusUrl at your own Prometheus")
+
+
+def volume_pool_is_zonal(cfg: StackConfig) -> Iterator[Problem]:
+    """The pool under the in-cluster Prometheus (the system pool: its EBS volume is bound to one
+    zone) has one node group per zone, so a lost node is replaced in the volume's zone."""
+    system = cfg.cluster.node_groups.get(SYSTEM_NODE_GROUP)
+    if cfg.monitoring.enabled and system is not None and not system.one_group_per_zone:
+        yield (f"cluster.nodeGroups.{SYSTEM_NODE_GROUP}.oneGroupPerZone", False,
+               "true while cofounder:monitoring.enabled is true: Prometheus keeps its data on an EBS "
+               "volume on these nodes, and a group spanning zones may replace a lost node in another "
+               "zone, where the pod cannot follow its volume")
 
 
 def db_clients(cfg: StackConfig) -> list[tuple[str, int, int]]:
@@ -125,5 +137,5 @@ def front_door_timeouts(cfg: StackConfig) -> Iterator[Problem]:
 
 
 #: In the order they are checked.
-CHECKS = (zones_in_region, app_names, scaling_names_apps, autoscalers_have_a_prometheus, connection_budget_fits,
-          front_door_apps_exist, front_door_drains, front_door_timeouts)
+CHECKS = (zones_in_region, app_names, scaling_names_apps, autoscalers_have_a_prometheus, volume_pool_is_zonal,
+          connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)

@@ -26,7 +26,7 @@ def build_platform(cfg: StackConfig) -> Platform:
     network = Network("network", args_for(cfg.network, NetworkArgs, cluster_name=cfg.cluster_name))
     cluster = EksCluster("platform", args_for(
         cfg.cluster, EksClusterArgs, cluster_name=cfg.cluster_name, region=cfg.region,
-        private_subnet_ids=network.private_subnet_ids))
+        private_subnet_ids=network.private_subnet_ids, availability_zones=cfg.network.availability_zones))
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.k8s_provider})
     on_system_nodes = dict(node_selector=cluster.system_node_selector, tolerations=cluster.system_tolerations)
     ClusterAutoscaler("cluster-autoscaler", args_for(

@@ -85,7 +85,8 @@ def test_irsa_role_settings_and_long_running_worker(run_program):
     sa = p.one("kubernetes:core/v1:ServiceAccount").inputs
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": arn}
     template = _pod(p, "worker")
-    assert template["spec"]["automountServiceAccountToken"] is True
+    # IRSA's token is the webhook's own projected volume: no API-server token even with a role
+    assert template["spec"]["automountServiceAccountToken"] is False and sa["automountServiceAccountToken"] is False
     assert template["spec"]["serviceAccountName"] == "worker"
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
     assert template["metadata"]["annotations"]["cofounder.dev/db-pool-size"] == "20"

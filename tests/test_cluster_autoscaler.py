@@ -100,6 +100,8 @@ def test_flags_default(defaults):
     extra = values["extraArgs"]
     assert extra["expander"] == "least-waste"
     assert extra["balance-similar-node-groups"] is True
+    # the per-zone groups of a pool differ in their zone-id label, which must not make them dissimilar
+    assert extra["balancing-ignore-label"] == "topology.k8s.aws/zone-id"
     assert extra["skip-nodes-with-local-storage"] is False
     assert extra["scale-down-unneeded-time"] == "10m"
     assert extra["scale-down-delay-after-add"] == "10m"

@@ -217,6 +217,32 @@ def test_node_role_has_exactly_the_worker_policies(defaults):
         assert group.inputs["nodeRoleArn"] == p.one("aws:iam/role:Role", "platform-node").outputs["arn"]
 
 
+def test_a_pool_per_zone_is_one_group_per_subnet_with_the_pool_sizes_each(run_program):
+    zonal = dataclasses.replace(SYSTEM, one_group_per_zone=True, min_size=1, desired_size=1, max_size=2)
+    p, _ = _cluster(run_program, node_groups={"system": zonal, "apps": APPS},
+                    availability_zones=["us-east-1a", "us-east-1b"])
+    groups = {g.name: g for g in p.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {"platform-apps", "platform-system-us-east-1a", "platform-system-us-east-1b"}
+    assert groups["platform-apps"].inputs["subnetIds"] == ["subnet-a", "subnet-b"]  # the other pool spans zones
+    for zone, subnet in (("us-east-1a", "subnet-a"), ("us-east-1b", "subnet-b")):
+        group = groups[f"platform-system-{zone}"]
+        assert group.inputs["subnetIds"] == [subnet]
+        assert group.inputs["scalingConfig"] == {"minSize": 1, "desiredSize": 1, "maxSize": 2}
+        assert group.inputs["labels"] == {"node-pool": "system"}
+        # each zone's group is discovered and templated for the autoscaler on its own
+        assert group.inputs["tags"]["k8s.io/cluster-autoscaler/node-template/label/node-pool"] == "system"
+        assert group.inputs["tags"]["node-group"] == f"system-{zone}"
+    asgs = {t.inputs["autoscalingGroupName"] for t in p.of_type("aws:autoscaling/tag:Tag")}
+    assert len(asgs) == 3
+
+
+def test_a_pool_per_zone_needs_the_zones(run_program):
+    zonal = dataclasses.replace(SYSTEM, one_group_per_zone=True)
+    with pytest.raises(ValueError, match=r"availability_zones = \[\] is not allowed: expected the zones of "
+                                         r"private_subnet_ids \(node groups \['system'\] are per zone\)"):
+        _cluster(run_program, node_groups={"system": zonal, "apps": APPS})
+
+
 def test_missing_required_node_group_is_refused(run_program):
     with pytest.raises(ValueError, match=r"node_groups = \['system'\] is not allowed: expected node groups named "
                                          r"system and apps \(missing: apps\)"):

@@ -138,3 +138,15 @@ def test_the_front_door_rules_fire_on_the_whole_stack_when_it_is_weakened(stack_
     results = policy_runner.run_policies("prod", dataclasses.replace(prod, resources=no_waf))
     assert [(v["policy"], v["enforcement"]) for v in results if v["policy"] == "cloudfront-waf-attached"] == [
         ("cloudfront-waf-attached", "mandatory")]
+
+
+def test_the_zonal_pool_rule_sees_prometheus_and_the_system_groups_of_a_real_stack(stack_program):
+    """prod with its system groups each spanning all private subnets: the pack blocks it."""
+    prod = stack_program("prod")
+    subnets = prod.outputs["privateSubnetIds"]
+    spanning = [dataclasses.replace(r, outputs={**r.outputs, "subnetIds": subnets})
+                if r.type == "aws:eks/nodeGroup:NodeGroup" and "-system-" in r.name else r for r in prod.resources]
+    results = policy_runner.run_policies("prod", dataclasses.replace(prod, resources=spanning))
+    found = [v for v in results if v["policy"] == "eks-volume-pool-one-group-per-zone"]
+    assert [v["enforcement"] for v in found] == ["mandatory"]
+    assert "platform-system-us-east-1a, platform-system-us-east-1b, platform-system-us-east-1c" in found[0]["message"]

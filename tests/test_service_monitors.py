@@ -51,8 +51,9 @@ def test_app_monitors_follow_the_contract(run_program):
         key = "endpoints" if m.inputs["kind"] == "ServiceMonitor" else "podMetricsEndpoints"
         (endpoint,) = spec[key]
         assert set(endpoint) <= ENDPOINT_KEYS
-        # the apps' own `service` label must win over the target's
-        assert endpoint == {"port": port, "path": "/metrics", "interval": "30s", "honorLabels": True}
+        # no honorLabels: the target's namespace and pod labels, which prometheus-adapter joins on,
+        # cannot be replaced by labels the app exposes
+        assert endpoint == {"port": port, "path": "/metrics", "interval": "30s"}
 
 
 def test_platform_monitors_use_the_charts_labels_and_ports(run_program):
@@ -86,8 +87,7 @@ def test_overrides_apps_interval_labels_and_ports(run_program):
         scrape_interval_seconds=15, monitor_labels={"prometheus": "main"}, keda_port="http-metrics"))
     api = monitors["cofounder-api"]
     assert api.inputs["metadata"]["labels"] == {"prometheus": "main", "app.kubernetes.io/part-of": "cofounder"}
-    assert api.inputs["spec"]["endpoints"][0] == {"port": "web", "path": "/internal/metrics",
-                                                  "interval": "15s", "honorLabels": True}
+    assert api.inputs["spec"]["endpoints"][0] == {"port": "web", "path": "/internal/metrics", "interval": "15s"}
     assert monitors["cofounder-keda-operator"].inputs["spec"]["endpoints"][0]["port"] == "http-metrics"
     batch = monitors["cofounder-batch"]
     assert batch.inputs["kind"] == "PodMonitor"

@@ -144,7 +144,12 @@ def test_every_stack_runs_the_eks_platform_in_private_subnets(stack_program, sta
     assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
     assert "0.0.0.0/0" not in cluster["vpcConfig"].get("publicAccessCidrs", [])
     groups = {g.name: g.inputs for g in program.of_type("aws:eks/nodeGroup:NodeGroup")}
-    assert set(groups) == {"platform-system", "platform-apps"}
+    zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    # the system pool (Prometheus' EBS volume) is one group per zone, each in its zone's subnet
+    assert set(groups) == {"platform-apps", *(f"platform-system-{z}" for z in zones)}
+    assert groups["platform-apps"]["subnetIds"] == program.outputs["privateSubnetIds"]
+    assert [groups[f"platform-system-{z}"]["subnetIds"] for z in zones] == \
+        [[subnet] for subnet in program.outputs["privateSubnetIds"]]
     for g in groups.values():
         s = g["scalingConfig"]
         assert s["minSize"] <= s["desiredSize"] <= s["maxSize"] and s["minSize"] < s["maxSize"]
@@ -165,7 +170,7 @@ def test_dev_is_small_and_cheap_while_prod_is_private_on_demand_and_sized_for_sc
     assert dev["platform-apps"]["capacityType"] == "SPOT"
     assert all(g["capacityType"] == "ON_DEMAND" for g in prod.values())
     assert prod["platform-apps"]["scalingConfig"]["maxSize"] >= 10 * dev["platform-apps"]["scalingConfig"]["maxSize"]
-    assert prod["platform-system"]["scalingConfig"]["minSize"] >= 3  # one per zone
+    assert sum(g["scalingConfig"]["minSize"] for n, g in prod.items() if "-system-" in n) >= 3  # one per zone
     assert stack_program("prod").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
     assert stack_program("dev").outputs["headroom"]["totalCpuMillicores"] < \
         stack_program("prod").outputs["headroom"]["totalCpuMillicores"]
@@ -383,6 +388,21 @@ def test_monitoring_off_with_the_in_cluster_prometheus_is_refused(run_stack_with
         "while cofounder:prometheusAdapter.prometheusUrl is the in-cluster Prometheus "
         "(http://kube-prometheus-stack-prometheus.monitoring.svc) that prometheus-adapter and KEDA query; "
         "or point prometheusUrl at your own Prometheus")
+
+
+def test_the_pool_under_prometheus_cannot_go_back_to_one_group_across_zones(run_stack_with):
+    from infra.config import ConfigError
+    from toolkit.stackfile import load_stack_file
+    cluster = json.loads(load_stack_file("dev").config["cofounder:cluster"])
+    system = {k: v for k, v in cluster["nodeGroups"]["system"].items() if k != "oneGroupPerZone"}
+    spanning = {**cluster, "nodeGroups": {**cluster["nodeGroups"], "system": system}}
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("dev", {"cofounder:cluster": spanning})
+    assert str(err.value) == (
+        "stacks/Pulumi.dev.yaml: cofounder:cluster.nodeGroups.system.oneGroupPerZone = false is not allowed: "
+        "expected true while cofounder:monitoring.enabled is true: Prometheus keeps its data on an EBS volume "
+        "on these nodes, and a group spanning zones may replace a lost node in another zone, where the pod "
+        "cannot follow its volume")
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, resource_rule
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, resource_rule, stack_rule
 
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -80,6 +80,36 @@ def _discovery_tags(props, settings):
         yield f"tag k8s.io/cluster-autoscaler/{cluster}=owned is missing"
 
 
+RELEASE = "kubernetes:helm.sh/v3:Release"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+
+
+def _volume_workloads(resources):
+    """(what, nodeSelector, urn) of every pod the stack pins to nodes by selector and gives an EBS
+    volume claim: a StatefulSet with volumeClaimTemplates, or kube-prometheus-stack's Prometheus."""
+    for sts in of_type(resources, STATEFUL_SET):
+        if items(get(sts.props, "spec.volumeClaimTemplates")):
+            yield (f"StatefulSet {get(sts.props, 'metadata.name')}",
+                   dict(get(sts.props, "spec.template.spec.nodeSelector", {})), sts.urn)
+    for release in of_type(resources, RELEASE):
+        spec = get(release.props, "values.prometheus.prometheusSpec", {})
+        if get(spec, "storageSpec.volumeClaimTemplate"):
+            yield (f"Prometheus of release {get(release.props, 'name') or release.name}",
+                   dict(get(spec, "nodeSelector", {})), release.urn)
+
+
+def _volume_pool_per_zone(resources, settings):
+    groups = of_type(resources, NODE_GROUP)
+    for what, selector, urn in _volume_workloads(resources):
+        if not selector:
+            continue  # not pinned to a pool: any zone's nodes can take it
+        pool = [g for g in groups if all(get(g.props, f"labels.{k}") == v for k, v in selector.items())]
+        spanning = sorted(g.name for g in pool if len(items(get(g.props, "subnetIds"))) != 1)
+        if spanning:
+            yield (f"{what} keeps an EBS volume on the nodes labelled {selector}, but node groups "
+                   f"{', '.join(spanning)} span several zones' subnets"), urn
+
+
 POLICIES = [
     resource_rule(
         "eks-cluster-endpoint-not-public",
@@ -127,4 +157,12 @@ POLICIES = [
         "Fix: tag the node group k8s.io/cluster-autoscaler/enabled=true and "
         "k8s.io/cluster-autoscaler/<cluster name>=owned.",
         ADVISORY, [NODE_GROUP], _discovery_tags),
+    stack_rule(
+        "eks-volume-pool-one-group-per-zone",
+        "An EBS volume lives in one zone, and so must the pod that mounts it. When a node under such "
+        "a pod goes, the Cluster Autoscaler adds a node to a group whose template fits the pod; a "
+        "group spanning zones lets the Auto Scaling group pick the zone, and the pod may stay "
+        "Pending. Fix: give the pool one node group per zone, each in its zone's subnet "
+        "(cofounder:cluster.nodeGroups.<pool>.oneGroupPerZone: true).",
+        MANDATORY, _volume_pool_per_zone),
 ]

@@ -93,6 +93,25 @@ def _no_privilege(props, settings):
             yield f"{kind} {get(c, 'name')!r} does not set allowPrivilegeEscalation=false"
 
 
+def _no_api_token(props, settings):
+    if get(_pod_spec(props), "automountServiceAccountToken") is not False:
+        yield ("the pod spec does not set automountServiceAccountToken: false, so every container gets "
+               "a token for the Kubernetes API")
+
+
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+
+
+def _monitor_keeps_target_labels(props, settings):
+    spec = get(props, "spec", {})
+    for key in ("endpoints", "podMetricsEndpoints"):
+        for i, endpoint in enumerate(items(get(spec, key))):
+            if get(endpoint, "honorLabels") is True:
+                yield (f"{key}[{i}] sets honorLabels: true, so a scraped series may carry its own namespace "
+                       f"and pod labels in place of the target's")
+
+
 def _hpa_max(props, settings):
     top, cap = get(props, "spec.maxReplicas"), int(settings["maximum"])
     if top is None or top > cap:
@@ -229,6 +248,21 @@ POLICIES = [
         "traffic. Fix: set spec.behavior.scaleUp and spec.behavior.scaleDown explicitly "
         "(stabilization windows and policies).",
         ADVISORY, [HPA], _hpa_behavior),
+    resource_rule(
+        "k8s-workload-no-api-token",
+        "A container that never calls the Kubernetes API should not hold a token for it: a "
+        "compromised app pod could otherwise act as its service account (CIS EKS 4.1.6). IRSA does not "
+        "need it, as the pod identity webhook mounts its own projected token. Fix: set "
+        "automountServiceAccountToken: false in the pod spec (and on its ServiceAccount).",
+        MANDATORY, WORKLOADS, _no_api_token),
+    resource_rule(
+        "k8s-monitor-keeps-target-labels",
+        "prometheus-adapter attributes cofounder_active_agents and request rates to pods by the "
+        "namespace and pod labels Prometheus attaches to each target. With honorLabels an app's "
+        "own labels win, so a bug or a compromised pod could scale another Deployment. Fix: leave "
+        "honorLabels unset on ServiceMonitor and PodMonitor endpoints (conflicting app labels are "
+        "kept as exported_<name>).",
+        MANDATORY, [SERVICE_MONITOR, POD_MONITOR], _monitor_keeps_target_labels),
     stack_rule(
         "k8s-scaled-deployment-has-pdb",
         "Node drains (upgrades, Cluster Autoscaler scale-down) may evict every replica of an "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.policies.helpers import violations
+from tests.policies.helpers import resource, stack_violations, violations
 
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -96,3 +96,46 @@ def test_node_group_without_discovery_tags_is_a_violation():
 
 def test_other_resource_types_are_ignored():
     assert violations("eks-cluster-secrets-encrypted", NODE_GROUP, {}) == []
+
+
+# --- the pool under volume-backed pods ------------------------------------------------------
+
+def _pool(*subnets_per_group: list[str], labels=None) -> list:
+    return [resource(NODE_GROUP, f"system-{i}", {"labels": labels or {"node-pool": "system"}, "subnetIds": s})
+            for i, s in enumerate(subnets_per_group)]
+
+
+def _prometheus(node_selector: dict, storage: bool = True):
+    spec = {"nodeSelector": node_selector}
+    if storage:
+        spec["storageSpec"] = {"volumeClaimTemplate": {"spec": {"storageClassName": "gp3"}}}
+    return resource("kubernetes:helm.sh/v3:Release", "monitoring",
+                    {"name": "kube-prometheus-stack", "values": {"prometheus": {"prometheusSpec": spec}}})
+
+
+def test_prometheus_on_a_pool_spanning_zones_is_a_violation():
+    found = stack_violations("eks-volume-pool-one-group-per-zone",
+                             [_prometheus({"node-pool": "system"}), *_pool(["a", "b", "c"])])
+    assert found == [("Prometheus of release kube-prometheus-stack keeps an EBS volume on the nodes labelled "
+                      "{'node-pool': 'system'}, but node groups system-0 span several zones' subnets",
+                      "urn:pulumi:test::cofounder::kubernetes:helm.sh/v3:Release::monitoring")]
+
+
+def test_one_group_per_zone_or_no_volume_or_another_pool_passes():
+    assert stack_violations("eks-volume-pool-one-group-per-zone",
+                            [_prometheus({"node-pool": "system"}), *_pool(["a"], ["b"], ["c"])]) == []
+    assert stack_violations("eks-volume-pool-one-group-per-zone",
+                            [_prometheus({"node-pool": "system"}, storage=False), *_pool(["a", "b"])]) == []
+    # the apps pool may span zones: nothing with a volume runs there
+    assert stack_violations("eks-volume-pool-one-group-per-zone",
+                            [_prometheus({"node-pool": "system"}), *_pool(["a"], ["b"]),
+                             *_pool(["a", "b"], labels={"node-pool": "apps"})]) == []
+
+
+def test_a_stateful_set_with_claims_is_held_to_the_same_rule():
+    sts = resource("kubernetes:apps/v1:StatefulSet", "db", {
+        "metadata": {"name": "db"}, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+                                             "template": {"spec": {"nodeSelector": {"node-pool": "system"}}}}})
+    found = stack_violations("eks-volume-pool-one-group-per-zone", [sts, *_pool(["a"], ["b", "c"])])
+    assert [m for m, _ in found] == ["StatefulSet db keeps an EBS volume on the nodes labelled "
+                                     "{'node-pool': 'system'}, but node groups system-1 span several zones' subnets"]

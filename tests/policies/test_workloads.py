@@ -18,9 +18,10 @@ CONTAINER = {
 }
 GOOD = {"metadata": {"name": "api", "namespace": "cofounder"}, "spec": {"template": {
     "metadata": {"labels": {"app": "api"}},
-    "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 10001}, "containers": [CONTAINER]}}}}
+    "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 10001}, "automountServiceAccountToken": False,
+             "containers": [CONTAINER]}}}}
 RULES = ["k8s-workload-resources", "k8s-workload-probes", "k8s-workload-image-pinned",
-         "k8s-workload-run-as-non-root", "k8s-workload-no-privilege"]
+         "k8s-workload-run-as-non-root", "k8s-workload-no-privilege", "k8s-workload-no-api-token"]
 
 
 def _with_container(**change):
@@ -165,3 +166,34 @@ def test_a_binding_to_an_undeclared_service_is_a_violation():
     [(message, _)] = stack_violations("k8s-load-balanced-pods-ready",
                                       _balanced({"name": "backend"}, service_name="api"))
     assert "Service 'api', which the stack does not declare" in message
+
+
+@pytest.mark.parametrize("automount", [True, None])
+def test_a_pod_with_an_api_token_is_a_violation(automount):
+    doc = copy.deepcopy(GOOD)
+    spec = doc["spec"]["template"]["spec"]
+    if automount is None:
+        del spec["automountServiceAccountToken"]
+    else:
+        spec["automountServiceAccountToken"] = automount
+    assert violations("k8s-workload-no-api-token", DEPLOYMENT, doc) == [
+        "the pod spec does not set automountServiceAccountToken: false, so every container gets a token for "
+        "the Kubernetes API"]
+
+
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+
+
+def test_a_monitor_that_honours_the_apps_labels_is_a_violation():
+    honoring = {"spec": {"endpoints": [{"port": "http"}, {"port": "admin", "honorLabels": True}]}}
+    assert violations("k8s-monitor-keeps-target-labels", SERVICE_MONITOR, honoring) == [
+        "endpoints[1] sets honorLabels: true, so a scraped series may carry its own namespace and pod labels "
+        "in place of the target's"]
+    pod_monitor = {"spec": {"podMetricsEndpoints": [{"port": "metrics", "honorLabels": True}]}}
+    assert len(violations("k8s-monitor-keeps-target-labels", POD_MONITOR, pod_monitor)) == 1
+
+
+def test_monitors_that_keep_the_target_labels_pass():
+    for endpoint in ({"port": "http"}, {"port": "http", "honorLabels": False}):
+        assert violations("k8s-monitor-keeps-target-labels", SERVICE_MONITOR, {"spec": {"endpoints": [endpoint]}}) == []
