@@ -270,6 +270,8 @@ class AppService(pulumi.ComponentResource):
     service_account_name: pulumi.Output[str]
     #: ``HorizontalPodAutoscaler`` or ``ScaledObject``: the one object that sets the replica count.
     autoscaler_kind: str
+    #: Labels that select the app's pods (the Service's, the PDB's and the monitors' selector).
+    selector: dict[str, str]
 
     def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:apps:AppService", name, None, opts)
@@ -347,6 +349,7 @@ class AppService(pulumi.ComponentResource):
             self._scaled_object(name, args, meta, target_ref, behavior)
             self.autoscaler_kind = "ScaledObject"
 
+        self.selector = selector
         self.deployment_name = deployment.metadata.name
         self.service_name = pulumi.Output.from_input(name)
         self.service_account_name = account.metadata.name

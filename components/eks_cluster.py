@@ -14,7 +14,8 @@ tags, and their labels and taints are published as node-template tags on the Aut
 group so the autoscaler can scale a group up from zero. `pulumi up` never resets a group's
 desired size (the autoscaler owns it).
 
-The core add-ons (vpc-cni, kube-proxy, CoreDNS, EBS CSI driver) are pinned EKS add-ons. The
+The core add-ons (vpc-cni, with its network policy agent enforcing NetworkPolicy, kube-proxy,
+CoreDNS, EBS CSI driver) are pinned EKS add-ons. The
 component also builds the Kubernetes provider (exec auth via ``aws eks get-token``) that every
 in-cluster component receives, the application namespace (Pod Security Admission
 ``restricted``) and the pre-warmed headroom (``components/headroom.py``).
@@ -66,7 +67,25 @@ _ROLE_ARN = Matches(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
                     "an IAM role ARN such as arn:aws:iam::123456789012:role/admin")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 #: The private IPv4 ranges (RFC 1918) a VPC, a peered network or a VPN uses.
-_RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+#: The vpc-cni add-on's configuration: the network policy agent (the aws-node DaemonSet's
+#: second container) enforces NetworkPolicy, and the ConfigMap key it sets
+#: (``enable-network-policy-controller``) starts EKS's network policy controller in the control
+#: plane. Without it a NetworkPolicy is accepted and enforces nothing. The key and its string
+#: value are the add-on's schema (EKS user guide, cni-network-policy-configure: ``{"enableNetworkPolicy":
+#: "true"}``, from v1.14.0-eksbuild.3; amazon-vpc-cni-k8s@v1.20.4:charts/aws-vpc-cni/values.yaml
+#: ``enableNetworkPolicy: "false"`` is the default, and templates/daemonset.yaml passes it to the
+#: agent as ``--enable-network-policy``). Enforcement stays in ``standard`` mode (that chart's
+#: ``NETWORK_POLICY_ENFORCING_MODE``): a new pod starts open until its policies are in place
+#: rather than closed, so no pod in a namespace without policies (kube-system, the add-ons) is
+#: cut off. It needs Linux kernel 5.10+ (the AL2023 node AMIs have 6.x) and no IAM.
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+VPC_CNI_NETWORK_POLICY_MINIMUM = (1, 14, 0, 3)
+#: The cluster DNS (the CoreDNS add-on's pods and its kube-dns Service select ``k8s-app: kube-dns``,
+#: EKS user guide managing-coredns) and where it runs.
+CLUSTER_DNS_NAMESPACE = "kube-system"
+CLUSTER_DNS_SELECTOR = {"k8s-app": "kube-dns"}
+CLUSTER_DNS_PORT = 53
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +152,7 @@ class NodeGroupSpec:
 class AddonVersions:
     """``cofounder:cluster.addonVersions``: pinned EKS add-on versions (``aws eks describe-addon-versions``)."""
 
-    #: The VPC CNI add-on (pod networking; network policy agent).
+    #: The VPC CNI add-on (pod networking, and the network policy agent from v1.14.0-eksbuild.3 on).
     vpc_cni: Annotated[str, _ADDON_VERSION] = "v1.20.4-eksbuild.2"
     #: The CoreDNS add-on (cluster DNS, on the system nodes).
     coredns: Annotated[str, _ADDON_VERSION] = "v1.12.3-eksbuild.1"
@@ -186,7 +205,7 @@ class EksClusterSettings:
         for i, cidr in enumerate(self.endpoint_private_access_cidrs):
             try:
                 net = ipaddress.IPv4Network(cidr)
-                private = any(net.subnet_of(ipaddress.IPv4Network(block)) for block in _RFC1918)
+                private = any(net.subnet_of(ipaddress.IPv4Network(block)) for block in RFC1918)
             except ValueError:
                 private = False
             if not private:
@@ -200,6 +219,9 @@ class EksClusterSettings:
         both = sorted(set(self.admin_role_arns) & set(self.preview_role_arns))
         if both:
             yield "preview_role_arns", both, "roles that are not also in adminRoleArns (one access entry per role)"
+        if _version(self.addon_versions.vpc_cni) < VPC_CNI_NETWORK_POLICY_MINIMUM:
+            yield ("addon_versions.vpc_cni", self.addon_versions.vpc_cni,
+                   "v1.14.0-eksbuild.3 or later (the first vpc-cni add-on that enforces NetworkPolicy)")
         if not self.addon_versions.kube_proxy.startswith(f"v{self.kubernetes_version}."):
             yield ("addon_versions.kube_proxy", self.addon_versions.kube_proxy,
                    f"a kube-proxy build for Kubernetes {self.kubernetes_version} "
@@ -235,6 +257,11 @@ class EksClusterArgs(EksClusterSettings):
         zonal = sorted(ng for ng, spec in self.node_groups.items() if spec.one_group_per_zone)
         if zonal and not self.availability_zones:
             yield "availability_zones", [], f"the zones of private_subnet_ids (node groups {zonal} are per zone)"
+
+
+def _version(addon_version: str) -> tuple[int, ...]:
+    """``v1.20.4-eksbuild.2`` -> (1, 20, 4, 2), ordered as EKS orders add-on builds."""
+    return tuple(int(n) for n in re.findall(r"[0-9]+", addon_version))
 
 
 def _policy(*statements: dict) -> str:
@@ -443,7 +470,8 @@ class EksCluster(pulumi.ComponentResource):
                           resolve_conflicts_on_update="OVERWRITE", tags=tags)
         network_addons = [
             aws.eks.Addon(f"{name}-vpc-cni", addon_name="vpc-cni",
-                          addon_version=args.addon_versions.vpc_cni, opts=child, **addon_opts),
+                          addon_version=args.addon_versions.vpc_cni,
+                          configuration_values=json.dumps(VPC_CNI_CONFIGURATION), opts=child, **addon_opts),
             aws.eks.Addon(f"{name}-kube-proxy", addon_name="kube-proxy",
                           addon_version=args.addon_versions.kube_proxy, opts=child, **addon_opts),
         ]

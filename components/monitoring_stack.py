@@ -40,6 +40,10 @@ RELEASE_NAME = "kube-prometheus-stack"
 GRAFANA_SERVICE_ACCOUNT = "grafana"
 #: The sidecar loads every ConfigMap carrying this label (chart values grafana.sidecar.dashboards).
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
+#: Labels on the Prometheus server pods: prometheus-operator puts ``app.kubernetes.io/name:
+#: prometheus`` on every Prometheus it runs (pkg/prometheus/server/statefulset.go, the pod
+#: selector labels). What a NetworkPolicy names to admit the scrapes.
+PROMETHEUS_POD_SELECTOR = {"app.kubernetes.io/name": "prometheus"}
 #: UID of the CloudWatch data source the dashboards reference.
 CLOUDWATCH_DATASOURCE_UID = "cloudwatch"
 
@@ -176,6 +180,8 @@ class MonitoringStack(pulumi.ComponentResource):
     monitor_labels: dict[str, str]
     #: The Helm release: custom resources of the operator's CRDs must depend on it.
     release: k8s.helm.v3.Release
+    #: Labels that select the Prometheus pods (in ``namespace``), which scrape the monitors' targets.
+    prometheus_selector: dict[str, str]
     grafana_admin_secret_name: pulumi.Output[str] | None
     grafana_role_arn: pulumi.Output[str] | None
 
@@ -245,6 +251,7 @@ class MonitoringStack(pulumi.ComponentResource):
         self.namespace = ns_name
         self.release_name = self.release.name
         self.monitor_labels = {"release": RELEASE_NAME}
+        self.prometheus_selector = dict(PROMETHEUS_POD_SELECTOR)
         self.grafana_admin_secret_name = secret_name
         self.grafana_role_arn = role_arn
         self.register_outputs({

@@ -83,6 +83,8 @@ class Network(pulumi.ComponentResource):
     vpc_cidr_block: pulumi.Output[str]
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
+    #: The private subnets' CIDR blocks (known before anything exists: the subnet plan's).
+    private_subnet_cidr_blocks: list[str]
     #: AZ ids (``use1-az1``...) of the private subnets, in the same order: zone names map to
     #: different ids in every account, and some services (CloudFront VPC origins) exclude ids.
     private_subnet_zone_ids: pulumi.Output[list[str]]
@@ -185,6 +187,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr_block = vpc.cidr_block
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.private_subnet_cidr_blocks = private_cidrs
         self.private_subnet_zone_ids = pulumi.Output.all(*[s.availability_zone_id for s in private_subnets])
         self.register_outputs({
             "vpc_id": self.vpc_id,

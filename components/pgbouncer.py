@@ -153,6 +153,10 @@ class PgBouncer(pulumi.ComponentResource):
     #: ``<service>.<namespace>.svc.cluster.local``.
     host: pulumi.Output[str]
     port: int
+    #: The exporter's container port (``metrics``); None without the exporter.
+    metrics_port: int | None
+    #: Labels that select the PgBouncer pods (the Service's and the PDB's selector).
+    selector: dict[str, str]
     #: ``postgresql://<user>:<password>@<host>:6432/<db>`` (secret).
     database_url_pooled: pulumi.Output[str]
 
@@ -290,6 +294,8 @@ class PgBouncer(pulumi.ComponentResource):
         self.host = pulumi.Output.all(service.metadata["name"], args.namespace).apply(
             lambda v: f"{v[0]}.{v[1]}.svc.cluster.local")
         self.port = PORT
+        self.metrics_port = METRICS_PORT if args.exporter_image else None
+        self.selector = selector
         self.database_url_pooled = pulumi.Output.secret(pulumi.Output.all(self.host, args.db_password).apply(
             lambda v: postgres_url(args.db_user, v[1], v[0], PORT, args.db_name)))
         self.register_outputs({

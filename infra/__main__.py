@@ -8,7 +8,7 @@ hands each component its settings section whole plus the wiring only the program
 import pulumi
 
 from infra import config
-from infra.apps import deploy_apps
+from infra.apps import deploy_apps, isolate_apps
 from infra.data import build_data_tier
 from infra.front_door import build_edge, build_load_balancer
 from infra.observability import build_alarms, build_monitoring
@@ -21,7 +21,8 @@ lb = build_load_balancer(cfg, platform)             # internal ALB + AWS Load Ba
 data = build_data_tier(cfg, platform)               # RDS + PgBouncer, Valkey, SQS, app Secrets
 monitoring = build_monitoring(cfg, platform)        # Prometheus, Grafana, monitors, alert rules
 build_alarms(cfg, data, lb)                         # CloudWatch alarms on the managed services
-deploy_apps(cfg, platform, data, lb, monitoring)    # frontend, backend, worker, their autoscalers
+tier = deploy_apps(cfg, platform, data, lb, monitoring)  # frontend, backend, worker, their autoscalers
+isolate_apps(cfg, platform, data, lb, tier, monitoring)  # default deny, one NetworkPolicy per flow
 edge = build_edge(cfg, lb) if lb else None          # WAF + CloudFront in front of everything
 
 network, cluster = platform.network, platform.cluster

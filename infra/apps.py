@@ -5,7 +5,10 @@
   operator IRSA role that may only read the queue's attributes;
 - one ``AppService`` per app, with an ``IrsaRole`` for apps that call AWS (consumers may receive
   and delete, others only enqueue), the data tier's Secrets and ConfigMap by ``dataAccess``, and
-  a TargetGroupBinding for the apps behind the ALB.
+  a TargetGroupBinding for the apps behind the ALB;
+- ``AppNetworkPolicies`` (``isolate_apps``): default deny in the app namespace and one
+  NetworkPolicy per flow, each derived from what declares it (the apps' settings and selectors,
+  PgBouncer's, the ALB's targets, the monitors, the private subnets).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import args_for
+from components.app_network_policies import AppNetworkPolicies, AppNetworkPoliciesArgs, AppPods, PeerPods, PoolerPods
 from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
@@ -72,3 +76,30 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
         env_from_secrets=[secrets[d] for d in app.data_access if d in secrets],
         env_from_config_maps=[data.app_data.queue_config_map_name] if "queue" in app.data_access else [],
         queue_scaling=queue_scaling, load_balancer=lb.targets.get(name) if lb else None)
+
+
+def isolate_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBalancing | None, tier: AppTier,
+                 monitoring: MonitoringStack | None) -> AppNetworkPolicies | None:
+    """Default deny in the app namespace, then one NetworkPolicy per flow of ``cofounder:networkPolicies``."""
+    settings = cfg.network_policies
+    if not settings.enabled:
+        return None
+    # Prometheus scrapes what ScrapeTargets monitors: the listed apps on their port, PgBouncer's exporter.
+    scraped = {scrape.name for scrape in cfg.scrape.apps} if monitoring else set()
+    behind = lb.targets if lb else {}
+
+    def pods(name: str, app: AppServiceSettings) -> AppPods:
+        probe = [app.probes.port] if app.probes.port else []  # the ALB health checks the readiness probe
+        return AppPods(selector=tier.apps[name].selector, port=app.port,
+                       load_balancer_ports=[app.port, *probe] if name in behind else [],
+                       scraped=name in scraped, database="database" in app.data_access,
+                       redis="redis" in app.data_access, aws_apis=app.needs_aws)
+
+    pgbouncer = data.pgbouncer
+    return AppNetworkPolicies("network-policies", args_for(
+        settings, AppNetworkPoliciesArgs, namespace=platform.cluster.app_namespace,
+        apps={name: pods(name, app) for name, app in cfg.apps.items()},
+        pgbouncer=PoolerPods(selector=pgbouncer.selector, port=pgbouncer.port, metrics_port=pgbouncer.metrics_port),
+        private_subnet_cidrs=platform.network.private_subnet_cidr_blocks, vpc_cidr=cfg.network.cidr_block,
+        prometheus=PeerPods(namespace=monitoring.namespace, selector=monitoring.prometheus_selector)
+        if monitoring else None), opts=platform.in_cluster)

@@ -46,6 +46,24 @@ def scaling_names_apps(cfg: StackConfig) -> Iterator[Problem]:
                        "names of apps in cofounder:apps (" + ", ".join(sorted(cfg.apps)) + ")")
 
 
+def network_policies_name_apps(cfg: StackConfig) -> Iterator[Problem]:
+    """The network policies' flows name apps the stack declares (a typo would drop a flow)."""
+    policies, known = cfg.network_policies, ", ".join(sorted(cfg.apps))
+    named = [(f"appCalls.{app}", app) for app in policies.app_calls]
+    named += [(f"appCalls.{app}[{i}]", callee) for app, callees in policies.app_calls.items()
+              for i, callee in enumerate(callees)]
+    named += [(f"internetHttpsApps[{i}]", app) for i, app in enumerate(policies.internet_https_apps)]
+    named += [(f"extraEgress.{name}.apps[{i}]", app) for name, dest in policies.extra_egress.items()
+              for i, app in enumerate(dest.apps)]
+    for key, app in named:
+        if app not in cfg.apps:
+            yield f"networkPolicies.{key}", app, f"names of apps in cofounder:apps ({known})"
+    for name in policies.extra_egress:
+        if name in cfg.apps:
+            yield (f"networkPolicies.extraEgress.{name}", name,
+                   "a name other than an app's (calls between apps are appCalls)")
+
+
 def autoscalers_have_a_prometheus(cfg: StackConfig) -> Iterator[Problem]:
     """prometheus-adapter and KEDA query a Prometheus that exists."""
     if not cfg.monitoring.enabled and cfg.prometheus_adapter.prometheus_url == IN_CLUSTER_PROMETHEUS:
@@ -137,5 +155,5 @@ def front_door_timeouts(cfg: StackConfig) -> Iterator[Problem]:
 
 
 #: In the order they are checked.
-CHECKS = (zones_in_region, app_names, scaling_names_apps, autoscalers_have_a_prometheus, volume_pool_is_zonal,
-          connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)
+CHECKS = (zones_in_region, app_names, scaling_names_apps, network_policies_name_apps, autoscalers_have_a_prometheus,
+          volume_pool_is_zonal, connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)

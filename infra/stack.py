@@ -16,6 +16,7 @@ from capacity.scale_up import ScalingSettings
 from components import camel
 from components.alert_rules import AlertRulesSettings
 from components.app_load_balancer import LoadBalancerSettings
+from components.app_network_policies import AppNetworkPoliciesSettings
 from components.app_service import AppServiceSettings
 from components.cloudwatch_alarms import CloudWatchAlarmsSettings
 from components.cluster_autoscaler import ClusterAutoscalerSettings
@@ -68,6 +69,8 @@ class StackConfig:
     scaling: ScalingSettings
     prometheus_adapter: PrometheusAdapterSettings
     keda: KedaSettings
+    #: Default deny in the app namespace and one NetworkPolicy per flow the apps need.
+    network_policies: AppNetworkPoliciesSettings
     edge: EdgeSettings
     load_balancer: LoadBalancerSettings
     waf: WebAclSettings

@@ -44,6 +44,9 @@ HAND_WRITTEN = {
         "capacity-connection-budget": {"reservedConnections": 10},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
+        # added with the network_policy family (not in the files before make docs generated them)
+        "k8s-namespace-default-deny": "advisory",
+        "eks-vpc-cni-network-policy-enabled": "advisory",
     },
     "staging": {
         "rds-instance-multi-az": {"required": False},

@@ -279,6 +279,23 @@ def test_addon_pods_run_on_the_system_nodes(defaults):
     assert ebs["controller"] == coredns
 
 
+def test_the_vpc_cni_runs_its_network_policy_agent(defaults):
+    p, _ = defaults
+    vpc_cni = p.one("aws:eks/addon:Addon", "platform-vpc-cni").inputs
+    # the add-on schema's key, a string; the agent then enforces NetworkPolicy on every node
+    assert json.loads(vpc_cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_a_vpc_cni_older_than_network_policy_support_is_refused(run_program):
+    with pytest.raises(ValueError, match=r"addon_versions.vpc_cni = 'v1.13.4-eksbuild.1' is not allowed: "
+                                         r"expected v1.14.0-eksbuild.3 or later"):
+        _cluster(run_program, addon_versions=dataclasses.replace(VERSIONS, vpc_cni="v1.13.4-eksbuild.1"))
+    with pytest.raises(ValueError, match="v1.14.0-eksbuild.3 or later"):
+        _cluster(run_program, addon_versions=dataclasses.replace(VERSIONS, vpc_cni="v1.14.0-eksbuild.2"))
+    p, _ = _cluster(run_program, addon_versions=dataclasses.replace(VERSIONS, vpc_cni="v1.14.0-eksbuild.3"))
+    assert p.one("aws:eks/addon:Addon", "platform-vpc-cni").inputs["addonVersion"] == "v1.14.0-eksbuild.3"
+
+
 def test_addon_versions_override(run_program):
     p, _ = _cluster(run_program, addon_versions=dataclasses.replace(VERSIONS, coredns="v1.12.4-eksbuild.1"))
     assert p.one("aws:eks/addon:Addon", "platform-coredns").inputs["addonVersion"] == "v1.12.4-eksbuild.1"

@@ -83,3 +83,13 @@ def test_custom_resources_wait_for_the_release_that_installs_their_crd(stack_pro
     for resource in custom:
         chart = CRD_CHARTS[resource.type.split(":")[1].rsplit("/", 1)[0]]
         assert releases[chart] in _waits_for(program, resource), (resource.urn, chart)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_default_deny_waits_for_every_allowance(stack_program, stack):
+    """Created last, deleted first: no running pod meets the deny without the flows it needs."""
+    program = stack_program(stack)
+    policies = program.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    deny = next(p for p in policies if p.inputs["metadata"]["name"] == "default-deny")
+    allowances = {p.urn for p in policies if p is not deny}
+    assert allowances and allowances <= _waits_for(program, deny)

@@ -50,6 +50,8 @@ HIGHLIGHTS: dict[str, list[str]] = {
     "kubernetes:keda.sh/v1alpha1:ScaledObject": ["spec.minReplicaCount", "spec.maxReplicaCount",
                                                  "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"],
     "kubernetes:policy/v1:PodDisruptionBudget": ["spec.maxUnavailable"],
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": ["spec.policyTypes", "spec.ingress[0].ports",
+                                                      "spec.egress[0].ports"],
     # edge: the tiers (path pattern per behavior, TTLs per cache policy, Cache-Control per headers policy)
     "aws:cloudfront/distribution:Distribution": [
         "priceClass", "httpVersion", "aliases", "viewerCertificate.minimumProtocolVersion",
@@ -88,7 +90,7 @@ HIGHLIGHTS: dict[str, list[str]] = {
                                               "blockDeviceMappings[0].ebs.volumeType",
                                               "blockDeviceMappings[0].ebs.volumeSize",
                                               "blockDeviceMappings[0].ebs.encrypted"],
-    "aws:eks/addon:Addon": ["addonName", "addonVersion"],
+    "aws:eks/addon:Addon": ["addonName", "addonVersion", "configurationValues"],
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": ["principalArn", "accessScope.type"],
     "aws:kms/key:Key": ["enableKeyRotation", "deletionWindowInDays"],
     "aws:autoscaling/tag:Tag": ["tag.key", "tag.value"],

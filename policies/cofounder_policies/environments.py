@@ -39,6 +39,10 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-hpa-max-replicas-bounded": {"maximum": 10},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
+        # Isolation is still declared in dev (the stack file would have to switch it off); a dev
+        # experiment without it is reported, not blocked.
+        "k8s-namespace-default-deny": "advisory",
+        "eks-vpc-cni-network-policy-enabled": "advisory",
         **_EVERYWHERE,
     },
     # Production topology at smaller scale: Redis failover and the WAF as in prod (load tests and
