@@ -76,6 +76,17 @@ def hpa_spec_from_scaled_object(scaled_object_spec: dict) -> dict:
     return spec
 
 
+def scaled_object_floor(scaled_object_spec: dict) -> int:
+    """Fewest pods a ScaledObject leaves its Deployment with: KEDA itself scales below the floor of
+    the HPA it generates (which never goes under one), to ``idleReplicaCount`` while no trigger is
+    active when that is set, else to ``minReplicaCount`` (default 0). Field defaults as documented
+    in the ScaledObject specification (kedacore/keda-docs content/docs/2.15/reference/scaledobject-spec.md)."""
+    idle = scaled_object_spec.get("idleReplicaCount")
+    if idle is not None:
+        return int(idle)
+    return int(scaled_object_spec.get("minReplicaCount", KEDA_DEFAULT_MIN))
+
+
 def scale_up_limit(current: int, events: list[tuple[int, int]], rules: dict, now: int) -> int:
     """Most replicas the scale-up policies allow at ``now``, given earlier (time, added) events."""
     select = rules["selectPolicy"]

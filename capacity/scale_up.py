@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from capacity.headroom import HeadroomFigures
-from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, time_to_scale
+from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, scaled_object_floor, time_to_scale
 from capacity.schema import Between
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -48,6 +48,10 @@ class ScalingSettings:
     metric_lag_seconds: Annotated[int, Between(0, 300)] = 15
     #: Seconds from a scale decision to a Ready pod (scheduling on headroom, image pull, probes).
     pod_startup_seconds: Annotated[int, Between(0, 900)] = 30
+    #: Most pods any app's autoscaler (HPA or KEDA ScaledObject) may scale to: bounds cost and
+    #: database connections. Every ``cofounder:apps.<name>.maxReplicas`` must stay at or below it,
+    #: and the pack's ``k8s-hpa-max-replicas-bounded`` checks the declared autoscalers against it.
+    max_replicas_per_app: Annotated[int, Between(1, None)] = 50
     #: Replicas each app runs at today's peak; missing apps default to their minReplicas.
     baseline_replicas: dict[str, int] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.
@@ -93,6 +97,9 @@ class Autoscaled:
     kind: str
     hpa_spec: dict
     deployment: dict
+    #: Fewest pods the autoscaler leaves: the HPA's minReplicas, or what a ScaledObject scales to
+    #: when idle (``capacity/hpa.py`` ``scaled_object_floor``), which can be below its HPA's.
+    min_pods: int = 1
 
     @property
     def pod_template(self) -> dict:
@@ -112,12 +119,15 @@ def autoscaled(deployments: Iterable[dict], autoscalers: Iterable[tuple[Hashable
     by_name = {(_meta(d).get("namespace"), _meta(d).get("name")): d for d in deployments}
     found = []
     for key, kind, manifest in autoscalers:
-        spec = manifest.get("spec") or {}
+        spec = declared = manifest.get("spec") or {}
         if kind == SCALED_OBJECT_KIND:
-            spec = hpa_spec_from_scaled_object(spec)
+            spec = hpa_spec_from_scaled_object(declared)
+            min_pods = scaled_object_floor(declared)
+        else:
+            min_pods = 1 if spec.get("minReplicas") is None else int(spec["minReplicas"])
         app = (spec.get("scaleTargetRef") or {}).get("name")
         deployment = by_name.get((_meta(manifest).get("namespace"), app), {})
-        found.append(Autoscaled(key, str(app or ""), kind, spec, deployment))
+        found.append(Autoscaled(key, str(app or ""), kind, spec, deployment, min_pods))
     return sorted(found, key=lambda a: (str(a.app), a.kind))
 
 

@@ -24,7 +24,6 @@ dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Sec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -43,26 +42,20 @@ TARGET_GROUP_BINDING_API_VERSION = "elbv2.k8s.aws/v1beta1"
 SERVICE_PORT = 80
 
 
-#: Upper bound of any app's maxReplicas: runaway scaling is a cost and a database-connection risk.
-MAX_REPLICAS_CAP = 100
-_IMAGE_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
-_IMAGE_TAG = re.compile(r"^[^@\s:]+(:[0-9]+)?(/[^@\s:]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+#: An image reference pinned by tag, by digest or both (``name:tag@sha256:<digest>``: the runtime
+#: pulls the digest, the tag is for the reader), never the tag ``latest``. A registry can move a
+#: tag; ``k8s-workload-image-digest`` requires the digest where the stack's profile says so.
+IMAGE_REFERENCE = Matches(
+    r"[^@\s:/]+(:[0-9]+)?(/[^@\s:/]+)*"
+    r"(:(?!latest(@|$))[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})",
+    "an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest "
+    "(64 lowercase hex digits; never the tag latest)")
 _PATH = Matches(r"/\S*", "a value matching /\\S*")
 _CPU = Matches(r"[0-9]+(\.[0-9]+)?m?", "a value matching [0-9]+(\\.[0-9]+)?m?")
 _MEMORY = Matches(r"[0-9]+(Mi|Gi)", "a value matching [0-9]+(Mi|Gi)")
-_REPLICAS = Annotated[int, Between(1, MAX_REPLICAS_CAP)]
-
-
-def image_problem(image: str) -> str | None:
-    """Why an image reference is not pinned, or None when it is (by tag or by digest)."""
-    if _IMAGE_DIGEST.match(image):
-        return None
-    match = _IMAGE_TAG.match(image)
-    if not match:
-        return "an image pinned by tag or digest, such as registry/app:1.4.2 or registry/app@sha256:<64 hex>"
-    if match.group("tag") == "latest":
-        return "a pinned tag or digest, not 'latest'"
-    return None
+#: No upper bound here: the stack's cofounder:scaling.maxReplicasPerApp is the one cap
+#: (infra/checks.py apps_within_the_replica_cap; the pack's k8s-hpa-max-replicas-bounded).
+_REPLICAS = Annotated[int, Between(1, None)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,8 +121,9 @@ DataAccess = Literal["database", "redis", "queue"]
 class AppServiceSettings:
     """One entry of ``cofounder:apps``: an app Deployment and its autoscaling. Defaults are production-safe."""
 
-    #: Container image pinned by tag or digest (never ``latest``).
-    image: str
+    #: Container image: ``name:tag``, ``name:tag@sha256:<digest>`` or ``name@sha256:<digest>``
+    #: (never ``latest``); prod's policy requires the digest.
+    image: Annotated[str, IMAGE_REFERENCE]
     #: The container port the app serves on (and the target port behind the load balancer).
     port: Annotated[int, Between(1, 65535)] = 8080
     probes: Probes = field(default_factory=Probes)
@@ -143,7 +137,8 @@ class AppServiceSettings:
     memory_limit: Annotated[str, _MEMORY] = "512Mi"
     #: Pods the autoscaler never goes below (2+ survives a node loss).
     min_replicas: _REPLICAS = 2
-    #: Pods the autoscaler never exceeds; bounds cost and database connections.
+    #: Pods the autoscaler never exceeds; bounds cost and database connections. At most the
+    #: stack's ``cofounder:scaling.maxReplicasPerApp``.
     max_replicas: _REPLICAS = 10
     #: Average CPU utilization (of the request) the HPA aims for.
     cpu_target_percent: Annotated[int, Between(10, 100)] = 70
@@ -175,9 +170,6 @@ class AppServiceSettings:
     termination_grace_period_seconds: Annotated[int, Between(1, 7200)] = 75
 
     def checks(self):
-        problem = image_problem(self.image)
-        if problem:
-            yield "image", self.image, problem
         if self.min_replicas > self.max_replicas:
             yield "min_replicas", self.min_replicas, f"at most maxReplicas ({self.max_replicas})"
         if self.termination_grace_period_seconds <= self.pre_stop_sleep_seconds:

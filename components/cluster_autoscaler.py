@@ -24,6 +24,9 @@ from components.irsa_role import IrsaRole, IrsaRoleArgs
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
 #: 9.53.0 ships Cluster Autoscaler 1.34.2 (`helm search repo autoscaler/cluster-autoscaler --versions`).
 CHART_VERSION = "9.53.0"
+#: By tag only: no public source gave the v1.34.2 digest (the image promoter's manifest stored here
+#: ends at v1.33.1; docs/images.md). The chart renders ``repository:tag``, so appending
+#: ``@sha256:<digest>`` to this value pins it once the digest is verified.
 IMAGE_TAG = "v1.34.2"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"

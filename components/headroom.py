@@ -19,8 +19,11 @@ import pulumi_kubernetes as k8s
 from capacity.headroom import HeadroomFigures
 from components import Between, ComponentArgsError, require_valid
 
-#: The pause image of Kubernetes 1.34 (it does nothing and runs as 65535:65535).
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
+#: The pause image of Kubernetes 1.34 (it does nothing and runs as 65535:65535), by digest: the
+#: digest registry.k8s.io serves for tag 3.10.1, as the Kubernetes image promoter's manifest
+#: records it (kubernetes/k8s.io@ecf019a88caa0923c610e8982ca44a460c0303e5:
+#: registry.k8s.io/images/k8s-staging-kubernetes/images.yaml, ``name: pause``).
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1@sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -49,7 +49,8 @@ class KedaArgs(KedaSettings):
     queue_arns: Sequence[pulumi.Input[str]]
     namespace: str = "keda"
     chart_version: str = "2.18.1"
-    #: KEDA image tag for the operator, metrics server and webhooks (the chart's appVersion).
+    #: KEDA image tag for the operator, metrics server and webhooks (the chart's appVersion); by tag
+    #: only: no public source gave the 2.18.1 digests (docs/images.md).
     image_tag: str = "2.18.1"
     tags: dict[str, str] = field(default_factory=dict)
 

@@ -19,7 +19,12 @@ from components import Between, require_valid
 CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
 #: 3.13.0 ships metrics-server 0.8.0 (chart CHANGELOG).
 CHART_VERSION = "3.13.0"
-IMAGE_TAG = "v0.8.0"
+#: v0.8.0 by digest, as the Kubernetes image promoter's manifest records it for registry.k8s.io
+#: (kubernetes/k8s.io@bc1017d811972e111a18438057aedac90a843198:
+#: registry.k8s.io/images/k8s-staging-metrics-server/images.yaml). The chart renders
+#: ``{{ repository }}:{{ tag }}`` (kubernetes-sigs/metrics-server@metrics-server-helm-chart-3.13.0:
+#: charts/metrics-server/templates/_helpers.tpl), so the tag value carries the digest.
+IMAGE_TAG = "v0.8.0@sha256:89258156d0e9af60403eafd44da9676fd66f600c7934d468ccc17e42b199aee2"
 NAMESPACE = "kube-system"
 
 

@@ -45,6 +45,16 @@ CONFIG_DIR = "/etc/pgbouncer"
 CA_DIR = "/etc/pgbouncer-ca"
 CA_FILE = "rds-ca-bundle.pem"
 CA_BUNDLE_FILE = "rds-ca-rsa2048-g1.pem"
+#: edoburu/pgbouncer v1.25.1-p0 by digest. Docker Hub's digest for that tag is not published in a
+#: repository of the image's own; this is the digest the fluxo-kt/aza-pg project pins and its CI
+#: pulls (fluxo-kt/aza-pg@670a298c3ffe73aa6aedc0f6b9d4471546c0c66f:stacks/primary/compose.yml,
+#: brought up by .github/workflows/build-postgres-image.yml). Verify with
+#: ``docker buildx imagetools inspect edoburu/pgbouncer:v1.25.1-p0`` before a bump (docs/images.md).
+PGBOUNCER_IMAGE = ("edoburu/pgbouncer:v1.25.1-p0"
+                   "@sha256:c7bfcaa24de830e29588bb9ad1eb39cebaf07c27149e1974445899b695634bb4")
+#: prometheus-community's exporter, by tag only: no public source gave its v0.11.0 digest, so the
+#: pack's k8s-workload-image-digest allows exactly this repo:tag (environments.py TAG_ONLY_IMAGES).
+EXPORTER_IMAGE = "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
 #: The image's ``postgres`` user (uid/gid 70) and the exporter image's ``nobody``.
 PGBOUNCER_UID = 70
 EXPORTER_UID = 65534
@@ -94,10 +104,10 @@ class PgBouncerArgs(PgBouncerSettings):
     service_name: str = "pgbouncer"
     #: Seconds a client waits before the reserve pool opens for it.
     reserve_pool_timeout_seconds: int = 3
-    #: Pinned PgBouncer image (edoburu/pgbouncer: maintained, Alpine, PgBouncer 1.25.1).
-    image: str = "edoburu/pgbouncer:v1.25.1-p0"
-    #: Pinned Prometheus exporter sidecar; None leaves it out.
-    exporter_image: str | None = "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
+    #: PgBouncer image by digest (edoburu/pgbouncer: maintained, Alpine, PgBouncer 1.25.1).
+    image: str = PGBOUNCER_IMAGE
+    #: Prometheus exporter sidecar (tag only, see EXPORTER_IMAGE); None leaves it out.
+    exporter_image: str | None = EXPORTER_IMAGE
     #: PEM bundle of CAs PgBouncer trusts for the RDS server certificate.
     server_ca_pem: str = field(default_factory=rds_ca_bundle)
     #: Seconds the preStop hook waits for the endpoint removal to reach every client.

@@ -59,6 +59,7 @@ class PrometheusAdapterArgs(PrometheusAdapterSettings):
     #: ``monitoring``, shared with kube-prometheus-stack; created by Helm if missing.
     namespace: str = "monitoring"
     chart_version: str = "5.2.0"
+    #: By tag only: no public source gave the v0.12.0 digest (docs/images.md).
     image_tag: str = "v0.12.0"
 
 

@@ -64,6 +64,16 @@ def network_policies_name_apps(cfg: StackConfig) -> Iterator[Problem]:
                    "a name other than an app's (calls between apps are appCalls)")
 
 
+def apps_within_the_replica_cap(cfg: StackConfig) -> Iterator[Problem]:
+    """No app's autoscaler may exceed the stack's one replica cap, ``cofounder:scaling.maxReplicasPerApp``,
+    which ``make docs`` also writes into the pack's ``k8s-hpa-max-replicas-bounded`` config."""
+    cap = cfg.scaling.max_replicas_per_app
+    for name, app in cfg.apps.items():
+        if app.max_replicas > cap:
+            yield (f"apps.{name}.maxReplicas", app.max_replicas,
+                   f"at most cofounder:scaling.maxReplicasPerApp ({cap})")
+
+
 def autoscalers_have_a_prometheus(cfg: StackConfig) -> Iterator[Problem]:
     """prometheus-adapter and KEDA query a Prometheus that exists."""
     if not cfg.monitoring.enabled and cfg.prometheus_adapter.prometheus_url == IN_CLUSTER_PROMETHEUS:
@@ -155,5 +165,6 @@ def front_door_timeouts(cfg: StackConfig) -> Iterator[Problem]:
 
 
 #: In the order they are checked.
-CHECKS = (zones_in_region, app_names, scaling_names_apps, network_policies_name_apps, autoscalers_have_a_prometheus,
-          volume_pool_is_zonal, connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)
+CHECKS = (zones_in_region, app_names, scaling_names_apps, network_policies_name_apps,
+          apps_within_the_replica_cap, autoscalers_have_a_prometheus, volume_pool_is_zonal,
+          connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)

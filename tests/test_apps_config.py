@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from components.app_service import image_problem
+from components.app_service import IMAGE_REFERENCE
 from infra.config import ConfigError
 from toolkit.stackfile import STACKS_DIR
 
@@ -22,30 +22,44 @@ def _with(app, **changes):
     return {"cofounder:apps": apps}
 
 
+DIGEST = "@sha256:" + "0123456789abcdef" * 4
+
+
 @pytest.mark.parametrize("image, ok", [
     ("ghcr.io/cofounder/backend:1.0.0", True),
     ("localhost:5000/backend:2", True),
-    ("ghcr.io/cofounder/backend@sha256:" + "a" * 64, True),
+    ("ghcr.io/cofounder/backend" + DIGEST, True),
+    ("ghcr.io/cofounder/backend:1.0.0" + DIGEST, True),  # the tag for the reader, the digest for the runtime
+    ("localhost:5000/backend:2" + DIGEST, True),
+    ("localhost:5000/backend" + DIGEST, True),
+    ("ghcr.io/cofounder/backend:latest-2", True),
     ("ghcr.io/cofounder/backend:latest", False),
+    ("ghcr.io/cofounder/backend:latest" + DIGEST, False),
     ("ghcr.io/cofounder/backend", False),
     ("localhost:5000/backend", False),
+    ("ghcr.io/cofounder/backend:1.0.0@sha256:" + "a" * 63, False),
+    ("ghcr.io/cofounder/backend:1.0.0@sha256:" + "A" * 64, False),
+    ("ghcr.io/cofounder/backend:1.0.0@sha512:" + "a" * 64, False),
+    ("ghcr.io/cofounder/backend:1.0.0" + DIGEST + DIGEST, False),
 ])
 def test_image_must_be_pinned(image, ok):
-    assert (image_problem(image) is None) is ok
+    assert IMAGE_REFERENCE.allows(image) is ok
 
 
 @pytest.mark.parametrize("overrides, expected", [
     (_with("backend", image="ghcr.io/cofounder/backend:latest"),
      "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend:latest' is not allowed: "
-     "expected a pinned tag or digest, not 'latest'"),
+     "expected an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest "
+     "(64 lowercase hex digits; never the tag latest)"),
     (_with("backend", image="ghcr.io/cofounder/backend"),
-     "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend' is not allowed: expected an image pinned by tag or digest"),
+     "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend' is not allowed: expected an image pinned by tag"),
     (_with("backend", minReplicas=4, maxReplicas=3),
      "cofounder:apps.backend.minReplicas = 4 is not allowed: expected at most maxReplicas (3)"),
-    (_with("backend", maxReplicas=500),
-     "cofounder:apps.backend.maxReplicas = 500 is not allowed: expected a value between 1 and 100"),
+    # the one replica cap: dev's cofounder:scaling.maxReplicasPerApp (10)
+    (_with("backend", maxReplicas=11),
+     "cofounder:apps.backend.maxReplicas = 11 is not allowed: expected at most cofounder:scaling.maxReplicasPerApp (10)"),
     (_with("worker", minReplicas=0),
-     "cofounder:apps.worker.minReplicas = 0 is not allowed: expected a value between 1 and 100"),
+     "cofounder:apps.worker.minReplicas = 0 is not allowed: expected a value of at least 1"),
     (_with("worker", terminationGracePeriodSeconds=10, preStopSleepSeconds=10),
      "cofounder:apps.worker.terminationGracePeriodSeconds = 10 is not allowed: expected more than preStopSleepSeconds (10)"),
     (_with("backend", maxReplica=5),
@@ -105,3 +119,21 @@ def test_stack_apps_keep_the_fields_the_data_tier_reads(stack):
     assert apps["frontend"].active_agents_target is None
     assert apps["worker"].safe_to_evict is False and apps["worker"].consumes_agent_queue
     assert [n for n, a in apps.items() if a.consumes_agent_queue] == ["worker"]
+
+
+def test_the_replica_cap_is_one_stack_setting():
+    """cofounder:scaling.maxReplicasPerApp bounds every app's maxReplicas (the loader) and is the
+    pack's k8s-hpa-max-replicas-bounded maximum (tests/test_docs.py): raising it is one reviewed line."""
+    import json
+
+    from infra.config import parse
+    from toolkit.stackfile import load_stack_file
+    config = dict(load_stack_file("dev").config)
+    apps, scaling = json.loads(config["cofounder:apps"]), json.loads(config["cofounder:scaling"])
+    apps["frontend"]["maxReplicas"] = 12  # no database pool: only the cap stands in the way
+    config["cofounder:apps"] = json.dumps(apps)
+    with pytest.raises(ConfigError, match=r"cofounder:apps.frontend.maxReplicas = 12 is not allowed: "
+                                          r"expected at most cofounder:scaling.maxReplicasPerApp \(10\)"):
+        parse("dev", config)
+    config["cofounder:scaling"] = json.dumps({**scaling, "maxReplicasPerApp": 12})
+    assert parse("dev", config).apps["frontend"].max_replicas == 12

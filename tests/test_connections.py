@@ -182,11 +182,14 @@ def test_demand_follows_the_apps_config(run_stack_with):
     import json
 
     from toolkit.stackfile import load_stack_file
-    apps = json.loads(load_stack_file("dev").config["cofounder:apps"])
+    config = load_stack_file("dev").config
+    apps = json.loads(config["cofounder:apps"])
     apps["worker"]["maxReplicas"] = 46
+    # above dev's replica cap too: raise that, so the connection budget is what refuses it
+    scaling = {**json.loads(config["cofounder:scaling"]), "maxReplicasPerApp": 50}
     with pytest.raises(ConfigError, match=r"= 1000 is below the apps' demand at maximum scale backend 5 x 20 \+ "
                                           r"worker 46 x 20 = 1020"):
-        run_stack_with("dev", {"cofounder:apps": apps})
+        run_stack_with("dev", {"cofounder:apps": apps, "cofounder:scaling": scaling})
 
 
 def test_an_app_cannot_name_another_queue(run_stack_with, stack_program):

@@ -38,7 +38,8 @@ def test_placeholder_deployment_defaults(run_program, validate_k8s):
         "metadata"]["name"]
     assert pod["nodeSelector"] == {"node-pool": "apps"}
     (container,) = pod["containers"]
-    assert container["image"] == PAUSE_IMAGE == "registry.k8s.io/pause:3.10.1"
+    # by digest (the tag 3.10.1 for the reader): the image promoter's digest for registry.k8s.io
+    assert container["image"] == PAUSE_IMAGE == f"registry.k8s.io/pause:3.10.1@sha256:{'278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c'}"
     assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "500m",
                                                                                        "memory": "512Mi"}
     assert pod["terminationGracePeriodSeconds"] == 0

@@ -26,7 +26,9 @@ def test_defaults_two_replicas_with_pdb_and_spread(run_program):
     assert release.inputs["namespace"] == "kube-system"
     assert release.options["provider"] == p.one("pulumi:providers:kubernetes").urn
     values = reveal(release.inputs["values"])
-    assert values["image"] == {"repository": "registry.k8s.io/metrics-server/metrics-server", "tag": "v0.8.0"}
+    # the chart renders repository:tag, so the tag carries the image promoter's digest of v0.8.0
+    assert values["image"] == {"repository": "registry.k8s.io/metrics-server/metrics-server",
+                               "tag": "v0.8.0@sha256:89258156d0e9af60403eafd44da9676fd66f600c7934d468ccc17e42b199aee2"}
     assert values["replicas"] == 2
     assert values["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
     assert values["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"

@@ -8,6 +8,7 @@ import configparser
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+from cofounder_policies.environments import TAG_ONLY_IMAGES
 from pulumi.runtime.sync_await import _sync_await
 
 from components import ComponentArgsError
@@ -159,7 +160,8 @@ def test_deployment_is_resilient_and_hardened(tier):
         assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
     containers = {c["name"]: c for c in pod["containers"]}
     bouncer = containers["pgbouncer"]
-    assert bouncer["image"] == "edoburu/pgbouncer:v1.25.1-p0"
+    assert bouncer["image"] == ("edoburu/pgbouncer:v1.25.1-p0"
+                                "@sha256:c7bfcaa24de830e29588bb9ad1eb39cebaf07c27149e1974445899b695634bb4")
     assert bouncer["command"] == ["/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]
     assert bouncer["readinessProbe"]["tcpSocket"] == {"port": "postgres"}
     assert bouncer["livenessProbe"]["tcpSocket"] == {"port": "postgres"}
@@ -174,7 +176,9 @@ def test_deployment_is_resilient_and_hardened(tier):
         assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
         assert ":" in c["image"] and not c["image"].endswith(":latest")
     exporter = containers["exporter"]
+    # tag only, and exactly the tag the pack allows without a digest
     assert exporter["image"] == "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
+    assert exporter["image"] in TAG_ONLY_IMAGES
     assert exporter["ports"][0]["containerPort"] == 9127
     env = exporter["env"][0]
     assert env["name"] == "PGBOUNCER_EXPORTER_CONNECTION_STRING" and "value" not in env

@@ -12,13 +12,12 @@ from capacity import connections
 from capacity.headroom import placeholders
 from capacity.hpa import pod_requests
 from capacity.nodes import INSTANCE_TYPES, allocatable
-from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, AppScaleUp, ScalingTargets, autoscaled, evaluate
+from capacity.scale_up import AppScaleUp, ScalingTargets, evaluate
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
 from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, stack_rule
-from cofounder_policies.workloads import DEPLOYMENT, HPA, scaled_deployments
+from cofounder_policies.workloads import DEPLOYMENT, HPA, autoscalers, scaled_deployments
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 RDS_INSTANCE = "aws:rds/instance:Instance"
 SECRET = "kubernetes:core/v1:Secret"
@@ -66,14 +65,14 @@ def _node_group_instance_type(group, launch_templates) -> str | None:
 
 
 def _nodes_hold_hpa_max(resources, settings):
-    pairs = [(h, d) for h, d in scaled_deployments(resources) if d is not None]
+    pairs = [(a, d) for a, d in scaled_deployments(resources) if d is not None]
     if not pairs:
         return
     need_cpu = need_mem = 0
-    for hpa, deployment in pairs:
+    for autoscaler, deployment in pairs:
         cpu, mem = _pod_requests(deployment)
-        need_cpu += int(get(hpa.props, "spec.maxReplicas", 0)) * cpu
-        need_mem += int(get(hpa.props, "spec.maxReplicas", 0)) * mem
+        need_cpu += int(autoscaler.hpa_spec.get("maxReplicas") or 0) * cpu
+        need_mem += int(autoscaler.hpa_spec.get("maxReplicas") or 0) * mem
     have_cpu = have_mem = 0
     launch_templates = of_type(resources, LAUNCH_TEMPLATE)
     for group in of_type(resources, NODE_GROUP):
@@ -87,16 +86,9 @@ def _nodes_hold_hpa_max(resources, settings):
         have_mem += nodes * allocatable(instance_type).memory_mib
     share = float(settings["maximumShare"])
     if need_cpu > have_cpu * share or need_mem > have_mem * share:
-        yield (f"every HPA at maxReplicas requests {need_cpu}m CPU and {need_mem} MiB, but the node "
+        yield (f"every autoscaler at maxReplicas requests {need_cpu}m CPU and {need_mem} MiB, but the node "
                f"groups at maxSize offer {have_cpu}m and {have_mem} MiB allocatable "
                f"(limit {share:.0%} of it, the rest is for daemonsets and system pods)"), None
-
-
-def _autoscaled_apps(resources, deployments):
-    return autoscaled([manifest for _, manifest in deployments],
-                      [(r.urn, kind, plain(r.props))
-                       for kind, type_ in ((HPA_KIND, HPA), (SCALED_OBJECT_KIND, SCALED_OBJECT))
-                       for r in of_type(resources, type_)])
 
 
 def _app_problem(app: AppScaleUp) -> str:
@@ -121,7 +113,7 @@ def _app_problem(app: AppScaleUp) -> str:
 
 def _time_to_scale(resources, settings):
     deployments = [(d.urn, plain(d.props)) for d in of_type(resources, DEPLOYMENT)]
-    apps = _autoscaled_apps(resources, deployments)
+    apps = autoscalers(resources)
     if not apps:
         return
     headroom = placeholders([plain(p.props) for p in of_type(resources, PRIORITY_CLASS)], deployments)
@@ -177,7 +169,7 @@ def _connection_budget(resources, settings):
     instances = [plain(r.props) for r in of_type(resources, RDS_INSTANCE)
                  if str(plain(r.props).get("engine") or "").startswith("postgres")]
     clients = [(a.app, int(a.hpa_spec["maxReplicas"]), connections.pool_per_pod(a.pod_template))
-               for a in _autoscaled_apps(resources, deployments)]
+               for a in autoscalers(resources)]
     for urn, replicas, ini in bouncers:
         if ini is None:
             continue  # a preview that creates the database: the program's own check still runs
@@ -220,9 +212,9 @@ POLICIES = [
         }),
     stack_rule(
         "capacity-node-groups-hold-hpa-max",
-        "If every HPA reaches maxReplicas, the pods must fit on the node groups at maxSize, or the "
-        "burst ends with Pending pods. Fix: raise node group maxSize (or the instance size), or "
-        "lower the HPAs' maxReplicas / pod requests.",
+        "If every autoscaler (HPA or KEDA ScaledObject) reaches maxReplicas, the pods must fit on the "
+        "node groups at maxSize, or the burst ends with Pending pods. Fix: raise node group maxSize "
+        "(or the instance size), or lower the autoscalers' maxReplicas / pod requests.",
         ADVISORY, _nodes_hold_hpa_max,
         config={"maximumShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": 0.9,
                                  "description": "Share of allocatable the app pods may need"}}),

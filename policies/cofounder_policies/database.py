@@ -72,7 +72,7 @@ POLICIES = [
     resource_rule(
         "rds-instance-multi-az",
         "Where the stack requires it (prod), a synchronous standby in a second AZ survives an AZ "
-        "outage without data loss. Fix: multiAz=true (cofounder:database.multiAz).",
+        "outage without data loss. Fix: multiAz=true (cofounder:postgres.multiAz).",
         MANDATORY, [INSTANCE], _multi_az, config=REQUIRED),
     resource_rule(
         "rds-instance-deletion-protection",

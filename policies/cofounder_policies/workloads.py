@@ -1,14 +1,23 @@
 """Kubernetes workloads the program declares directly (not Helm charts' own objects): pod
-hygiene and security, HPAs, and a PodDisruptionBudget for every autoscaled Deployment."""
+hygiene and security, autoscaler bounds and behavior, and a PodDisruptionBudget for every
+autoscaled Deployment.
+
+An autoscaled Deployment is driven by a native HorizontalPodAutoscaler or by a KEDA ScaledObject
+(the worker, in every stack); the autoscaler rules read both the way the capacity rules do:
+``autoscalers`` turns each into the HPA that really drives the Deployment
+(``capacity/scale_up.py`` ``autoscaled``: a ScaledObject becomes the HPA KEDA generates).
+"""
 
 from __future__ import annotations
 
 import re
 
-from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, resource_rule, stack_rule
+from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, ScalingTargets, autoscaled
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 SERVICE = "kubernetes:core/v1:Service"
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
@@ -74,6 +83,15 @@ def _image_pinned(props, settings):
             yield f"{kind} {get(c, 'name')!r} uses image {image!r} without a fixed tag or digest"
 
 
+def _image_digest(props, settings):
+    allowed = set(settings["allowTagOnly"])
+    for kind, c in _containers(props):
+        image = str(get(c, "image", ""))
+        if not _DIGEST.search(image) and image not in allowed:
+            yield (f"{kind} {get(c, 'name')!r} runs {image!r} without a digest: whoever can push to the "
+                   f"registry can change what that tag runs")
+
+
 def _non_root(props, settings):
     pod_level = get(_pod_spec(props), "securityContext.runAsNonRoot")
     for kind, c in _containers(props):
@@ -112,22 +130,50 @@ def _monitor_keeps_target_labels(props, settings):
                        f"and pod labels in place of the target's")
 
 
-def _hpa_max(props, settings):
-    top, cap = get(props, "spec.maxReplicas"), int(settings["maximum"])
-    if top is None or top > cap:
-        yield f"spec.maxReplicas {top} is above the stack's cap of {cap}"
+_TARGETS = ScalingTargets()
 
 
-def _hpa_min(props, settings):
-    low, floor = get(props, "spec.minReplicas", 1), int(settings["minimum"])
-    if low < floor:
-        yield f"spec.minReplicas {low} is below the stack's minimum of {floor}"
+def autoscalers(resources) -> list[Autoscaled]:
+    """Every HPA and KEDA ScaledObject as the HPA that drives its Deployment (a ScaledObject as the
+    HPA KEDA generates), keyed by the autoscaler's URN, with that Deployment's manifest."""
+    return autoscaled([plain(d.props) for d in of_type(resources, DEPLOYMENT)],
+                      [(r.urn, kind, plain(r.props))
+                       for kind, type_ in ((HPA_KIND, HPA), (SCALED_OBJECT_KIND, SCALED_OBJECT))
+                       for r in of_type(resources, type_)])
 
 
-def _hpa_behavior(props, settings):
-    missing = [b for b in ("scaleUp", "scaleDown") if get(props, f"spec.behavior.{b}") is None]
-    if missing:
-        yield f"spec.behavior has no {' or '.join(missing)}"
+#: Where each HPA field is declared on a ScaledObject, for messages that point at the real key.
+_SCALED_OBJECT_FIELDS = {"minReplicas": "minReplicaCount", "maxReplicas": "maxReplicaCount",
+                         "behavior": "advanced.horizontalPodAutoscalerConfig.behavior"}
+
+
+def _declared(a: Autoscaled, field: str) -> str:
+    """``<app> (<kind>) spec.<field as that kind names it>``."""
+    name = _SCALED_OBJECT_FIELDS[field] if a.kind == SCALED_OBJECT_KIND else field
+    return f"{a.app or '?'} ({a.kind}) spec.{name}"
+
+
+def _hpa_max(resources, settings):
+    cap = int(settings["maximum"])
+    for a in autoscalers(resources):
+        # None: unknown in a preview (an HPA without maxReplicas is refused by the API server)
+        top = a.hpa_spec.get("maxReplicas")
+        if top is not None and top > cap:
+            yield f"{_declared(a, 'maxReplicas')} {top} is above the stack's cap of {cap}", a.key
+
+
+def _hpa_min(resources, settings):
+    floor = int(settings["minimum"])
+    for a in autoscalers(resources):
+        if a.min_pods < floor:
+            yield f"{_declared(a, 'minReplicas')} {a.min_pods} is below the stack's minimum of {floor}", a.key
+
+
+def _hpa_behavior(resources, settings):
+    for a in autoscalers(resources):
+        missing = [b for b in ("scaleUp", "scaleDown") if (a.hpa_spec.get("behavior") or {}).get(b) is None]
+        if missing:
+            yield f"{_declared(a, 'behavior')} has no {' or '.join(missing)}", a.key
 
 
 def _namespace(resource) -> str:
@@ -151,23 +197,22 @@ def _selects(selector, labels) -> bool:
     return True
 
 
-def scaled_deployments(resources):
-    """(HPA, Deployment) pairs: each HPA with the Deployment its scaleTargetRef names."""
-    deployments = {(_namespace(d), get(d.props, "metadata.name")): d for d in of_type(resources, DEPLOYMENT)}
-    pairs = []
-    for hpa in of_type(resources, HPA):
-        ref = get(hpa.props, "spec.scaleTargetRef", {})
-        if get(ref, "kind") == "Deployment":
-            pairs.append((hpa, deployments.get((_namespace(hpa), get(ref, "name")))))
-    return pairs
+def scaled_deployments(resources) -> list[tuple[Autoscaled, object | None]]:
+    """Each autoscaler of a Deployment (HPA or ScaledObject, as ``autoscalers`` reads it) with the
+    Deployment resource its scaleTargetRef names, None when the stack declares no such Deployment."""
+    by_name = {(_namespace(d), get(d.props, "metadata.name")): d for d in of_type(resources, DEPLOYMENT)}
+    namespaces = {r.urn: _namespace(r) for r in of_type(resources, HPA, SCALED_OBJECT)}
+    return [(a, by_name.get((namespaces[a.key], a.app)))
+            for a in autoscalers(resources)
+            if ((a.hpa_spec.get("scaleTargetRef") or {}).get("kind") or "Deployment") == "Deployment"]
 
 
 def _pdb_per_scaled_deployment(resources, settings):
     pdbs = of_type(resources, PDB)
-    for hpa, deployment in scaled_deployments(resources):
+    for autoscaler, deployment in scaled_deployments(resources):
         if deployment is None:
-            yield (f"HPA targets Deployment {get(hpa.props, 'spec.scaleTargetRef.name')!r}, "
-                   f"which the stack does not declare"), hpa.urn
+            yield (f"{autoscaler.kind} targets Deployment {autoscaler.app!r}, "
+                   f"which the stack does not declare"), autoscaler.key
             continue
         labels = dict(get(deployment.props, "spec.template.metadata.labels", {}))
         if not any(_namespace(p) == _namespace(deployment) and _selects(get(p.props, "spec.selector"), labels)
@@ -216,6 +261,16 @@ POLICIES = [
         "Fix: pin every image to a version tag or an @sha256 digest.",
         MANDATORY, WORKLOADS, _image_pinned),
     resource_rule(
+        "k8s-workload-image-digest",
+        "A tag is a pointer the registry (or anyone who can push to it) can move: the same manifest "
+        "then runs different code on the next pod start, unreviewed. Fix: pin every image by digest, "
+        "repo:tag@sha256:<digest> (the runtime pulls the digest; the tag is for the reader); app "
+        "images in cofounder:apps.<name>.image. An image for which no verifiable digest exists yet "
+        "may be listed, as its exact repo:tag, in allowTagOnly.",
+        ADVISORY, WORKLOADS, _image_digest,
+        config={"allowTagOnly": {"type": "array", "items": {"type": "string"}, "default": [],
+                                 "description": "Exact repo:tag images allowed without a digest"}}),
+    resource_rule(
         "k8s-workload-run-as-non-root",
         "A container escape from a root process starts as root on the node. Fix: set "
         "securityContext.runAsNonRoot=true (pod or container) with a non-zero runAsUser, as the "
@@ -227,27 +282,35 @@ POLICIES = [
         "securityContext.privileged unset or false, allowPrivilegeEscalation=false on every "
         "container, no hostNetwork/hostPID.",
         MANDATORY, WORKLOADS, _no_privilege),
-    resource_rule(
+    stack_rule(
         "k8s-hpa-max-replicas-bounded",
-        "An unbounded HPA turns a traffic spike or a metrics bug into a cost spike and exhausts "
-        "database connections. Fix: set spec.maxReplicas at or below the stack's cap, sized by "
-        "the connection budget.",
-        ADVISORY, [HPA], _hpa_max,
-        config={"maximum": {"type": "integer", "minimum": 1, "default": 50,
-                            "description": "Largest maxReplicas allowed"}}),
-    resource_rule(
+        "An unbounded autoscaler turns a traffic spike or a metrics bug into a cost spike and exhausts "
+        "database connections. Checked on every HPA and KEDA ScaledObject (as the HPA KEDA generates; "
+        "a ScaledObject without maxReplicaCount scales to KEDA's default of 100). Fix: set "
+        "maxReplicas (maxReplicaCount on a ScaledObject) at or below the stack's cap, sized by the "
+        "connection budget: cofounder:apps.<name>.maxReplicas, at most cofounder:scaling.maxReplicasPerApp, "
+        "which is also this rule's maximum.",
+        ADVISORY, _hpa_max,
+        config={"maximum": {"type": "integer", "minimum": 1, "default": _TARGETS.max_replicas_per_app,
+                            "description": "Largest maxReplicas allowed (cofounder:scaling.maxReplicasPerApp)"}}),
+    stack_rule(
         "k8s-hpa-min-replicas",
-        "One replica means every node drain or crash is an outage. Fix: set spec.minReplicas to at "
-        "least the stack's minimum (2 in production).",
-        ADVISORY, [HPA], _hpa_min,
+        "One replica means every node drain or crash is an outage. Checked on every HPA and KEDA "
+        "ScaledObject, whose Deployment goes down to minReplicaCount (default 0) or idleReplicaCount "
+        "while idle, below the HPA KEDA generates. Fix: set minReplicas (minReplicaCount on a "
+        "ScaledObject, no idleReplicaCount) to at least the stack's minimum (2 in production): "
+        "cofounder:apps.<name>.minReplicas.",
+        ADVISORY, _hpa_min,
         config={"minimum": {"type": "integer", "minimum": 1, "default": 2,
                             "description": "Smallest minReplicas allowed"}}),
-    resource_rule(
+    stack_rule(
         "k8s-hpa-scaling-behavior",
         "Default HPA behavior scales down after 5 minutes of any dip and flaps on bursty agent "
-        "traffic. Fix: set spec.behavior.scaleUp and spec.behavior.scaleDown explicitly "
-        "(stabilization windows and policies).",
-        ADVISORY, [HPA], _hpa_behavior),
+        "traffic. Checked on every HPA and KEDA ScaledObject. Fix: set spec.behavior.scaleUp and "
+        "spec.behavior.scaleDown explicitly (stabilization windows and policies; on a ScaledObject "
+        "under spec.advanced.horizontalPodAutoscalerConfig.behavior): cofounder:apps.<name>.scaleUp "
+        "and cofounder:apps.<name>.scaleDown.",
+        ADVISORY, _hpa_behavior),
     resource_rule(
         "k8s-workload-no-api-token",
         "A container that never calls the Kubernetes API should not hold a token for it: a "

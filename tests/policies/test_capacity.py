@@ -60,6 +60,15 @@ def test_node_groups_must_hold_every_hpa_at_max():
     assert "10000m CPU" in message
 
 
+def test_a_scaled_object_at_max_counts_against_the_node_groups():
+    # the same 20 pods, driven by KEDA (maxReplicaCount) instead of an HPA
+    for max_size, fits in ((3, True), (2, False)):
+        stack = _capacity_stack(max_size)
+        stack[1] = resource(SCALED_OBJECT, "api", {"metadata": {"namespace": "cofounder"}, "spec": {
+            "scaleTargetRef": {"name": "api"}, "minReplicaCount": 2, "maxReplicaCount": 20}})
+        assert (stack_violations("capacity-node-groups-hold-hpa-max", stack) == []) is fits
+
+
 def test_unknown_instance_type_is_reported():
     stack = _capacity_stack(3)
     stack[2] = resource("aws:eks/nodeGroup:NodeGroup", "apps", {"instanceTypes": ["x9.huge"],
