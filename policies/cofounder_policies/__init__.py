@@ -5,7 +5,18 @@ here starts the pack: ``policies/__main__.py`` assembles ``ALL`` into a ``Policy
 serves forever, so the rules stay importable for tests.
 """
 
-from cofounder_policies import cache, capacity, cluster, database, edge, load_balancer, network, queue, workloads
+from cofounder_policies import (
+    cache,
+    capacity,
+    cluster,
+    database,
+    edge,
+    load_balancer,
+    logs,
+    network,
+    queue,
+    workloads,
+)
 
-FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, workloads, capacity)
+FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, logs, workloads, capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]
