@@ -45,6 +45,8 @@ HAND_WRITTEN = {
         "capacity-connection-budget": {"reservedConnections": 10},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
+        "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
+                                                       "allowDefaultCertificate": False},
         "cloudwatch-log-group-encrypted": "advisory",
     },
     "staging": {
@@ -60,6 +62,8 @@ HAND_WRITTEN = {
                                    "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 10},
         "elb-deletion-protection": {"required": False},
+        "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
+                                                       "allowDefaultCertificate": False},
     },
     "prod": {
         "rds-instance-multi-az": {"required": True},
@@ -74,6 +78,7 @@ HAND_WRITTEN = {
                                    "scaleUpWithinSeconds": 60, "metricLagSeconds": 15,
                                    "goalApps": ["backend", "worker"], "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 20},
+        "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
     },
 }
 
@@ -221,6 +226,7 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 30},
+        "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory", "allowDefaultCertificate": False},
     }
     assert docs.policy_config(settings) == expected
     files = docs.generate(stacks_dir)
