@@ -196,6 +196,10 @@ class EdgeSettings:
     acm_certificate_arn: Annotated[str | None, Matches(
         ACM_US_EAST_1, "an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1), "
         "such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>")] = None
+    #: Accept CloudFront's default certificate where the pack requires a custom one (prod): viewers may then
+    #: negotiate TLSv1 (CloudFront fixes that policy on its own certificate) and the site is only at its
+    #: *.cloudfront.net name. Only with no aliases; the policy pack reads it, the distribution is the same.
+    allow_default_certificate: bool = False
     #: Where HTML comes from: the frontend through the ALB (app), or a static export in the bucket (s3).
     html_origin: Literal["app", "s3"] = "app"
     #: Seconds CloudFront waits for the API, and the longest silence inside a stream (60 without a quota raise).
@@ -229,6 +233,9 @@ class EdgeSettings:
                    "(a custom domain needs its own certificate)")
         if self.acm_certificate_arn is not None and not self.aliases:
             yield "aliases", self.aliases, "the domain names the certificate is for (acmCertificateArn is set)"
+        if self.allow_default_certificate and self.aliases:
+            yield ("allow_default_certificate", True, "false (or unset) once aliases and acmCertificateArn are set: "
+                   "the distribution then serves that certificate, TLSv1.2_2021 minimum")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,6 +329,9 @@ class EdgeDistribution(pulumi.ComponentResource):
             certificate = {"acm_certificate_arn": args.acm_certificate_arn, "ssl_support_method": "sni-only",
                            "minimum_protocol_version": "TLSv1.2_2021"}
         else:
+            # CloudFront then "automatically sets the security policy to TLSv1 regardless of the value
+            # that you set" (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ViewerCertificate.html):
+            # the pack's cloudfront-distribution-custom-certificate reports it unless allowDefaultCertificate.
             certificate = {"cloudfront_default_certificate": True}
         distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",

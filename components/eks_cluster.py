@@ -2,7 +2,7 @@
 
 Builds an EKS control plane in the private subnets (private API endpoint; a public one only for
 listed CIDRs), secrets envelope-encrypted with a rotating KMS key, every control-plane log
-type shipped to a log group with a retention, API authentication through access entries only
+type shipped to a log group with a retention and its own KMS key, API authentication through access entries only
 (no aws-auth ConfigMap, no implicit creator admin), and the IAM OIDC provider for IRSA.
 
 Compute is EKS managed node groups, each over a launch template that requires IMDSv2 with a
@@ -39,6 +39,7 @@ from components import Between, Matches, args_for, require_valid
 from components.headroom import Headroom, HeadroomArgs, HeadroomSettings
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.load_balancer_controller import READINESS_GATE_LABEL
+from components.log_encryption import log_key
 
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -392,10 +393,14 @@ class EksCluster(pulumi.ComponentResource):
                 "Resource": arn,
             })),
             opts=child)
-        # Created up front so the logs get a retention (EKS would create it with none).
+        # EKS writes to /aws/eks/<cluster>/cluster and creates that group itself, without retention
+        # or key, unless it exists (https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html):
+        # so it is declared here, before the cluster (dependsOn below), encrypted with the
+        # control-plane logs' own key; the audit log records every request to the API.
+        logs_key = log_key(name, self, f"{args.cluster_name}: control-plane logs (incl. audit)", tags)
         logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+            retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, tags=tags, opts=child)
 
         cluster = aws.eks.Cluster(
             f"{name}-eks",

@@ -3,7 +3,8 @@
 Builds a VPC over the configured availability zones with one public and one private subnet per
 zone, an internet gateway, NAT gateways (one per zone, or a single one to save cost outside
 production), per-zone private route tables, an S3 gateway endpoint, a locked-down default
-security group and VPC flow logs to CloudWatch Logs.
+security group and VPC flow logs to CloudWatch Logs, encrypted with the network's own KMS key
+(``components/log_encryption.py``).
 
 Subnet sizing: private subnets get 1/8 of the VPC each (a /19 in a /16) because the VPC CNI gives
 every pod a VPC address; public subnets only hold load balancers and NAT gateways and get small
@@ -22,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, ComponentArgsError, require_valid
+from components.log_encryption import log_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,9 +199,12 @@ class Network(pulumi.ComponentResource):
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, tags: dict) -> None:
         child = pulumi.ResourceOptions(parent=self)
+        # Flow logs name every address that talked to every other: a customer key, like the data's.
+        key = log_key(name, self, f"{args.cluster_name}: VPC flow logs", tags)
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.flow_log_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=child,
         )

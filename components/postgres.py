@@ -3,7 +3,7 @@
 Builds a KMS key (storage and Performance Insights), a generated master password (pulumi-random,
 only ever a Pulumi secret), a DB subnet group in the private subnets, a security group that
 admits only the given security groups on 5432, a parameter group (pg_stat_statements, slow-query
-logging, TLS required), the enhanced-monitoring role, log groups for the exported logs and the
+logging, TLS required), the enhanced-monitoring role, log groups for the exported logs (with their own KMS key) and the
 instance itself: gp3 with storage autoscaling, backups, optional Multi-AZ standby, deletion
 protection, a final snapshot and Pulumi ``protect`` where the stack asks for them.
 
@@ -27,6 +27,7 @@ import pulumi_random as random
 from capacity import connections
 from components import LOG_RETENTION, Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
+from components.log_encryption import log_key
 
 PORT = 5432
 #: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
@@ -206,12 +207,16 @@ class Postgres(pulumi.ComponentResource):
             monitoring_role_arn = role.arn
 
         exports = ["postgresql", "upgrade"]
-        # Created before the instance so RDS writes into groups with a retention, not never-expiring ones.
+        # RDS exports into /aws/rds/instance/<id>/<log> and creates a missing group itself, never
+        # expiring and without a key: so they exist before the instance, with a retention and a key
+        # of their own (slow statements carry the query text, parameters included, e.g. personal data).
+        logs_key = log_key(name, self, f"{args.identifier}: exported PostgreSQL logs", tags, protect=args.protect)
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-log-{log}",
                 name=f"/aws/rds/instance/{args.identifier}/{log}",
                 retention_in_days=args.log_retention_days,
+                kms_key_id=logs_key.arn,
                 tags=tags,
                 opts=child,
             )

@@ -17,7 +17,12 @@ Rules, evaluated in priority order:
 
 Every rule emits CloudWatch metrics and sampled requests. With ``logRetentionDays`` above 0
 the full logs go to the log group ``aws-waf-logs-<name>`` (the prefix WAF requires), with the
-``authorization`` and ``cookie`` headers redacted: they carry session tokens.
+``authorization`` and ``cookie`` headers redacted: they carry session tokens. The group is
+encrypted with its own KMS key in us-east-1 (``components/log_encryption.py``): WAF delivers
+through CloudWatch Logs, which does the encryption, and asks of the group only its name prefix
+and that it is in the web ACL's account and region (AWS WAF developer guide, "Sending web ACL
+traffic logs to an Amazon CloudWatch Logs log group",
+https://docs.aws.amazon.com/waf/latest/developerguide/logging-cw-logs.html).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, OneOf, require_valid
+from components.log_encryption import log_key
 
 #: Where CLOUDFRONT-scope web ACLs and their logs live (AWS WAF developer guide, "Amazon CloudFront").
 WAF_REGION = "us-east-1"
@@ -138,11 +144,14 @@ class EdgeWebAcl(pulumi.ComponentResource):
         self.register_outputs({"arn": self.arn})
 
     def _logging(self, name: str, args: EdgeWebAclArgs, acl: aws.wafv2.WebAcl, tags: dict) -> None:
+        # A key is regional: the log group is in us-east-1 whatever the stack's region, so is its key.
+        key = log_key(name, self, f"{args.name_prefix}: WAF logs", tags, region=WAF_REGION)
         group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"aws-waf-logs-{args.name_prefix}",
             region=WAF_REGION,
             retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

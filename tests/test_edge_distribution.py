@@ -165,6 +165,13 @@ def test_custom_domain_uses_sni_and_tls12(run_program):
                                          "minimumProtocolVersion": "TLSv1.2_2021"}
 
 
+def test_the_default_certificate_opt_out_changes_nothing_the_distribution_declares(run_program):
+    """allowDefaultCertificate is for the policy pack (the stack accepts TLSv1); CloudFront sees no difference."""
+    def declared(p):
+        return {k: v for k, v in p.one(DISTRIBUTION).inputs.items() if k != "tags"}
+    assert declared(_cdn(run_program, allow_default_certificate=True)) == declared(_cdn(run_program))
+
+
 def test_aliases_without_certificate_are_refused(run_program):
     with pytest.raises(ValueError, match="EdgeDistribution cdn: acm_certificate_arn = None is not allowed: "
                                          "expected an ACM certificate ARN in us-east-1 covering the aliases"):
@@ -406,6 +413,13 @@ def test_every_child_is_parented_named_and_tagged(run_program):
     ({"logRetentionDays": 0},
      "stacks/Pulumi.dev.yaml: cofounder:edge.logRetentionDays = 0 is not allowed: expected a value between 1 "
      "and 3653"),
+    # a stale opt-out: with a domain of its own the stack no longer accepts TLSv1, so the line must go
+    ({"aliases": ["www.example.com"], "acmCertificateArn": CERT, "allowDefaultCertificate": True},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.allowDefaultCertificate = true is not allowed: expected false (or "
+     "unset) once aliases and acmCertificateArn are set: the distribution then serves that certificate, "
+     "TLSv1.2_2021 minimum"),
+    ({"allowDefaultCertificate": "yes"},
+     "stacks/Pulumi.dev.yaml: cofounder:edge.allowDefaultCertificate = 'yes' is not allowed: expected true or false"),
     ({"html": {"maxTtl": 60}},
      "stacks/Pulumi.dev.yaml: cofounder:edge.html.maxTtl is not a known setting: did you mean 'maxTtlSeconds'? "
      "allowed keys are browserMaxAgeSeconds, defaultTtlSeconds, immutable, maxTtlSeconds, minTtlSeconds, "

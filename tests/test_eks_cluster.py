@@ -61,11 +61,22 @@ def test_control_plane_defaults_are_private_encrypted_and_fully_logged(defaults)
                                        "bootstrapClusterCreatorAdminPermissions": False}
     assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager",
                                                  "scheduler"]
-    key = p.one("aws:kms/key:Key")
+    key = p.one("aws:kms/key:Key", "platform-secrets")
     assert key.inputs["enableKeyRotation"] is True
     assert cluster["encryptionConfig"] == {"provider": {"keyArn": key.outputs["arn"]}, "resources": ["secrets"]}
     logs = p.one("aws:cloudwatch/logGroup:LogGroup").inputs
     assert logs == {**logs, "name": "/aws/eks/demo-eks/cluster", "retentionInDays": 90}
+
+
+def test_control_plane_logs_go_to_the_declared_encrypted_group_created_first(defaults):
+    p, _ = defaults
+    group = p.one("aws:cloudwatch/logGroup:LogGroup")
+    # the name EKS writes to: otherwise EKS creates its own group, without key or retention
+    assert group.inputs["name"] == f"/aws/eks/{p.one('aws:eks/cluster:Cluster').inputs['name']}/cluster"
+    key = p.one("aws:kms/key:Key", "platform-log-key")
+    assert group.inputs["kmsKeyId"] == key.outputs["arn"]  # its own key, not the secrets key
+    assert key.inputs["enableKeyRotation"] is True
+    assert group.urn in p.one("aws:eks/cluster:Cluster").options["dependsOn"]
 
 
 def test_public_endpoint_only_for_listed_cidrs(run_program):
@@ -106,7 +117,7 @@ def test_cluster_role_is_eks_only_with_kms_scoped_to_its_key(defaults):
         "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
     kms = json.loads(p.one("aws:iam/rolePolicy:RolePolicy", "platform-cluster-kms").inputs["policy"])
     (statement,) = kms["Statement"]
-    assert statement["Resource"] == p.one("aws:kms/key:Key").outputs["arn"]
+    assert statement["Resource"] == p.one("aws:kms/key:Key", "platform-secrets").outputs["arn"]
     assert all(a.startswith("kms:") for a in statement["Action"])
 
 

@@ -62,7 +62,11 @@ def test_flow_logs_capture_all_traffic_with_a_scoped_role(run_program):
     flow = p.one("aws:ec2/flowLog:FlowLog")
     assert flow.inputs["trafficType"] == "ALL"
     assert flow.inputs["logDestinationType"] == "cloud-watch-logs"
-    assert p.one("aws:cloudwatch/logGroup:LogGroup").inputs["retentionInDays"] == 30
+    group = p.one("aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["retentionInDays"] == 30
+    assert flow.inputs["logDestination"] == group.outputs["arn"]
+    # who talked to whom: encrypted with the network's own key (created first: its ARN is an input)
+    assert group.inputs["kmsKeyId"] == p.one("aws:kms/key:Key", "net-log-key").outputs["arn"]
     trust = json.loads(p.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     policy = json.loads(p.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])

@@ -31,7 +31,7 @@ def test_defaults_are_production_safe(run_program):
     assert i["multiAz"] is True
     assert (i["storageType"], i["storageEncrypted"]) == ("gp3", True)
     assert i["allocatedStorage"] == 50 and i["maxAllocatedStorage"] == 500
-    kms_arn = p.one("aws:kms/key:Key").outputs["arn"]
+    kms_arn = p.one("aws:kms/key:Key", "pg-kms").outputs["arn"]
     assert i["kmsKeyId"] == kms_arn and i["performanceInsightsKmsKeyId"] == kms_arn
     assert i["performanceInsightsEnabled"] is True and i["performanceInsightsRetentionPeriod"] == 7
     assert i["backupRetentionPeriod"] == 14
@@ -43,7 +43,7 @@ def test_defaults_are_production_safe(run_program):
     assert i["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     assert i["caCertIdentifier"] == "rds-ca-rsa2048-g1"
     assert db.options["protect"] is True
-    key = p.one("aws:kms/key:Key")
+    key = p.one("aws:kms/key:Key", "pg-kms")
     assert key.inputs["enableKeyRotation"] is True
     assert key.options["protect"] is True  # losing the key loses the data and every snapshot
 
@@ -160,17 +160,23 @@ def test_dev_style_overrides(run_program):
     db = p.one("aws:rds/instance:Instance")
     assert db.inputs["multiAz"] is False and db.inputs["deletionProtection"] is False
     assert db.inputs["skipFinalSnapshot"] is True and db.options["protect"] is False
-    assert p.one("aws:kms/key:Key").options["protect"] is False
+    assert [k.options["protect"] for k in p.of_type("aws:kms/key:Key")] == [False, False]
     assert db.inputs["instanceClass"] == "db.t4g.medium"
     assert db.inputs["iamDatabaseAuthenticationEnabled"] is True
 
 
-def test_exported_logs_have_a_retention(run_program):
+def test_exported_logs_have_a_retention_and_their_own_key_before_the_instance(run_program):
     p = _postgres(run_program)
-    groups = {g.inputs["name"]: g.inputs["retentionInDays"] for g in p.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    assert groups == {"/aws/rds/instance/demo-postgres/postgresql": 30, "/aws/rds/instance/demo-postgres/upgrade": 30}
+    groups = p.of_type("aws:cloudwatch/logGroup:LogGroup")
+    # the names RDS exports to: otherwise RDS creates its own groups, never expiring and without a key
+    assert {g.inputs["name"]: g.inputs["retentionInDays"] for g in groups} == {
+        "/aws/rds/instance/demo-postgres/postgresql": 30, "/aws/rds/instance/demo-postgres/upgrade": 30}
     db = p.one("aws:rds/instance:Instance")
-    assert len(db.options["dependsOn"]) == 2
+    assert set(db.options["dependsOn"]) == {g.urn for g in groups}
+    key = p.one("aws:kms/key:Key", "pg-log-key")
+    assert {g.inputs["kmsKeyId"] for g in groups} == {key.outputs["arn"]}
+    assert key.outputs["arn"] != db.inputs["kmsKeyId"]  # not the storage key
+    assert key.options["protect"] is True  # follows the instance: the slow-query log is part of its record
 
 
 def test_log_retention_override(run_program):

@@ -125,10 +125,11 @@ def test_prod_protects_every_stateful_data_resource_and_dev_none(stack_program):
         for type_ in stateful:
             for r in program.of_type(type_):
                 assert r.options["protect"] is protected, (stack, r.urn)
-        # the data tier's KMS keys: deleting one makes its store's data and snapshots unreadable
+        # the data tier's KMS keys: deleting one makes its store's data, snapshots or logs unreadable
         data_keys = [r for r in program.of_type("aws:kms/key:Key")
                      if program.component_of(r) and program.component_of(r).type.startswith("cofounder:data:")]
-        assert len(data_keys) == 2, (stack, [r.urn for r in data_keys])  # Postgres and Redis
+        # Postgres storage and its exported logs, Redis
+        assert len(data_keys) == 3, (stack, [r.urn for r in data_keys])
         for r in data_keys:
             assert r.options["protect"] is protected, (stack, r.urn)
 

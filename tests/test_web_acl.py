@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components import ComponentArgsError
@@ -67,6 +69,11 @@ def test_logs_in_us_east_1_with_session_tokens_redacted(run_program):
     group = p.one("aws:cloudwatch/logGroup:LogGroup").inputs
     assert group["name"] == "aws-waf-logs-cofounder-test"  # WAF requires the prefix
     assert (group["region"], group["retentionInDays"]) == ("us-east-1", 30)
+    # a key is regional: the WAF's logs get their own key in us-east-1, though the stack is in eu-west-1
+    key = p.one("aws:kms/key:Key", "waf-log-key")
+    assert key.inputs["region"] == "us-east-1" and group["kmsKeyId"] == key.outputs["arn"]
+    (logs,) = [s for s in json.loads(key.inputs["policy"])["Statement"] if "Service" in s["Principal"]]
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
     logging = p.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration").inputs
     assert logging["resourceArn"] == p.one(ACL).outputs["arn"]
     assert logging["redactedFields"] == [{"singleHeader": {"name": "authorization"}},
@@ -75,7 +82,7 @@ def test_logs_in_us_east_1_with_session_tokens_redacted(run_program):
 
 def test_no_full_logs_keeps_sampled_requests_only(run_program):
     p = _acl(run_program, log_retention_days=0)
-    assert not p.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert not p.of_type("aws:cloudwatch/logGroup:LogGroup") and not p.of_type("aws:kms/key:Key")
     assert p.one(ACL).inputs["visibilityConfig"]["sampledRequestsEnabled"] is True
 
 

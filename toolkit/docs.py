@@ -440,8 +440,14 @@ def _replica_cap(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
     return {"maximum": stack.scaling.max_replicas_per_app}
 
 
+def _custom_certificate(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    # The stack's explicit opt-out, visible in its file and in the generated config, never a profile's.
+    return {"allowDefaultCertificate": stack.edge.allow_default_certificate}
+
+
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
+    "cloudfront-distribution-custom-certificate": _custom_certificate,
     "capacity-time-to-scale": _time_to_scale,
     "capacity-connection-budget": _connection_budget,
     "k8s-hpa-max-replicas-bounded": _replica_cap,
@@ -545,7 +551,9 @@ def policies_md(stacks: list[Stack]) -> str:
          "(`policies/cofounder_policies/environments.py`) plus the values the pack shares with the stack's "
          "own settings (`capacity-time-to-scale` from `cofounder:scaling`, "
          "`k8s-hpa-max-replicas-bounded.maximum` from `cofounder:scaling.maxReplicasPerApp`, "
-         "`capacity-connection-budget.reservedConnections` from `cofounder:postgres`). **Bold**: differs "
+         "`capacity-connection-budget.reservedConnections` from `cofounder:postgres`, "
+         "`cloudfront-distribution-custom-certificate.allowDefaultCertificate` from `cofounder:edge`). "
+         "**Bold**: differs "
          "from the rule's default. A `mandatory` violation blocks `pulumi up`; an `advisory` one is reported."),
         "",
     ]

@@ -151,8 +151,9 @@ _ZONE_IDS = dict(zip("abcdef", (1, 2, 4, 5, 6, 3), strict=True))
 
 COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:ec2/vpc:Vpc": lambda name, i, region: {"defaultSecurityGroupId": f"sg-{name}"},
+    # A resource that names its own region (pulumi-aws 7's per-resource ``region``) lives there.
     "aws:cloudwatch/logGroup:LogGroup": lambda name, i, region: {
-        "arn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{i.get('name', name)}"},
+        "arn": f"arn:aws:logs:{i.get('region', region)}:{ACCOUNT}:log-group:{i.get('name', name)}"},
     "aws:iam/role:Role": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:role/{i.get('name', name)}", "name": i.get("name", name)},
     "aws:iam/policy:Policy": lambda name, i, region: {
@@ -209,7 +210,7 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, i, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(i.get('url', '')).removeprefix('https://')}"},
     "aws:kms/key:Key": lambda name, i, region: {
-        "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{_fake_uuid(name)}", "keyId": _fake_uuid(name)},
+        "arn": f"arn:aws:kms:{i.get('region', region)}:{ACCOUNT}:key/{_fake_uuid(name)}", "keyId": _fake_uuid(name)},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda name, i, region: {
         "latestVersion": 1, "defaultVersion": 1},
     "aws:eks/nodeGroup:NodeGroup": lambda name, i, region: {

@@ -12,11 +12,12 @@ from cofounder_policies import (
     database,
     edge,
     load_balancer,
+    logs,
     network,
     network_policy,
     queue,
     workloads,
 )
 
-FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, workloads, capacity)
+FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, workloads, capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]

@@ -83,10 +83,22 @@ def _https_only(props, settings):
             yield f"{where} has viewerProtocolPolicy {get(behavior, 'viewerProtocolPolicy')!r}"
 
 
+def _on_default_certificate(props) -> bool:
+    """Whether viewers get CloudFront's *.cloudfront.net certificate (no ACM or IAM certificate)."""
+    cert = get(props, "viewerCertificate", {})
+    return not (get(cert, "acmCertificateArn") or get(cert, "iamCertificateId"))
+
+
+def _custom_certificate(props, settings):
+    if _on_default_certificate(props) and not settings["allowDefaultCertificate"]:
+        yield ("viewerCertificate is CloudFront's default *.cloudfront.net certificate, on which CloudFront "
+               "negotiates TLSv1 with viewers whatever minimumProtocolVersion says")
+
+
 def _tls_minimum(props, settings):
     cert = get(props, "viewerCertificate", {})
-    if get(cert, "cloudfrontDefaultCertificate") is True and not get(cert, "acmCertificateArn"):
-        return  # the *.cloudfront.net certificate: CloudFront fixes the policy at TLSv1
+    if _on_default_certificate(props):
+        return  # CloudFront fixes the policy at TLSv1 there: cloudfront-distribution-custom-certificate's case
     minimum, actual = settings["minimumProtocolVersion"], get(cert, "minimumProtocolVersion")
     rank = {v: i for i, v in enumerate(_TLS_ORDER)}
     if actual not in rank or rank[actual] < rank.get(minimum, 0):
@@ -140,12 +152,28 @@ POLICIES = [
         MANDATORY, [DISTRIBUTION], _https_only),
     resource_rule(
         "cloudfront-distribution-tls-minimum",
-        "With a custom certificate, viewers must negotiate a modern TLS version. Fix: set "
-        "viewerCertificate.minimumProtocolVersion to the stack's minimum (TLSv1.2_2021) with "
+        "With a custom certificate, viewers must negotiate a modern TLS version (on the default "
+        "certificate CloudFront allows TLSv1 whatever is set: cloudfront-distribution-custom-certificate). "
+        "Fix: set viewerCertificate.minimumProtocolVersion to the stack's minimum (TLSv1.2_2021) with "
         "sslSupportMethod 'sni-only'.",
         MANDATORY, [DISTRIBUTION], _tls_minimum,
         config={"minimumProtocolVersion": {"type": "string", "enum": _TLS_ORDER, "default": "TLSv1.2_2021",
                                            "description": "Oldest CloudFront security policy allowed"}}),
+    resource_rule(
+        "cloudfront-distribution-custom-certificate",
+        "On CloudFront's default *.cloudfront.net certificate, CloudFront sets the viewer security "
+        "policy to TLSv1 whatever minimumProtocolVersion says (CloudFront API reference, "
+        "ViewerCertificate), so browsers may still connect with TLS 1.0 and 1.1; only a certificate of "
+        "your own lifts the minimum (AWS Foundational Security Best Practices CloudFront.7). Fix: an ACM "
+        "certificate in us-east-1 (DNS validation) for your domain, then cofounder:edge.aliases and "
+        "cofounder:edge.acmCertificateArn (docs/front-door.md). A stack that must run on the "
+        "*.cloudfront.net name meanwhile says so with cofounder:edge.allowDefaultCertificate: true, "
+        "which the stack's pack config carries (make docs).",
+        MANDATORY, [DISTRIBUTION], _custom_certificate,
+        config={"allowDefaultCertificate": {
+            "type": "boolean", "default": False,
+            "description": "The stack accepts the default certificate (TLSv1 for viewers, the *.cloudfront.net "
+                           "name only); from cofounder:edge.allowDefaultCertificate"}}),
     resource_rule(
         "cloudfront-s3-origin-access-control",
         "An S3 origin must be read by CloudFront through Origin Access Control, so the bucket can "

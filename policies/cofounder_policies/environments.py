@@ -6,9 +6,12 @@ profile of the stack's ``cofounder:environment`` below, plus the values the pack
 the stack's own settings (``capacity-time-to-scale`` from ``cofounder:scaling``,
 ``capacity-connection-budget.reservedConnections`` from ``cofounder:postgres``,
 ``k8s-hpa-max-replicas-bounded.maximum`` from ``cofounder:scaling.maxReplicasPerApp``, the one
-replica cap the program's loader holds every app to as well). So a new stack
+replica cap the program's loader holds every app to as well;
+``cloudfront-distribution-custom-certificate.allowDefaultCertificate``, the stack's explicit
+opt-out, from ``cofounder:edge``). So a new stack
 (say ``qa`` with environment ``staging``) gets staging's strictness without a hand-written file,
-and a stack file cannot relax a rule for itself.
+and a stack file cannot relax a rule for itself other than through such a setting of its own,
+which a reviewer sees in the file (``allowDefaultCertificate``).
 
 A profile entry is what the CLI accepts for one policy: an object of settings (optionally with
 ``enforcementLevel``) or an enforcement level alone. Settings not named keep the rule's schema
@@ -53,6 +56,10 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-namespace-default-deny": "advisory",
         "eks-vpc-cni-network-policy-enabled": "advisory",
         "k8s-workload-image-digest": _IMAGE_DIGEST,
+        # Reported, not blocking, in a throwaway stack: it has no domain of its own, and a new log
+        # group being tried out there is not held up by its key.
+        "cloudfront-distribution-custom-certificate": "advisory",
+        "cloudwatch-log-group-encrypted": "advisory",
         **_EVERYWHERE,
     },
     # Production topology at smaller scale: Redis failover and the WAF as in prod (load tests and
@@ -65,6 +72,8 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-hpa-min-replicas": {"minimum": 2},
         "elb-deletion-protection": {"required": False},
         "k8s-workload-image-digest": _IMAGE_DIGEST,
+        # A rehearsal stack may run on the *.cloudfront.net name; reported, not blocking.
+        "cloudfront-distribution-custom-certificate": "advisory",
         **_EVERYWHERE,
     },
     # Everything required, and the availability rules block the update instead of advising.

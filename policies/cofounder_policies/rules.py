@@ -81,6 +81,23 @@ def get(value: Any, path: str, default: Any = None) -> Any:
     return value
 
 
+def is_set(value: Any, path: str) -> bool:
+    """Whether ``path`` holds a value. One that is unknown during a preview (the ARN of a key
+    created in the same update) counts: the engine fills it in."""
+    try:
+        return get(value, path) not in (None, "")
+    except UnknownValueError:
+        return True
+
+
+def known(value: Any, path: str) -> Any:
+    """``get``, with a value unknown during a preview read as None."""
+    try:
+        return get(value, path)
+    except UnknownValueError:
+        return None
+
+
 def items(value: Any) -> list:
     """A list property as a list (absent or null is empty)."""
     return list(value) if _is_list(value) else []

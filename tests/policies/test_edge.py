@@ -1,8 +1,13 @@
 """S3 companion-resource stack rules and CloudFront rules."""
 
+import json
+
 import pytest
 
+from infra.config import parse
 from tests.policies.helpers import resource, stack_violations, violations
+from toolkit import docs, policy_runner
+from toolkit.stackfile import load_stack_file
 
 BUCKET = "aws:s3/bucket:Bucket"
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -82,9 +87,38 @@ def test_allow_all_on_any_behavior_is_a_violation():
 def test_old_tls_with_a_custom_certificate_is_a_violation():
     cert = {**GOOD_DISTRIBUTION["viewerCertificate"], "minimumProtocolVersion": "TLSv1.1_2016"}
     assert violations("cloudfront-distribution-tls-minimum", DISTRIBUTION, {**GOOD_DISTRIBUTION, "viewerCertificate": cert})
-    default_cert = {"cloudfrontDefaultCertificate": True}
+    # the default certificate is the next rule's case: no minimum can be set there
     assert violations("cloudfront-distribution-tls-minimum", DISTRIBUTION,
-                      {**GOOD_DISTRIBUTION, "viewerCertificate": default_cert}) == []
+                      {**GOOD_DISTRIBUTION, "viewerCertificate": DEFAULT_CERTIFICATE}) == []
+
+
+# --- the default *.cloudfront.net certificate: TLSv1 for viewers ------------------------------
+
+CUSTOM = "cloudfront-distribution-custom-certificate"
+DEFAULT_CERTIFICATE = {"cloudfrontDefaultCertificate": True}
+
+
+@pytest.mark.parametrize("certificate", [DEFAULT_CERTIFICATE, {**DEFAULT_CERTIFICATE, "minimumProtocolVersion": "TLSv1.2_2021"},
+                                         None])
+def test_the_default_certificate_is_a_violation_without_the_stacks_opt_out(certificate):
+    props = {**GOOD_DISTRIBUTION, "viewerCertificate": certificate}
+    [message] = violations(CUSTOM, DISTRIBUTION, props)  # a minimum set there changes nothing
+    assert "*.cloudfront.net" in message and "TLSv1" in message
+    assert violations(CUSTOM, DISTRIBUTION, props, {"allowDefaultCertificate": False}) == [message]
+
+
+def test_the_opt_out_accepts_the_default_certificate():
+    props = {**GOOD_DISTRIBUTION, "viewerCertificate": DEFAULT_CERTIFICATE}
+    assert violations(CUSTOM, DISTRIBUTION, props, {"allowDefaultCertificate": True}) == []
+
+
+def test_an_acm_certificate_with_tls_1_2_passes_both_rules():
+    assert GOOD_DISTRIBUTION["viewerCertificate"]["minimumProtocolVersion"] == "TLSv1.2_2021"
+    for rule in (CUSTOM, "cloudfront-distribution-tls-minimum"):
+        assert violations(rule, DISTRIBUTION, GOOD_DISTRIBUTION) == []
+    iam = {"iamCertificateId": "ASCACKCEVSQ6C2EXAMPLE", "minimumProtocolVersion": "TLSv1.2_2021",
+           "sslSupportMethod": "sni-only"}
+    assert violations(CUSTOM, DISTRIBUTION, {**GOOD_DISTRIBUTION, "viewerCertificate": iam}) == []
 
 
 def test_s3_origin_without_oac_is_a_violation():
@@ -130,3 +164,47 @@ def test_waf_is_required_unless_the_stack_opts_out():
     assert "no WAF web ACL" in message
     assert violations("cloudfront-waf-attached", DISTRIBUTION, _front_door(CACHING_DISABLED),
                       {"required": False}) == []
+
+
+# --- the default certificate per stack, through the pack ------------------------------------
+
+
+def _prod_config(tmp_path, edge: dict):
+    """The pack config ``make docs`` derives for prod with ``cofounder:edge`` replaced by ``edge``."""
+    config = {**load_stack_file("prod").config, "cofounder:edge": json.dumps(edge)}
+    path = tmp_path / "prod.json"
+    path.write_text(docs.policy_json(docs.policy_config(parse("prod", config))))
+    return path
+
+
+def _custom_certificate_results(stack, program, path=None):
+    return [(v["enforcement"], v["urn"]) for v in policy_runner.run_policies(stack, program, config_path=path)
+            if v["policy"] in (CUSTOM, "cloudfront-distribution-tls-minimum")]
+
+
+@pytest.mark.parametrize("stack, expected", [("dev", ["advisory"]), ("staging", ["advisory"]), ("prod", [])])
+def test_on_the_default_certificate_dev_and_staging_are_advised_and_prod_has_opted_out(stack_policies, stack,
+                                                                                      expected):
+    found = [v for v in stack_policies(stack) if v["policy"] == CUSTOM]
+    assert [v["enforcement"] for v in found] == expected
+    assert all(v["urn"].endswith("::edge-distribution") for v in found)
+
+
+def test_prod_without_the_opt_out_is_blocked(tmp_path, stack_program):
+    edge = json.loads(load_stack_file("prod").config["cofounder:edge"])
+    assert edge["allowDefaultCertificate"] is True  # what the committed file says, and all that spares it
+    path = _prod_config(tmp_path, {k: v for k, v in edge.items() if k != "allowDefaultCertificate"})
+    assert json.loads(path.read_text())[CUSTOM] == {"allowDefaultCertificate": False}
+    [(level, urn)] = _custom_certificate_results("prod", stack_program("prod"), path)
+    assert level == "mandatory" and urn.endswith("::edge-distribution")
+
+
+def test_prod_with_its_own_domain_and_certificate_passes_without_the_opt_out(tmp_path, run_stack_with):
+    edge = {"noncurrentVersionExpirationDays": 90, "logRetentionDays": 365, "protect": True,
+            "aliases": ["www.example.com"],
+            "acmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"}
+    path = _prod_config(tmp_path, edge)
+    program = run_stack_with("prod", {"cofounder:edge": edge})
+    cert = program.one(DISTRIBUTION).inputs["viewerCertificate"]
+    assert (cert["minimumProtocolVersion"], cert["sslSupportMethod"]) == ("TLSv1.2_2021", "sni-only")
+    assert _custom_certificate_results("prod", program, path) == []
