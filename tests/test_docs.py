@@ -209,6 +209,7 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
     def qa(config: dict) -> None:
         config["cofounder:scaling"] = {"timeToScaleGoalSeconds": 90, "baselineReplicas": {"backend": 3}}
         config["cofounder:postgres"]["reservedConnections"] = 30
+        config["cofounder:queues"] = {"maxAgentRunSeconds": 600, "maxReceiveCount": 3}
 
     _edit_stack(stacks_dir, "staging", "qa", qa)
     settings = parse("qa", load_stack_file("qa", stacks_dir).config)
@@ -219,6 +220,8 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 30},
+        "sqs-queue-max-receive-count": {"maxReceiveCount": 3},
+        "sqs-queue-visibility-covers-agent-run": {"maxAgentRunSeconds": 600},
     }
     assert docs.policy_config(settings) == expected
     files = docs.generate(stacks_dir)

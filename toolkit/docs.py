@@ -435,10 +435,20 @@ def _connection_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str,
     return {"reservedConnections": stack.postgres.reserved_connections}
 
 
+def _max_receive_count(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    return {"maxReceiveCount": stack.queues.max_receive_count}
+
+
+def _max_agent_run(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    return {"maxAgentRunSeconds": stack.queues.max_agent_run_seconds}
+
+
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "capacity-time-to-scale": _time_to_scale,
     "capacity-connection-budget": _connection_budget,
+    "sqs-queue-max-receive-count": _max_receive_count,
+    "sqs-queue-visibility-covers-agent-run": _max_agent_run,
 }
 
 
