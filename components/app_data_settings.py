@@ -5,7 +5,9 @@ Builds, in the app namespace, the objects the apps load with ``envFrom``
 - Secret ``cofounder-database``: ``DATABASE_URL`` (direct to RDS, for migrations) and
   ``DATABASE_URL_POOLED`` (through PgBouncer, for application queries);
 - Secret ``cofounder-redis``: ``REDIS_URL`` (``rediss://`` with the auth token);
-- ConfigMap ``cofounder-queue``: ``QUEUE_URL`` (an SQS URL is not a secret: access is IAM).
+- ConfigMap ``cofounder-queue``: the agent queues' settings (``Queue.app_settings``: the tier
+  names and queue URLs in priority order, attempts, backoff base, longest run, concurrency);
+  SQS URLs are not secrets, access is IAM.
 The Secrets are built from Pulumi secrets only. The names are fixed because the apps' stack
 config names them; a changed URL updates the object in place, and pods pick it up at their next
 restart (rotating a password therefore means a rollout of the apps).
@@ -13,6 +15,7 @@ restart (rotating a password therefore means a rollout of the apps).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -30,7 +33,8 @@ class AppDataSettingsArgs:
     database_url_pooled: pulumi.Input[str]
     #: ``rediss://`` URL with the auth token (secret).
     redis_url: pulumi.Input[str]
-    queue_url: pulumi.Input[str]
+    #: The ConfigMap's data: the agent queues' settings (``Queue.app_settings``).
+    queue_settings: Mapping[str, pulumi.Input[str]]
     database_secret_name: str = "cofounder-database"
     redis_secret_name: str = "cofounder-redis"
     queue_config_map_name: str = "cofounder-queue"
@@ -72,7 +76,7 @@ class AppDataSettings(pulumi.ComponentResource):
         queue = ConfigMap(
             f"{name}-queue",
             metadata=metadata(args.queue_config_map_name),
-            data={"QUEUE_URL": args.queue_url},
+            data=dict(args.queue_settings),
             opts=child,
         )
         self.database_secret_name = database.metadata["name"]

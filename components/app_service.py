@@ -5,9 +5,11 @@ pod calls AWS), a PodDisruptionBudget and exactly one autoscaler:
 - a native autoscaling/v2 HorizontalPodAutoscaler on CPU, memory and, where the app runs agents,
   the per-pod metric ``cofounder_active_agents`` (served by prometheus-adapter on
   custom.metrics.k8s.io), or
-- for an app that also scales on queue depth, a KEDA ScaledObject carrying the same CPU, memory
-  and active-agents targets plus an ``aws-sqs-queue`` trigger, with the same explicit behavior.
-  KEDA creates and owns the one HPA of that Deployment; a second HPA would fight it.
+- for an app that consumes the agent queues, a KEDA ScaledObject carrying the same CPU and memory
+  targets plus one ``aws-sqs-queue`` trigger per priority tier, combined by
+  ``advanced.scalingModifiers`` into one composite metric, the weighted backlog of every tier,
+  with the same explicit behavior. KEDA creates and owns the one HPA of that Deployment; a second
+  HPA would fight it.
 
 Zero-downtime rollouts: maxUnavailable 0, startup/readiness/liveness probes, a preStop pause
 inside a longer termination grace period so the Service stops routing before the process ends,
@@ -31,6 +33,7 @@ from typing import Annotated, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
+from capacity import queue_scaling
 from capacity.connections import DB_POOL_SIZE_ANNOTATION
 from components import Between, Matches, require_valid
 
@@ -113,7 +116,7 @@ class Probes:
 
 
 #: The data tier's connection settings an app may load (``envFrom``): DATABASE_URL and
-#: DATABASE_URL_POOLED, REDIS_URL, QUEUE_URL (``components/app_data_settings.py``).
+#: DATABASE_URL_POOLED, REDIS_URL, the agent queues' AGENT_* settings (``components/app_data_settings.py``).
 DataAccess = Literal["database", "redis", "queue"]
 
 
@@ -156,13 +159,12 @@ class AppServiceSettings:
     safe_to_evict: bool = True
     #: The pod calls AWS APIs through IRSA (a role for its service account, API token mounted).
     needs_aws: bool = False
-    #: The data tier's settings the pod gets as environment variables: database, redis, queue.
+    #: The data tier's settings the pod gets as environment variables: database, redis, queue
+    #: (queue: its IRSA role may enqueue agent runs, so it needs needsAws).
     data_access: list[DataAccess] = field(default_factory=list)
-    #: Runs agent jobs from the agent queue: KEDA also scales it on the queue's depth, and its IRSA
-    #: role may receive and delete (needs needsAws and queue in dataAccess).
+    #: Runs agent jobs from the agent queues: KEDA scales it on the weighted backlog of every tier,
+    #: and its IRSA role may receive, delete and delay messages instead of enqueueing.
     consumes_agent_queue: bool = False
-    #: Messages per pod that the queue trigger aims for.
-    queue_messages_per_pod: Annotated[int, Between(1, 10000)] = 5
     #: Pause before SIGTERM; behind the ALB at least 15 s (capacity/drain.py).
     pre_stop_sleep_seconds: Annotated[int, Between(0, 120)] = 15
     #: preStop plus the longest request the app serves; behind the ALB it also sets the target
@@ -180,22 +182,45 @@ class AppServiceSettings:
                    "above 0 exactly when dataAccess includes database (its pool counts in the connection budget)")
         if self.consumes_agent_queue and not (self.needs_aws and "queue" in self.data_access):
             yield ("consumes_agent_queue", True,
-                   "needsAws true and queue in dataAccess: a consumer reads QUEUE_URL with its IRSA role")
+                   "needsAws true and queue in dataAccess: a consumer reads the AGENT_QUEUE_URLS with its IRSA role")
+        elif "queue" in self.data_access and not self.needs_aws:
+            yield ("needs_aws", False,
+                   "true with queue in dataAccess: the pod enqueues agent runs with its IRSA role")
+        if self.consumes_agent_queue and self.active_agents_target is not None:
+            yield ("active_agents_target", self.active_agents_target,
+                   "null for a consumesAgentQueue app: its running agents are its in-flight messages, which "
+                   "the queue scaler already counts, and KEDA's composite metric replaces every external trigger")
         if len(set(self.data_access)) != len(self.data_access):
             yield "data_access", self.data_access, "distinct entries"
 
 
 @dataclass(frozen=True, kw_only=True)
-class QueueScaling:
-    """Queue-depth scaling through KEDA (replaces the native HPA by a ScaledObject)."""
+class QueueTierScaling:
+    """One priority tier's queue in the worker's scaler."""
 
-    #: URL of the SQS queue whose depth drives the app.
+    #: The tier (``QueueTier.name``); its trigger is ``queue_<tier>`` (capacity/queue_scaling.py).
+    tier: str
     queue_url: pulumi.Input[str]
+    #: Agent slots kept per message of the tier (``QueueTier.scaling_weight``).
+    weight: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueScaling:
+    """Scaling on the agent queues through KEDA (replaces the native HPA by a ScaledObject)."""
+
+    #: The tiers' queues, highest priority first.
+    tiers: Sequence[QueueTierScaling]
+    #: Agent runs one pod executes at once: the composite metric's target per pod.
+    concurrency_per_pod: int
     aws_region: str
-    #: Prometheus that KEDA queries for ``cofounder_active_agents`` (``http://host:port``).
-    prometheus_address: str
     #: The KEDA installation (its CRDs must exist before the ScaledObject); None if managed elsewhere.
     keda: pulumi.Resource | None = None
+
+    @property
+    def formula(self) -> str:
+        """KEDA's ``scalingModifiers.formula``: agent slots the backlog of every tier needs."""
+        return queue_scaling.formula((t.tier, t.weight) for t in self.tiers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,8 +262,14 @@ class AppServiceArgs(AppServiceSettings):
         # A component used from Python (not the stack file) may not have its data-tier names
         # wired; only the rules about what the pod itself declares apply.
         for problem in AppServiceSettings.checks(self):
-            if problem[0] not in ("db_pool_size", "consumes_agent_queue"):
+            if problem[0] not in ("db_pool_size", "consumes_agent_queue", "needs_aws"):
                 yield problem
+        if self.queue_scaling is not None:
+            if not self.queue_scaling.tiers:
+                yield "queue_scaling", [], "at least one queue tier"
+            if self.active_agents_target is not None:
+                yield ("active_agents_target", self.active_agents_target,
+                       "null with queue_scaling: KEDA's composite metric replaces every external trigger")
 
 
 def _quantity(value: float) -> str:
@@ -461,7 +492,7 @@ class AppService(pulumi.ComponentResource):
         assert queue is not None  # only called for an app that scales on a queue
         depends = [queue.keda] if queue.keda is not None else []
         opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
-        # Identity of KEDA's operator (its IRSA role may only read this queue's attributes).
+        # Identity of KEDA's operator (its IRSA role may only read the tier queues' attributes).
         auth_name = f"{name}-aws"
         auth = k8s.apiextensions.CustomResource(
             f"{name}-keda-auth",
@@ -471,26 +502,34 @@ class AppService(pulumi.ComponentResource):
             spec={"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
             opts=opts,
         )
-        triggers = [
+        # KEDA keeps cpu and memory as the HPA's resource metrics. Every other trigger feeds the
+        # composite metric of scalingModifiers (controllers/keda/hpa.go at v2.18.1: "overwrite
+        # external metrics in returned array with composite metric ONLY (keep resource metrics)"),
+        # so the HPA takes the larger of cpu, memory and the weighted backlog of all tiers. Without
+        # the formula, one trigger per tier would give one metric each and the HPA the largest
+        # of them (Kubernetes' HPA algorithm: "the largest of the desired replica counts is
+        # chosen"; keda-docs 2.18 scalers/rabbitmq-queue.md: "HPA will scale based on the largest
+        # result considering each of triggers independently"): running low-tier runs would then
+        # hold the slots a new high-tier run needs. The sum gives every waiting or running
+        # message of every tier its slots (scaleOnInFlight counts ApproximateNumberOfMessages +
+        # ApproximateNumberOfMessagesNotVisible; keda-docs 2.18 scalers/aws-sqs.md).
+        triggers: list[dict] = [
             {"type": "cpu", "metricType": "Utilization",
              "metadata": {"value": str(args.cpu_target_percent)}},
             {"type": "memory", "metricType": "Utilization",
              "metadata": {"value": str(args.memory_target_percent)}},
         ]
-        if args.active_agents_target is not None:
-            # Sum over this Deployment's pods; AverageValue divides it by the replica count, which
-            # is what a Pods metric with an averageValue target does in a native HPA.
-            query = pulumi.Output.from_input(args.namespace).apply(
-                lambda ns: f'sum({ACTIVE_AGENTS_METRIC}{{namespace="{ns}",'
-                           f'pod=~"{name}-[a-z0-9]+-[a-z0-9]+"}})')
-            triggers.append({"type": "prometheus", "name": "active-agents", "metricType": "AverageValue",
-                             "metadata": {"serverAddress": queue.prometheus_address, "query": query,
-                                          "threshold": _quantity(args.active_agents_target)}})
-        triggers.append({
-            "type": "aws-sqs-queue", "name": "queue-depth",
-            "authenticationRef": {"name": auth_name},
-            "metadata": {"queueURL": queue.queue_url, "awsRegion": queue.aws_region,
-                         "queueLength": str(args.queue_messages_per_pod), "scaleOnInFlight": "true"}})
+        for tier in queue.tiers:
+            triggers.append({
+                "type": "aws-sqs-queue", "name": queue_scaling.trigger_name(tier.tier),
+                "authenticationRef": {"name": auth_name},
+                # queueLength is this trigger's own target (pkg/scalers/aws_sqs_queue_scaler.go at
+                # v2.18.1, an integer); the composite's target below is what the HPA uses.
+                "metadata": {"queueURL": tier.queue_url, "awsRegion": queue.aws_region,
+                             "queueLength": str(queue.concurrency_per_pod),
+                             "scaleOnInFlight": "true", "scaleOnDelayed": "false"}})
+        modifiers = {"formula": queue.formula, "target": str(queue.concurrency_per_pod),
+                     "metricType": "AverageValue"}
         k8s.apiextensions.CustomResource(
             f"{name}-scaledobject",
             api_version=KEDA_API_VERSION,
@@ -502,7 +541,8 @@ class AppService(pulumi.ComponentResource):
                 "maxReplicaCount": args.max_replicas,
                 # Same cadence as the HPA controller's sync for the external triggers.
                 "pollingInterval": 15,
-                "advanced": {"horizontalPodAutoscalerConfig": {"name": name, "behavior": behavior}},
+                "advanced": {"horizontalPodAutoscalerConfig": {"name": name, "behavior": behavior},
+                             "scalingModifiers": modifiers},
                 "triggers": triggers,
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, auth]),

@@ -7,14 +7,20 @@ allow), the SNS alarm topic, an optional email subscription and, for each resour
 
 - RDS instance: CPU, freeable memory, free storage, connections near ``max_connections``;
 - ElastiCache replication group (cluster mode): engine CPU, memory used and evictions, per node
-  (CloudWatch publishes ElastiCache metrics per node, ``<group>-<shard 0001>-<node 001>``);
-- SQS: age of the oldest message on the work queue, and any message on the dead-letter queue;
+  (CloudWatch publishes ElastiCache metrics per node, ``<group>-<shard 0001>-<node 001>``).
+  ``DatabaseMemoryUsagePercentage`` is used_memory / maxmemory and ``Evictions`` counts keys
+  evicted at the maxmemory limit (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheMetrics.Redis.html).
+  Both follow the cluster's eviction policy (``components/redis.py``, volatile-lfu): every key
+  carries a TTL, so any eviction may drop a session and fires at once, and memory alarms early
+  because a key written without a TTL is never evicted and, once only such keys are left, writes fail;
+- SQS, per priority tier: age of the oldest message and a visible backlog larger than the worker
+  runs at its maximum scale, on the tier's queue, and any message on its dead-letter queue;
 - the internal ALB: p99 ``TargetResponseTime`` per target group above the stack's p99 target,
   so a slow hop between CloudFront and the pods shows even while the apps' own histograms
   (which start timing inside the process) look fine.
 
 Resources are identified by inputs (instance id, replication group id, queue names), so the
-alarms are wired once the data tier exists; each family is skipped while its input is None.
+alarms are wired once the data tier exists; each family is skipped while its input is None (empty).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class CloudWatchAlarmsSettings:
     #: Email address subscribed to the alarm SNS topic (confirmation required); none = no subscription.
     alarm_email: Annotated[str | None, Matches(r"[^@\s]+@[^@\s]+\.[^@\s]+",
                                                "a value matching [^@\\s]+@[^@\\s]+\\.[^@\\s]+")] = None
-    #: Age of the oldest agent job above which workers are not keeping up.
+    #: Age of the oldest agent run in any tier's queue above which the worker is not keeping up.
     sqs_oldest_message_age_seconds: Annotated[int, Between(60, 1209600)] = 300
     #: RDS CPU above which the alarm fires (5 minutes).
     rds_cpu_percent: Annotated[int, Between(10, 100)] = 80
@@ -75,10 +81,15 @@ class CloudWatchAlarmsArgs(CloudWatchAlarmsSettings):
     #: Shards (node groups) and replicas per shard of that group: they name its nodes.
     redis_shards: int = 1
     redis_replicas_per_shard: int = 1
-    #: Name of the agent-execution queue; None = no queue-age alarm.
-    sqs_queue_name: pulumi.Input[str] | None = None
-    #: Name of its dead-letter queue; None = no DLQ alarm.
-    sqs_dlq_name: pulumi.Input[str] | None = None
+    #: The maxmemory-policy of that group's parameter group (named in the alarms' descriptions).
+    redis_eviction_policy: str = "volatile-lfu"
+    #: Per priority tier, the name of its agent-execution queue (age and backlog alarms) ...
+    sqs_queue_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    #: ... and of its dead-letter queue (an alarm on any message in it).
+    sqs_dlq_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    #: Visible messages per tier above which even the worker at maxReplicas leaves runs waiting
+    #: (maxReplicas x concurrencyPerPod); None = no backlog alarm.
+    sqs_backlog_messages: int | None = None
     #: The ALB's ``app/<name>/<id>`` and, per app, its target group's ``targetgroup/<name>/<id>``.
     load_balancer_arn_suffix: pulumi.Input[str] | None = None
     target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -220,21 +231,30 @@ class CloudWatchAlarms(pulumi.ComponentResource):
                       f"{args.redis_engine_cpu_percent}%", "AWS/ElastiCache", "EngineCPUUtilization",
                       node, "Average", "GreaterThanThreshold", args.redis_engine_cpu_percent)
                 alarm(f"redis-{short}-memory", f"Redis node {short}: memory above "
-                      f"{args.redis_memory_percent}%", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage",
-                      node, "Average", "GreaterThanThreshold", args.redis_memory_percent)
+                      f"{args.redis_memory_percent}% of maxmemory: at the limit {args.redis_eviction_policy} "
+                      "evicts keys with a TTL, and writes of keys without one fail", "AWS/ElastiCache",
+                      "DatabaseMemoryUsagePercentage", node, "Average", "GreaterThanThreshold",
+                      args.redis_memory_percent)
                 alarm(f"redis-{short}-evictions", f"Redis node {short}: more than {args.redis_evictions} "
-                      "evictions in 5 minutes (cache too small)", "AWS/ElastiCache", "Evictions", node,
-                      "Sum", "GreaterThanThreshold", args.redis_evictions, period_seconds=300,
-                      evaluation_periods=1, missing="notBreaching")
+                      f"evictions in 5 minutes: {args.redis_eviction_policy} is dropping keys with a TTL "
+                      "(cache entries, agent results, possibly sessions): the cluster is too small",
+                      "AWS/ElastiCache", "Evictions", node, "Sum", "GreaterThanThreshold", args.redis_evictions,
+                      period_seconds=300, evaluation_periods=1, missing="notBreaching")
 
-        if args.sqs_queue_name is not None:
-            alarm("sqs-oldest-message", f"Oldest agent job older than {args.sqs_oldest_message_age_seconds} s: "
-                  "workers are not keeping up", "AWS/SQS", "ApproximateAgeOfOldestMessage",
-                  {"QueueName": args.sqs_queue_name}, "Maximum", "GreaterThanThreshold",
+        for tier, queue_name in args.sqs_queue_names.items():
+            queue = {"QueueName": queue_name}
+            alarm(f"sqs-{tier}-oldest-message", f"Oldest {tier}-priority agent run waiting longer than "
+                  f"{args.sqs_oldest_message_age_seconds} s: the worker is not keeping up", "AWS/SQS",
+                  "ApproximateAgeOfOldestMessage", queue, "Maximum", "GreaterThanThreshold",
                   args.sqs_oldest_message_age_seconds, missing="notBreaching")
-        if args.sqs_dlq_name is not None:
-            alarm("sqs-dlq-not-empty", "Agent jobs in the dead-letter queue: runs failed after all retries",
-                  "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": args.sqs_dlq_name},
+            if args.sqs_backlog_messages is not None:
+                alarm(f"sqs-{tier}-backlog", f"More than {args.sqs_backlog_messages} {tier}-priority agent runs "
+                      "waiting for 5 minutes: more than the worker runs at maxReplicas", "AWS/SQS",
+                      "ApproximateNumberOfMessagesVisible", queue, "Maximum", "GreaterThanThreshold",
+                      args.sqs_backlog_messages, missing="notBreaching")
+        for tier, dlq_name in args.sqs_dlq_names.items():
+            alarm(f"sqs-{tier}-dlq-not-empty", f"{tier}-priority agent runs in the dead-letter queue: they "
+                  "failed every attempt", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": dlq_name},
                   "Maximum", "GreaterThanThreshold", 0, evaluation_periods=1, missing="notBreaching")
 
         if args.load_balancer_arn_suffix is not None:

@@ -10,6 +10,15 @@ one replica per shard), optional Multi-AZ placement, daily snapshots and a final
 
 Apps get ``redis_url`` (``rediss://:<token>@<configuration endpoint>:6379``, a secret) and use a
 cluster client (``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in ioredis).
+
+One cluster holds the seed's four roles (sessions, rate-limit counters, the LLM response cache,
+agent results) plus pub/sub for real-time updates, and the parameter group declares how it
+behaves when memory runs out (``EVICTION_POLICY``, reasons beside it). Pub/sub: in cluster mode
+a classic PUBLISH goes to every node over the cluster bus, so it does not scale with shards
+(https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/BestPractices.PubSub.html); the app
+should use sharded pub/sub (SSUBSCRIBE / SPUBLISH, Valkey and Redis 7+, one channel served by
+the shard that owns its hash slot), which the engine this component pins (Valkey 8) and cluster
+mode provide with no further setting.
 """
 
 from __future__ import annotations
@@ -26,6 +35,25 @@ from components import Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
 PORT = 6379
+
+#: What the engine does when a node reaches maxmemory. ElastiCache's default is volatile-lru
+#: (https://docs.aws.amazon.com/whitepapers/latest/database-caching-strategies-using-redis/evictions.html);
+#: it is declared here so the choice is visible and reviewed. volatile-lfu, because:
+#: - every key the app writes carries a TTL (sessions their idle timeout, rate-limit windows their
+#:   window, LLM cache entries and agent results their SETEX time), so every key may be evicted,
+#:   and a key deliberately written without a TTL is never; once only such keys are left,
+#:   "volatile-*" behaves like noeviction and writes fail (https://valkey.io/topics/lru-cache/);
+#: - LFU rather than LRU: the bulk of memory is the LLM response cache, whose entries are mostly
+#:   written once and read rarely; LRU ranks such a fresh one-hit entry above a session read on
+#:   every request of a user who paused for a few minutes, LFU keeps what is read often (active
+#:   sessions, live rate-limit windows, hot cache entries) and drops one-hit entries first;
+#: - not noeviction: a full cache would turn into write errors on the session and rate-limit path;
+#: - not a second, allkeys-lru cluster for the cache: it doubles the cost, and an eviction is an
+#:   incident either way (the Evictions alarm fires at the first one, components/cloudwatch_alarms.py),
+#:   so the policy only decides what goes first while the cluster is too small.
+#: Pub/sub holds no keys; a slow subscriber's output buffer counts as used memory until the
+#: engine's client-output-buffer-limit for pubsub disconnects it.
+EVICTION_POLICY = "volatile-lfu"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +100,8 @@ class Redis(pulumi.ComponentResource):
     """A Valkey cluster (cluster mode enabled) reachable only from the allowed security groups."""
 
     replication_group_id: pulumi.Output[str]
+    #: The parameter group's maxmemory-policy (``EVICTION_POLICY``).
+    eviction_policy: str
     configuration_endpoint: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     auth_token: pulumi.Output[str]
@@ -107,8 +137,13 @@ class Redis(pulumi.ComponentResource):
             f"{name}-params",
             name=f"{args.identifier}-{family}-cluster",
             family=family,
+            # The description stays as it is: changing it replaces the group (ForceNew), which its
+            # fixed name and the cluster using it do not allow; parameters change in place
+            # (terraform-provider-aws internal/service/elasticache/parameter_group.go).
             description=f"{args.identifier}: cluster mode",
-            parameters=[aws.elasticache.ParameterGroupParameterArgs(name="cluster-enabled", value="yes")],
+            parameters=[aws.elasticache.ParameterGroupParameterArgs(name="cluster-enabled", value="yes"),
+                        aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy",
+                                                                    value=EVICTION_POLICY)],
             tags=tags,
             opts=child,
         )
@@ -144,6 +179,7 @@ class Redis(pulumi.ComponentResource):
         )
 
         self.replication_group_id = group.replication_group_id
+        self.eviction_policy = EVICTION_POLICY
         self.configuration_endpoint = group.configuration_endpoint_address
         self.security_group_id = sg.id
         self.auth_token = pulumi.Output.secret(token.result)

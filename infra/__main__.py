@@ -18,7 +18,7 @@ cfg = config.load()
 
 platform = build_platform(cfg)                      # VPC, EKS, Cluster Autoscaler, metrics-server
 lb = build_load_balancer(cfg, platform)             # internal ALB + AWS Load Balancer Controller
-data = build_data_tier(cfg, platform)               # RDS + PgBouncer, Valkey, SQS, app Secrets
+data = build_data_tier(cfg, platform)               # RDS + PgBouncer, Valkey, SQS tiers, app Secrets
 monitoring = build_monitoring(cfg, platform)        # Prometheus, Grafana, monitors, alert rules
 build_alarms(cfg, data, lb)                         # CloudWatch alarms on the managed services
 tier = deploy_apps(cfg, platform, data, lb, monitoring)  # frontend, backend, worker, their autoscalers
@@ -37,8 +37,8 @@ pulumi.export("appNamespace", cluster.app_namespace)
 pulumi.export("headroom", cluster.headroom.as_dict())
 pulumi.export("postgresAddress", data.postgres.address)
 pulumi.export("redisConfigurationEndpoint", data.redis.configuration_endpoint)
-pulumi.export("agentQueueUrl", data.agent_queue.queue_url)
-pulumi.export("agentDeadLetterQueueUrl", data.agent_queue.dlq_url)
+pulumi.export("agentQueueUrls", data.agent_queue.queue_urls)              # tier -> URL, highest priority first
+pulumi.export("agentDeadLetterQueueUrls", data.agent_queue.dlq_urls)
 pulumi.export("connectionBudget", data.connection_budget.as_dict())
 pulumi.export("appDataSecretNames", [data.app_data.database_secret_name, data.app_data.redis_secret_name])
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)

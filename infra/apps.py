@@ -1,11 +1,13 @@
 """The app tier: the app workloads of ``cofounder:apps`` and the metric adapters they scale on.
 
 - ``PrometheusAdapter`` (custom.metrics.k8s.io: ``cofounder_active_agents`` per pod);
-- ``Keda`` when an app consumes the agent queue (external.metrics.k8s.io, SQS depth), with an
-  operator IRSA role that may only read the queue's attributes;
-- one ``AppService`` per app, with an ``IrsaRole`` for apps that call AWS (consumers may receive
-  and delete, others only enqueue), the data tier's Secrets and ConfigMap by ``dataAccess``, and
-  a TargetGroupBinding for the apps behind the ALB;
+- ``Keda`` when an app consumes the agent queues (external.metrics.k8s.io, SQS backlog), with an
+  operator IRSA role that may only read the tier queues' attributes;
+- one ``AppService`` per app, with an ``IrsaRole`` for apps that call AWS (the consumer may
+  receive, delete and delay messages; apps with ``queue`` in ``dataAccess`` may only enqueue;
+  others get no permissions), the data tier's Secrets and ConfigMap by ``dataAccess``, and a
+  TargetGroupBinding for the apps behind the ALB. The queues' names, URLs and ARNs come from the
+  data tier's ``Queue``, never from the stack file.
 - ``AppNetworkPolicies`` (``isolate_apps``): default deny in the app namespace and one
   NetworkPolicy per flow, each derived from what declares it (the apps' settings and selectors,
   PgBouncer's, the ALB's targets, the monitors, the private subnets).
@@ -19,7 +21,7 @@ import pulumi
 
 from components import args_for
 from components.app_network_policies import AppNetworkPolicies, AppNetworkPoliciesArgs, AppPods, PeerPods, PoolerPods
-from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling
+from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling, QueueTierScaling
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
 from components.monitoring_stack import MonitoringStack
@@ -49,7 +51,8 @@ def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBa
     if any(app.consumes_agent_queue for app in cfg.apps.values()):
         keda = Keda("keda", args_for(
             cfg.keda, KedaArgs, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer_url=cluster.oidc_issuer_url, queue_arns=[data.agent_queue.queue_arn]), opts=in_cluster)
+            oidc_issuer_url=cluster.oidc_issuer_url, queue_arns=list(data.agent_queue.queue_arns.values())),
+            opts=in_cluster)
     apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda), opts=in_cluster)
             for name, app in cfg.apps.items()}
     return AppTier(apps=apps, adapter=adapter, keda=keda)
@@ -60,17 +63,20 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
     cluster, queue = platform.cluster, data.agent_queue
     role_arn = None
     if app.needs_aws:
+        policy = (queue.worker_policy_json if app.consumes_agent_queue
+                  else queue.producer_policy_json if "queue" in app.data_access else None)
         role_arn = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-            namespace=cfg.cluster.app_namespace, service_account=name,
-            policy_json=queue.worker_policy_json if app.consumes_agent_queue else queue.producer_policy_json,
+            namespace=cfg.cluster.app_namespace, service_account=name, policy_json=policy,
             tags={"component": "apps"})).role_arn
     secrets = {"database": data.app_data.database_secret_name, "redis": data.app_data.redis_secret_name}
     queue_scaling = None
     if app.consumes_agent_queue:
-        queue_scaling = QueueScaling(queue_url=queue.queue_url, aws_region=cfg.region,
-                                     prometheus_address=cfg.prometheus_adapter.prometheus_address,
-                                     keda=keda.release if keda else None)
+        queue_scaling = QueueScaling(
+            tiers=[QueueTierScaling(tier=t, queue_url=queue.queue_urls[t], weight=queue.scaling_weights[t])
+                   for t in queue.tiers],
+            concurrency_per_pod=cfg.queues.concurrency_per_pod, aws_region=cfg.region,
+            keda=keda.release if keda else None)
     return args_for(
         app, AppServiceArgs, namespace=cluster.app_namespace, role_arn=role_arn,
         env_from_secrets=[secrets[d] for d in app.data_access if d in secrets],

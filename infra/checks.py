@@ -1,7 +1,8 @@
 """Rules across sections of a stack file, each a named function of the whole configuration.
 
 A component's own rules live in its Settings class; what needs two sections (zones and the
-region, apps and the scaling targets, the connection budget, the front door's drain) lives here.
+region, apps and the scaling targets, the connection budget, the front door's drain, the agent
+worker against the queues' longest run) lives here.
 Each check yields ``(key, value, allowed)`` with the key under ``cofounder:``, or a whole
 sentence (str) when the problem is a sum of several keys; ``infra/config.py`` turns the first one
 into the ``ConfigError``.
@@ -164,7 +165,35 @@ def front_door_timeouts(cfg: StackConfig) -> Iterator[Problem]:
                f"or the ALB closes connections CloudFront still uses")
 
 
+def agent_consumers(cfg: StackConfig) -> dict:
+    """The apps that run agent jobs from the agent queues (``consumesAgentQueue``)."""
+    return {name: app for name, app in cfg.apps.items() if app.consumes_agent_queue}
+
+
+def worker_capacity(cfg: StackConfig) -> int | None:
+    """Agent runs the consumers execute at once at maxReplicas; None without a consumer."""
+    consumers = agent_consumers(cfg)
+    if not consumers:
+        return None
+    return sum(app.max_replicas for app in consumers.values()) * cfg.queues.concurrency_per_pod
+
+
+def worker_outlasts_agent_runs(cfg: StackConfig) -> Iterator[Problem]:
+    """A consumer stopped (scale-in, rollout, node drain) finishes the runs it holds: its grace
+    period covers the preStop pause plus the longest run, which the queues' visibility timeout
+    covers in turn (maxAgentRunSeconds + visibilityMarginSeconds, components/queue.py)."""
+    longest = cfg.queues.max_agent_run_seconds
+    for name, app in agent_consumers(cfg).items():
+        needed = app.pre_stop_sleep_seconds + longest
+        if app.termination_grace_period_seconds < needed:
+            yield (f"apps.{name}.terminationGracePeriodSeconds", app.termination_grace_period_seconds,
+                   f"at least preStopSleepSeconds ({app.pre_stop_sleep_seconds}) + cofounder:queues.maxAgentRunSeconds "
+                   f"({longest}) = {needed}: a run taken just before SIGTERM must end before the pod is killed, "
+                   f"or it is retried and spends one of its {cfg.queues.max_receive_count} attempts")
+
+
 #: In the order they are checked.
 CHECKS = (zones_in_region, app_names, scaling_names_apps, network_policies_name_apps,
           apps_within_the_replica_cap, autoscalers_have_a_prometheus, volume_pool_is_zonal,
-          connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts)
+          connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts,
+          worker_outlasts_agent_runs)

@@ -1,5 +1,5 @@
-"""The data tier: RDS PostgreSQL behind PgBouncer, ElastiCache (Valkey), the SQS agent queue, and
-the Secrets and ConfigMap that hand their connection settings to the apps."""
+"""The data tier: RDS PostgreSQL behind PgBouncer, ElastiCache (Valkey), the SQS agent queues (one
+per priority tier), and the Secrets and ConfigMap that hand their connection settings to the apps."""
 
 from __future__ import annotations
 
@@ -47,6 +47,6 @@ def build_data_tier(cfg: StackConfig, platform: Platform) -> DataTier:
     app_data = AppDataSettings("app-data", AppDataSettingsArgs(
         namespace=cluster.app_namespace, database_url=postgres.database_url,
         database_url_pooled=pgbouncer.database_url_pooled, redis_url=redis.redis_url,
-        queue_url=agent_queue.queue_url), opts=platform.in_cluster)
+        queue_settings=agent_queue.app_settings), opts=platform.in_cluster)
     return DataTier(postgres=postgres, redis=redis, agent_queue=agent_queue, pgbouncer=pgbouncer,
                     app_data=app_data, connection_budget=connection_budget(cfg))

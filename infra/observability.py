@@ -11,6 +11,7 @@ from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
 from components.eks_cluster import GP3_STORAGE_CLASS
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.service_monitors import ScrapeTargets, ScrapeTargetsArgs
+from infra.checks import worker_capacity
 from infra.data import DataTier
 from infra.front_door import LoadBalancing
 from infra.platform import Platform
@@ -52,8 +53,9 @@ def build_alarms(cfg: StackConfig, data: DataTier, lb: LoadBalancing | None) -> 
         rds_instance_id=data.postgres.instance_identifier,
         rds_max_connections=data.connection_budget.rds_max_connections,
         redis_replication_group_id=data.redis.replication_group_id, redis_shards=cfg.redis.shards,
-        redis_replicas_per_shard=cfg.redis.replicas_per_shard, sqs_queue_name=data.agent_queue.queue_name,
-        sqs_dlq_name=data.agent_queue.dlq_name,
+        redis_replicas_per_shard=cfg.redis.replicas_per_shard, redis_eviction_policy=data.redis.eviction_policy,
+        sqs_queue_names=data.agent_queue.queue_names, sqs_dlq_names=data.agent_queue.dlq_names,
+        sqs_backlog_messages=worker_capacity(cfg),
         load_balancer_arn_suffix=lb.load_balancer.arn_suffix if lb else None,
         target_group_arn_suffixes=lb.load_balancer.target_group_arn_suffixes if lb else {},
         latency_p99_ms=cfg.scaling.p99_latency_ms, latency_for_minutes=cfg.alert_rules.latency_for_minutes))

@@ -90,7 +90,8 @@ class StackConfig:
 
     @property
     def agent_queue_name(self) -> str:
-        """The SQS agent-execution queue (the data tier's ``Queue``); its DLQ adds ``-dlq``."""
+        """Prefix of the SQS agent-execution queues (the data tier's ``Queue``): each priority tier's
+        queue is ``<this>-<tier>``, its DLQ ``<this>-<tier>-dlq``."""
         return f"{self.name_prefix}-agent-execution"
 
 

@@ -6,13 +6,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.app_service import AppService, AppServiceArgs, QueueScaling, ScalingPolicy, ScalingRules
+from components.app_service import (
+    AppService,
+    AppServiceArgs,
+    QueueScaling,
+    QueueTierScaling,
+    ScalingPolicy,
+    ScalingRules,
+)
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/agents"
+TIERS = [QueueTierScaling(tier="high", queue_url=f"{QUEUE_URL}-high", weight=2),
+         QueueTierScaling(tier="normal", queue_url=f"{QUEUE_URL}-normal", weight=1),
+         QueueTierScaling(tier="low", queue_url=f"{QUEUE_URL}-low", weight=0.5)]
+
+
+def _scaling(**overrides) -> QueueScaling:
+    return QueueScaling(**{"tiers": TIERS, "concurrency_per_pod": 5, "aws_region": "us-east-1", **overrides})
 
 
 def _app(run_program, name="backend", **overrides):
@@ -125,11 +139,8 @@ def test_pdb_limits_voluntary_disruption(run_program):
     assert spec["selector"]["matchLabels"]["app.kubernetes.io/name"] == "backend"
 
 
-def test_queue_scaling_puts_every_metric_in_one_keda_owned_hpa(run_program):
-    p = _app(run_program, name="worker", active_agents_target=5, min_replicas=3, max_replicas=40,
-             queue_messages_per_pod=5,
-             queue_scaling=QueueScaling(queue_url=QUEUE_URL, aws_region="us-east-1",
-                                        prometheus_address="http://prom.monitoring.svc:9090"))
+def test_queue_scaling_puts_every_metric_in_one_keda_owned_hpa(run_program, validate_crd):
+    p = _app(run_program, name="worker", min_replicas=3, max_replicas=40, queue_scaling=_scaling())
     assert not p.of_type(HPA)
     so = p.one(SCALED_OBJECT).inputs
     assert so["apiVersion"] == "keda.sh/v1alpha1"
@@ -137,21 +148,35 @@ def test_queue_scaling_puts_every_metric_in_one_keda_owned_hpa(run_program):
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (3, 40)
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
-    triggers = {t["type"]: t for t in spec["triggers"]}
-    assert set(triggers) == {"cpu", "memory", "prometheus", "aws-sqs-queue"}
-    assert triggers["cpu"] == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
-    prom = triggers["prometheus"]
-    assert prom["metricType"] == "AverageValue" and prom["metadata"]["threshold"] == "5"
-    assert prom["metadata"]["query"].startswith('sum(cofounder_active_agents{namespace="cofounder",pod=~"worker-')
-    sqs = triggers["aws-sqs-queue"]
-    assert sqs["metadata"]["queueURL"] == QUEUE_URL
-    assert sqs["metadata"]["queueLength"] == "5" and sqs["metadata"]["awsRegion"] == "us-east-1"
+    triggers = spec["triggers"]
+    assert [(t["type"], t.get("name")) for t in triggers] == [
+        ("cpu", None), ("memory", None), ("aws-sqs-queue", "queue_high"), ("aws-sqs-queue", "queue_normal"),
+        ("aws-sqs-queue", "queue_low")]
+    assert triggers[0] == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
     auth = p.one(TRIGGER_AUTH).inputs
-    assert sqs["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    for t, tier in zip(triggers[2:], ("high", "normal", "low"), strict=True):
+        assert t["metadata"] == {"queueURL": f"{QUEUE_URL}-{tier}", "awsRegion": "us-east-1", "queueLength": "5",
+                                 "scaleOnInFlight": "true", "scaleOnDelayed": "false"}
+        assert t["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    # one composite metric: every tier's waiting + running messages, weighted, per 5 agent slots a pod
+    assert spec["advanced"]["scalingModifiers"] == {
+        "formula": "2 * queue_high + 1 * queue_normal + 0.5 * queue_low", "target": "5", "metricType": "AverageValue"}
     assert auth["spec"] == {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
     assert auth["metadata"]["namespace"] == so["metadata"]["namespace"] == "cofounder"
     scaled = p.one(SCALED_OBJECT)
     assert p.one(TRIGGER_AUTH).urn in scaled.options["dependsOn"]
+    # what KEDA 2.18.1's API server would accept (vendored CRDs), no field it would prune
+    validate_crd(scaled)
+    validate_crd(p.one(TRIGGER_AUTH))
+
+
+def test_a_queue_scaled_app_takes_no_external_trigger_beside_the_formula(run_program):
+    with pytest.raises(ValueError) as err:
+        _app(run_program, name="worker", active_agents_target=5, queue_scaling=_scaling())
+    assert str(err.value) == ("AppService worker: active_agents_target = 5 is not allowed: expected null with "
+                              "queue_scaling: KEDA's composite metric replaces every external trigger")
+    with pytest.raises(ValueError, match="at least one queue tier"):
+        _app(run_program, name="worker", queue_scaling=_scaling(tiers=[]))
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -168,8 +193,7 @@ def test_inconsistent_args_are_refused(run_program, overrides, message):
 
 
 def test_every_child_is_parented_and_named_after_the_component(run_program):
-    p = _app(run_program, queue_scaling=QueueScaling(queue_url=QUEUE_URL, aws_region="us-east-1",
-                                                     prometheus_address="http://p:9090"))
+    p = _app(run_program, queue_scaling=_scaling())
     component = p.one("cofounder:apps:AppService")
     for r in p.resources:
         if r.type.startswith("kubernetes:") and "providers" not in r.type:

@@ -76,6 +76,21 @@ def test_image_must_be_pinned(image, ok):
     (_with("worker", needsAws=False),
      "cofounder:apps.worker.consumesAgentQueue = true is not allowed: expected needsAws true and queue in "
      "dataAccess"),
+    # a producer enqueues with its IRSA role: no role, no SendMessage
+    (_with("backend", needsAws=False),
+     "cofounder:apps.backend.needsAws = false is not allowed: expected true with queue in dataAccess: the pod "
+     "enqueues agent runs with its IRSA role"),
+    (_with("worker", activeAgentsTarget=5),
+     "cofounder:apps.worker.activeAgentsTarget = 5.0 is not allowed: expected null for a consumesAgentQueue app: "
+     "its running agents are its in-flight messages"),
+    # the worker's grace period against the queues' longest run: a cross-section check
+    (_with("worker", terminationGracePeriodSeconds=900),
+     "cofounder:apps.worker.terminationGracePeriodSeconds = 900 is not allowed: expected at least "
+     "preStopSleepSeconds (15) + cofounder:queues.maxAgentRunSeconds (900) = 915: a run taken just before "
+     "SIGTERM must end before the pod is killed, or it is retried and spends one of its 2 attempts"),
+    ({"cofounder:queues": {"maxAgentRunSeconds": 1800}},
+     "cofounder:apps.worker.terminationGracePeriodSeconds = 960 is not allowed: expected at least "
+     "preStopSleepSeconds (15) + cofounder:queues.maxAgentRunSeconds (1800) = 1815"),
     (_with("backend", activeAgentsTarget=0),
      "cofounder:apps.backend.activeAgentsTarget = 0.0 is not allowed: expected a value between 0.1 and 1000"),
     ({"cofounder:scaling": {"goalApps": ["api"]}},
@@ -119,6 +134,9 @@ def test_stack_apps_keep_the_fields_the_data_tier_reads(stack):
     assert apps["frontend"].active_agents_target is None
     assert apps["worker"].safe_to_evict is False and apps["worker"].consumes_agent_queue
     assert [n for n, a in apps.items() if a.consumes_agent_queue] == ["worker"]
+    # the API enqueues agent runs (the seed's POST handler): it has the queue settings and an IRSA role
+    assert "queue" in apps["backend"].data_access and apps["backend"].needs_aws
+    assert not apps["frontend"].needs_aws
 
 
 def test_the_replica_cap_is_one_stack_setting():

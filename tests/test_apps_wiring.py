@@ -68,24 +68,44 @@ def test_active_agents_metric_only_where_configured():
     hpas = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in p.of_type(AUTOSCALERS[0])}
     assert [m["type"] for m in hpas["frontend"]["metrics"]] == ["Resource", "Resource"]
     assert hpas["backend"]["metrics"][2]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
+    # the worker: resource metrics and one queue trigger per tier (its active agents are its
+    # in-flight messages, which the queue triggers count)
     triggers = [t["type"] for t in p.one(AUTOSCALERS[1]).inputs["spec"]["triggers"]]
-    assert triggers == ["cpu", "memory", "prometheus", "aws-sqs-queue"]
+    assert triggers == ["cpu", "memory", "aws-sqs-queue", "aws-sqs-queue", "aws-sqs-queue"]
 
 
-def test_worker_irsa_and_keda_are_scoped_to_the_agent_queue():
-    p = _tier("prod")
-    queue_arn = "arn:aws:sqs:us-east-1:123456789012:cofounder-prod-agent-execution"
+@pytest.mark.parametrize("stack", STACKS)
+def test_worker_and_keda_cover_every_tier_and_the_api_may_only_enqueue(stack, validate_crd):
+    p = _tier(stack)
+    arns = [f"arn:aws:sqs:us-east-1:123456789012:cofounder-{stack}-agent-execution-{t}" for t in ("high", "normal", "low")]
     policies = {r.name: json.loads(r.inputs["policy"]) for r in p.of_type("aws:iam/rolePolicy:RolePolicy")}
-    assert policies["keda-operator-policy"]["Statement"][0]["Resource"] == [queue_arn]
-    worker = policies["worker-irsa-policy"]["Statement"][0]
-    assert worker["Resource"] == queue_arn and "sqs:DeleteMessage" in worker["Action"]
-    so = p.one(AUTOSCALERS[1]).inputs["spec"]
-    sqs = next(t for t in so["triggers"] if t["type"] == "aws-sqs-queue")
-    assert sqs["metadata"]["queueURL"] == \
-        "https://sqs.us-east-1.amazonaws.com/123456789012/cofounder-prod-agent-execution"
+    assert policies["keda-operator-policy"]["Statement"] == [
+        {"Effect": "Allow", "Action": "sqs:GetQueueAttributes", "Resource": sorted(arns)}]
+    (worker,) = policies["worker-irsa-policy"]["Statement"]
+    assert worker["Resource"] == sorted(arns)
+    assert worker["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    # the backend enqueues (the seed's POST handler) and can do nothing else
+    (backend,) = policies["backend-irsa-policy"]["Statement"]
+    assert backend["Resource"] == sorted(arns) and backend["Action"] == ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    assert "frontend-irsa-policy" not in policies
+    so = p.one(AUTOSCALERS[1])
+    validate_crd(so)
+    spec = so.inputs["spec"]
+    urls = [t["metadata"]["queueURL"] for t in spec["triggers"] if t["type"] == "aws-sqs-queue"]
+    assert urls == [f"https://sqs.us-east-1.amazonaws.com/123456789012/cofounder-{stack}-agent-execution-{t}"
+                    for t in ("high", "normal", "low")]
+    assert spec["advanced"]["scalingModifiers"] == {
+        "formula": "2 * queue_high + 1 * queue_normal + 1 * queue_low", "target": "5", "metricType": "AverageValue"}
     sas = {r.inputs["metadata"]["name"]: r.inputs for r in p.of_type("kubernetes:core/v1:ServiceAccount")}
-    assert "eks.amazonaws.com/role-arn" in sas["worker"]["metadata"]["annotations"]
-    assert sas["backend"]["automountServiceAccountToken"] is False
+    for app in ("worker", "backend"):
+        assert "eks.amazonaws.com/role-arn" in sas[app]["metadata"]["annotations"]
+    assert "annotations" not in sas["frontend"]["metadata"]
+    # both read the tiers from the queue ConfigMap (envFrom), the frontend does not
+    env = {r.inputs["metadata"]["name"]: r.inputs["spec"]["template"]["spec"]["containers"][0].get("envFrom", [])
+           for r in p.of_type("kubernetes:apps/v1:Deployment")}
+    for app in ("worker", "backend"):
+        assert {"configMapRef": {"name": "cofounder-queue"}} in env[app]
+    assert {"configMapRef": {"name": "cofounder-queue"}} not in env["frontend"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -148,3 +168,56 @@ def test_pack_into_headroom_never_splits_a_pod_across_placeholders():
     assert pack_into_headroom([(500, 512)] * 5, room + [HeadroomFigures(1, 500, 512)])
 
 
+
+
+# --- the agent-queues report: tiers in the worker's order, the scaler's weights, the limits ----
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_agent_queues_report_shows_the_tiers_and_the_scalers_weights(stack_program, stack):
+    from toolkit.reports import build_reports
+    rep = build_reports(stack_program(stack))["agent-queues"]
+    assert rep["ok"] is True
+    assert [(r["priority"], r["tier"], r["scaler trigger"], r["weight (slots/message)"], r["attempts"])
+            for r in rep["rows"]] == [(1, "high", "queue_high", "2", 2), (2, "normal", "queue_normal", "1", 2),
+                                      (3, "low", "queue_low", "1", 2)]
+    assert [r["queue"] for r in rep["rows"]] == [f"cofounder-{stack}-agent-execution-{t}" for t in ("high", "normal", "low")]
+    assert all(r["dlq"] == r["queue"] + "-dlq" and r["visibility"] == "960s" for r in rep["rows"])
+    notes = "\n".join(rep["notes"])
+    assert "ceil((2 * queue_high + 1 * queue_normal + 1 * queue_low) / 5)" in notes
+    assert "retry delays (ChangeMessageVisibility) 5s" in notes
+    assert "worker: terminationGracePeriodSeconds 960s >= preStop 15s + longest run 900s" in notes
+
+
+def test_agent_queues_report_shows_why_the_tiers_are_summed(stack_program):
+    from toolkit.reports import build_reports
+    notes = build_reports(stack_program("prod"))["agent-queues"]["notes"]
+    # 40 pods x 5 slots: 100 low runs need 20 pods; 10 high runs on top (2 slots each) need 4 more,
+    # where the HPA's max over one metric per tier would stay at 20
+    assert ("Example: 100 low runs ask for 20 pods; 10 high runs on top ask for 24 (one metric per tier, the "
+            "HPA's max, would stay at 20 while the low runs hold every slot).") in notes
+
+
+def test_agent_queues_report_fails_a_worker_that_would_be_killed_mid_run(stack_program):
+    from toolkit.app_reports import agent_queues_report
+    program = stack_program("dev")
+
+    def short_grace(r):
+        if r.type == "kubernetes:apps/v1:Deployment" and r.inputs["metadata"]["name"] == "worker":
+            spec = json.loads(json.dumps(r.inputs["spec"]))
+            spec["template"]["spec"]["terminationGracePeriodSeconds"] = 900
+            return dataclasses.replace(r, inputs={**r.inputs, "spec": spec})
+        return r
+    rep = agent_queues_report(dataclasses.replace(program, resources=[short_grace(r) for r in program.resources]))
+    assert rep["ok"] is False
+    assert "worker: terminationGracePeriodSeconds 900s < ** TARGET MISSED ** preStop 15s + longest run 900s" in \
+        "\n".join(rep["notes"])
+
+
+@pytest.mark.parametrize("stack, worker", [("dev", "worker 5x20"), ("staging", "worker 10x20"), ("prod", "worker 40x20")])
+def test_the_connection_budget_counts_the_keda_scaled_worker_at_its_maximum(stack_program, stack, worker):
+    from toolkit.reports import build_reports
+    program = stack_program(stack)
+    demand = next(r for r in build_reports(program)["connections"]["rows"] if r["figure"] == "app demand at max scale")
+    assert worker in demand["worked from"]
+    so = program.one("kubernetes:keda.sh/v1alpha1:ScaledObject").inputs["spec"]
+    assert f"worker {so['maxReplicaCount']}x" in demand["worked from"]

@@ -10,7 +10,9 @@ from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs,
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TARGETS = dict(rds_instance_id="cofounder-db", rds_max_connections=500, redis_replication_group_id="cofounder-redis",
-               redis_shards=2, redis_replicas_per_shard=1, sqs_queue_name="agent-jobs", sqs_dlq_name="agent-jobs-dlq")
+               redis_shards=2, redis_replicas_per_shard=1,
+               sqs_queue_names={"high": "agent-jobs-high", "low": "agent-jobs-low"},
+               sqs_dlq_names={"high": "agent-jobs-high-dlq", "low": "agent-jobs-low-dlq"}, sqs_backlog_messages=200)
 
 
 def _alarms(run_program, **overrides):
@@ -59,12 +61,19 @@ def test_targets_get_their_alarms_with_thresholds_in_cloudwatch_units(run_progra
     assert rds["cofounder-test-rds-free-storage"]["threshold"] == 10 * 1024 ** 3
     assert rds["cofounder-test-rds-connections"]["threshold"] == 400  # 80 % of 500
     assert rds["cofounder-test-rds-connections"]["metricName"] == "DatabaseConnections"
-    oldest = alarms["cofounder-test-sqs-oldest-message"]
-    assert (oldest["metricName"], oldest["threshold"], oldest["dimensions"]) == (
-        "ApproximateAgeOfOldestMessage", 300, {"QueueName": "agent-jobs"})
-    dlq = alarms["cofounder-test-sqs-dlq-not-empty"]
-    assert (dlq["metricName"], dlq["comparisonOperator"], dlq["threshold"], dlq["dimensions"]) == (
-        "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, {"QueueName": "agent-jobs-dlq"})
+    # every priority tier: its oldest message, its backlog against the worker's capacity, its DLQ
+    assert sorted(k for k in alarms if "-sqs-" in k) == [
+        f"cofounder-test-sqs-{t}-{a}" for t in ("high", "low") for a in ("backlog", "dlq-not-empty", "oldest-message")]
+    for tier in ("high", "low"):
+        oldest = alarms[f"cofounder-test-sqs-{tier}-oldest-message"]
+        assert (oldest["metricName"], oldest["threshold"], oldest["dimensions"]) == (
+            "ApproximateAgeOfOldestMessage", 300, {"QueueName": f"agent-jobs-{tier}"})
+        backlog = alarms[f"cofounder-test-sqs-{tier}-backlog"]
+        assert (backlog["metricName"], backlog["threshold"], backlog["dimensions"], backlog["evaluationPeriods"]) == (
+            "ApproximateNumberOfMessagesVisible", 200, {"QueueName": f"agent-jobs-{tier}"}, 5)
+        dlq = alarms[f"cofounder-test-sqs-{tier}-dlq-not-empty"]
+        assert (dlq["metricName"], dlq["comparisonOperator"], dlq["threshold"], dlq["dimensions"]) == (
+            "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, {"QueueName": f"agent-jobs-{tier}-dlq"})
 
 
 def test_redis_alarms_cover_every_node_of_the_cluster(run_program):
@@ -76,6 +85,17 @@ def test_redis_alarms_cover_every_node_of_the_cluster(run_program):
     metrics = {a["metricName"] for n, a in alarms.items() if "-redis-" in n}
     assert metrics == {"EngineCPUUtilization", "DatabaseMemoryUsagePercentage", "Evictions"}
     assert len([n for n in alarms if "-redis-" in n]) == 12
+    # the eviction policy decides what these alarms mean: any eviction may drop a session
+    evictions = alarms["cofounder-test-redis-0001-001-evictions"]
+    assert (evictions["threshold"], evictions["period"], evictions["treatMissingData"]) == (0, 300, "notBreaching")
+    assert "volatile-lfu" in evictions["alarmDescription"] and "sessions" in evictions["alarmDescription"]
+    assert "volatile-lfu" in alarms["cofounder-test-redis-0001-001-memory"]["alarmDescription"]
+
+
+def test_no_backlog_alarm_without_a_worker_capacity(run_program):
+    alarms = _by_name(_alarms(run_program, **{**TARGETS, "sqs_backlog_messages": None}))
+    assert not [n for n in alarms if n.endswith("-backlog")]
+    assert "cofounder-test-sqs-high-oldest-message" in alarms
 
 
 def test_threshold_overrides(run_program):
@@ -83,7 +103,7 @@ def test_threshold_overrides(run_program):
                               sqs_oldest_message_age_seconds=900, rds_free_storage_gib=50))
     assert alarms["cofounder-test-rds-connections"]["threshold"] == 450
     assert alarms["cofounder-test-redis-0001-001-evictions"]["threshold"] == 100
-    assert alarms["cofounder-test-sqs-oldest-message"]["threshold"] == 900
+    assert alarms["cofounder-test-sqs-high-oldest-message"]["threshold"] == 900
     assert alarms["cofounder-test-rds-free-storage"]["threshold"] == 50 * 1024 ** 3
 
 

@@ -193,7 +193,7 @@ def test_demand_follows_the_apps_config(run_stack_with):
 
 
 def test_an_app_cannot_name_another_queue(run_stack_with, stack_program):
-    """The queue's name is derived (cofounder-<stack>-agent-execution); an app only says it consumes it."""
+    """The queues' names are derived (cofounder-<stack>-agent-execution-<tier>); an app only says it consumes them."""
     import json
 
     from toolkit.stackfile import load_stack_file
@@ -205,5 +205,5 @@ def test_an_app_cannot_name_another_queue(run_stack_with, stack_program):
                                      "setting: allowed keys are ")
     assert "consumesAgentQueue" in str(err.value)
     triggers = stack_program("dev").one("kubernetes:keda.sh/v1alpha1:ScaledObject").inputs["spec"]["triggers"]
-    sqs = next(t for t in triggers if t["type"] == "aws-sqs-queue")
-    assert sqs["metadata"]["queueURL"].endswith("/cofounder-dev-agent-execution")
+    urls = [t["metadata"]["queueURL"] for t in triggers if t["type"] == "aws-sqs-queue"]
+    assert [u.rsplit("/", 1)[1] for u in urls] == [f"cofounder-dev-agent-execution-{t}" for t in ("high", "normal", "low")]

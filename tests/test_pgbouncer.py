@@ -39,7 +39,7 @@ def _data_tier(captured: dict, **pgbouncer_overrides):
             db_password=pg.master_password, **pgbouncer_overrides), opts=in_cluster)
         settings = AppDataSettings("app-data", AppDataSettingsArgs(
             namespace="cofounder", database_url=pg.database_url, database_url_pooled=bouncer.database_url_pooled,
-            redis_url=redis.redis_url, queue_url=queue.queue_url), opts=in_cluster)
+            redis_url=redis.redis_url, queue_settings=queue.app_settings), opts=in_cluster)
         captured.update(bouncer=bouncer, settings=settings, provider=provider)
     return program
 
@@ -236,8 +236,10 @@ def test_app_settings_secrets_and_config_map(tier):
     assert "@pgbouncer.cofounder.svc.cluster.local:6432/" in db["DATABASE_URL_POOLED"]
     url = reveal(redis.inputs["stringData"])["REDIS_URL"]
     assert url.startswith("rediss://:") and url.endswith(":6379")
-    assert queue.inputs["data"] == {
-        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/demo-agent-execution"}
+    data = queue.inputs["data"]
+    assert data["AGENT_QUEUE_TIERS"] == "high,normal,low"
+    assert data["AGENT_QUEUE_URL_HIGH"] == "https://sqs.us-east-1.amazonaws.com/123456789012/demo-agent-execution-high"
+    assert not is_secret(data)  # queue URLs are not secrets: access is IAM
     for o in (database, redis, queue):
         assert o.inputs["metadata"]["namespace"] == "cofounder"
     settings = captured["settings"]

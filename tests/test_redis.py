@@ -52,11 +52,15 @@ def test_final_snapshot_name_is_unique_per_group(run_program):
         f"demo-redis-final-{suffix.outputs['hex']}"
 
 
-def test_parameter_group_enables_cluster_mode(run_program):
+def test_parameter_group_enables_cluster_mode_and_declares_the_eviction_policy(run_program):
     p = _redis(run_program)
     params = p.one("aws:elasticache/parameterGroup:ParameterGroup")
     assert params.inputs["family"] == "valkey8"
-    assert params.inputs["parameters"] == [{"name": "cluster-enabled", "value": "yes"}]
+    # every key carries a TTL; one-hit LLM cache entries go before sessions read on every request
+    assert params.inputs["parameters"] == [{"name": "cluster-enabled", "value": "yes"},
+                                           {"name": "maxmemory-policy", "value": "volatile-lfu"}]
+    # unchanged: the description is ForceNew, and the group's name is fixed
+    assert params.inputs["description"] == "demo-redis: cluster mode"
     assert p.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["parameterGroupName"] == \
         params.outputs["name"]
     assert parameter_group_family("7.2") == "valkey7"

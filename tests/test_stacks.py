@@ -348,10 +348,16 @@ def test_observability_watches_the_data_tier(stack_program):
     assert selector.items() <= pod["metadata"]["labels"].items()
     ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
     assert monitors[0].inputs["spec"]["podMetricsEndpoints"][0]["port"] in ports
-    dimensions = json.dumps([r.inputs for r in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")])
-    for name in ("cofounder-prod-postgres", "cofounder-prod-redis", "cofounder-prod-agent-execution",
-                 "cofounder-prod-agent-execution-dlq"):
+    alarms = [r.inputs for r in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
+    dimensions = json.dumps(alarms)
+    for name in ("cofounder-prod-postgres", "cofounder-prod-redis"):
         assert name in dimensions, name
+    queues = {a["dimensions"]["QueueName"]: a for a in alarms if a["namespace"] == "AWS/SQS"}
+    for tier in ("high", "normal", "low"):
+        assert f"cofounder-prod-agent-execution-{tier}" in queues and f"cofounder-prod-agent-execution-{tier}-dlq" in queues
+    # the backlog alarm fires above what the worker runs at maxReplicas: 40 pods x 5 runs
+    backlog = {a["name"]: a for a in alarms}["cofounder-prod-sqs-high-backlog"]
+    assert backlog["threshold"] == 200
 
 
 def test_the_metric_adapter_installs_after_the_monitoring_stack(stack_program):

@@ -445,12 +445,22 @@ def _custom_certificate(stack: StackConfig, schema: dict[str, dict]) -> dict[str
     return {"allowDefaultCertificate": stack.edge.allow_default_certificate}
 
 
+def _max_receive_count(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    return {"maxReceiveCount": stack.queues.max_receive_count}
+
+
+def _max_agent_run(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    return {"maxAgentRunSeconds": stack.queues.max_agent_run_seconds}
+
+
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "cloudfront-distribution-custom-certificate": _custom_certificate,
     "capacity-time-to-scale": _time_to_scale,
     "capacity-connection-budget": _connection_budget,
     "k8s-hpa-max-replicas-bounded": _replica_cap,
+    "sqs-queue-max-receive-count": _max_receive_count,
+    "sqs-queue-visibility-covers-agent-run": _max_agent_run,
 }
 
 
@@ -552,7 +562,8 @@ def policies_md(stacks: list[Stack]) -> str:
          "own settings (`capacity-time-to-scale` from `cofounder:scaling`, "
          "`k8s-hpa-max-replicas-bounded.maximum` from `cofounder:scaling.maxReplicasPerApp`, "
          "`capacity-connection-budget.reservedConnections` from `cofounder:postgres`, "
-         "`cloudfront-distribution-custom-certificate.allowDefaultCertificate` from `cofounder:edge`). "
+         "`cloudfront-distribution-custom-certificate.allowDefaultCertificate` from `cofounder:edge`, "
+         "`sqs-queue-max-receive-count` and `sqs-queue-visibility-covers-agent-run` from `cofounder:queues`). "
          "**Bold**: differs "
          "from the rule's default. A `mandatory` violation blocks `pulumi up`; an `advisory` one is reported."),
         "",

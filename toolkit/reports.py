@@ -16,6 +16,7 @@ from toolkit.harness import Program
 
 Report = dict
 REPORTS: dict[str, Callable[[Program], Report | None]] = {
+    "agent-queues": app_reports.agent_queues_report,
     "connections": connections_report.connection_budget,
     "headroom": cluster_reports.headroom,
     "request-path": edge_reports.request_path,

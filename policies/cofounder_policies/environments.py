@@ -8,7 +8,8 @@ the stack's own settings (``capacity-time-to-scale`` from ``cofounder:scaling``,
 ``k8s-hpa-max-replicas-bounded.maximum`` from ``cofounder:scaling.maxReplicasPerApp``, the one
 replica cap the program's loader holds every app to as well;
 ``cloudfront-distribution-custom-certificate.allowDefaultCertificate``, the stack's explicit
-opt-out, from ``cofounder:edge``). So a new stack
+opt-out, from ``cofounder:edge``; the agent queues' ``maxReceiveCount`` and
+``maxAgentRunSeconds`` from ``cofounder:queues``). So a new stack
 (say ``qa`` with environment ``staging``) gets staging's strictness without a hand-written file,
 and a stack file cannot relax a rule for itself other than through such a setting of its own,
 which a reviewer sees in the file (``allowDefaultCertificate``).
