@@ -246,7 +246,9 @@ FREE_TYPES = frozenset({
     # SNS: the alarm topic's publishes and email deliveries stay in the always-free million.
     "aws:sns/topic:Topic",
 })
-FREE_PREFIXES = ("kubernetes:", "random:", "pulumi:")
+#: Kubernetes objects (their cost is the nodes'), generated values, providers, and this project's
+#: own component types (containers of the resources above).
+FREE_PREFIXES = ("kubernetes:", "random:", "pulumi:", "cofounder:")
 #: vCPUs per RDS instance class (Amazon RDS user guide, "Hardware specifications for DB instance
 #: classes"), for the per-vCPU Performance Insights retention charge.
 RDS_VCPUS = {"db.t4g.medium": 2, "db.m7g.large": 2, "db.r7g.large": 2, "db.r7g.xlarge": 4, "db.r7g.2xlarge": 8}

@@ -435,10 +435,18 @@ def _connection_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str,
     return {"reservedConnections": stack.postgres.reserved_connections}
 
 
+def _cost_within_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    usage = stack.cost.as_camel()
+    budget = usage.pop("monthlyBudgetUsd")
+    derived = {"region": stack.region, "usage": usage, "nodePodShare": stack.scaling.node_pod_share}
+    return derived if budget is None else {"monthlyBudgetUsd": budget, **derived}
+
+
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "capacity-time-to-scale": _time_to_scale,
     "capacity-connection-budget": _connection_budget,
+    "capacity-cost-within-budget": _cost_within_budget,
 }
 
 
