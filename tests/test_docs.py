@@ -40,8 +40,9 @@ HAND_WRITTEN = {
         "eks-cluster-version-supported": {"minimumVersion": "1.32"},
         "capacity-time-to-scale": {"peakMultiplier": 5, "timeToScaleGoalSeconds": 60, "scaleUpWithinSeconds": 60,
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
-                                   "requireHeadroomCoverage": False},
+                                   "requireHeadroomCoverage": False, "readyGoalSeconds": 300},
         "capacity-connection-budget": {"reservedConnections": 10},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 1150},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
     },
@@ -57,6 +58,7 @@ HAND_WRITTEN = {
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 10},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500},
         "elb-deletion-protection": {"required": False},
     },
     "prod": {
@@ -72,6 +74,7 @@ HAND_WRITTEN = {
                                    "scaleUpWithinSeconds": 60, "metricLagSeconds": 15,
                                    "goalApps": ["backend", "worker"], "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 20},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6500},
     },
 }
 
@@ -217,8 +220,13 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
         **environments.PROFILES["staging"],
         "capacity-time-to-scale": {"peakMultiplier": 5, "timeToScaleGoalSeconds": 90, "scaleUpWithinSeconds": 60,
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
-                                   "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True},
+                                   "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True,
+                                   "podStartupSeconds": 30, "readyGoalSeconds": 60, "nodeProvisioningSeconds": 120,
+                                   "nodePodShare": 0.9},
         "capacity-connection-budget": {"reservedConnections": 30},
+        # staging's budget and region; no usage assumption differs from the defaults
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500, "region": "us-east-1", "nodePodShare": 0.9,
+                                        "usage": {}},
     }
     assert docs.policy_config(settings) == expected
     files = docs.generate(stacks_dir)

@@ -126,21 +126,22 @@ def _declared(resources) -> list[Declared]:
     return [Declared(r.resource_type, r.urn, plain(r.props) or {}) for r in resources]
 
 
-def _ready_in_time(resources, targets: ScalingTargets):
-    """The 5x burst to Ready (capacity/burst.py), the preview's burst report's very simulation."""
+def _ready_in_time(resources, targets: ScalingTargets, flagged: set[str]):
+    """The 5x burst to Ready (capacity/burst.py), the preview's burst report's very simulation; apps
+    already ``flagged`` for their decision are not reported twice."""
     items = _declared(resources)
     groups, pods = node_groups(items), workloads(items)
     if not groups:
         return
     burst = simulate(groups, pods, targets, cluster_autoscaler(items))
     for app in burst.apps:
-        if app.ready_seconds is not None and app.ready_seconds <= burst.target_seconds:
+        if app.name in flagged or (app.ready_seconds is not None and app.ready_seconds <= burst.target_seconds):
             continue
         w = next(w for w in pods if w.name == app.name)
-        when = "never Ready" if app.ready_seconds is None else f"Ready at {app.ready_seconds}s"
+        when = "never" if app.ready_seconds is None else f"at {app.ready_seconds}s"
         capped = f"; {', '.join(burst.capped_groups)} reached maxSize" if burst.capped_groups else ""
-        yield (f"{app.name}: the {app.target_replicas or app.result.needed_replicas} replicas the peak needs are "
-               f"{when}, goal {burst.target_seconds}s (readyGoalSeconds){capped}: pods beyond the free room "
+        yield (f"{app.name} has the {app.target_replicas or app.result.needed_replicas} replicas the peak needs "
+               f"Ready {when}, goal {burst.target_seconds}s (readyGoalSeconds){capped}: pods beyond the free room "
                f"and the headroom wait {burst.settings['scanIntervalSeconds']}s for the Cluster Autoscaler, "
                f"{targets.node_provisioning_seconds}s for a node and {targets.pod_startup_seconds}s to start. Fix: "
                "more headroom placeholders (cofounder:cluster.headroom; the burst report says how many and what "
@@ -167,7 +168,7 @@ def _time_to_scale(resources, settings):
                "each pod inside one placeholder: the rest waits 60-120 s for a new node. Fix: more or larger "
                "headroom placeholders (cofounder:cluster.headroom), or requireHeadroomCoverage: false "
                "where that wait is acceptable."), (headroom[0][0] if headroom else verdict.apps[0].autoscaled.key)
-    yield from _ready_in_time(resources, targets)
+    yield from _ready_in_time(resources, targets, {a.autoscaled.app for a in verdict.apps if not a.ok})
 
 
 def _cost_within_budget(resources, settings):
