@@ -180,18 +180,13 @@ def _cost_within_budget(resources, settings):
                  float(settings.get("nodePodShare") or 0.9))
     top = sorted(e.lines, key=lambda line: -(line.monthly_max or 0))[:3]
     biggest = ", ".join(f"{line.resource} {line.item} ${line.monthly_max:,.0f}" for line in top if line.monthly_max)
+    unknown = sorted(e.missing) + e.unclassified + e.problems
     if not e.within_budget:
-        yield (f"at maximum scale the stack costs ${e.monthly_max:,.2f} per month, over its budget of "
+        unpriced = f" (and no amount yet for {', '.join(unknown)})" if unknown else ""
+        yield (f"at maximum scale the stack costs ${e.monthly_max:,.2f} per month{unpriced}, over its budget of "
                f"${float(budget):,.2f} (cofounder:cost.monthlyBudgetUsd); the largest lines: {biggest}. Fix: lower "
                "maxReplicas or node group maxSize, smaller classes, or a budget that says what the peak may "
                "cost."), None
-    unknown = sorted(e.missing) + e.unclassified + e.problems
-    if unknown:
-        yield (f"the budget check is incomplete: ${e.monthly_max:,.2f} of ${float(budget):,.2f} at maximum scale "
-               f"counts no amount for {', '.join(unknown)}. Fix: add the missing prices to "
-               f"capacity/prices/{e.region}.yaml (with source and read date) or price the type in "
-               "capacity/cost.py."), None
-
 
 def _pgbouncer_configs(resources) -> dict[tuple, str | None]:
     """``pgbouncer.ini`` text by (type, namespace, name) of its Secret or ConfigMap; None if unknown."""
@@ -331,8 +326,9 @@ POLICIES = [
         "capacity-cost-within-budget",
         "Over-scaling is the seed's cost risk: at maximum scale (every autoscaler at its maximum, node "
         "groups up to maxSize, usage at its peak multiple) the stack's monthly cost must stay within its "
-        "budget, and every billable resource must have a price. Same model as the preview's cost report "
-        "(capacity/cost.py, prices in capacity/prices/<region>.yaml). Quiet when the stack sets no budget "
+        "budget. Same model as the preview's cost report "
+        "(capacity/cost.py, prices in capacity/prices/<region>.yaml); prices the table lacks count no "
+        "amount and are named (the cost report lists them). Quiet when the stack sets no budget "
         "(cofounder:cost.monthlyBudgetUsd). Fix: lower maxReplicas or maxSize, smaller classes, or a "
         "budget that says what the peak may cost; add missing prices with their source.",
         ADVISORY, _cost_within_budget,

@@ -355,11 +355,12 @@ def test_over_budget_at_maximum_scale_is_a_violation():
     assert "costs $73.00 per month, over its budget of $50.00" in message
 
 
-def test_a_missing_price_makes_the_budget_check_incomplete():
+def test_a_missing_price_counts_nothing_and_is_named_when_over_budget():
     stack = _priced_stack() + [resource("aws:eks/nodeGroup:NodeGroup", "ng", {
         "instanceTypes": ["m7i.large"], "scalingConfig": {"minSize": 1, "maxSize": 2}})]
-    [(message, _)] = _cost(stack, {"monthlyBudgetUsd": 1000})
-    assert "incomplete" in message and "ec2.instance-hour.m7i.large" in message
+    assert _cost(stack, {"monthlyBudgetUsd": 1000}) == []  # the cost report names the missing price
+    [(message, _)] = _cost(stack, {"monthlyBudgetUsd": 50})
+    assert "$73.00 per month (and no amount yet for ec2.instance-hour.m7i.large)" in message
 
 
 def test_the_cost_rule_agrees_with_the_report(stack_program):
@@ -367,4 +368,5 @@ def test_the_cost_rule_agrees_with_the_report(stack_program):
     config = {k: v for k, v in load_config("prod")["capacity-cost-within-budget"].items() if k != "enforcementLevel"}
     report = build_reports(program)["cost"]["data"]["monthly"]["maxScale"]
     found = _cost(_as_policy_resources(program), {**config, "monthlyBudgetUsd": report - 1})
-    assert f"${report:,.2f} per month, over its budget" in found[0][0]
+    assert f"${report:,.2f} per month (and no amount yet for " in found[0][0]
+    assert _cost(_as_policy_resources(program), config) == []
