@@ -9,7 +9,8 @@ from toolkit.preview import write_cost_and_burst
 from toolkit.reports import build_reports
 
 
-def test_the_preview_writes_both_documents_and_a_byte_stable_chart(stack_program, tmp_path):
+def test_the_preview_writes_both_documents_and_a_byte_stable_chart(stack_program, tmp_path, monkeypatch):
+    monkeypatch.delenv("COFOUNDER_BURST_CHART", raising=False)
     reports = build_reports(stack_program("prod"))
     write_cost_and_burst("prod", reports, tmp_path)
     cost = json.loads((tmp_path / "prod.cost.json").read_text())
@@ -28,6 +29,9 @@ def test_the_preview_writes_both_documents_and_a_byte_stable_chart(stack_program
     (tmp_path / "prod.burst.svg").unlink()  # drawn again from scratch: the same bytes
     write_cost_and_burst("prod", reports, tmp_path)
     assert (tmp_path / "prod.burst.svg").read_text() == svg
+    monkeypatch.setenv("COFOUNDER_BURST_CHART", "off")  # make diff's builds: no chart, no stale one
+    write_cost_and_burst("prod", reports, tmp_path)
+    assert not (tmp_path / "prod.burst.svg").exists()
 
 
 def _snapshot(reports):

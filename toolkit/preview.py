@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,10 @@ def render(program: Program, reports: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Set to ``off`` to skip the SVG (``make diff`` does: its report draws the burst as Mermaid).
+CHART_ENV = "COFOUNDER_BURST_CHART"
+
+
 def write_cost_and_burst(stack: str, reports: dict, out_dir: Path) -> list[Path]:
     """``<stack>.cost.json``, ``<stack>.burst.json`` and ``<stack>.burst.svg`` from the two reports' data
     (formats: docs/cost-and-burst.md); stale files of a stack that no longer has them are removed."""
@@ -221,7 +226,7 @@ def write_cost_and_burst(stack: str, reports: dict, out_dir: Path) -> list[Path]
         written.append(path)
     chart = out_dir / f"{stack}.burst.svg"
     burst = (reports.get("burst") or {}).get("data")
-    if burst is None:
+    if burst is None or os.environ.get(CHART_ENV) == "off":
         chart.unlink(missing_ok=True)
     else:
         burst_chart.write(chart, stack, burst)
