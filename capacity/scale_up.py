@@ -52,6 +52,16 @@ class ScalingSettings:
     #: database connections. Every ``cofounder:apps.<name>.maxReplicas`` must stay at or below it,
     #: and the pack's ``k8s-hpa-max-replicas-bounded`` checks the declared autoscalers against it.
     max_replicas_per_app: Annotated[int, Between(1, None)] = 50
+    #: Every app must have the peak's replicas Ready within this many seconds of the load step (the
+    #: seed's 60 s scale-up criterion, end to end: metric lag, HPA, headroom or a new node, start-up).
+    ready_goal_seconds: Annotated[int, Between(15, 1800)] = 60
+    #: Seconds from the Cluster Autoscaler's scale-up to a Ready node (EC2 launch, boot, join, CNI).
+    #: The EKS Workshop observes "several minutes" for pods behind a new node; the Cluster
+    #: Autoscaler e2e tests assume nodes Ready "in less than 1 minute after being created": 120 s.
+    node_provisioning_seconds: Annotated[int, Between(0, 1800)] = 120
+    #: Share of a node's allocatable CPU and memory the declared pods may use; the rest is left to
+    #: DaemonSets and the pods Helm charts add (the capacity-node-groups-hold-hpa-max rule's 0.9).
+    node_pod_share: Annotated[float, Between(0.1, 1)] = 0.9
     #: Replicas each app runs at today's peak; missing apps default to their minReplicas.
     baseline_replicas: dict[str, int] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.

@@ -44,6 +44,8 @@ pulumi.export("appDataSecretNames", [data.app_data.database_secret_name, data.ap
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_camel())
+# Read by the cost report: the budget, the usage assumptions and the price table's region.
+pulumi.export("costAssumptions", {**cfg.cost.as_camel(), "region": cfg.region})
 if edge is not None and lb is not None:
     pulumi.export("url", edge.url)
     pulumi.export("edgeDomainName", edge.domain_name)

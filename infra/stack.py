@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from capacity.cost import CostSettings
 from capacity.scale_up import ScalingSettings
 from components import camel
 from components.alert_rules import AlertRulesSettings
@@ -67,6 +68,8 @@ class StackConfig:
     #: its HPA, Service, TargetGroupBinding and PodDisruptionBudget.
     apps: dict[str, AppServiceSettings]
     scaling: ScalingSettings
+    #: The monthly budget and the usage assumptions of the cost report (capacity/cost.py).
+    cost: CostSettings
     prometheus_adapter: PrometheusAdapterSettings
     keda: KedaSettings
     #: Default deny in the app namespace and one NetworkPolicy per flow the apps need.

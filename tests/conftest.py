@@ -22,6 +22,9 @@ from toolkit import harness
 from toolkit.stackfile import stack_names
 
 STACKS = stack_names()
+# The burst SVG costs matplotlib's import and a drawing per preview; only the test of the chart
+# itself draws (tests/test_cost_reports.py lifts this), every other preview skips it.
+os.environ.setdefault("COFOUNDER_BURST_CHART", "off")
 
 
 #: Under pytest-xdist, where the workers share the stack programs (set by ``stack_program``).

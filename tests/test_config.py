@@ -133,7 +133,7 @@ def _dev_cluster(**changes) -> dict:
     ({"nodeGroups.apps.minSize": 5, "nodeGroups.apps.maxSize": 4},
      "cofounder:cluster.nodeGroups.apps.minSize = 5 is not allowed: expected below maxSize (4)"),
     ({"nodeGroups.apps.desiredSize": 9},
-     "cofounder:cluster.nodeGroups.apps.desiredSize = 9 is not allowed: expected between minSize (0) and maxSize (4)"),
+     "cofounder:cluster.nodeGroups.apps.desiredSize = 9 is not allowed: expected between minSize (0) and maxSize (5)"),
     ({"nodeGroups.system.instanceTypes": []},
      "cofounder:cluster.nodeGroups.system.instanceTypes = [] is not allowed: "
      "expected at least one EC2 instance type such as m6i.large"),

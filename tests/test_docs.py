@@ -44,8 +44,9 @@ HAND_WRITTEN = {
         "eks-cluster-version-supported": {"minimumVersion": "1.32"},
         "capacity-time-to-scale": {"peakMultiplier": 5, "timeToScaleGoalSeconds": 60, "scaleUpWithinSeconds": 60,
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
-                                   "requireHeadroomCoverage": False},
+                                   "requireHeadroomCoverage": False, "readyGoalSeconds": 300},
         "capacity-connection-budget": {"reservedConnections": 10},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 1150},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
         # added with the network_policy family (not in the files before make docs generated them)
@@ -68,6 +69,7 @@ HAND_WRITTEN = {
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 10},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500},
         "elb-deletion-protection": {"required": False},
         "k8s-workload-image-digest": _TAG_ONLY,
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
@@ -88,6 +90,7 @@ HAND_WRITTEN = {
         "capacity-connection-budget": {"reservedConnections": 20},
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_TAG_ONLY},
         "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6500},
     },
 }
 
@@ -287,12 +290,17 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
         **environments.PROFILES["staging"],
         "capacity-time-to-scale": {"peakMultiplier": 5, "timeToScaleGoalSeconds": 90, "scaleUpWithinSeconds": 60,
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
-                                   "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True},
+                                   "baselineReplicas": {"backend": 3}, "requireHeadroomCoverage": True,
+                                   "podStartupSeconds": 30, "readyGoalSeconds": 60, "nodeProvisioningSeconds": 120,
+                                   "nodePodShare": 0.9},
         "capacity-connection-budget": {"reservedConnections": 30},
         "k8s-hpa-max-replicas-bounded": {"maximum": 30},
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory", "allowDefaultCertificate": False},
         "sqs-queue-max-receive-count": {"maxReceiveCount": 3},
         "sqs-queue-visibility-covers-agent-run": {"maxAgentRunSeconds": 600},
+        # staging's budget and region; no usage assumption differs from the defaults
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500, "region": "us-east-1", "nodePodShare": 0.9,
+                                        "usage": {}},
     }
     assert docs.policy_config(settings) == expected
     files = docs.generate(stacks_dir)

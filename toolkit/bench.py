@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -83,7 +84,7 @@ def _preview(make: Callable[[], Program]) -> Callable[[], Program]:
     return go
 
 
-def best_of(fn: Callable[[], Program], repeat: int) -> tuple[float, Program]:
+def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best = float("inf")
     for _ in range(max(1, repeat)):
         start = time.perf_counter()
@@ -105,6 +106,32 @@ def measure(stacks: list[str], units: int, repeat: int) -> list[dict]:
         rows.append({"case": name, "resources": count, "preview_s": seconds, "plain_s": plain,
                      "bucket_s": bucket, "ratio": seconds / plain, "ratio_bucket": seconds / bucket})
     return rows
+
+
+def model_costs(stacks: list[str], repeat: int) -> list[dict]:
+    """Per stack: the cost model and the burst simulation (both reports), and one chart drawing."""
+    from toolkit import burst_chart, cost_reports
+
+    rows = []
+    for stack in stacks:
+        program = run_stack(stack)
+
+        def reports(p: Program = program) -> tuple:
+            return cost_reports.cost_report(p), cost_reports.burst_report(p)
+
+        model, (_, burst) = best_of(reports, repeat)
+        chart = 0.0
+        if burst:
+            chart = best_of(functools.partial(burst_chart.svg, stack, burst["data"]), 1)[0]
+        rows.append({"stack": stack, "model_s": model, "chart_s": chart})
+    return rows
+
+
+def model_line(rows: list[dict]) -> str:
+    parts = ", ".join(f"{r['stack']} {r['model_s'] * 1000:.0f} ms" for r in rows)
+    charts = ", ".join(f"{r['stack']} {r['chart_s']:.2f} s" for r in rows)
+    return (f"cost model + burst simulation (both reports, in every preview above): {parts}; burst chart "
+            f"(matplotlib, drawn only when the burst changed; the first includes loading matplotlib): {charts}")
 
 
 def table(rows: list[dict]) -> str:
@@ -155,6 +182,9 @@ def main() -> int:
     print("\npreview: program + reports + snapshot under the mocks. plain / Bucket: as many bare "
           "pulumi.CustomResource / aws.s3.Bucket registrations under the same mocks (the SDK's "
           f"floor); ratio = preview / that floor. Best of {args.repeat} runs.")
+    stacks = [s for s in args.stacks.split(",") if s]
+    if stacks:
+        print("\n" + model_line(model_costs(stacks, args.repeat)))
     if args.suite:
         result = suite_ratio()
         print("\n" + suite_line(result))

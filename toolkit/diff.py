@@ -131,6 +131,9 @@ class StackDiff:
     flags: list[Flag]
     #: The working tree failed to build this stack: its error, and no diff at all.
     head_error: str | None = None
+    #: The ``cost`` and ``burst`` reports' documents at BASE and in the working tree (None: absent).
+    cost: tuple[dict | None, dict | None] = (None, None)
+    burst: tuple[dict | None, dict | None] = (None, None)
 
     def count(self, op: str) -> int:
         return sum(1 for r in self.resources if r.op == op)
@@ -256,10 +259,26 @@ def diff_stack(stack: str, base: dict | None, head: dict | None, *,
     return StackDiff(
         stack=stack, base_note=base_note, head_note=head_note, resources=changes,
         outputs=property_changes((base or {}).get("outputs", {}), (head or {}).get("outputs", {})),
-        reports=_report_changes((base or {}).get("reports", {}), (head or {}).get("reports", {})),
+        reports=_report_changes(_generic((base or {}).get("reports", {})), _generic((head or {}).get("reports", {}))),
         policies=_policy_changes(base_policies, head_policies, policy_note),
         flags=flags,
+        cost=(_data(base, "cost"), _data(head, "cost")),
+        burst=(_data(base, "burst"), _data(head, "burst")),
     )
+
+
+#: Reports with a section of their own (money and seconds), not a table among the others.
+OWN_SECTIONS = ("cost", "burst")
+#: Stacks whose burst is drawn as a chart in the report (GitHub renders Mermaid in comments).
+CHART_STACKS = ("prod",)
+
+
+def _generic(reports: dict) -> dict:
+    return {k: v for k, v in reports.items() if k not in OWN_SECTIONS}
+
+
+def _data(doc: dict | None, report: str) -> dict | None:
+    return (((doc or {}).get("reports") or {}).get(report) or {}).get("data")
 
 
 def _report_changes(old: dict, new: dict) -> list[dict]:
@@ -410,9 +429,108 @@ def _render_stack(d: StackDiff, level: int) -> list[str]:
             for c in d.outputs), ""]
 
     lines += _render_policies(d.policies, level)
+    lines += _render_cost(d.cost, level)
+    lines += _render_burst(d.stack, d.burst, level)
     lines += _render_reports(d.reports, level)
     return lines
 
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
+def _change(new: float | None, old: float | None) -> str:
+    if new is None or old is None:
+        return "n/a"
+    return f"{new - old:+,.2f}" if round(new - old, 2) else "0"
+
+
+def _render_cost(cost: tuple[dict | None, dict | None], level: int) -> list[str]:
+    """Monthly cost at both scales, BASE against the working tree, and the lines that changed."""
+    base, head = cost
+    if head is None:
+        return [] if base is None else ["**Cost per month:** the working tree has no cost report.", ""]
+    bm, hm = (base or {}).get("monthly", {}), head["monthly"]
+    lines = [f"**Cost per month** ({head['currency']}, {head['region']} list prices read {head['pricesAsOf']}; "
+             "docs/cost-and-burst.md):", "",
+             "| scale | BASE | working tree | change |", "|---|---|---|---|"]
+    for key, label in (("minScale", "minimum"), ("maxScale", "maximum")):
+        lines.append(f"| {label} | {_money(bm.get(key))} | {_money(hm[key])} | {_change(hm[key], bm.get(key))} |")
+    lines.append("")
+    if head.get("budgetUsd") is not None:
+        over = hm["maxScale"] > head["budgetUsd"]
+        lines += [f"Budget {_money(head['budgetUsd'])}: maximum scale is {'**over** it' if over else 'within'} it.",
+                  ""]
+    missing = [m["key"] for m in head.get("missingPrices", [])]
+    if missing:
+        lines += [f"Not priced (no amount counted): {', '.join(_code(k) for k in missing)}.", ""]
+    if head.get("cappedNodeGroups"):
+        lines += [f"The maxSize cap bites at maximum scale: {', '.join(head['cappedNodeGroups'])}.", ""]
+    old = {(x["resource"], x["item"]): x for x in (base or {}).get("lines", [])}
+    new = {(x["resource"], x["item"]): x for x in head["lines"]}
+    changed = [k for k in new if k not in old or (old[k]["monthlyMinScale"], old[k]["monthlyMaxScale"])
+               != (new[k]["monthlyMinScale"], new[k]["monthlyMaxScale"])] + [k for k in old if k not in new]
+    if base is not None and changed and level < 3:
+        lines += ["| resource | item | minimum | maximum |", "|---|---|---|---|"]
+        for k in changed:
+            a, b = old.get(k, {}), new.get(k, {})
+            cells = [f"{_money(a.get(s))} → {_money(b.get(s))}" for s in ("monthlyMinScale", "monthlyMaxScale")]
+            lines.append(f"| {_cell(k[0])} | {_cell(k[1])} | {cells[0]} | {cells[1]} |")
+        lines.append("")
+    elif base is not None and not changed:
+        lines += ["No cost line changed.", ""]
+    return lines
+
+
+def _render_burst(stack: str, burst: tuple[dict | None, dict | None], level: int) -> list[str]:
+    """Seconds until each app's peak replicas are Ready, BASE against the working tree; a chart for prod."""
+    base, head = burst
+    if head is None:
+        return [] if base is None else ["**5x burst:** the working tree has no burst report.", ""]
+    goal = head["targetSeconds"]
+    lines = [f"**5x burst, seconds until the peak's replicas are Ready** (goal {goal} s):", "",
+             "| app | BASE | working tree | |", "|---|---|---|---|"]
+    before = (base or {}).get("readySeconds", {})
+    for app, ready in sorted(head["readySeconds"].items()):
+        ok = ready is not None and ready <= goal
+        was = before.get(app, "n/a") if base is not None else "n/a"
+        lines.append(f"| {app} | {_secs(was)} | {_secs(ready)} | {'✅' if ok else '❌'} |")
+    lines.append("")
+    advice = head.get("headroomToMeet")
+    if advice:
+        lines += [_cell(advice["text"]), ""]
+    if stack in CHART_STACKS and level < 3:
+        lines += _mermaid(stack, base, head)
+    return lines
+
+
+def _secs(value) -> str:
+    if value == "n/a":
+        return "n/a"
+    return "never" if value is None else f"{value} s"
+
+
+def _mermaid(stack: str, base: dict | None, head: dict) -> list[str]:
+    """Pods Ready across all apps, BASE and working tree, against the demand: a Mermaid ``xychart-beta``."""
+    step = 10
+    end = max(p["t"] for p in (base or {}).get("series", []) + head["series"])
+    times = list(range(0, end + 1, step))
+
+    def at(series: list[dict], t: int, what: str) -> int:
+        point = max((p for p in series if p["t"] <= t), key=lambda p: p["t"], default=None)
+        return sum(v[what] for v in point["apps"].values()) if point else 0
+
+    demand = [at(head["series"], t, "demand") for t in times]
+    ready = [at(head["series"], t, "ready") for t in times]
+    lines_ = [demand, ready] + ([[at(base["series"], t, "ready") for t in times]] if base else [])
+    top = max(max(x) for x in lines_) + 5
+    legend = ("lines: demand (pods the peak needs), Ready in the working tree"
+              + (", Ready at BASE" if base else ""))
+    out = ["```mermaid", "xychart-beta",
+           f'    title "{stack}: pods Ready after the 5x step, all apps (goal {head["targetSeconds"]} s)"',
+           f'    x-axis "seconds" [{", ".join(map(str, times))}]', f'    y-axis "pods" 0 --> {top}']
+    out += [f"    line [{', '.join(map(str, series))}]" for series in lines_]
+    return out + ["```", "", f"_{legend}._", ""]
 
 def _render_policies(p: dict | None, level: int) -> list[str]:
     if not p or not p["available"]:

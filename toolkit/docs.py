@@ -453,6 +453,15 @@ def _max_agent_run(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any
     return {"maxAgentRunSeconds": stack.queues.max_agent_run_seconds}
 
 
+def _cost_within_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    # Only the assumptions the stack changes: the rule reads the rest from CostSettings' defaults.
+    defaults = type(stack.cost)().as_camel()
+    usage = {k: v for k, v in stack.cost.as_camel().items() if v != defaults[k]}
+    budget = usage.pop("monthlyBudgetUsd", None)
+    derived = {"region": stack.region, "usage": usage, "nodePodShare": stack.scaling.node_pod_share}
+    return derived if budget is None else {"monthlyBudgetUsd": budget, **derived}
+
+
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "cloudfront-distribution-custom-certificate": _custom_certificate,
@@ -461,6 +470,7 @@ DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "k8s-hpa-max-replicas-bounded": _replica_cap,
     "sqs-queue-max-receive-count": _max_receive_count,
     "sqs-queue-visibility-covers-agent-run": _max_agent_run,
+    "capacity-cost-within-budget": _cost_within_budget,
 }
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from toolkit import snapshot
+from toolkit import burst_chart, snapshot
 from toolkit.errors import main_guard
 from toolkit.harness import Program, Resource, run_stack
 from toolkit.reports import build_reports
@@ -209,6 +210,32 @@ def render(program: Program, reports: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Set to ``off`` to skip the SVG (``make diff`` does: its report draws the burst as Mermaid).
+CHART_ENV = "COFOUNDER_BURST_CHART"
+
+
+def write_cost_and_burst(stack: str, reports: dict, out_dir: Path) -> list[Path]:
+    """``<stack>.cost.json``, ``<stack>.burst.json`` and ``<stack>.burst.svg`` from the two reports' data
+    (formats: docs/cost-and-burst.md); stale files of a stack that no longer has them are removed."""
+    written = []
+    for name, suffix in (("cost", "cost.json"), ("burst", "burst.json")):
+        path = out_dir / f"{stack}.{suffix}"
+        data = (reports.get(name) or {}).get("data")
+        if data is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.write_text(snapshot.dumps(data))
+        written.append(path)
+    chart = out_dir / f"{stack}.burst.svg"
+    burst = (reports.get("burst") or {}).get("data")
+    if burst is None or os.environ.get(CHART_ENV) == "off":
+        chart.unlink(missing_ok=True)
+    else:
+        burst_chart.write(chart, stack, burst)
+        written.append(chart)
+    return written
+
+
 def preview(stack: str, out_dir: Path, stacks_dir: Path | None = None) -> tuple[str, Path]:
     program = run_stack(stack, stacks_dir=stacks_dir)
     reports = build_reports(program)
@@ -216,6 +243,7 @@ def preview(stack: str, out_dir: Path, stacks_dir: Path | None = None) -> tuple[
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stack}.json"
     path.write_text(snapshot.dumps(doc))
+    write_cost_and_burst(stack, reports, out_dir)
     return render(program, snapshot.mask(reports, sort=False)), path
 
 
@@ -227,7 +255,9 @@ def main() -> int:
     args = parser.parse_args()
     text, path = preview(args.stack, Path(args.out), Path(args.stacks_dir) if args.stacks_dir else None)
     print(text, end="")
-    print(f"\nDesired state written to {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    print(f"\nDesired state written to {shown}; cost and burst beside it ({shown.stem}.cost.json, "
+          f"{shown.stem}.burst.json, {shown.stem}.burst.svg)")
     return 0
 
 

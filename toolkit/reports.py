@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from toolkit import app_reports, cluster_reports, connections_report, edge_reports
+from toolkit import app_reports, cluster_reports, connections_report, cost_reports, edge_reports
 from toolkit.harness import Program
 
 Report = dict
 REPORTS: dict[str, Callable[[Program], Report | None]] = {
     "agent-queues": app_reports.agent_queues_report,
+    "burst": cost_reports.burst_report,
     "connections": connections_report.connection_budget,
+    "cost": cost_reports.cost_report,
     "headroom": cluster_reports.headroom,
     "request-path": edge_reports.request_path,
     "time-to-scale": app_reports.time_to_scale_report,

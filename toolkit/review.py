@@ -184,7 +184,9 @@ ERROR_CHARS = 3000
 
 def _run_driver(tree: Path, stack: str, out: Path, policies: Path | None) -> tuple[int, str | None]:
     """Run the driver in ``tree``: its exit code, and on failure the last lines of its stderr."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    # The report draws the burst as Mermaid: the preview's SVG chart (and loading matplotlib) is
+    # not needed in a review build (toolkit/preview.py CHART_ENV).
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1", "COFOUNDER_BURST_CHART": "off"}
     res = subprocess.run([sys.executable, "-c", _DRIVER, stack, str(out), str(policies or "")], cwd=tree,
                          env=env, capture_output=True, text=True)
     if res.returncode == 0:

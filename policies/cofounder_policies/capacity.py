@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 
 from capacity import connections
+from capacity.burst import simulate
+from capacity.cost import CostSettings, estimate
+from capacity.fleet import Declared, cluster_autoscaler, node_groups, workloads
 from capacity.headroom import placeholders
 from capacity.hpa import pod_requests
 from capacity.nodes import INSTANCE_TYPES, allocatable
@@ -111,13 +114,41 @@ def _app_problem(app: AppScaleUp) -> str:
             f"{goal}; first step {first}: {'; '.join(found)}. Fix: {'; '.join(fixes)}.")
 
 
+def _declared(resources) -> list[Declared]:
+    return [Declared(r.resource_type, r.urn, plain(r.props) or {}) for r in resources]
+
+
+def _ready_in_time(resources, targets: ScalingTargets, flagged: set[str]):
+    """The 5x burst to Ready (capacity/burst.py), the preview's burst report's very simulation; apps
+    already ``flagged`` for their decision are not reported twice."""
+    items = _declared(resources)
+    groups, pods = node_groups(items), workloads(items)
+    if not groups:
+        return
+    burst = simulate(groups, pods, targets, cluster_autoscaler(items))
+    for app in burst.apps:
+        if app.name in flagged or (app.ready_seconds is not None and app.ready_seconds <= burst.target_seconds):
+            continue
+        w = next(w for w in pods if w.name == app.name)
+        when = "never" if app.ready_seconds is None else f"at {app.ready_seconds}s"
+        capped = f"; {', '.join(burst.capped_groups)} reached maxSize" if burst.capped_groups else ""
+        yield (f"{app.name} has the {app.target_replicas or app.result.needed_replicas} replicas the peak needs "
+               f"Ready {when}, goal {burst.target_seconds}s (readyGoalSeconds){capped}: pods beyond the free room "
+               f"and the headroom wait {burst.settings['scanIntervalSeconds']}s for the Cluster Autoscaler, "
+               f"{targets.node_provisioning_seconds}s for a node and {targets.pod_startup_seconds}s to start. Fix: "
+               "more headroom placeholders (cofounder:cluster.headroom; the burst report says how many and what "
+               "they cost), faster scale-up behavior, or a larger node group maxSize."), \
+            w.autoscaled.key if w.autoscaled else None
+
+
 def _time_to_scale(resources, settings):
     deployments = [(d.urn, plain(d.props)) for d in of_type(resources, DEPLOYMENT)]
     apps = autoscalers(resources)
     if not apps:
         return
+    targets = ScalingTargets.from_camel(plain(dict(settings)))
     headroom = placeholders([plain(p.props) for p in of_type(resources, PRIORITY_CLASS)], deployments)
-    verdict = evaluate(apps, ScalingTargets.from_camel(plain(dict(settings))), [f for _, f in headroom])
+    verdict = evaluate(apps, targets, [f for _, f in headroom])
     for app in verdict.apps:
         if not app.ok:
             yield _app_problem(app), app.autoscaled.key
@@ -129,7 +160,25 @@ def _time_to_scale(resources, settings):
                "each pod inside one placeholder: the rest waits 60-120 s for a new node. Fix: more or larger "
                "headroom placeholders (cofounder:cluster.headroom), or requireHeadroomCoverage: false "
                "where that wait is acceptable."), (headroom[0][0] if headroom else verdict.apps[0].autoscaled.key)
+    yield from _ready_in_time(resources, targets, {a.autoscaled.app for a in verdict.apps if not a.ok})
 
+
+def _cost_within_budget(resources, settings):
+    budget = settings.get("monthlyBudgetUsd")
+    if budget is None:
+        return
+    usage = CostSettings.from_camel({**plain(dict(settings.get("usage") or {})), "monthlyBudgetUsd": budget})
+    e = estimate(_declared(resources), str(settings.get("region") or "us-east-1"), usage,
+                 float(settings.get("nodePodShare") or 0.9))
+    top = sorted(e.lines, key=lambda line: -(line.monthly_max or 0))[:3]
+    biggest = ", ".join(f"{line.resource} {line.item} ${line.monthly_max:,.0f}" for line in top if line.monthly_max)
+    unknown = sorted(e.missing) + e.unclassified + e.problems
+    if not e.within_budget:
+        unpriced = f" (and no amount yet for {', '.join(unknown)})" if unknown else ""
+        yield (f"at maximum scale the stack costs ${e.monthly_max:,.2f} per month{unpriced}, over its budget of "
+               f"${float(budget):,.2f} (cofounder:cost.monthlyBudgetUsd); the largest lines: {biggest}. Fix: lower "
+               "maxReplicas or node group maxSize, smaller classes, or a budget that says what the peak may "
+               "cost."), None
 
 def _pgbouncer_configs(resources) -> dict[tuple, str | None]:
     """``pgbouncer.ini`` text by (type, namespace, name) of its Secret or ConfigMap; None if unknown."""
@@ -223,9 +272,12 @@ POLICIES = [
         "A burst to the peak must be met in time: each autoscaled Deployment (HPA or KEDA "
         "ScaledObject) must reach the replicas the peak needs, with its first scale-up step within "
         "scaleUpWithinSeconds and, for goal apps, the full count decided within "
-        "timeToScaleGoalSeconds; the first step of all apps must fit the pre-warmed headroom. "
-        "Same arithmetic as the preview's time-to-scale report (capacity/scale_up.py). Fix: faster "
-        "behavior.scaleUp policies, a higher maxReplicas, or more headroom.",
+        "timeToScaleGoalSeconds; the first step of all apps must fit the pre-warmed headroom; and the "
+        "replicas the peak needs must be Ready, end to end, within readyGoalSeconds (free room, "
+        "placeholder preemption, Cluster Autoscaler scan, node provisioning, pod start-up). Same "
+        "arithmetic as the preview's time-to-scale and burst reports (capacity/scale_up.py, "
+        "capacity/burst.py). Fix: faster behavior.scaleUp policies, a higher maxReplicas, more headroom "
+        "or a larger node group maxSize.",
         ADVISORY, _time_to_scale,
         # The same keys and defaults as cofounder:scaling (capacity/scale_up.py ScalingSettings);
         # `make docs` writes each stack's values into policies/config/<stack>.json from its
@@ -250,6 +302,38 @@ POLICIES = [
                                  "description": "Replicas per app at today's peak (default minReplicas)"},
             "requireHeadroomCoverage": {"type": "boolean", "default": _TARGETS.require_headroom_coverage,
                                         "description": "The headroom must hold every app's first step"},
+            "podStartupSeconds": {"type": "integer", "minimum": 0, "maximum": 900,
+                                  "default": _TARGETS.pod_startup_seconds,
+                                  "description": "Seconds from scheduling to a Ready pod"},
+            "readyGoalSeconds": {"type": "integer", "minimum": 15, "maximum": 1800,
+                                 "default": _TARGETS.ready_goal_seconds,
+                                 "description": "Every app's peak replicas must be Ready within this"},
+            "nodeProvisioningSeconds": {"type": "integer", "minimum": 0, "maximum": 1800,
+                                        "default": _TARGETS.node_provisioning_seconds,
+                                        "description": "Seconds from a scale-up to a Ready node"},
+            "nodePodShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": _TARGETS.node_pod_share,
+                             "description": "Share of a node's allocatable the declared pods may use"},
+        }),
+    stack_rule(
+        "capacity-cost-within-budget",
+        "Over-scaling is the seed's cost risk: at maximum scale (every autoscaler at its maximum, node "
+        "groups up to maxSize, usage at its peak multiple) the stack's monthly cost must stay within its "
+        "budget. Same model as the preview's cost report "
+        "(capacity/cost.py, prices in capacity/prices/<region>.yaml); prices the table lacks count no "
+        "amount and are named (the cost report lists them). Quiet when the stack sets no budget "
+        "(cofounder:cost.monthlyBudgetUsd). Fix: lower maxReplicas or maxSize, smaller classes, or a "
+        "budget that says what the peak may cost; add missing prices with their source.",
+        ADVISORY, _cost_within_budget,
+        # Written into policies/config/<stack>.json by `make docs` from the stack's cofounder:cost,
+        # its region and cofounder:scaling.nodePodShare (toolkit/docs.py DERIVED).
+        config={
+            "monthlyBudgetUsd": {"type": "number", "minimum": 1,
+                                 "description": "Most the stack may cost per month at maximum scale (USD)"},
+            "region": {"type": "string", "default": "us-east-1", "description": "The price table's region"},
+            "usage": {"type": "object", "default": {},
+                      "description": "cofounder:cost's usage assumptions (camelCase)"},
+            "nodePodShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": _TARGETS.node_pod_share,
+                             "description": "Share of a node's allocatable the declared pods may use"},
         }),
     stack_rule(
         "capacity-connection-budget",

@@ -322,3 +322,60 @@ def test_connection_budget_uses_the_figures_the_program_checks(stack_program, st
     assert _budget(resources, {"reservedConnections": edge}) == []
     [(message, _)] = _budget(resources, {"reservedConnections": edge + 1})
     assert f"= {exported['serverConnections']} exceed RDS max_connections {exported['rdsMaxConnections']}" in message
+
+
+# --- capacity-time-to-scale: Ready, end to end ---------------------------------------------------
+
+
+def test_an_app_whose_peak_waits_for_a_node_misses_the_ready_goal(stack_program):
+    # prod without its placeholders and with a baseline of 4 replicas per app: the worker's last pods
+    # wait for the Cluster Autoscaler and a node (tests/test_burst.py), past the 60 s goal.
+    program = stack_program("prod")
+    resources = [r for r in _as_policy_resources(program)
+                 if not (r.resource_type == DEPLOYMENT and "headroom" in r.name)]
+    settings = {**_pack_settings("prod"), "baselineReplicas": {"backend": 4, "frontend": 4, "worker": 4}}
+    ready = [m for m, _ in _tts(resources, settings) if "readyGoalSeconds" in m]  # besides the coverage one
+    assert ready and all(" Ready at " in m and "goal 60s" in m for m in ready)
+    assert {m.split(" ", 1)[0] for m in ready} <= {"backend", "frontend", "worker"}
+
+
+# --- capacity-cost-within-budget ----------------------------------------------------------------
+
+
+def _cost(resources, config):
+    return stack_violations("capacity-cost-within-budget", resources, config)
+
+
+def _priced_stack():
+    """An EKS cluster only: one line, fully priced ($0.10 x 730 h = $73)."""
+    return [resource("aws:eks/cluster:Cluster", "eks", {"version": "1.34"})]
+
+
+def test_the_cost_rule_is_quiet_without_a_budget():
+    assert _cost(_priced_stack(), {}) == []
+
+
+def test_the_cost_rule_is_quiet_within_the_budget():
+    assert _cost(_priced_stack(), {"monthlyBudgetUsd": 100}) == []
+
+
+def test_over_budget_at_maximum_scale_is_a_violation():
+    [(message, _)] = _cost(_priced_stack(), {"monthlyBudgetUsd": 50})
+    assert "costs $73.00 per month, over its budget of $50.00" in message
+
+
+def test_a_missing_price_counts_nothing_and_is_named_when_over_budget():
+    stack = _priced_stack() + [resource("aws:eks/nodeGroup:NodeGroup", "ng", {
+        "instanceTypes": ["m7i.large"], "scalingConfig": {"minSize": 1, "maxSize": 2}})]
+    assert _cost(stack, {"monthlyBudgetUsd": 1000}) == []  # the cost report names the missing price
+    [(message, _)] = _cost(stack, {"monthlyBudgetUsd": 50})
+    assert "$73.00 per month (and no amount yet for ec2.instance-hour.m7i.large)" in message
+
+
+def test_the_cost_rule_agrees_with_the_report(stack_program):
+    program = stack_program("prod")
+    config = {k: v for k, v in load_config("prod")["capacity-cost-within-budget"].items() if k != "enforcementLevel"}
+    report = build_reports(program)["cost"]["data"]["monthly"]["maxScale"]
+    found = _cost(_as_policy_resources(program), {**config, "monthlyBudgetUsd": report - 1})
+    assert f"${report:,.2f} per month (and no amount yet for " in found[0][0]
+    assert _cost(_as_policy_resources(program), config) == []

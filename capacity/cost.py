@@ -1,0 +1,534 @@
+"""What a stack costs per month at minimum and at maximum scale, line by line, from what it declares.
+
+Pure arithmetic over ``Declared`` resources (``capacity/fleet.py``), a price table
+(``capacity/prices/<region>.yaml``: on-demand list prices, each with its source and the date it
+was read) and the stack's usage assumptions (``CostSettings``, ``cofounder:cost``). The preview's
+``cost`` report and the pack's ``capacity-cost-within-budget`` rule call ``estimate`` on the same
+declared resources.
+
+- **Minimum scale**: every autoscaler at its minimum, fixed Deployments at their replicas, the
+  headroom placeholders, packed on the node groups (at least their minSize): the cluster at rest.
+  Usage-driven items at the monthly volumes of ``CostSettings``.
+- **Maximum scale**: every autoscaler at its maximum, packed the same way and capped by each node
+  group's maxSize (the report says when the cap bites); RDS storage at its autoscaling maximum;
+  usage-driven volumes x ``maxScaleUsageMultiplier``.
+- The nodes the headroom placeholders add (the packing with and without them) are their own
+  lines. SPOT groups are priced at on-demand, an upper bound (spot prices move; the table holds
+  list prices only).
+- A price the table lacks is never a silent zero: the line keeps its quantity, has no amount, and
+  ``missing`` names the key to add. A resource type the model does not know is named too
+  (``unclassified``), so a new billable resource cannot slip past the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+
+from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, workloads
+from capacity.headroom import memory_mib
+from capacity.schema import Between
+
+PRICES_DIR = Path(__file__).resolve().parent / "prices"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CostSettings:
+    """``cofounder:cost``: the stack's monthly budget and the usage its usage-driven prices apply to.
+
+    The volumes are assumptions at today's traffic, printed beside the figures they drive; replace
+    them with measured values (AWS Cost Explorer, CloudWatch) when there are some."""
+
+    #: Most the stack may cost per month at maximum scale (USD); null: no budget, the rule is quiet.
+    monthly_budget_usd: Annotated[float | None, Between(1, None)] = None
+    #: Viewer requests per month through CloudFront and the WAF, in millions.
+    requests_millions_per_month: Annotated[float, Between(0, None)] = 30.0
+    #: GB per month CloudFront delivers to viewers.
+    cdn_gb_per_month: Annotated[float, Between(0, None)] = 500.0
+    #: GB per month the ALB processes (one LCU-hour per GB: the dimension that dominates here).
+    origin_gb_per_month: Annotated[float, Between(0, None)] = 100.0
+    #: GB per month through the NAT gateways (LLM API calls, image pulls), also billed as internet egress.
+    nat_gb_per_month: Annotated[float, Between(0, None)] = 200.0
+    #: Agent-queue messages per month, in millions (each: send, receive and delete, three requests).
+    queue_messages_millions_per_month: Annotated[float, Between(0, None)] = 1.0
+    #: GB ingested per month by a CloudWatch log group, by its resource name (others: the default).
+    log_gb_per_month: dict[str, float] = field(default_factory=dict)
+    #: GB ingested per month by a log group not listed in logGbPerMonth.
+    default_log_gb_per_month: Annotated[float, Between(0, None)] = 5.0
+    #: GB stored in S3 across the stack's buckets (assets, CloudFront and ALB access logs).
+    s3_storage_gb: Annotated[float, Between(0, None)] = 50.0
+    #: Objects written to S3 per month, in thousands (deploys, access-log files).
+    s3_puts_thousands_per_month: Annotated[float, Between(0, None)] = 100.0
+    #: Usage-driven volumes at maximum scale, as a multiple of the volumes above (the seed's 5x peak
+    #: sustained for a whole month: an upper bound).
+    max_scale_usage_multiplier: Annotated[float, Between(1, 100)] = 5.0
+
+    def checks(self):
+        for name, gb in self.log_gb_per_month.items():
+            if gb < 0:
+                yield f"log_gb_per_month.{name}", gb, "0 or more GB"
+
+    @classmethod
+    def from_camel(cls, values: dict) -> CostSettings:
+        names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
+        return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
+
+    def as_camel(self) -> dict:
+        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+# --- the price table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    key: str
+    usd: float
+    unit: str
+    source: str
+    read_from: str
+    read: str
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    currency: str
+    hours_per_month: float
+    prices: dict[str, Price]
+    #: Why the table is empty (no file for the region), or None.
+    problem: str | None = None
+
+    @property
+    def as_of(self) -> str | None:
+        """The oldest read date: every price is at least this fresh."""
+        return min((p.read for p in self.prices.values()), default=None)
+
+    @property
+    def path(self) -> str:
+        return f"capacity/prices/{self.region}.yaml"
+
+
+@lru_cache(maxsize=8)
+def load_prices(region: str, directory: Path = PRICES_DIR) -> PriceTable:
+    """The price table of ``region``; an empty table (every price missing) when there is no file."""
+    path = directory / f"{region}.yaml"
+    if not path.is_file():
+        return PriceTable(region, "USD", 730, {},
+                          f"there is no price table for {region} (capacity/prices/{region}.yaml)")
+    doc = yaml.safe_load(path.read_text()) or {}
+    prices = {}
+    for key, entry in (doc.get("prices") or {}).items():
+        read = entry["read"]
+        prices[key] = Price(key, float(entry["usd"]), str(entry["unit"]), str(entry["source"]),
+                            str(entry.get("readFrom", entry["source"])),
+                            read.isoformat() if isinstance(read, datetime.date) else str(read))
+    return PriceTable(str(doc.get("region", region)), str(doc.get("currency", "USD")),
+                      float(doc.get("hoursPerMonth", 730)), prices)
+
+
+# --- lines ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    resource: str
+    item: str
+    unit: str
+    price_key: str
+    quantity_min: float
+    quantity_max: float
+    unit_price: float | None
+
+    @property
+    def monthly_min(self) -> float | None:
+        return None if self.unit_price is None else self.quantity_min * self.unit_price
+
+    @property
+    def monthly_max(self) -> float | None:
+        return None if self.unit_price is None else self.quantity_max * self.unit_price
+
+    def as_dict(self) -> dict:
+        return {"resource": self.resource, "item": self.item, "quantity": _round(self.quantity_min, 3),
+                "quantityMaxScale": _round(self.quantity_max, 3), "unit": self.unit, "unitPrice": self.unit_price,
+                "priceKey": self.price_key,
+                "monthlyMinScale": None if self.monthly_min is None else _round(self.monthly_min, 2),
+                "monthlyMaxScale": None if self.monthly_max is None else _round(self.monthly_max, 2)}
+
+
+def _round(value: float, digits: int) -> float | int:
+    rounded = round(value, digits)
+    return int(rounded) if float(rounded).is_integer() else rounded
+
+
+@dataclass
+class Estimate:
+    region: str
+    currency: str
+    prices_as_of: str | None
+    lines: list[Line]
+    #: ``price key -> what it is``, for every price the table lacks.
+    missing: dict[str, str]
+    #: Declared resource types the model neither prices nor knows to be free.
+    unclassified: list[str]
+    #: Node groups whose maxSize stops the maximum scale (pods left without a node).
+    capped_groups: list[str]
+    usage: CostSettings
+    budget_usd: float | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def monthly_min(self) -> float:
+        return sum(line.monthly_min or 0.0 for line in self.lines)
+
+    @property
+    def monthly_max(self) -> float:
+        return sum(line.monthly_max or 0.0 for line in self.lines)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.unclassified and not self.problems
+
+    @property
+    def within_budget(self) -> bool | None:
+        return None if self.budget_usd is None else self.monthly_max <= self.budget_usd
+
+    def as_dict(self) -> dict:
+        """``build/preview/<stack>.cost.json`` (docs/cost-and-burst.md)."""
+        return {"currency": self.currency, "pricesAsOf": self.prices_as_of, "region": self.region,
+                "monthly": {"minScale": round(self.monthly_min, 2), "maxScale": round(self.monthly_max, 2)},
+                "budgetUsd": self.budget_usd, "complete": self.complete,
+                "missingPrices": [{"key": k, "what": v} for k, v in sorted(self.missing.items())],
+                "unclassifiedTypes": self.unclassified, "cappedNodeGroups": self.capped_groups,
+                "usage": self.usage.as_camel(), "lines": [line.as_dict() for line in self.lines]}
+
+
+# Resource types that carry no charge of their own: configuration, identity, networking plumbing,
+# and everything inside the cluster (its cost is the nodes'). A CloudFront VPC origin has "no
+# additional charge" (CloudFront developer guide, "Restrict access with VPC origins"); a gateway
+# VPC endpoint for S3 has no hourly or data processing charge (AWS PrivateLink pricing page).
+FREE_TYPES = frozenset({
+    "aws:autoscaling/tag:Tag", "aws:cloudfront/cachePolicy:CachePolicy",
+    "aws:cloudfront/originAccessControl:OriginAccessControl",
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy", "aws:cloudfront/vpcOrigin:VpcOrigin",
+    "aws:cloudfront/function:Function", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+    "aws:ec2/flowLog:FlowLog", "aws:ec2/internetGateway:InternetGateway", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/routeTable:RouteTable", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc",
+    "aws:eks/accessEntry:AccessEntry", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    "aws:eks/addon:Addon", "aws:elasticache/parameterGroup:ParameterGroup",
+    "aws:elasticache/subnetGroup:SubnetGroup", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:kms/alias:Alias", "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
+    "aws:lb/targetGroup:TargetGroup", "aws:rds/parameterGroup:ParameterGroup", "aws:rds/subnetGroup:SubnetGroup",
+    "aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketVersioning:BucketVersioning", "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sqs/queuePolicy:QueuePolicy", "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+    # SNS: the alarm topic's publishes and email deliveries stay in the always-free million.
+    "aws:sns/topic:Topic",
+})
+#: Kubernetes objects (their cost is the nodes'), generated values, providers, and this project's
+#: own component types (containers of the resources above).
+FREE_PREFIXES = ("kubernetes:", "random:", "pulumi:", "cofounder:")
+#: vCPUs per RDS instance class (Amazon RDS user guide, "Hardware specifications for DB instance
+#: classes"), for the per-vCPU Performance Insights retention charge.
+RDS_VCPUS = {"db.t4g.medium": 2, "db.m7g.large": 2, "db.r7g.large": 2, "db.r7g.xlarge": 4, "db.r7g.2xlarge": 8}
+#: Days of Performance Insights history that are free.
+PI_FREE_DAYS = 7
+
+
+class _Lines:
+    """Collects lines, looking each price up; a missing price keeps the line, without an amount."""
+
+    def __init__(self, table: PriceTable):
+        self.table = table
+        self.lines: list[Line] = []
+        self.missing: dict[str, str] = {}
+
+    def add(self, resource: str, item: str, key: str, what: str, qmin: float, qmax: float, unit: str) -> None:
+        price = self.table.prices.get(key)
+        if price is None:
+            self.missing[key] = what
+        self.lines.append(Line(resource, item, price.unit if price else unit, key, qmin, qmax,
+                               price.usd if price else None))
+
+    def hourly(self, resource: str, item: str, key: str, what: str, nmin: float, nmax: float) -> None:
+        h = self.table.hours_per_month
+        self.add(resource, item, key, what, nmin * h, nmax * h, "hour")
+
+
+def _get(value: Any, path: str, default: Any = None) -> Any:
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return default
+        value = value[part]
+    return value
+
+
+def _name(key: Any) -> str:
+    return str(key).rsplit("::", 1)[-1]
+
+
+def estimate(declared: Iterable[Declared], region: str, usage: CostSettings, node_pod_share: float = 0.9,
+             table: PriceTable | None = None, apps: list[Workload] | None = None) -> Estimate:
+    """The monthly cost of the declared resources at minimum and maximum scale (module docstring).
+
+    ``apps`` replaces the workloads read from the Deployments (to price a what-if, such as more
+    headroom)."""
+    items = list(declared)
+    table = table or load_prices(region)
+    out = _Lines(table)
+    mult = usage.max_scale_usage_multiplier
+    groups = node_groups(items)
+    pods = apps if apps is not None else workloads(items)
+    capped = _node_lines(out, groups, pods, node_pod_share)
+    by_type: dict[str, list[Declared]] = {}
+    for r in items:
+        by_type.setdefault(r.type, []).append(r)
+    unclassified = sorted(t for t in by_type if t not in PRICERS and t != "aws:eks/nodeGroup:NodeGroup"
+                          and t not in FREE_TYPES and not t.startswith(FREE_PREFIXES))
+    for type_, pricer in PRICERS.items():
+        if by_type.get(type_):
+            pricer(out, by_type[type_], usage, mult)
+    problems = [table.problem] if table.problem else []
+    return Estimate(region=table.region, currency=table.currency, prices_as_of=table.as_of, lines=out.lines,
+                    missing=out.missing, unclassified=unclassified, capped_groups=[g.name for g in capped],
+                    usage=usage, budget_usd=usage.monthly_budget_usd, problems=problems)
+
+
+def _node_lines(out: _Lines, groups: list[NodeGroup], pods: list[Workload], share: float) -> list[NodeGroup]:
+    def place(max_scale: bool, with_headroom: bool):
+        chosen = []
+        for w in pods:
+            if w.placeholder and not with_headroom:
+                continue
+            replicas = int(w.autoscaled.hpa_spec["maxReplicas"]) if (max_scale and w.autoscaled) else None
+            chosen += expand(w, replicas)
+        return pack(groups, chosen, share)
+
+    at_min, at_max = place(False, True), place(True, True)
+    base_min, base_max = place(False, False), place(True, False)
+    for g in groups:
+        spot = g.capacity_type == "SPOT"
+        kind = f"{g.instance_type} nodes" + (" (SPOT, priced at on-demand: an upper bound)" if spot else "")
+        key, what = f"ec2.instance-hour.{g.instance_type}", f"EC2 On-Demand Linux {g.instance_type}, per hour"
+        nmin, nmax = at_min.count(g), at_max.count(g)
+        bmin, bmax = min(base_min.count(g), nmin), min(base_max.count(g), nmax)
+        out.hourly(g.name, kind, key, what, bmin, bmax)
+        if (nmin - bmin) or (nmax - bmax):
+            out.hourly(g.name, f"headroom placeholders: the {g.instance_type} nodes they add", key, what,
+                       nmin - bmin, nmax - bmax)
+        if g.disk_gib:
+            out.add(g.name, f"gp3 root volumes ({g.disk_gib} GiB per node)", "ebs.gp3.gb-month",
+                    "EBS gp3 storage, per GB-month", nmin * g.disk_gib, nmax * g.disk_gib, "GB-month")
+    return at_max.capped(groups)
+
+
+def _eks(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        out.hourly(_name(r.key), "EKS control plane", "eks.cluster-hour", "EKS cluster, per hour", 1, 1)
+
+
+def _nat(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        out.hourly(_name(r.key), "NAT gateway", "vpc.nat-gateway-hour", "NAT gateway, per hour", 1, 1)
+    gb = usage.nat_gb_per_month
+    where = f"{len(rs)} NAT gateway" + ("s" if len(rs) != 1 else "")
+    out.add(where, "NAT data processed (natGbPerMonth)", "vpc.nat-gateway-gb", "NAT gateway data processed, per GB",
+            gb, gb * mult, "GB")
+    out.add(where, "internet egress through NAT (natGbPerMonth)", "data-transfer.internet-out-gb",
+            "EC2 data transfer out to the internet, per GB", gb, gb * mult, "GB")
+
+
+def _eip(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        out.hourly(_name(r.key), "public IPv4 address", "vpc.public-ipv4-hour", "public IPv4 address, per hour", 1, 1)
+
+
+def _rds(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        p, name = r.props, _name(r.key)
+        engine = str(p.get("engine") or "postgres").replace("aurora-", "")
+        klass = str(p.get("instanceClass"))
+        copies = 2 if p.get("multiAz") else 1
+        az = "Multi-AZ: primary and standby" if copies == 2 else "Single-AZ"
+        out.hourly(name, f"RDS {engine} {klass} ({az})", f"rds.{engine}.instance-hour.{klass}",
+                   f"RDS for {engine} {klass} On-Demand Single-AZ, per hour", copies, copies)
+        storage = str(p.get("storageType") or "gp3")
+        low = float(p.get("allocatedStorage") or 0)
+        high = float(p.get("maxAllocatedStorage") or low)
+        out.add(name, f"{storage} storage ({low:g} GiB, autoscaling to {high:g} GiB at maximum scale"
+                f"{'; x2 Multi-AZ' if copies == 2 else ''})", f"rds.{storage}.gb-month",
+                f"RDS {storage} storage, per GB-month", low * copies, high * copies, "GB-month")
+        days = int(p.get("performanceInsightsRetentionPeriod") or 0)
+        if p.get("performanceInsightsEnabled") and days > PI_FREE_DAYS:
+            vcpus = RDS_VCPUS.get(klass)
+            if vcpus is None:
+                out.missing[f"RDS_VCPUS[{klass}]"] = f"vCPUs of {klass} (capacity/cost.py RDS_VCPUS)"
+            out.add(name, f"Performance Insights, {days} days of history (beyond the free {PI_FREE_DAYS})",
+                    "rds.performance-insights.vcpu-month",
+                    "RDS Performance Insights long-term retention, per vCPU-month",
+                    (vcpus or 0) * copies, (vcpus or 0) * copies, "vCPU-month")
+
+
+def _elasticache(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        p = r.props
+        engine, node_type = str(p.get("engine") or "redis"), str(p.get("nodeType"))
+        shards = int(p.get("numNodeGroups") or 1)
+        nodes = shards * (1 + int(p.get("replicasPerNodeGroup") or 0))
+        out.hourly(_name(r.key), f"ElastiCache {engine} {node_type} x {nodes} ({shards} shards)",
+                   f"elasticache.{engine}.node-hour.{node_type}",
+                   f"ElastiCache ({engine}) {node_type} On-Demand node, per hour", nodes, nodes)
+
+
+def _alb(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    albs = [r for r in rs if (r.props.get("loadBalancerType") or "application") == "application"]
+    for r in albs:
+        out.hourly(_name(r.key), "Application Load Balancer", "elb.alb-hour", "Application Load Balancer, per hour",
+                   1, 1)
+    if albs:
+        gb = usage.origin_gb_per_month
+        out.add(_name(albs[0].key), "LCU-hours: one per GB processed (originGbPerMonth)", "elb.alb-lcu-hour",
+                "ALB load balancer capacity unit, per LCU-hour", gb, gb * mult, "LCU-hour")
+    for r in rs:
+        if r not in albs:
+            kind = r.props.get("loadBalancerType")
+            out.missing[f"elb.{kind}-hour"] = f"{kind} load balancer, per hour (not priced by capacity/cost.py yet)"
+
+
+def _cloudfront(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    name = _name(rs[0].key)
+    gb, req = usage.cdn_gb_per_month, usage.requests_millions_per_month
+    out.add(name, "data transfer to viewers, North America tier (cdnGbPerMonth)", "cloudfront.internet-out-gb",
+            "CloudFront regional data transfer out to the internet (United States), per GB", gb, gb * mult, "GB")
+    out.add(name, "HTTPS requests (requestsMillionsPerMonth)", "cloudfront.https-requests-10k",
+            "CloudFront HTTPS requests (United States), per 10,000", req * 100, req * 100 * mult, "10k requests")
+
+
+def _waf(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        name = _name(r.key)
+        rules = len(r.props.get("rules") or [])
+        out.add(name, "web ACL", "waf.web-acl-month", "WAF web ACL, per month", 1, 1, "ACL-month")
+        out.add(name, f"{rules} rules (a managed rule group counts as one)", "waf.rule-month", "WAF rule, per month",
+                rules, rules, "rule-month")
+        req = usage.requests_millions_per_month
+        out.add(name, "requests inspected (requestsMillionsPerMonth)", "waf.requests-1m",
+                "WAF requests inspected, per million", req, req * mult, "1M requests")
+
+
+def _sqs(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    if any(r.props.get("fifoQueue") for r in rs):
+        out.missing["sqs.fifo-requests-1m"] = "SQS FIFO requests, per million (not priced by capacity/cost.py yet)"
+    requests = usage.queue_messages_millions_per_month * 3
+    out.add(f"{len(rs)} SQS queues", "requests: send, receive, delete per message (queueMessagesMillionsPerMonth)",
+            "sqs.standard-requests-1m", "SQS standard queue requests, per million", requests, requests * mult,
+            "1M requests")
+
+
+def _kms(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    out.add(f"{len(rs)} KMS keys", "customer managed keys", "kms.key-month", "KMS customer managed key, per month",
+            len(rs), len(rs), "key-month")
+
+
+def _log_groups(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        name = _name(r.key)
+        gb = usage.log_gb_per_month.get(name, usage.default_log_gb_per_month)
+        days = int(r.props.get("retentionInDays") or 0)
+        months = days / (365 / 12) if days else None
+        out.add(name, "log ingestion (logGbPerMonth)", "cloudwatch.logs-ingest-gb",
+                "CloudWatch Logs standard ingestion, per GB", gb, gb * mult, "GB")
+        if months is None:
+            out.missing["retentionInDays"] = f"{name} keeps logs forever: its storage grows without bound"
+            continue
+        out.add(name, f"log storage at steady state ({days} days kept)", "cloudwatch.logs-storage-gb-month",
+                "CloudWatch Logs archived storage, per GB-month", gb * months, gb * months * mult, "GB-month")
+
+
+def _alarms(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    metrics = sum(max(1, sum(1 for q in r.props.get("metricQueries") or [] if q.get("metric")))
+                  for r in rs)
+    out.add(f"{len(rs)} CloudWatch alarms", "standard-resolution alarm metrics", "cloudwatch.alarm-metric-month",
+            "CloudWatch standard-resolution alarm metric, per month", metrics, metrics, "alarm metric-month")
+
+
+def _buckets(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    where = f"{len(rs)} S3 buckets"
+    gb, puts = usage.s3_storage_gb, usage.s3_puts_thousands_per_month
+    out.add(where, "Standard storage (s3StorageGb)", "s3.standard-gb-month", "S3 Standard storage, per GB-month",
+            gb, gb * mult, "GB-month")
+    out.add(where, "PUT requests (s3PutsThousandsPerMonth)", "s3.put-requests-1k",
+            "S3 Standard PUT/COPY/POST requests, per 1,000", puts, puts * mult, "1k requests")
+
+
+def _vpc_endpoints(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        if (r.props.get("vpcEndpointType") or "Gateway") != "Gateway":
+            subnets = len(r.props.get("subnetIds") or []) or 1
+            out.hourly(_name(r.key), f"interface endpoint in {subnets} AZs", "vpc.interface-endpoint-az-hour",
+                       "VPC interface endpoint, per AZ-hour", subnets, subnets)
+
+
+def _helm_volumes(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    for r in rs:
+        gib = sum(_storage_gib(v) for v in _claim_templates(r.props.get("values") or {}))
+        if gib:
+            out.add(_name(r.key), "gp3 persistent volumes the chart claims", "ebs.gp3.gb-month",
+                    "EBS gp3 storage, per GB-month", gib, gib, "GB-month")
+
+
+def _claim_templates(value: Any) -> Iterable[dict]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "volumeClaimTemplate" and isinstance(v, dict):
+                yield v
+            else:
+                yield from _claim_templates(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _claim_templates(v)
+
+
+def _storage_gib(template: dict) -> float:
+    quantity = _get(template, "spec.resources.requests.storage")
+    return math.ceil(memory_mib(quantity) / 1024) if quantity else 0
+
+
+PRICERS = {
+    "aws:eks/cluster:Cluster": _eks,
+    "aws:ec2/natGateway:NatGateway": _nat,
+    "aws:ec2/eip:Eip": _eip,
+    "aws:ec2/vpcEndpoint:VpcEndpoint": _vpc_endpoints,
+    "aws:rds/instance:Instance": _rds,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _elasticache,
+    "aws:lb/loadBalancer:LoadBalancer": _alb,
+    "aws:cloudfront/distribution:Distribution": _cloudfront,
+    "aws:wafv2/webAcl:WebAcl": _waf,
+    "aws:sqs/queue:Queue": _sqs,
+    "aws:kms/key:Key": _kms,
+    "aws:cloudwatch/logGroup:LogGroup": _log_groups,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarms,
+    "aws:s3/bucket:Bucket": _buckets,
+    "kubernetes:helm.sh/v3:Release": _helm_volumes,
+}

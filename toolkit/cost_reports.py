@@ -1,0 +1,169 @@
+"""Reports on money and time: what the stack costs at both ends of its scale, and how the 5x burst plays out.
+
+Both read the declared resources through ``capacity/fleet.py`` (node groups, Deployments and their
+autoscalers, placeholders, the Cluster Autoscaler's chart values) and the stack's settings as the
+program exports them: ``costAssumptions`` (``cofounder:cost`` and the region) and
+``scalingTargets`` (``cofounder:scaling``). ``capacity/cost.py`` prices, ``capacity/burst.py``
+simulates; the pack's ``capacity-cost-within-budget`` and ``capacity-time-to-scale`` rules call
+the same functions. Each report carries its whole document under ``data``: the preview writes it
+to ``build/preview/<stack>.cost.json`` / ``.burst.json`` and ``make diff`` compares it.
+"""
+
+from __future__ import annotations
+
+from capacity.burst import Burst, headroom_to_meet, simulate, with_headroom
+from capacity.cost import CostSettings, Estimate, estimate
+from capacity.fleet import Declared, cluster_autoscaler, node_groups, workloads
+from capacity.scale_up import ScalingSettings
+from toolkit.harness import Program, reveal
+
+
+def declared(program: Program) -> list[Declared]:
+    """Every custom resource as the capacity model reads it: name, type, inputs and the fake id."""
+    return [Declared(r.type, r.name, {**reveal(r.inputs), "id": r.outputs.get("id")})
+            for r in program.resources if r.custom]
+
+
+def cost_settings(program: Program) -> tuple[str, CostSettings]:
+    exported = dict(program.outputs.get("costAssumptions") or {})
+    return str(exported.pop("region", "us-east-1")), CostSettings.from_camel(exported)
+
+
+def scaling(program: Program) -> ScalingSettings:
+    return ScalingSettings.from_camel(program.outputs.get("scalingTargets") or {})
+
+
+def stack_estimate(program: Program, resources: list[Declared] | None = None) -> Estimate:
+    region, usage = cost_settings(program)
+    return estimate(resources or declared(program), region, usage, scaling(program).node_pod_share)
+
+
+def stack_burst(program: Program, resources: list[Declared] | None = None) -> Burst | None:
+    items = resources or declared(program)
+    groups, pods = node_groups(items), workloads(items)
+    if not groups or not any(w.autoscaled for w in pods):
+        return None
+    return simulate(groups, pods, scaling(program), cluster_autoscaler(items))
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
+def _qty(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() or value >= 100 else f"{value:,.2f}"
+
+
+def cost_report(program: Program) -> dict | None:
+    resources = declared(program)
+    if not any(r.type.startswith("aws:") for r in resources):
+        return None
+    e = stack_estimate(program, resources)
+    rows = [{"resource": line.resource, "item": line.item,
+             "quantity (min / max)": f"{_qty(line.quantity_min)} / {_qty(line.quantity_max)} {line.unit}",
+             "unit price": "MISSING" if line.unit_price is None else f"${line.unit_price:g}",
+             "monthly min": _usd(line.monthly_min), "monthly max": _usd(line.monthly_max)}
+            for line in e.lines]
+    headroom = [line for line in e.lines if line.item.startswith("headroom")]
+    u = e.usage
+    notes = [
+        f"Monthly, {e.currency}, on-demand list prices of {e.region} read {e.prices_as_of} "
+        f"(capacity/prices/{e.region}.yaml, each with its source): minimum scale {_usd(e.monthly_min)}, "
+        f"maximum scale {_usd(e.monthly_max)}.",
+        "Minimum: every autoscaler at its minimum, nodes that needs (at least minSize). Maximum: every "
+        "autoscaler at its maximum, nodes capped by maxSize, RDS storage at its autoscaling maximum, "
+        f"usage x {u.max_scale_usage_multiplier:g}.",
+        "Headroom placeholders: " + (", ".join(f"{_usd(line.monthly_min)} / {_usd(line.monthly_max)} ({line.resource})"
+                                               for line in headroom) or "no nodes of their own at either scale")
+        + " at minimum / maximum scale.",
+        f"Usage assumed (cofounder:cost): {u.requests_millions_per_month:g}M requests, {u.cdn_gb_per_month:g} GB to "
+        f"viewers, {u.origin_gb_per_month:g} GB through the ALB, {u.nat_gb_per_month:g} GB through NAT, "
+        f"{u.queue_messages_millions_per_month:g}M queue messages, {u.default_log_gb_per_month:g} GB per log group"
+        f"{' (some set per group)' if u.log_gb_per_month else ''}, {u.s3_storage_gb:g} GB in S3, per month.",
+    ]
+    if e.capped_groups:
+        notes.append(f"CAP BITES at maximum scale: {', '.join(e.capped_groups)} at maxSize with pods left without a "
+                     "node; the maximum is what the cap allows, not what the autoscalers ask for.")
+    for key, what in sorted(e.missing.items()):
+        notes.append(f"MISSING PRICE {key} ({what}): add it to capacity/prices/{e.region}.yaml with its source "
+                     "and read date; its lines count as nothing in the totals above.")
+    for type_ in e.unclassified:
+        notes.append(f"UNPRICED TYPE {type_}: price it in capacity/cost.py PRICERS or list it in FREE_TYPES.")
+    notes += [f"PROBLEM: {p}" for p in e.problems]
+    if e.budget_usd is not None:
+        verdict = "within" if e.within_budget else "OVER"
+        notes.append(f"Budget (cofounder:cost.monthlyBudgetUsd) {_usd(e.budget_usd)}: maximum scale is {verdict} it.")
+    return {"title": "Monthly cost at minimum and maximum scale", "rows": rows, "notes": notes,
+            "ok": e.within_budget is not False, "data": e.as_dict()}
+
+
+def burst_report(program: Program) -> dict | None:
+    resources = declared(program)
+    b = stack_burst(program, resources)
+    if b is None:
+        return None
+    t = scaling(program)
+    rows = []
+    for a in b.apps:
+        r = a.result
+        rows.append({
+            "app": a.name, "min": r.min_replicas, "peak needs": r.needed_replicas, "max": r.max_replicas,
+            "decided": "never" if r.decided_at_seconds is None else f"{r.decided_at_seconds}s",
+            "ready": "never" if a.ready_seconds is None else f"{a.ready_seconds}s",
+            "goal": f"{b.target_seconds}s",
+            "ok": a.ready_seconds is not None and a.ready_seconds <= b.target_seconds,
+        })
+    worst = b.worst
+    worst_text = "never" if worst is None or worst.ready_seconds is None else f"{worst.ready_seconds}s"
+    s = b.settings
+    notes = [
+        f"Worst app: {worst.name if worst else '-'}, Ready at {worst_text} "
+        f"(goal {b.target_seconds}s, readyGoalSeconds).",
+        f"Step to {t.peak_multiplier:g}x at t=0 from rest; HPA decisions as in time-to-scale; new pods take free room, "
+        f"then preempt placeholders, else wait for the Cluster Autoscaler (scan every {s['scanIntervalSeconds']}s, "
+        f"from its chart values) and a node ({s['nodeProvisioningSeconds']}s, nodeProvisioningSeconds); Ready "
+        f"{s['podStartupSeconds']}s after scheduling (podStartupSeconds).",
+        "Nodes at rest: " + ", ".join(f"{g} {n}" for g, n in b.nodes_before.items())
+        + "; after the burst: " + ", ".join(f"{g} {n}" for g, n in b.nodes_after.items()) + ".",
+    ]
+    if b.capped_groups:
+        notes.append(f"CAP BITES: {', '.join(b.capped_groups)} reached maxSize with pods still Pending.")
+    advice = None
+    if not b.ok:
+        advice = _headroom_advice(program, resources, b)
+        notes.append(advice["text"])
+    data = {"targetSeconds": b.target_seconds, "readySeconds": b.ready_seconds(),
+            "worstApp": worst.name if worst else None, "nodesAtRest": b.nodes_before, "nodesAfter": b.nodes_after,
+            "cappedNodeGroups": b.capped_groups, "settings": b.settings, "headroomToMeet": advice,
+            "series": b.series}
+    return {"title": f"5x burst: seconds until the peak's replicas are Ready (goal {b.target_seconds}s)",
+            "rows": rows, "notes": notes, "ok": b.ok, "data": data}
+
+
+def _headroom_advice(program: Program, resources: list[Declared], b: Burst) -> dict:
+    """How many more placeholders would meet the goal, and what they cost per month."""
+    items = resources
+    groups, pods, ca = node_groups(items), workloads(items), cluster_autoscaler(items)
+    t = scaling(program)
+    extra = headroom_to_meet(groups, pods, t, ca)
+    placeholders = [w for w in pods if w.placeholder]
+    if extra is None:
+        late = [a.name for a in b.apps if a.result.decided_at_seconds is None
+                or a.result.decided_at_seconds + t.pod_startup_seconds > b.target_seconds]
+        why = (f"{', '.join(late)} decide too late (or never) for any headroom to help: faster scale-up behavior "
+               "or a higher maxReplicas" if late else "no amount of placeholders up to 256 does")
+        if not placeholders:
+            why = "no headroom placeholder is declared (cofounder:cluster.headroom)"
+        return {"extraPlaceholders": None, "text": f"More headroom cannot meet the goal: {why}."}
+    region, usage = cost_settings(program)
+    before = estimate(items, region, usage, t.node_pod_share, apps=pods)
+    more = with_headroom(pods, extra)
+    assert more is not None
+    after = estimate(items, region, usage, t.node_pod_share, apps=more)
+    dmin, dmax = after.monthly_min - before.monthly_min, after.monthly_max - before.monthly_max
+    p = placeholders[0].pod
+    text = (f"To meet {b.target_seconds}s: {extra} more headroom placeholders of {p.cpu_millicores}m/{p.memory_mib}Mi "
+            f"(cofounder:cluster.headroom.replicas {placeholders[0].replicas} -> {placeholders[0].replicas + extra}), "
+            f"costing {_usd(dmin)} more per month at minimum scale and {_usd(dmax)} at maximum scale.")
+    return {"extraPlaceholders": extra, "replicas": placeholders[0].replicas + extra,
+            "monthlyMinScale": round(dmin, 2), "monthlyMaxScale": round(dmax, 2), "text": text}
