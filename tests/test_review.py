@@ -443,6 +443,18 @@ def test_a_changed_or_untracked_file_or_other_packages_mean_a_new_build(tmp_path
     assert review.review(repo, "HEAD", tmp_path / "out", only=["dev"], cache_root=None).cached == []
 
 
+def test_two_builds_of_one_tree_at_once_run_the_program_once(tmp_path, runs):
+    from concurrent.futures import ThreadPoolExecutor
+    tree = _fake_tree(tmp_path / "tree", POLICIES_OF_THE_PROGRAM)
+    cache = review.Cache(tmp_path / "cache", "0" * 40)
+    with ThreadPoolExecutor(2) as pool:
+        sides = list(pool.map(lambda i: review.build_side(tree, "t", ["dev"], tmp_path / f"out{i}", cache=cache),
+                              range(2)))
+    assert runs.read_text() == "dev\n"  # the second waited for the first build and reused it
+    assert sorted(side.cached for side in sides) == [[], ["dev"]]
+    assert sides[0].docs == sides[1].docs == {"dev": {"resources": [], "of": "dev"}}
+
+
 def test_a_failing_policy_run_is_reported_and_the_snapshot_kept(tmp_path, runs):
     tree = _fake_tree(tmp_path / "tree", "def run_policies(stack):\n    raise RuntimeError('pack crashed')\n")
     side = review.build_side(tree, "t", ["dev"], tmp_path / "out")

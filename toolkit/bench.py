@@ -104,17 +104,17 @@ def measure(stacks: list[str], units: int, repeat: int) -> list[dict]:
         plain, _ = best_of(bare(count), repeat)
         bucket, _ = best_of(bare(count, "bucket"), repeat)
         rows.append({"case": name, "resources": count, "preview_s": seconds, "plain_s": plain,
-                     "bucket_s": bucket, "ratio": seconds / plain, "ratio_bucket": seconds / bucket})
+                     "bucket_s": bucket, "ratio": seconds / plain, "ratio_bucket": seconds / bucket,
+                     "program": program})
     return rows
 
 
-def model_costs(stacks: list[str], repeat: int) -> list[dict]:
-    """Per stack: the cost model and the burst simulation (both reports), and one chart drawing."""
+def model_costs(programs: dict[str, Program], repeat: int) -> list[dict]:
+    """Per stack program: the cost model and the burst simulation (both reports), and one chart drawing."""
     from toolkit import burst_chart, cost_reports
 
     rows = []
-    for stack in stacks:
-        program = run_stack(stack)
+    for stack, program in programs.items():
 
         def reports(p: Program = program) -> tuple:
             return cost_reports.cost_report(p), cost_reports.burst_report(p)
@@ -184,7 +184,8 @@ def main() -> int:
           f"floor); ratio = preview / that floor. Best of {args.repeat} runs.")
     stacks = [s for s in args.stacks.split(",") if s]
     if stacks:
-        print("\n" + model_line(model_costs(stacks, args.repeat)))
+        programs = {row["case"]: row["program"] for row in rows if row["case"] in stacks}
+        print("\n" + model_line(model_costs(programs, args.repeat)))
     if args.suite:
         result = suite_ratio()
         print("\n" + suite_line(result))

@@ -21,6 +21,8 @@ Usage: ``python -m toolkit.review [--base REF] [--out build/review] [--limit 600
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -220,6 +222,18 @@ class Cache:
         key = json.dumps([self.tree_sha, stack, with_policies, _DRIVER, environment_fingerprint()])
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
 
+    @contextmanager
+    def building(self, stack: str, with_policies: bool):
+        """Held while one entry is looked up and, if absent, built: a second ``make diff`` of the
+        same tree at the same time waits for the first build and then reuses it."""
+        lock = _mkdir(self.root) / f"{self.entry(stack, with_policies).name}.lock"
+        with open(lock, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def restore(self, stack: str, snapshot: Path, policies: Path | None) -> bool:
         """Copy a stored build to where a fresh build would write it; False when there is none."""
         entry = self.entry(stack, policies is not None)
@@ -291,13 +305,14 @@ def build_side(tree: Path, label: str, stacks: list[str], out: Path, jobs: int =
         if not (tree / "stacks" / f"Pulumi.{stack}.yaml").is_file():
             return stack, None, f"has no stacks/Pulumi.{stack}.yaml.", None, None, None
         snapshot, path = out / f"{stack}.json", (out / f"{stack}.policies.json" if has_policies else None)
-        if cache and cache.restore(stack, snapshot, path):
-            code, error = 0, None
-            cached.append(stack)
-        else:
-            code, error = _run_driver(tree, stack, out, path)
-            if code == 0 and cache:
-                cache.store(stack, snapshot, path)
+        with cache.building(stack, path is not None) if cache else contextlib.nullcontext():
+            if cache and cache.restore(stack, snapshot, path):
+                code, error = 0, None
+                cached.append(stack)
+            else:
+                code, error = _run_driver(tree, stack, out, path)
+                if code == 0 and cache:
+                    cache.store(stack, snapshot, path)
         if error and code != POLICIES_FAILED:
             return stack, None, f"failed to build: {_one_line(error)}", None, None, error
         doc = json.loads(snapshot.read_text())
