@@ -11,6 +11,7 @@ The harness resets the SDK's global settings at the start of every run, so runs 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import pickle
@@ -27,30 +28,38 @@ STACKS = stack_names()
 os.environ.setdefault("COFOUNDER_BURST_CHART", "off")
 
 
-#: Under pytest-xdist, where the workers share the stack programs (set by ``stack_program``).
+#: Under pytest-xdist, where the workers share what they compute once (set by ``_share_across_workers``).
 _SHARED: list[Path] = []
+
+
+def _once_per_session(name: str, compute):
+    """``compute()``, once per session: under xdist the first worker to need it pickles the result
+    into the session's shared temporary folder while holding a lock on that name, and the others
+    wait for it and load it, so no two workers spend the same minute on one stack."""
+    if not _SHARED:
+        return compute()
+    path = _SHARED[0] / f"{name}.pickle"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            return pickle.loads(path.read_bytes())
+        result = compute()
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(result))
+        partial.replace(path)  # a worker that dies mid-write leaves no half file behind
+        return result
 
 
 @functools.cache
 def _cached_stack(stack: str) -> harness.Program:
-    """The program of one stack file, run once per session: under xdist the first worker to need
-    it pickles it into the session's shared temporary folder and the others load that."""
-    if not _SHARED:
-        return harness.run_stack(stack)
-    path = _SHARED[0] / f"{stack}.pickle"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    program = harness.run_stack(stack)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_bytes(pickle.dumps(program))
-    partial.replace(path)  # atomic: another worker reads a whole file or none
-    return program
+    """The program of one stack file, run once per session (and shared by the xdist workers)."""
+    return _once_per_session(f"program-{stack}", lambda: harness.run_stack(stack))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _share_stack_programs(tmp_path_factory):
+def _share_across_workers(tmp_path_factory):
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = tmp_path_factory.getbasetemp().parent / "stack-programs"
+        shared = tmp_path_factory.getbasetemp().parent / "shared"
         shared.mkdir(exist_ok=True)
         _SHARED[:] = [shared]
 
@@ -63,7 +72,8 @@ def stack_program():
 @functools.cache
 def _cached_policies(stack: str) -> tuple[dict, ...]:
     from toolkit import policy_runner
-    return tuple(policy_runner.run_policies(stack, _cached_stack(stack)))
+    return _once_per_session(f"policies-{stack}",
+                             lambda: tuple(policy_runner.run_policies(stack, _cached_stack(stack))))
 
 
 @pytest.fixture

@@ -266,27 +266,6 @@ def test_make_diff_on_a_fresh_clone_with_base_head_reports_no_changes(tmp_path):
     assert len(_git(clone, "worktree", "list").splitlines()) == 1
 
 
-def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path, review_cache):
-    """PYTHONPATH shadows the editable install: BASE's components/ and toolkit/ are what run."""
-    repo = _copy_tree(_new_repo(tmp_path / "repo"))
-    network = repo / "components" / "network.py"
-    network.write_text(network.read_text().replace('"component": "network"', '"component": "network-at-base"'))
-    snapshot_py = repo / "toolkit" / "snapshot.py"
-    snapshot_py.write_text(snapshot_py.read_text().replace('NOTE = ("', 'NOTE = ("BASE TOOLKIT. '))
-    _commit(repo, "base")
-    _git(repo, "checkout", "--quiet", "-b", "feature")
-    shutil.copy2(REPO / "components" / "network.py", network)
-    shutil.copy2(REPO / "toolkit" / "snapshot.py", snapshot_py)
-    _commit(repo, "feature")
-    res, report = _make_diff(repo, cache=review_cache)  # default BASE: merge base with main
-    assert res.returncode == 0, res.stderr
-    assert "merge base with `main`" in report
-    base_doc = (repo / "build/review/base/dev.json").read_text()
-    assert '"component": "network-at-base"' in base_doc and "BASE TOOLKIT." in base_doc
-    assert "network-at-base" not in (repo / "build/review/head/dev.json").read_text()
-    assert '| `tags.component` | "network-at-base" | "network" |' in report
-
-
 def test_base_that_predates_the_toolkit_is_reported_as_empty(tmp_path, review_cache):
     repo = _new_repo(tmp_path / "repo")
     (repo / "README.md").write_text("before the toolkit\n")
@@ -473,17 +452,65 @@ def test_resolve_base_without_main_is_labelled_not_fatal(tmp_path):
     assert sha is None and label.startswith("unavailable: no merge base with main")
 
 
-def test_policy_runner_of_the_tree_is_used_when_present(tmp_path, review_cache):
+def test_policy_runner_of_the_tree_is_used_when_present(tmp_path, runs):
     """The seam for toolkit/policy_runner.py: run_policies(stack) of each tree feeds the report."""
-    repo = _copy_tree(_new_repo(tmp_path / "repo"))
-    (repo / "toolkit" / "policy_runner.py").unlink(missing_ok=True)
+    repo = _fake_tree(_new_repo(tmp_path / "repo"), POLICIES_OF_THE_PROGRAM)
+    (repo / "toolkit" / "policy_runner.py").unlink()
     _commit(repo, "base without a policy runner")
     (repo / "toolkit" / "policy_runner.py").write_text(
         "def run_policies(stack):\n"
         "    return [{'policy': 'demo-rule', 'enforcement': 'advisory', 'urn': 'urn:x::demo',\n"
         "             'message': 'demo message for ' + stack}]\n")
     _commit(repo, "policy runner")
-    res, report = _make_diff(repo, "--base", "HEAD~1", cache=review_cache)
-    assert res.returncode == 0, res.stderr
+    result = review.review(repo, "HEAD~1", repo / "build" / "review", only=["dev"], cache_root=None)
+    assert result.head_failed == []  # what `make diff` exits 0 on
+    report = result.report
     assert "**Policy results:** advisory: 1 (no BASE results to compare)." in report
     assert "demo message for dev" in report
+
+
+#: A ``components`` package and a ``toolkit.snapshot`` for ``_fake_tree``, shaped like the real
+#: ones where the test edits them, and a preview that writes a one-resource snapshot from both.
+FAKE_NETWORK = 'TAGS = {"component": "network"}\n'
+FAKE_SNAPSHOT = 'FORMAT = "cofounder-desired-state/v1"\nNOTE = ("Desired state of the fake tree.")\n'
+FAKE_PREVIEW = """\
+import argparse, json
+from pathlib import Path
+from components.network import TAGS
+from toolkit.harness import run_stack
+from toolkit.snapshot import FORMAT, NOTE
+p = argparse.ArgumentParser(); p.add_argument('--stack'); p.add_argument('--out')
+a = p.parse_args()
+run_stack(a.stack)
+urn = f'urn:pulumi:{a.stack}::cofounder::cofounder:network:Network$aws:ec2/vpc:Vpc::net-vpc'
+vpc = {'urn': urn, 'type': 'aws:ec2/vpc:Vpc', 'name': 'net-vpc', 'parent': None, 'custom': True,
+       'options': {}, 'inputs': {'cidrBlock': '10.0.0.0/16', 'tags': dict(TAGS)}}
+doc = {'format': FORMAT, 'stack': a.stack, 'note': NOTE, 'resources': [vpc], 'outputs': {}, 'reports': {}}
+Path(a.out).mkdir(parents=True, exist_ok=True)
+(Path(a.out) / f'{a.stack}.json').write_text(json.dumps(doc, indent=2, sort_keys=True) + '\\n')
+"""
+
+
+def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path, runs):
+    """PYTHONPATH shadows the editable install: BASE's components/ and toolkit/ are what run.
+    The fake tree's packages are named like the project's, which the venv has installed editable."""
+    repo = _fake_tree(_new_repo(tmp_path / "repo"), POLICIES_OF_THE_PROGRAM)
+    (repo / "components").mkdir()
+    (repo / "components" / "__init__.py").write_text("")
+    (repo / "toolkit" / "preview.py").write_text(FAKE_PREVIEW)
+    network, snapshot_py = repo / "components" / "network.py", repo / "toolkit" / "snapshot.py"
+    network.write_text(FAKE_NETWORK.replace('"component": "network"', '"component": "network-at-base"'))
+    snapshot_py.write_text(FAKE_SNAPSHOT.replace('NOTE = ("', 'NOTE = ("BASE TOOLKIT. '))
+    _commit(repo, "base")
+    _git(repo, "checkout", "--quiet", "-b", "feature")
+    network.write_text(FAKE_NETWORK)
+    snapshot_py.write_text(FAKE_SNAPSHOT)
+    _commit(repo, "feature")
+    result = review.review(repo, None, repo / "build" / "review", only=["dev"], cache_root=None)  # default BASE
+    assert result.head_failed == []  # what `make diff` exits 0 on
+    report = result.report
+    assert "merge base with `main`" in report
+    base_doc = (repo / "build/review/base/dev.json").read_text()
+    assert '"component": "network-at-base"' in base_doc and "BASE TOOLKIT." in base_doc
+    assert "network-at-base" not in (repo / "build/review/head/dev.json").read_text()
+    assert '| `tags.component` | "network-at-base" | "network" |' in report
