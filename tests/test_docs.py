@@ -332,3 +332,12 @@ def test_policies_doc_shows_each_stacks_enforcement():
     assert "| [`k8s-scaled-deployment-has-pdb`](#k8s-scaled-deployment-has-pdb) | `workloads` | advisory | " \
            "advisory | advisory | **mandatory** |" in text
     assert "| `reservedConnections` | `integer`, at least 5, at most 1000 | `10` | `10` | `10` | **`20`** |" in text
+
+
+def test_the_readme_is_a_front_page_that_starts_with_the_two_commands():
+    """README.md stays the front page (at most 15 KB; reference material lives in docs/) and its
+    first commands are the main job and the tests."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.encode()) <= 15_000, f"README.md is {len(text.encode())} bytes; move detail into docs/"
+    first_block = text.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [line.split()[:2] for line in first_block[:2]] == [["make", "preview"], ["make", "test"]]
