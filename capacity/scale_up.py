@@ -63,7 +63,7 @@ class ScalingSettings:
     #: DaemonSets and the pods Helm charts add (the capacity-node-groups-hold-hpa-max rule's 0.9).
     node_pod_share: Annotated[float, Between(0.1, 1)] = 0.9
     #: Replicas each app runs at today's peak; missing apps default to their minReplicas.
-    baseline_replicas: dict[str, int] = field(default_factory=dict)
+    baseline_replicas: dict[str, Annotated[int, Between(1, None)]] = field(default_factory=dict)
     #: Apps held to ``timeToScaleGoalSeconds``.
     goal_apps: list[str] = field(default_factory=lambda: ["backend", "worker"])
     #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
@@ -73,11 +73,6 @@ class ScalingSettings:
     peak_users: Annotated[int | None, Between(1, None)] = None
     #: Today's peak requests per second, for the load test; null until measured.
     peak_rps: Annotated[float | None, Between(0.1, None)] = None
-
-    def checks(self):
-        for app, replicas in self.baseline_replicas.items():
-            if replicas < 1:
-                yield f"baseline_replicas.{app}", replicas, "at least 1"
 
     @classmethod
     def from_camel(cls, values: dict) -> ScalingSettings:

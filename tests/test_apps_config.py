@@ -96,7 +96,7 @@ def test_image_must_be_pinned(image, ok):
     ({"cofounder:scaling": {"goalApps": ["api"]}},
      "cofounder:scaling.goalApps = 'api' is not allowed: expected names of apps in cofounder:apps (backend, frontend, worker)"),
     ({"cofounder:scaling": {"baselineReplicas": {"backend": 0}}},
-     "cofounder:scaling.baselineReplicas.backend = 0 is not allowed: expected at least 1"),
+     "cofounder:scaling.baselineReplicas.backend = 0 is not allowed: expected a value of at least 1"),
     ({"cofounder:scaling": {"peakUsers": 0}},
      "cofounder:scaling.peakUsers = 0 is not allowed: expected a value of at least 1"),
     ({"cofounder:scaling": {"requireHeadroomCoverage": "no"}},

@@ -341,3 +341,44 @@ def test_the_readme_is_a_front_page_that_starts_with_the_two_commands():
     assert len(text.encode()) <= 15_000, f"README.md is {len(text.encode())} bytes; move detail into docs/"
     first_block = text.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert [line.split()[:2] for line in first_block[:2]] == [["make", "preview"], ["make", "test"]]
+
+
+# --- the pack's settings are the stack settings' own schema -------------------------------------
+
+
+def test_a_rule_takes_a_stack_setting_with_the_bounds_and_default_of_its_settings_field(monkeypatch):
+    from cofounder_policies import settings as pack_settings
+
+    from components.queue import QueueSettings
+
+    schema = docs._schema(docs._policies()["sqs-queue-max-receive-count"])["maxReceiveCount"]
+    assert schema == pack_settings.setting("queues.maxReceiveCount")
+    assert {k: v for k, v in schema.items() if k != "description"} == {
+        "type": "integer", "minimum": 1, "maximum": 1000, "default": 2}
+    assert schema["description"].startswith("Deliveries before a message moves to its DLQ")
+    assert schema["description"].endswith("(cofounder:queues.maxReceiveCount)")
+    field = {f.name: f for f in dataclasses.fields(QueueSettings)}["max_receive_count"]
+    monkeypatch.setattr(field, "default", 3)
+    assert json.loads(docs.pack_settings_json())["queues.maxReceiveCount"]["default"] == 3
+
+
+def test_every_setting_the_pack_takes_is_a_setting_and_every_rule_config_of_a_setting_uses_it():
+    from cofounder_policies import settings as pack_settings
+
+    generated = json.loads(docs.pack_settings_json())
+    assert sorted(generated) == sorted(pack_settings.USED)
+    used = [value for p in docs._policies().values() for value in docs._schema(p).values()]
+    # a rule's config that names a stack setting is that setting's generated schema, not a copy
+    for key, schema in generated.items():
+        assert schema in used, f"no rule takes cofounder:{key} (drop it from USED)"
+    for value in used:
+        named = re.search(r"\((cofounder:[a-zA-Z.]+)\)$", value.get("description", ""))
+        if named and named.group(1).removeprefix("cofounder:") in generated:
+            assert value == generated[named.group(1).removeprefix("cofounder:")]
+
+
+def test_a_setting_the_pack_does_not_list_is_refused_with_the_fix():
+    from cofounder_policies import settings as pack_settings
+
+    with pytest.raises(KeyError, match=r"cofounder:queues\.retentionDays is not in cofounder_policies\.settings\.USED"):
+        pack_settings.setting("queues.retentionDays")

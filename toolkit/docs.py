@@ -418,6 +418,62 @@ def _schema(policy: Any) -> dict[str, dict]:
     return dict(policy.config_schema.properties) if policy.config_schema is not None else {}
 
 
+PACK_SETTINGS = (PACK_DIR / "cofounder_policies" / "settings.json").relative_to(REPO)
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+def _pack_settings_used() -> tuple[str, ...]:
+    """``cofounder_policies.settings.USED``, read without importing the rules (which need the
+    file this generates)."""
+    path = REPO / PACK_SETTINGS.with_suffix(".py")
+    spec = importlib.util.spec_from_file_location("_cofounder_pack_settings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.USED)
+
+
+def json_schema(hint: Any) -> dict[str, Any]:
+    """The JSON schema (the pack's config schema language) of a Settings field's type hint:
+    its type, ``Literal`` values as ``enum``, ``Between`` as ``minimum``/``maximum``."""
+    _, found = constraints(hint)
+    base, _ = _unwrap(hint)
+    origin, args = typing.get_origin(base), typing.get_args(base)
+    out: dict[str, Any]
+    if origin is Literal:
+        out = {"type": _JSON_TYPES[type(args[0])], "enum": list(args)}
+    elif origin in (list, tuple):
+        out = {"type": "array", "items": json_schema(args[0])}
+    elif origin is dict:
+        out = {"type": "object", "additionalProperties": json_schema(args[1])}
+    elif base in _JSON_TYPES:
+        out = {"type": _JSON_TYPES[base]}
+    else:
+        raise ValueError(f"no JSON schema for a setting of type {base!r}")
+    for c in found:
+        if isinstance(c, Between):
+            out.update({k: v for k, v in (("minimum", c.minimum), ("maximum", c.maximum)) if v is not None})
+    return out
+
+
+def pack_settings_json() -> str:
+    """``policies/cofounder_policies/settings.json``: each setting a rule takes as config, as its
+    Settings field defines it (type, bounds, default, the first sentence of its ``#:`` doc)."""
+    rows = {row.key: row for section in SECTIONS for row in settings(section)}
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(_pack_settings_used()):
+        row = rows.get(f"{PROJECT}:{key}")
+        if row is None or row.kind != "leaf":
+            raise ValueError(f"cofounder_policies.settings.USED names {PROJECT}:{key}, which is not a setting")
+        schema = json_schema(row.hint)
+        if row.default is not _MISSING and row.default is not None:
+            schema["default"] = _plain(row.default)
+        first = re.split(r"(?<=\.)\s", row.doc.strip(), maxsplit=1)[0].rstrip(".").replace("``", "")
+        schema["description"] = f"{first} ({row.key})" if first else row.key
+        out[key] = schema
+    return json.dumps(_json_number(out), indent=2, sort_keys=True) + "\n"
+
+
 def _policies() -> dict[str, Any]:
     return {p.name: p for p in pack().ALL}
 
@@ -613,7 +669,8 @@ def policies_md(stacks: list[Stack]) -> str:
 def generate(stacks_dir: Path = STACKS_DIR) -> dict[Path, str]:
     """Every generated file (path relative to the repository) and its text."""
     stacks = load_stacks(stacks_dir)
-    files = {CONFIGURATION_MD: configuration_md(stacks), POLICIES_MD: policies_md(stacks)}
+    files = {PACK_SETTINGS: pack_settings_json(),
+             CONFIGURATION_MD: configuration_md(stacks), POLICIES_MD: policies_md(stacks)}
     for stack in stacks:
         files[POLICY_CONFIG_DIR / f"{stack.name}.json"] = policy_json(policy_config(stack.config))
     return dict(sorted(files.items()))
@@ -641,8 +698,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO, help="where to write (default: the repository)")
     args = parser.parse_args(argv)
+    # The pack's rules read settings.json when imported, and generate() imports them: write it first.
+    settings_file = args.out / PACK_SETTINGS
+    before = settings_file.read_bytes() if settings_file.is_file() else None
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(pack_settings_json())
     files = generate()
-    changed = write(args.out, files)
+    changed = write(args.out, files) + ([PACK_SETTINGS] if before != settings_file.read_bytes() else [])
     for rel in files:
         print(f"{'wrote' if rel in changed else 'unchanged'} {rel}")
     missing = undocumented()

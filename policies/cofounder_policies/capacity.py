@@ -18,6 +18,7 @@ from capacity.nodes import INSTANCE_TYPES, allocatable
 from capacity.scale_up import AppScaleUp, ScalingTargets, evaluate
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
 from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, stack_rule
+from cofounder_policies.settings import setting
 from cofounder_policies.workloads import DEPLOYMENT, HPA, autoscalers, scaled_deployments
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -241,7 +242,10 @@ def _connection_budget(resources, settings):
             yield problem, urn
 
 
-_TARGETS = ScalingTargets()
+#: The cofounder:scaling settings capacity-time-to-scale reads (its config keys, by the same names).
+TIME_TO_SCALE_SETTINGS = ("peakMultiplier", "timeToScaleGoalSeconds", "scaleUpWithinSeconds", "metricLagSeconds",
+                          "goalApps", "baselineReplicas", "requireHeadroomCoverage", "podStartupSeconds",
+                          "readyGoalSeconds", "nodeProvisioningSeconds", "nodePodShare")
 
 
 POLICIES = [
@@ -279,41 +283,10 @@ POLICIES = [
         "capacity/burst.py). Fix: faster behavior.scaleUp policies, a higher maxReplicas, more headroom "
         "or a larger node group maxSize.",
         ADVISORY, _time_to_scale,
-        # The same keys and defaults as cofounder:scaling (capacity/scale_up.py ScalingSettings);
-        # `make docs` writes each stack's values into policies/config/<stack>.json from its
-        # cofounder:scaling, every key declared here (toolkit/docs.py DERIVED).
-        config={
-            "peakMultiplier": {"type": "number", "minimum": 1, "maximum": 50,
-                               "default": _TARGETS.peak_multiplier,
-                               "description": "Peak load as a multiple of today's peak"},
-            "timeToScaleGoalSeconds": {"type": "integer", "minimum": 15, "maximum": 900,
-                                       "default": _TARGETS.time_to_scale_goal_seconds,
-                                       "description": "Goal apps must decide the peak count within this"},
-            "scaleUpWithinSeconds": {"type": "integer", "minimum": 15, "maximum": 900,
-                                     "default": _TARGETS.scale_up_within_seconds,
-                                     "description": "Every app's first scale-up step must come within this"},
-            "metricLagSeconds": {"type": "integer", "minimum": 0, "maximum": 300,
-                                 "default": _TARGETS.metric_lag_seconds,
-                                 "description": "Seconds until new load shows in the HPA's metrics"},
-            "goalApps": {"type": "array", "items": {"type": "string"}, "default": _TARGETS.goal_apps,
-                         "description": "Apps held to timeToScaleGoalSeconds"},
-            "baselineReplicas": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                                 "default": _TARGETS.baseline_replicas,
-                                 "description": "Replicas per app at today's peak (default minReplicas)"},
-            "requireHeadroomCoverage": {"type": "boolean", "default": _TARGETS.require_headroom_coverage,
-                                        "description": "The headroom must hold every app's first step"},
-            "podStartupSeconds": {"type": "integer", "minimum": 0, "maximum": 900,
-                                  "default": _TARGETS.pod_startup_seconds,
-                                  "description": "Seconds from scheduling to a Ready pod"},
-            "readyGoalSeconds": {"type": "integer", "minimum": 15, "maximum": 1800,
-                                 "default": _TARGETS.ready_goal_seconds,
-                                 "description": "Every app's peak replicas must be Ready within this"},
-            "nodeProvisioningSeconds": {"type": "integer", "minimum": 0, "maximum": 1800,
-                                        "default": _TARGETS.node_provisioning_seconds,
-                                        "description": "Seconds from a scale-up to a Ready node"},
-            "nodePodShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": _TARGETS.node_pod_share,
-                             "description": "Share of a node's allocatable the declared pods may use"},
-        }),
+        # Each key is the cofounder:scaling setting of its name, as ScalingSettings defines it
+        # (capacity/scale_up.py); `make docs` writes each stack's values into
+        # policies/config/<stack>.json (toolkit/docs.py DERIVED).
+        config={key: setting(f"scaling.{key}") for key in TIME_TO_SCALE_SETTINGS}),
     stack_rule(
         "capacity-cost-within-budget",
         "Over-scaling is the seed's cost risk: at maximum scale (every autoscaler at its maximum, node "
@@ -327,13 +300,11 @@ POLICIES = [
         # Written into policies/config/<stack>.json by `make docs` from the stack's cofounder:cost,
         # its region and cofounder:scaling.nodePodShare (toolkit/docs.py DERIVED).
         config={
-            "monthlyBudgetUsd": {"type": "number", "minimum": 1,
-                                 "description": "Most the stack may cost per month at maximum scale (USD)"},
+            "monthlyBudgetUsd": setting("cost.monthlyBudgetUsd"),
             "region": {"type": "string", "default": "us-east-1", "description": "The price table's region"},
             "usage": {"type": "object", "default": {},
                       "description": "cofounder:cost's usage assumptions (camelCase)"},
-            "nodePodShare": {"type": "number", "minimum": 0.1, "maximum": 1, "default": _TARGETS.node_pod_share,
-                             "description": "Share of a node's allocatable the declared pods may use"},
+            "nodePodShare": setting("scaling.nodePodShare"),
         }),
     stack_rule(
         "capacity-connection-budget",
@@ -345,7 +316,5 @@ POLICIES = [
         "pod annotation. Fix: a larger RDS class or fewer/smaller PgBouncer pools (server side); "
         "more PgBouncer replicas or max_client_conn, or lower maxReplicas / dbPoolSize (client side).",
         MANDATORY, _connection_budget,
-        config={"reservedConnections": {
-            "type": "integer", "minimum": 5, "maximum": 1000, "default": 10,
-            "description": "RDS connections kept free of PgBouncer (cofounder:postgres.reservedConnections)"}}),
+        config={"reservedConnections": setting("postgres.reservedConnections")}),
 ]

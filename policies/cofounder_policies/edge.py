@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from cofounder_policies.rules import MANDATORY, get, items, of_type, resource_rule, stack_rule
+from cofounder_policies.settings import setting
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
@@ -170,10 +171,7 @@ POLICIES = [
         "*.cloudfront.net name meanwhile says so with cofounder:edge.allowDefaultCertificate: true, "
         "which the stack's pack config carries (make docs).",
         MANDATORY, [DISTRIBUTION], _custom_certificate,
-        config={"allowDefaultCertificate": {
-            "type": "boolean", "default": False,
-            "description": "The stack accepts the default certificate (TLSv1 for viewers, the *.cloudfront.net "
-                           "name only); from cofounder:edge.allowDefaultCertificate"}}),
+        config={"allowDefaultCertificate": setting("edge.allowDefaultCertificate")}),
     resource_rule(
         "cloudfront-s3-origin-access-control",
         "An S3 origin must be read by CloudFront through Origin Access Control, so the bucket can "

@@ -7,6 +7,7 @@ import json
 
 from capacity.queue_scaling import formula_names, pre_stop_seconds
 from cofounder_policies.rules import MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
+from cofounder_policies.settings import setting
 
 QUEUE = "aws:sqs/queue:Queue"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
@@ -178,8 +179,7 @@ POLICIES = [
         "(the Queue component sets it on every tier).",
         MANDATORY, _max_receive_count,
         # `make docs` writes each stack's value into policies/config/<stack>.json (toolkit/docs.py DERIVED).
-        config={"maxReceiveCount": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
-                                    "description": "Deliveries before the DLQ (cofounder:queues.maxReceiveCount)"}}),
+        config={"maxReceiveCount": setting("queues.maxReceiveCount")}),
     stack_rule(
         "sqs-queue-visibility-covers-agent-run",
         "While a worker runs an agent, no other worker may receive the same message, and a worker "
@@ -189,8 +189,7 @@ POLICIES = [
         "raise cofounder:queues.visibilityMarginSeconds or the worker's terminationGracePeriodSeconds, "
         "or lower maxAgentRunSeconds.",
         MANDATORY, _visibility_covers_run,
-        config={"maxAgentRunSeconds": {"type": "integer", "minimum": 1, "maximum": 43200, "default": 900,
-                                       "description": "The longest agent run (cofounder:queues.maxAgentRunSeconds)"}}),
+        config={"maxAgentRunSeconds": setting("queues.maxAgentRunSeconds")}),
     stack_rule(
         "sqs-queue-scaled-by-keda",
         "Every work queue (every priority tier) must add workers when it backs up: some KEDA "

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
-from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, ScalingTargets, autoscaled
+from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, autoscaled
 from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
+from cofounder_policies.settings import setting
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -130,7 +131,6 @@ def _monitor_keeps_target_labels(props, settings):
                        f"and pod labels in place of the target's")
 
 
-_TARGETS = ScalingTargets()
 
 
 def autoscalers(resources) -> list[Autoscaled]:
@@ -291,8 +291,7 @@ POLICIES = [
         "connection budget: cofounder:apps.<name>.maxReplicas, at most cofounder:scaling.maxReplicasPerApp, "
         "which is also this rule's maximum.",
         ADVISORY, _hpa_max,
-        config={"maximum": {"type": "integer", "minimum": 1, "default": _TARGETS.max_replicas_per_app,
-                            "description": "Largest maxReplicas allowed (cofounder:scaling.maxReplicasPerApp)"}}),
+        config={"maximum": setting("scaling.maxReplicasPerApp")}),
     stack_rule(
         "k8s-hpa-min-replicas",
         "One replica means every node drain or crash is an outage. Checked on every HPA and KEDA "
