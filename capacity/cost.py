@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 import yaml
 
-from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, workloads
+from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, value_at, workloads
 from capacity.headroom import memory_mib
 from capacity.schema import Between
 
@@ -276,14 +276,6 @@ class _Lines:
         self.add(resource, item, key, what, nmin * h, nmax * h, "hour")
 
 
-def _get(value: Any, path: str, default: Any = None) -> Any:
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return default
-        value = value[part]
-    return value
-
-
 def _name(key: Any) -> str:
     return str(key).rsplit("::", 1)[-1]
 
@@ -511,7 +503,7 @@ def _claim_templates(value: Any) -> Iterable[dict]:
 
 
 def _storage_gib(template: dict) -> float:
-    quantity = _get(template, "spec.resources.requests.storage")
+    quantity = value_at(template, "spec.resources.requests.storage")
     return math.ceil(memory_mib(quantity) / 1024) if quantity else 0
 
 

@@ -55,7 +55,8 @@ class Declared:
     props: dict
 
 
-def _get(value: Any, path: str, default: Any = None) -> Any:
+def value_at(value: Any, path: str, default: Any = None) -> Any:
+    """``value`` at a dotted ``path`` of nested mappings (``"spec.template.spec"``), or ``default``."""
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
             return default
@@ -143,13 +144,14 @@ def node_groups(declared: Iterable[Declared]) -> list[NodeGroup]:
             continue
         p = r.props
         types = p.get("instanceTypes") or []
-        template = templates.get(_get(p, "launchTemplate.id")) or {}
+        template = templates.get(value_at(p, "launchTemplate.id")) or {}
         itype = types[0] if types else template.get("instanceType") or ""
-        disk = _get((template.get("blockDeviceMappings") or [{}])[0], "ebs.volumeSize", p.get("diskSize"))
+        disk = value_at((template.get("blockDeviceMappings") or [{}])[0], "ebs.volumeSize", p.get("diskSize"))
         groups.append(NodeGroup(
             key=r.key, name=str(p.get("nodeGroupName") or _short(r.key)), instance_type=str(itype),
             capacity_type=str(p.get("capacityType") or "ON_DEMAND"),
-            min_size=int(_get(p, "scalingConfig.minSize", 0)), max_size=int(_get(p, "scalingConfig.maxSize", 0)),
+            min_size=int(value_at(p, "scalingConfig.minSize", 0)),
+            max_size=int(value_at(p, "scalingConfig.maxSize", 0)),
             labels=dict(p.get("labels") or {}),
             taints=tuple(Taint(t.get("key", ""), t.get("value") or "", _EFFECTS.get(t.get("effect"), t.get("effect")))
                          for t in p.get("taints") or []),
@@ -172,12 +174,12 @@ def workloads(declared: Iterable[Declared]) -> list[Workload]:
     scaled = autoscaled([d for _, d in deployments],
                         [(r.key, kind, r.props) for r in items
                          for kind, type_ in ((HPA_KIND, HPA), (SCALED_OBJECT_KIND, SCALED_OBJECT)) if r.type == type_])
-    by_target = {(_get(a.deployment, "metadata.namespace"), _get(a.deployment, "metadata.name")): a
+    by_target = {(value_at(a.deployment, "metadata.namespace"), value_at(a.deployment, "metadata.name")): a
                  for a in scaled if a.deployment}
     found = []
     for key, d in deployments:
         meta, spec = d.get("metadata") or {}, d.get("spec") or {}
-        pod_spec = _get(spec, "template.spec", {}) or {}
+        pod_spec = value_at(spec, "template.spec", {}) or {}
         app = by_target.get((meta.get("namespace"), meta.get("name")))
         priority = priorities.get(pod_spec.get("priorityClassName"), 0)
         replicas = int(app.hpa_spec.get("minReplicas", 1)) if app else int(spec.get("replicas", 1))
@@ -205,7 +207,7 @@ class AutoscalerSettings:
 def cluster_autoscaler(declared: Iterable[Declared]) -> AutoscalerSettings:
     for r in declared:
         if r.type == HELM_RELEASE and str(r.props.get("chart", "")).rsplit("/", 1)[-1] == "cluster-autoscaler":
-            args = _get(r.props, "values.extraArgs", {}) or {}
+            args = value_at(r.props, "values.extraArgs", {}) or {}
             return AutoscalerSettings(
                 scan_interval_seconds=_seconds(args.get("scan-interval"), DEFAULT_SCAN_INTERVAL_SECONDS),
                 expendable_cutoff=int(args.get("expendable-pods-priority-cutoff", DEFAULT_EXPENDABLE_CUTOFF)),
