@@ -46,7 +46,7 @@ HAND_WRITTEN = {
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": False, "readyGoalSeconds": 300},
         "capacity-connection-budget": {"reservedConnections": 10},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 1150},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 1400},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
         # added with the network_policy family (not in the files before make docs generated them)
@@ -69,7 +69,7 @@ HAND_WRITTEN = {
                                    "metricLagSeconds": 15, "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 10},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2800},
         "elb-deletion-protection": {"required": False},
         "k8s-workload-image-digest": _TAG_ONLY,
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
@@ -90,7 +90,7 @@ HAND_WRITTEN = {
         "capacity-connection-budget": {"reservedConnections": 20},
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_TAG_ONLY},
         "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6500},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6700},
     },
 }
 
@@ -299,7 +299,7 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
         "sqs-queue-max-receive-count": {"maxReceiveCount": 3},
         "sqs-queue-visibility-covers-agent-run": {"maxAgentRunSeconds": 600},
         # staging's budget and region; no usage assumption differs from the defaults
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2500, "region": "us-east-1", "nodePodShare": 0.9,
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2800, "region": "us-east-1", "nodePodShare": 0.9,
                                         "usage": {}},
     }
     assert docs.policy_config(settings) == expected
