@@ -22,10 +22,8 @@ declared resources.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,13 +34,13 @@ import yaml
 
 from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, value_at, workloads
 from capacity.headroom import memory_mib
-from capacity.schema import Between
+from capacity.schema import Between, CamelCase
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 
 
 @dataclass(frozen=True, kw_only=True)
-class CostSettings:
+class CostSettings(CamelCase):
     """``cofounder:cost``: the stack's monthly budget and the usage its usage-driven prices apply to.
 
     The volumes are assumptions at today's traffic, printed beside the figures they drive; replace
@@ -61,7 +59,7 @@ class CostSettings:
     #: Agent-queue messages per month, in millions (each: send, receive and delete, three requests).
     queue_messages_millions_per_month: Annotated[float, Between(0, None)] = 1.0
     #: GB ingested per month by a CloudWatch log group, by its resource name (others: the default).
-    log_gb_per_month: dict[str, float] = field(default_factory=dict)
+    log_gb_per_month: dict[str, Annotated[float, Between(0, None)]] = field(default_factory=dict)
     #: GB ingested per month by a log group not listed in logGbPerMonth.
     default_log_gb_per_month: Annotated[float, Between(0, None)] = 5.0
     #: GB stored in S3 across the stack's buckets (assets, CloudFront and ALB access logs).
@@ -72,22 +70,6 @@ class CostSettings:
     #: sustained for a whole month: an upper bound).
     max_scale_usage_multiplier: Annotated[float, Between(1, 100)] = 5.0
 
-    def checks(self):
-        for name, gb in self.log_gb_per_month.items():
-            if gb < 0:
-                yield f"log_gb_per_month.{name}", gb, "0 or more GB"
-
-    @classmethod
-    def from_camel(cls, values: dict) -> CostSettings:
-        names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
-        return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
-
-    def as_camel(self) -> dict:
-        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-def _camel(name: str) -> str:
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
 
 
 # --- the price table ----------------------------------------------------------------------------

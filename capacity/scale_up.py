@@ -18,22 +18,20 @@ declared, coverage is not checked.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from capacity.headroom import HeadroomFigures
 from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, scaled_object_floor, time_to_scale
-from capacity.schema import Between
+from capacity.schema import Between, CamelCase
 
 HPA_KIND = "HorizontalPodAutoscaler"
 SCALED_OBJECT_KIND = "ScaledObject"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScalingSettings:
+class ScalingSettings(CamelCase):
     """``cofounder:scaling``: the stack-wide scaling targets the time-to-scale report and rule check."""
 
     #: Peak load to absorb, as a multiple of today's peak.
@@ -74,23 +72,10 @@ class ScalingSettings:
     #: Today's peak requests per second, for the load test; null until measured.
     peak_rps: Annotated[float | None, Between(0.1, None)] = None
 
-    @classmethod
-    def from_camel(cls, values: dict) -> ScalingSettings:
-        """From camelCase keys (a stack output, the pack's config); unknown keys and nulls ignored."""
-        names = {_camel(f.name): f.name for f in dataclasses.fields(cls)}
-        return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
-
-    def as_camel(self) -> dict:
-        """The targets in the stack file's camelCase (the ``scalingTargets`` stack output)."""
-        return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 #: What the time-to-scale verdict reads of the settings (the rest is for the load test).
 ScalingTargets = ScalingSettings
-
-
-def _camel(name: str) -> str:
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
 
 
 @dataclass(frozen=True)

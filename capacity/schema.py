@@ -107,6 +107,19 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+class CamelCase:
+    """A Settings dataclass read from and written as the stack file's camelCase keys (a stack
+    output, the pack's config): unknown keys and nulls are ignored on the way in."""
+
+    @classmethod
+    def from_camel(cls, values: dict) -> Any:
+        names = {camel(f.name): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{names[k]: v for k, v in values.items() if k in names and v is not None})
+
+    def as_camel(self) -> dict:
+        return {camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
 def constraints(hint: Any) -> tuple[Any, list[Constraint]]:
     """The type inside ``Annotated[...]`` (``Optional`` kept) and its constraints."""
     found: list[Constraint] = []

@@ -44,6 +44,10 @@ def test_config_error_is_a_run_error():
     ({"cofounder:netwrok": {}}, "cofounder:netwrok is not a known setting: did you mean 'network'?"),
     ({"aws:region": "mars-north-1a"}, "aws:region = 'mars-north-1a' is not allowed"),
     ({"cofounder:network": ["a"]}, "cofounder:network = [\"a\"] is not allowed: expected a mapping"),
+    ({"cofounder:cost": {"logGbPerMonth": {"network-flow-logs": -2.5}}},
+     "cofounder:cost.logGbPerMonth.network-flow-logs = -2.5 is not allowed: expected a value of at least 0"),
+    ({"cofounder:scaling": {"baselineReplicas": {"backend": 0}}},
+     "cofounder:scaling.baselineReplicas.backend = 0 is not allowed: expected a value of at least 1"),
 ])
 def test_bad_config_fails_with_a_clear_message(run_stack_with, overrides, expected):
     with pytest.raises(ConfigError) as err:
