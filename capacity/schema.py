@@ -95,10 +95,15 @@ class Problem:
     allowed: str
 
     def key(self, style: typing.Callable[[str], str] = lambda s: s) -> str:
-        out = ""
-        for part in self.path:
-            out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + style(part))
-        return out
+        return dotted(self.path, style)
+
+
+def dotted(path: tuple, style: typing.Callable[[str], str] = lambda s: s) -> str:
+    """A path of field names, mapping keys and list indexes as a key: ``app_calls.backend[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + style(part))
+    return out
 
 
 def camel(name: str) -> str:

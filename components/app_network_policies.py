@@ -57,6 +57,7 @@ from typing import Annotated, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from capacity.schema import dotted
 from components import Between, Matches, require_valid
 from components.eks_cluster import CLUSTER_DNS_NAMESPACE, CLUSTER_DNS_PORT, CLUSTER_DNS_SELECTOR, RFC1918
 from components.postgres import PORT as POSTGRES_PORT
@@ -120,6 +121,17 @@ class AppNetworkPoliciesSettings:
     internet_https_apps: list[_APP] = field(default_factory=lambda: ["backend", "worker"])
     #: More destinations outside the cluster, by name (why it exists).
     extra_egress: dict[str, ExtraEgress] = field(default_factory=dict)
+
+    def app_references(self) -> list[tuple[tuple, str]]:
+        """Every place the flows name an app, as (path of field names, keys and indexes; the app):
+        the component and the config loader hold each to the apps they know."""
+        named: list[tuple[tuple, str]] = [(("app_calls", app), app) for app in self.app_calls]
+        named += [(("app_calls", app, i), callee) for app, callees in self.app_calls.items()
+                  for i, callee in enumerate(callees)]
+        named += [(("internet_https_apps", i), app) for i, app in enumerate(self.internet_https_apps)]
+        named += [(("extra_egress", name, "apps", i), app) for name, dest in self.extra_egress.items()
+                  for i, app in enumerate(dest.apps)]
+        return named
 
     def checks(self):
         for name in self.extra_egress:
@@ -196,15 +208,9 @@ class AppNetworkPoliciesArgs(AppNetworkPoliciesSettings):
     def checks(self):
         yield from AppNetworkPoliciesSettings.checks(self)
         known = ", ".join(sorted(self.apps))
-        named = [(f"app_calls.{app}", app) for app in self.app_calls]
-        named += [(f"app_calls.{app}[{i}]", callee) for app, callees in self.app_calls.items()
-                  for i, callee in enumerate(callees)]
-        named += [(f"internet_https_apps[{i}]", app) for i, app in enumerate(self.internet_https_apps)]
-        named += [(f"extra_egress.{name}.apps[{i}]", app) for name, dest in self.extra_egress.items()
-                  for i, app in enumerate(dest.apps)]
-        for key, app in named:
+        for path, app in self.app_references():
             if app not in self.apps:
-                yield key, app, f"an app of the namespace ({known})"
+                yield dotted(path), app, f"an app of the namespace ({known})"
         for name in self.extra_egress:
             if name in self.apps:
                 yield f"extra_egress.{name}", name, "a name other than the apps' (calls between apps are appCalls)"

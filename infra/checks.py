@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from capacity import connections
 from capacity.drain import Drain
+from capacity.schema import camel, dotted
 from components.eks_cluster import SYSTEM_NODE_GROUP
 from components.prometheus_adapter import IN_CLUSTER_PROMETHEUS
 from infra.stack import StackConfig
@@ -50,15 +51,10 @@ def scaling_names_apps(cfg: StackConfig) -> Iterator[Problem]:
 def network_policies_name_apps(cfg: StackConfig) -> Iterator[Problem]:
     """The network policies' flows name apps the stack declares (a typo would drop a flow)."""
     policies, known = cfg.network_policies, ", ".join(sorted(cfg.apps))
-    named = [(f"appCalls.{app}", app) for app in policies.app_calls]
-    named += [(f"appCalls.{app}[{i}]", callee) for app, callees in policies.app_calls.items()
-              for i, callee in enumerate(callees)]
-    named += [(f"internetHttpsApps[{i}]", app) for i, app in enumerate(policies.internet_https_apps)]
-    named += [(f"extraEgress.{name}.apps[{i}]", app) for name, dest in policies.extra_egress.items()
-              for i, app in enumerate(dest.apps)]
-    for key, app in named:
+    for path, app in policies.app_references():
+        # field names in camelCase; app and destination names are lowercase with '-', unchanged
         if app not in cfg.apps:
-            yield f"networkPolicies.{key}", app, f"names of apps in cofounder:apps ({known})"
+            yield f"networkPolicies.{dotted(path, camel)}", app, f"names of apps in cofounder:apps ({known})"
     for name in policies.extra_egress:
         if name in cfg.apps:
             yield (f"networkPolicies.extraEgress.{name}", name,

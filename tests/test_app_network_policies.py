@@ -311,3 +311,12 @@ def test_an_extra_destination_from_the_stack_file_becomes_its_allowance(run_stac
         "otel-collector": {"apps": ["worker"], "cidrs": ["10.99.0.0/24"], "ports": [4317]}}}})
     spec = _app_namespace_policies(program)["worker-to-otel-collector"]
     assert spec["egress"] == [{"to": [{"ipBlock": {"cidr": "10.99.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 4317}]}]
+
+
+def test_a_call_or_destination_naming_an_undeclared_app_is_a_config_error_at_its_key(run_stack_with):
+    with pytest.raises(ConfigError, match=r"cofounder:networkPolicies\.appCalls\.frontend\[0\] = 'backnd' is not "
+                                          r"allowed: expected names of apps in cofounder:apps"):
+        run_stack_with("dev", {"cofounder:networkPolicies": {"appCalls": {"frontend": ["backnd"]}}})
+    with pytest.raises(ConfigError, match=r"cofounder:networkPolicies\.extraEgress\.my-api\.apps\[0\] = 'wrkr'"):
+        run_stack_with("dev", {"cofounder:networkPolicies": {"extraEgress": {
+            "my-api": {"apps": ["wrkr"], "cidrs": ["203.0.113.0/24"], "ports": [443]}}}})
