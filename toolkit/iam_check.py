@@ -221,6 +221,7 @@ def globs_meet(a: str, b: str) -> bool:
     return meet(0, 0)
 
 
+@functools.cache
 def arn_matches(arn: str, arn_format: str) -> bool:
     """Whether a policy ARN (maybe with wildcards) can name a resource of this ARN format."""
     ours, theirs = arn.split(":", 5), _glob(arn_format).split(":", 5)
