@@ -5,11 +5,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview policy lint test diff bench docs clean
+.PHONY: help install preview policy iam lint test diff bench docs clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
 	@echo "make policy [STACK=dev|staging|prod]   the policy pack against the stack, over the Analyzer protocol"
+	@echo "make iam [STACK=<stack>]               every IAM policy document vs AWS's authorization data (default: all stacks)"
 	@echo "make test                              lint, then the test suite"
 	@echo "make lint                              ruff and mypy (pyproject.toml)"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
@@ -30,6 +31,10 @@ preview: $(VENV)/.installed
 
 policy: $(VENV)/.installed
 	$(PY) -m toolkit.policy_runner --stack $(STACK)
+
+# Without STACK, every stack file; accepted findings are in toolkit/iam_allowlist.yaml (docs/iam.md).
+iam: $(VENV)/.installed
+	$(PY) -m toolkit.iam_check $(if $(filter command line,$(origin STACK)),--stack $(STACK))
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

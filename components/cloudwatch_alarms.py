@@ -34,6 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, Matches, require_valid
+from components.key_policy import KeyContext, explicit_key_policy
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -110,19 +111,11 @@ def redis_node_suffixes(shards: int, replicas_per_shard: int) -> list[str]:
             for shard in range(1, shards + 1) for node in range(1, replicas_per_shard + 2)]
 
 
-def _key_policy(account: str, partition: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "AccountAdministers", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-             "Action": "kms:*", "Resource": "*"},
-            {"Sid": "CloudWatchPublishesEncrypted", "Effect": "Allow",
+def _cloudwatch_publishes(ctx: KeyContext) -> list[dict]:
+    return [{"Sid": "CloudWatchPublishesEncrypted", "Effect": "Allow",
              "Principal": {"Service": "cloudwatch.amazonaws.com"},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-             "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
-        ],
-    })
+             "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account}}}]
 
 
 def _topic_policy(topic_arn: str, account: str) -> str:
@@ -149,14 +142,13 @@ class CloudWatchAlarms(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "observability"}
         account = aws.get_caller_identity_output().account_id
-        partition = aws.get_partition_output().partition
 
         key = aws.kms.Key(
             f"{name}-topic-key",
             description=f"{args.name_prefix} alarm topic encryption",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(account, partition).apply(lambda v: _key_policy(v[0], v[1])),
+            policy=explicit_key_policy(self, _cloudwatch_publishes),
             tags=tags,
             opts=child,
         )

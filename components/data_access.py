@@ -11,16 +11,28 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.key_policy import explicit_key_policy, used_through
+
 
 def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
-            protect: bool) -> aws.kms.Key:
-    """A customer-managed key with yearly rotation, ``<name>-kms``. ``protect`` follows the data store's:
-    deleting the key (after its waiting period) makes the store's data and snapshots unreadable."""
+            service: str, protect: bool) -> aws.kms.Key:
+    """A customer-managed key with yearly rotation, ``<name>-kms``, used through ``service`` (``rds``,
+    ``elasticache``). ``protect`` follows the data store's: deleting the key (after its waiting
+    period) makes the store's data and snapshots unreadable.
+
+    Its policy (components/key_policy.py): the account root administers, and principals of this
+    account use the key through ``service`` in its region. Both services act with the caller's
+    credentials and create grants on the key for the store (RDS user guide, "AWS KMS key
+    management", "Authorizing use of a customer managed key": the creator needs kms:CreateGrant and
+    kms:DescribeKey, best limited with kms:ViaService; ElastiCache user guide, "At-Rest Encryption",
+    "Using customer managed keys from AWS KMS")."""
     return aws.kms.Key(
         f"{name}-kms",
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
+        policy=explicit_key_policy(parent, lambda ctx: [
+            used_through(ctx, service, f"UseThrough{service.capitalize()}")]),
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )

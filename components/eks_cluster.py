@@ -38,6 +38,7 @@ from capacity.headroom import HeadroomFigures
 from components import Between, Matches, args_for, require_valid
 from components.headroom import Headroom, HeadroomArgs, HeadroomSettings
 from components.irsa_role import IrsaRole, IrsaRoleArgs
+from components.key_policy import KeyContext, explicit_key_policy, used_through
 from components.load_balancer_controller import READINESS_GATE_LABEL
 from components.log_encryption import log_key
 
@@ -269,6 +270,21 @@ def _policy(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
+#: What the cluster role does with the secrets key (its inline policy too): envelope encryption.
+CLUSTER_KEY_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]
+
+
+def _secrets_key_statements(ctx: KeyContext, cluster_role_arn: str) -> list[dict]:
+    """The secrets key serves two principals (EKS user guide, "Encrypt Kubernetes secrets with KMS
+    on existing clusters", awsdocs/amazon-eks-user-guide latest/ug/security/enable-kms.adoc): the
+    principal calling CreateCluster needs kms:CreateGrant and kms:DescribeKey (EKS makes the grant
+    on its behalf, hence kms:ViaService; the guide warns kms:GrantIsForAWSResource is not
+    supported for CreateCluster, so it is not used), and the cluster role encrypts and decrypts."""
+    return [used_through(ctx, "eks", "UseThroughEks", ["kms:CreateGrant", "kms:DescribeKey"]),
+            {"Sid": "ClusterRoleEncryptsSecrets", "Effect": "Allow", "Principal": {"AWS": cluster_role_arn},
+             "Action": CLUSTER_KEY_USE, "Resource": "*"}]
+
+
 def _assume(service: str, *actions: str) -> str:
     return _policy({"Effect": "Allow", "Principal": {"Service": service},
                     "Action": list(actions) or "sts:AssumeRole"})
@@ -369,19 +385,20 @@ class EksCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "cluster"}
 
+        cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=_assume(
+            "eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), tags=tags, opts=child)
         key = aws.kms.Key(
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes secrets in {args.cluster_name}",
             enable_key_rotation=True,
             deletion_window_in_days=args.kms_deletion_window_days,
+            policy=explicit_key_policy(self, _secrets_key_statements, inputs=[cluster_role.arn]),
             tags=tags,
             opts=child,
         )
         aws.kms.Alias(f"{name}-secrets", name=f"alias/{args.cluster_name}-secrets",
                       target_key_id=key.key_id, opts=child)
 
-        cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=_assume(
-            "eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), tags=tags, opts=child)
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster", role=cluster_role.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child)
@@ -389,7 +406,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-cluster-kms", role=cluster_role.id,
             policy=key.arn.apply(lambda arn: _policy({
                 "Effect": "Allow",
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                "Action": CLUSTER_KEY_USE,
                 "Resource": arn,
             })),
             opts=child)

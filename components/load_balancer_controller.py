@@ -18,7 +18,9 @@ allows it (``scoped_policy``): tag conditions name this cluster, security-group 
 stay in this VPC (the scoping ``docs/deploy/installation.md`` recommends), target
 registration is limited to this program's target groups and to groups the controller tagged
 for this cluster, and listener and rule changes to resources tagged for this cluster, so the
-controller can never rewire the Pulumi-managed ALB.
+controller can never rewire the Pulumi-managed ALB. Statements that only read (Describe*, Get*,
+List*) stay as published: reads take no resource-level condition, and the controller's webhook
+and reconciler read this program's own, untagged target groups.
 
 Chart values worth knowing (``values.yaml`` at 3.5.0):
 - ``enableServiceMutatorWebhook: false``: by default the controller makes itself the
@@ -101,6 +103,13 @@ def _actions(statement: dict) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
+def read_only(action: str) -> bool:
+    """Describe*, Get* and List* change nothing. They take no resource-level condition either
+    (the Service Authorization Reference lists no resource type for DescribeTargetGroups,
+    DescribeTargetHealth or ec2:DescribeSubnets), so a tag condition on them denies them."""
+    return action.split(":", 1)[-1].startswith(("Describe", "Get", "List"))
+
+
 def scoped_policy(upstream: dict, *, cluster_name: str, vpc_arn: str, target_group_arns: Sequence[str]) -> dict:
     """The published policy with every scoping it allows applied; no action is removed."""
     return {"Version": upstream.get("Version", "2012-10-17"),
@@ -112,7 +121,9 @@ def scoped_policy(upstream: dict, *, cluster_name: str, vpc_arn: str, target_gro
 def scoped_statements(original: dict, *, cluster_name: str, vpc_arn: str,
                       target_group_arns: Sequence[str]) -> list[dict]:
     """One upstream statement, narrowed: the same actions, the same or fewer resources, the same
-    conditions and more. Target registration becomes two statements (ours, and the cluster's own)."""
+    conditions and more. Target registration becomes two statements (ours, and the cluster's own);
+    a statement that only reads is left exactly as published, and one that mixes reads with
+    changes is split so that only the changes are scoped."""
     statement = copy.deepcopy(original)
     condition = statement.setdefault("Condition", {})
     actions = _actions(statement)
@@ -131,7 +142,16 @@ def scoped_statements(original: dict, *, cluster_name: str, vpc_arn: str,
             statement["Resource"] = list(target_group_arns)
         elif statement.get("Resource") == "*" and any(a.startswith("elasticloadbalancing:") for a in actions):
             # Listener, rule and web-ACL changes: only on what the controller created for this
-            # cluster, never on the ALB this program declares.
+            # cluster, never on the ALB this program declares. Reads stay as published: the
+            # TargetGroupBinding webhook calls DescribeTargetGroups and reconciling calls
+            # DescribeTargetHealth (controller v3.5.0 webhooks/elbv2/targetgroupbinding_validator.go,
+            # pkg/targetgroupbinding/targets_manager.go), on groups this program declares untagged.
+            reads = [a for a in actions if read_only(a)]
+            if len(reads) == len(actions):
+                return [copy.deepcopy(original)]
+            if reads:
+                extra.append({**copy.deepcopy(original), "Action": reads})
+                statement["Action"] = [a for a in actions if not read_only(a)]
             condition.update(copy.deepcopy(on_cluster_resources))
     if not condition:
         del statement["Condition"]

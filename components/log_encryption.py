@@ -23,30 +23,28 @@ log group in another region (the WAF's, always us-east-1) needs its own key ther
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_aws as aws
+
+from components.key_policy import KeyContext, explicit_key_policy, key_policy
+
+
+def logs_statement(ctx: KeyContext) -> dict:
+    """CloudWatch Logs in the key's region uses the key for this account's log groups there only."""
+    return {"Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups", "Effect": "Allow",
+            "Principal": {"Service": ctx.endpoint("logs")},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn":
+                    f"arn:{ctx.partition}:logs:{ctx.region}:{ctx.account}:log-group:*"}}}
 
 
 def log_key_policy(*, account: str, partition: str, region: str, dns_suffix: str) -> str:
     """The key policy: account root administers; CloudWatch Logs in ``region`` uses the key for
     this account's log groups there and nothing else."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "AccountAdministers", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-             "Action": "kms:*", "Resource": "*"},
-            {"Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups", "Effect": "Allow",
-             "Principal": {"Service": f"logs.{region}.{dns_suffix}"},
-             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                        "kms:Describe*"],
-             "Resource": "*",
-             "Condition": {"ArnLike": {
-                 "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"}}},
-        ],
-    })
+    ctx = KeyContext(account, partition, region, dns_suffix)
+    return key_policy(ctx, logs_statement(ctx))
 
 
 def log_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
@@ -54,19 +52,12 @@ def log_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str
     """``<name>-log-key``: a symmetric key (the only kind CloudWatch Logs accepts) with yearly
     rotation, for the log groups of ``parent`` in ``region`` (None: the provider's region).
     Deleting it (after its 30-day waiting period) makes the logs it encrypted unreadable."""
-    invoke = pulumi.InvokeOptions(parent=parent)
-    account = aws.get_caller_identity_output(opts=invoke).account_id
-    partition = aws.get_partition_output(opts=invoke)
-    key_region = pulumi.Output.from_input(region) if region is not None \
-        else aws.get_region_output(opts=invoke).region
-    policy = pulumi.Output.all(account, partition.partition, key_region, partition.dns_suffix).apply(
-        lambda v: log_key_policy(account=v[0], partition=v[1], region=v[2], dns_suffix=v[3]))
     return aws.kms.Key(
         f"{name}-log-key",
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        policy=policy,
+        policy=explicit_key_policy(parent, lambda ctx: [logs_statement(ctx)], region=region),
         region=region,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),

@@ -224,15 +224,19 @@ class Network(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
-            # Scoped to this one log group: the role can write flow logs and nothing else.
+            # The actions of the VPC user guide's flow-logs role ("IAM role for publishing flow
+            # logs to CloudWatch Logs"), writes scoped to this one log group. DescribeLogGroups
+            # takes no resource type (Service Authorization Reference, CloudWatch Logs): only
+            # Resource "*" grants it, and it reads group names and settings, never events.
             policy=group.arn.apply(lambda arn: json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents",
-                               "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-                    "Resource": [arn, f"{arn}:*"],
-                }],
+                "Statement": [
+                    {"Sid": "WriteThisLogGroup", "Effect": "Allow",
+                     "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                     "Resource": [arn, f"{arn}:*"]},
+                    {"Sid": "FindLogGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
+                     "Resource": "*"},
+                ],
             })),
             opts=child,
         )

@@ -141,7 +141,7 @@ class Postgres(pulumi.ComponentResource):
         tags = {**args.tags, "component": "data"}
 
         key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags,
-                      protect=args.protect)
+                      service="rds", protect=args.protect)
         password = random.RandomPassword(
             f"{name}-master-password",
             length=40,

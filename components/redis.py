@@ -115,7 +115,8 @@ class Redis(pulumi.ComponentResource):
         tags = {**args.tags, "component": "data"}
         family = parameter_group_family(args.engine_version)
 
-        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags, protect=args.protect)
+        key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags,
+                      service="elasticache", protect=args.protect)
         # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
         # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
         token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)

@@ -145,3 +145,27 @@ def test_every_stack_installs_it_before_the_bindings(stack_program):
         release = next(r for r in p.of_type(RELEASE) if r.inputs["chart"] == "aws-load-balancer-controller")
         for binding in p.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"):
             assert release.urn in binding.options["dependsOn"]
+
+
+def test_no_read_ends_up_under_a_resource_tag_condition():
+    """Describe/Get/List take no resource-level condition: under one, the TargetGroupBinding webhook's
+    DescribeTargetGroups and the reconciler's DescribeTargetHealth are denied and the ALB answers 503."""
+    for statement in _scoped()["Statement"]:
+        tagged = [key for operator in (statement.get("Condition") or {}).values() for key in operator
+                  if key.startswith("aws:ResourceTag/")]
+        reads = [a for a in statement["Action"] if a.split(":")[1].startswith(("Describe", "Get", "List"))]
+        assert not (tagged and reads), (reads, tagged)
+
+
+def test_the_published_read_statement_is_left_exactly_as_published():
+    [read] = [s for s in published_policy()["Statement"] if "elasticloadbalancing:DescribeTargetHealth" in s["Action"]]
+    assert read in _scoped()["Statement"]
+
+
+def test_a_statement_mixing_reads_and_changes_is_split_and_only_the_changes_are_scoped():
+    mixed = {"Effect": "Allow", "Resource": "*",
+             "Action": ["elasticloadbalancing:DescribeRules", "elasticloadbalancing:ModifyRule"]}
+    changes, reads = scoped_statements(mixed, cluster_name=CLUSTER, vpc_arn=VPC_ARN, target_group_arns=TG_ARNS)
+    assert reads == {**mixed, "Action": ["elasticloadbalancing:DescribeRules"]}
+    assert changes["Action"] == ["elasticloadbalancing:ModifyRule"]
+    assert changes["Condition"] == {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": CLUSTER}}

@@ -70,8 +70,11 @@ def test_flow_logs_capture_all_traffic_with_a_scoped_role(run_program):
     trust = json.loads(p.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     policy = json.loads(p.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    for statement in policy["Statement"]:
-        assert "*" not in statement["Resource"]
+    writes, find = policy["Statement"]
+    arn = group.outputs["arn"]
+    assert writes["Resource"] == [arn, f"{arn}:*"] and "logs:PutLogEvents" in writes["Action"]
+    # the one read that takes no resource type (Service Authorization Reference) gets "*", alone
+    assert (find["Action"], find["Resource"]) == ("logs:DescribeLogGroups", "*")
 
 
 def test_default_security_group_allows_nothing(run_program):

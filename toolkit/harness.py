@@ -165,6 +165,9 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:elasticache/replicationGroup:ReplicationGroup": lambda name, i, region: {
         "configurationEndpointAddress":
             f"clustercfg.{i.get('replicationGroupId', name)}.c0ffee.{_region_code(region)}.cache.amazonaws.com"},
+    # arn:${Partition}:sns:${Region}:${Account}:${TopicName} (Service Authorization Reference, SNS)
+    "aws:sns/topic:Topic": lambda name, i, region: {
+        "arn": f"arn:aws:sns:{region}:{ACCOUNT}:{i.get('name', name)}"},
     "aws:sqs/queue:Queue": lambda name, i, region: {
         "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{i.get('name', name)}",
         "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{i.get('name', name)}"},

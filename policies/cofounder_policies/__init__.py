@@ -11,6 +11,7 @@ from cofounder_policies import (
     cluster,
     database,
     edge,
+    kms,
     load_balancer,
     logs,
     network,
@@ -19,5 +20,6 @@ from cofounder_policies import (
     workloads,
 )
 
-FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, workloads, capacity)
+FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, kms, workloads,
+            capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]
