@@ -298,8 +298,8 @@ class EdgeDistributionArgs(EdgeSettings):
 def bucket_read_statements(bucket_arn: str, distribution_arn: str, *, list_keys: bool = False) -> list[dict]:
     """Read access for exactly one distribution, through Origin Access Control. With ``list_keys``
     the distribution may also list the bucket, so that S3 answers a missing key with 404 instead
-    of 403 ("If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code
-    403 ("access denied") error", Amazon S3 API reference, GetObject, Permissions). CloudFront sends
+    of 403 (without s3:ListBucket, S3 answers a missing key with 403 Access Denied: Amazon S3 API
+    reference, GetObject, "Permissions"). CloudFront sends
     no query string to the bucket (the tiers' cache keys hold none), so no viewer can make it list."""
     def allow(sid: str, action: str, resource: str) -> dict:
         return {"Sid": sid, "Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"},

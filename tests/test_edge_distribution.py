@@ -4,6 +4,8 @@ bucket, logging, and the cofounder:edge config that drives them."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -555,3 +557,35 @@ def test_the_viewer_host_function_overwrites_x_forwarded_host(headers, expected)
 def test_the_html_rewrite_function_maps_page_paths_to_their_files(uri, expected):
     """Runs the CloudFront Function's JavaScript in Node.js with a viewer-request event."""
     assert _rewrite(uri) == expected
+
+
+# --- the upload layout in docs/front-door.md matches what Next.js serves and CloudFront reads --
+
+_SYNC = re.compile(r'^aws s3 sync (?P<src>\S+) "s3://\$BUCKET/(?P<prefix>[^"]+)"', re.M)
+
+
+def _next_url_prefix(src: str) -> str:
+    """The URL path at which Next.js serves the files of a project folder."""
+    if src == ".next/static":
+        return "/_next/static"        # build output, served under /_next/static
+    if src == "public":
+        return "/"                    # public/ is the site root
+    if src.startswith("public/"):
+        return "/" + src[len("public/"):]
+    raise AssertionError(f"{src}: not a folder Next.js serves")
+
+
+def test_the_documented_upload_puts_each_file_where_the_behaviour_for_its_url_reads_it(run_program):
+    """Item by item: Next.js serves <src>/f at <url>/f; the sync stores it at key <prefix>/f; the
+    behaviour matching <url>/f must be a bucket behaviour (the bucket key is the URL path), so
+    <url> == /<prefix> and <prefix>/* is that behaviour's pattern."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "front-door.md").read_text()
+    syncs = [m.groupdict() for m in _SYNC.finditer(text)]
+    assert [s["src"] for s in syncs] == [".next/static", "public/public"]
+    bucket_patterns = {path for path, b in _behaviors(_cdn(run_program)).items() if b["targetOriginId"] == "s3-assets"}
+    assert bucket_patterns == {"_next/static/*", "public/*"}
+    for sync in syncs:
+        assert _next_url_prefix(sync["src"]) == "/" + sync["prefix"], sync
+        assert f"{sync['prefix']}/*" in bucket_patterns, sync
+    # the layout this replaced: public/logo.png is served at /logo.png, but synced to key public/logo.png
+    assert _next_url_prefix("public") != "/public"
