@@ -199,7 +199,8 @@ class Estimate:
 
 
 # Resource types that carry no charge of their own: configuration, identity, networking plumbing,
-# and everything inside the cluster (its cost is the nodes'). A CloudFront VPC origin has "no
+# and everything inside the cluster (its cost is the nodes'; a CloudFront Function's invocations are
+# priced on the distribution that runs it). A CloudFront VPC origin has "no
 # additional charge" (CloudFront developer guide, "Restrict access with VPC origins"); a gateway
 # VPC endpoint for S3 has no hourly or data processing charge (AWS PrivateLink pricing page).
 FREE_TYPES = frozenset({
@@ -397,6 +398,13 @@ def _cloudfront(out: _Lines, rs: list[Declared], usage: CostSettings, mult: floa
             "CloudFront regional data transfer out to the internet (United States), per GB", gb, gb * mult, "GB")
     out.add(name, "HTTPS requests (requestsMillionsPerMonth)", "cloudfront.https-requests-10k",
             "CloudFront HTTPS requests (United States), per 10,000", req * 100, req * 100 * mult, "10k requests")
+    # A behaviour runs at most one viewer-request function per request (the pages and API
+    # behaviours' viewer-host function, the static export's rewrite): every request, as an upper bound.
+    behaviors = [rs[0].props.get("defaultCacheBehavior") or {}, *(rs[0].props.get("orderedCacheBehaviors") or [])]
+    if any(b.get("functionAssociations") for b in behaviors):
+        out.add(name, "CloudFront Functions, at most one per request (requestsMillionsPerMonth)",
+                "cloudfront.function-invocations-1m", "CloudFront Functions invocations, per million",
+                req, req * mult, "1M invocations")
 
 
 def _waf(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:

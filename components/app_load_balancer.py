@@ -77,6 +77,9 @@ class LoadBalancerSettings:
         "arn:aws:acm:us-east-1:123456789012:certificate/<uuid>")] = None
     #: Name on the certificate that resolves to the ALB (CloudFront's TLS name for it); set with certificateArn.
     origin_domain_name: Annotated[str | None, Matches(_HOSTNAME, "a host name such as origin.example.com")] = None
+    #: Accept plain HTTP from CloudFront's VPC origin to the ALB where the pack requires HTTPS (prod): the hop
+    #: stays inside the VPC, unencrypted. Only without certificateArn; the policy pack reads it, the ALB is the same.
+    allow_http_origin: bool = False
     #: TLS policy of the HTTPS listener (TLS 1.3 and 1.2 only).
     ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
                         "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09", "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"] = \
@@ -95,6 +98,9 @@ class LoadBalancerSettings:
             missing = "origin_domain_name" if self.origin_domain_name is None else "certificate_arn"
             yield (missing, None, "certificateArn and originDomainName together: CloudFront checks the "
                    "ALB's certificate against the name it connects to")
+        if self.allow_http_origin and self.certificate_arn is not None:
+            yield ("allow_http_origin", True, "false (or unset) once certificateArn is set: the VPC origin then "
+                   "connects over HTTPS only")
 
 
 @dataclass(frozen=True, kw_only=True)

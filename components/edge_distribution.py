@@ -21,6 +21,13 @@ cookie and query string except ``Host``), so the contract is: a page rendered pe
 ``cookies()`` or ``headers()``), and everything the edge may share is the same for every user.
 A cache key holding the session cookie would cache nothing at all, one copy per visitor.
 
+The apps see the viewer's host: CloudFront sends the ALB's name as ``Host`` (the origin's
+domain name, which the VPC origin needs), so a viewer-request function on the pages and API
+behaviours copies the viewer's ``Host`` into ``X-Forwarded-Host``, overwriting whatever the
+viewer sent there. Next.js takes the host from ``X-Forwarded-Host`` before ``Host`` when it
+checks a Server Action's ``Origin`` and builds redirects, so both work behind the front door
+with no ``serverActions.allowedOrigins`` (docs/front-door.md, "What the app sees").
+
 ``/api/*`` goes to the backend uncached, all methods, with every viewer header but ``Host``,
 over HTTPS only (a redirect would turn a POST into a GET). Real-time updates are server-sent
 events on ``/api/events`` (a long GET stream under the same behaviour); the origin read timeout
@@ -32,7 +39,10 @@ Both app origins are the internal ALB reached through a CloudFront VPC origin
 (``components/app_load_balancer.py``): the ALB has no public address, and nothing but CloudFront
 can reach it. With ``htmlOrigin: s3`` a stack serves a static export instead (``next build``
 with ``output: 'export'``): HTML from the bucket, 60 s at the edge, with a viewer-request
-function mapping ``/about`` to ``about.html``; ``/api/*`` still goes to the backend.
+function mapping ``/about`` to ``about.html``; ``/api/*`` still goes to the backend. A missing
+page there is the export's ``404.html`` with status 404: the distribution may list the bucket
+(through OAC, like its reads), so S3 answers 404 rather than 403 for a missing key, and a custom
+error response serves the 404 page for it.
 
 Response headers policies add the security headers everywhere; for the bucket tiers they also
 set the browser's ``Cache-Control`` (uploaded objects need no metadata). The app's responses
@@ -77,6 +87,32 @@ _TTL = Annotated[int, Between(0, _YEAR)]
 _HOSTNAME = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 #: CloudFront uses certificates from us-east-1 only.
 ACM_US_EAST_1 = r"arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}"
+
+#: The viewer's host for the app (viewer-request, pages and API behaviours). CloudFront sends the
+#: origin's name as Host, so the app would see the ALB's internal name; Next.js reads
+#: x-forwarded-host first (Server Actions' Origin check, redirects). Always overwritten: a host a
+#: viewer puts there itself must never reach the app. The header reaches the origin because the
+#: behaviours' origin request policy (AllViewerExceptHostHeader) forwards every viewer header but
+#: Host, and a header a viewer-request function sets is part of the viewer request from then on: AWS
+#: requires such a header to be in the origin request policy ("Add a True-Client-IP header to the
+#: request", CloudFront developer guide, awsdocs/amazon-cloudfront-developer-guide
+#: doc_source/example-function-add-true-client-ip-header.md); SST's Next.js sites run this same pair
+#: (sst/v2@b695177b packages/sst/src/constructs/SsrSite.ts: useCloudFrontFunctionHostHeaderInjection
+#: with the managed AllViewerExceptHostHeader policy).
+VIEWER_HOST_JS = """\
+function handler(event) {
+  var request = event.request;
+  var host = request.headers.host;
+  if (host && host.value) {
+    request.headers['x-forwarded-host'] = {value: host.value};
+  } else {
+    delete request.headers['x-forwarded-host'];
+  }
+  return request;
+}
+"""
+#: The page a static export (``output: 'export'``) writes for a path it has no page for.
+NOT_FOUND_PAGE = "/404.html"
 
 # Next.js exports /about as about.html (or about/index.html with trailingSlash); S3 has no
 # index documents behind OAC, so in static-export mode the HTML behaviour maps extension-less
@@ -259,16 +295,20 @@ class EdgeDistributionArgs(EdgeSettings):
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def bucket_read_statement(bucket_arn: str, distribution_arn: str) -> dict:
-    """Read access for exactly one distribution, through Origin Access Control."""
-    return {
-        "Sid": "AllowCloudFrontDistributionRead",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudfront.amazonaws.com"},
-        "Action": "s3:GetObject",
-        "Resource": f"{bucket_arn}/*",
-        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
-    }
+def bucket_read_statements(bucket_arn: str, distribution_arn: str, *, list_keys: bool = False) -> list[dict]:
+    """Read access for exactly one distribution, through Origin Access Control. With ``list_keys``
+    the distribution may also list the bucket, so that S3 answers a missing key with 404 instead
+    of 403 (without s3:ListBucket, S3 answers a missing key with 403 Access Denied: Amazon S3 API
+    reference, GetObject, "Permissions"). CloudFront sends
+    no query string to the bucket (the tiers' cache keys hold none), so no viewer can make it list."""
+    def allow(sid: str, action: str, resource: str) -> dict:
+        return {"Sid": sid, "Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": action, "Resource": resource,
+                "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}}
+    found = [allow("AllowCloudFrontDistributionRead", "s3:GetObject", f"{bucket_arn}/*")]
+    if list_keys:
+        found.append(allow("AllowCloudFrontDistributionList", "s3:ListBucket", bucket_arn))
+    return found
 
 
 class EdgeDistribution(pulumi.ComponentResource):
@@ -307,11 +347,20 @@ class EdgeDistribution(pulumi.ComponentResource):
         origins = [{"origin_id": S3_ORIGIN_ID, "domain_name": assets.bucket.bucket_regional_domain_name,
                     "origin_access_control_id": oac.id}]
         origins += self._app_origins(args)
-        ordered = [self._api_behavior(name, args),
+        viewer_host = aws.cloudfront.Function(
+            f"{name}-viewer-host",
+            runtime="cloudfront-js-2.0",
+            comment="Copy the viewer's Host into X-Forwarded-Host for the apps",
+            code=VIEWER_HOST_JS,
+            publish=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        to_app = [{"event_type": "viewer-request", "function_arn": viewer_host.arn}]
+        ordered = [{**self._api_behavior(name, args), "function_associations": to_app},
                    self._bucket_behavior(name, "static", args.static_assets, args, STATIC_PATH),
                    self._bucket_behavior(name, "public", args.public_assets, args, PUBLIC_PATH)]
         if args.html_origin == "app":
-            default = self._pages_behavior(name, args)
+            default = {**self._pages_behavior(name, args), "function_associations": to_app}
         else:
             rewrite = aws.cloudfront.Function(
                 f"{name}-html-rewrite",
@@ -346,6 +395,7 @@ class EdgeDistribution(pulumi.ComponentResource):
             origins=origins,
             default_cache_behavior=default,
             ordered_cache_behaviors=ordered,
+            custom_error_responses=self._not_found_pages(args),
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=certificate,
             web_acl_id=args.web_acl_arn,
@@ -359,7 +409,8 @@ class EdgeDistribution(pulumi.ComponentResource):
             f"{name}-assets",
             bucket=assets.bucket.bucket,
             policy=pulumi.Output.all(assets.bucket.arn, distribution.arn).apply(
-                lambda v: tls_only_policy(v[0], bucket_read_statement(v[0], v[1]))),
+                lambda v: tls_only_policy(v[0], *bucket_read_statements(
+                    v[0], v[1], list_keys=args.html_origin == "s3"))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[assets.access_block]),
         )
 
@@ -391,6 +442,21 @@ class EdgeDistribution(pulumi.ComponentResource):
         if args.html_origin == "app":
             found.append(origin(PAGES_ORIGIN_ID, args.pages_origin_read_timeout_seconds))
         return found
+
+    @staticmethod
+    def _not_found_pages(args: EdgeDistributionArgs) -> list[dict] | None:
+        """Static export: the export's 404 page, status 404, for a page the bucket does not have.
+
+        Custom error responses apply to the whole distribution, so this one also covers a 404
+        from /api/*: its status stays 404, the body becomes the page. 403 is not mapped: with the
+        list permission S3 answers a missing key with 404, and a 403 means a real refusal (the
+        API's own, or the WAF's rate limit), which must reach the client as it is. Not cached
+        (error_caching_min_ttl 0): an API's 404 is per user, and an uploaded page shows at once.
+        """
+        if args.html_origin != "s3":
+            return None
+        return [{"error_code": 404, "response_code": 404, "response_page_path": NOT_FOUND_PAGE,
+                 "error_caching_min_ttl": 0}]
 
     def _api_behavior(self, name: str, args: EdgeDistributionArgs) -> dict:
         return {

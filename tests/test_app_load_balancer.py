@@ -141,6 +141,14 @@ def test_with_a_certificate_the_hop_is_tls_only(run_program):
             or r.inputs["referencedSecurityGroupId"] == "sg-cloudfront-vpc-origins"} == {443}
 
 
+def test_the_http_origin_opt_out_changes_nothing_the_alb_declares(run_program):
+    """allowHttpOrigin is for the policy pack (the stack accepts HTTP inside the VPC); AWS sees no difference."""
+    def declared(p):
+        return sorted((r.type, r.name, repr({k: v for k, v in r.inputs.items() if k != "tags"}))
+                      for r in p.resources)
+    assert declared(_alb(run_program, allow_http_origin=True)) == declared(_alb(run_program))
+
+
 def test_unsupported_zones_are_left_out_of_the_alb():
     assert vpc_origin_subnets(["a", "b", "c"], ["use1-az1", "use1-az3", "use1-az6"]) == ["a", "c"]
     with pytest.raises(ComponentArgsError, match="two zones that CloudFront VPC origins support"):
@@ -150,6 +158,9 @@ def test_unsupported_zones_are_left_out_of_the_alb():
 @pytest.mark.parametrize("overrides, message", [
     ({"certificate_arn": CERT}, "AppLoadBalancer lb: origin_domain_name = None is not allowed: expected "
                                 "certificateArn and originDomainName together"),
+    ({"certificate_arn": CERT, "origin_domain_name": "origin.example.com", "allow_http_origin": True},
+     "AppLoadBalancer lb: allow_http_origin = True is not allowed: expected false (or unset) once certificateArn "
+     "is set"),
     ({"idle_timeout_seconds": 5000}, "AppLoadBalancer lb: idle_timeout_seconds = 5000 is not allowed: expected a "
                                      "value between 1 and 4000"),
     ({"api_app": "api"}, "AppLoadBalancer lb: api_app = 'api' is not allowed: expected one of the targets: "

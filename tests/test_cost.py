@@ -120,3 +120,24 @@ def test_every_resource_type_of_every_stack_is_priced_or_known_to_be_free(stack,
     e = stack_estimate(stack_program(stack))
     assert e.unclassified == []
     assert e.monthly_min < e.monthly_max
+
+
+def test_cloudfront_functions_are_priced_per_request_on_a_distribution_that_runs_them():
+    table = PriceTable("test-1", "USD", HOURS, {"cloudfront.function-invocations-1m": Price(
+        "cloudfront.function-invocations-1m", 0.10, "1M invocations", "https://aws.amazon.com/pricing/", "test",
+        "2026-12-07")})
+    usage = CostSettings(requests_millions_per_month=40)
+    with_function = Declared("aws:cloudfront/distribution:Distribution", "edge", {
+        "defaultCacheBehavior": {"functionAssociations": [{"eventType": "viewer-request", "functionArn": "a"}]}})
+    e = estimate([with_function], "test-1", usage, table=table)
+    assert line(e, "CloudFront Functions").quantity_min == 40  # at most one invocation per request
+    plain = Declared("aws:cloudfront/distribution:Distribution", "edge", {"defaultCacheBehavior": {}})
+    assert not [x for x in estimate([plain], "test-1", usage, table=table).lines if x.item.startswith("CloudFront Functions")]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stacks_viewer_host_function_is_in_its_cost(stack, stack_program):
+    from toolkit.cost_reports import stack_estimate
+
+    e = stack_estimate(stack_program(stack))
+    assert line(e, "CloudFront Functions").price_key == "cloudfront.function-invocations-1m"

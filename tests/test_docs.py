@@ -56,6 +56,8 @@ HAND_WRITTEN = {
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
                                                        "allowDefaultCertificate": False},
         "cloudwatch-log-group-encrypted": "advisory",
+        "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
+        "cloudwatch-log-group-retention": {"minimumDays": 7},
     },
     "staging": {
         "rds-instance-multi-az": {"required": False},
@@ -74,6 +76,8 @@ HAND_WRITTEN = {
         "k8s-workload-image-digest": _TAG_ONLY,
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
                                                        "allowDefaultCertificate": False},
+        "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
+        "cloudwatch-log-group-retention": {"minimumDays": 30},
     },
     "prod": {
         "rds-instance-multi-az": {"required": True},
@@ -91,6 +95,7 @@ HAND_WRITTEN = {
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_TAG_ONLY},
         "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
         "capacity-cost-within-budget": {"monthlyBudgetUsd": 6700},
+        "cloudfront-vpc-origin-https-only": {"allowHttpOrigin": True},
     },
 }
 
@@ -296,6 +301,7 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
         "capacity-connection-budget": {"reservedConnections": 30},
         "k8s-hpa-max-replicas-bounded": {"maximum": 30},
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory", "allowDefaultCertificate": False},
+        "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
         "sqs-queue-max-receive-count": {"maxReceiveCount": 3},
         "sqs-queue-visibility-covers-agent-run": {"maxAgentRunSeconds": 600},
         # staging's budget and region; no usage assumption differs from the defaults

@@ -4,12 +4,15 @@ bucket, logging, and the cofounder:edge config that drives them."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from components.edge_distribution import (
     ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID,
     CACHING_DISABLED_POLICY_ID,
+    VIEWER_HOST_JS,
     AppOrigin,
     EdgeDistribution,
     EdgeDistributionArgs,
@@ -21,6 +24,7 @@ from components.edge_distribution import (
 from infra.config import ConfigError
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+FUNCTION = "aws:cloudfront/function:Function"
 CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
 HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
@@ -137,16 +141,17 @@ def test_distribution_defaults(run_program):
     assert oac.inputs["signingBehavior"] == "always"
     assert oac.inputs["signingProtocol"] == "sigv4"
     assert oac.inputs["originAccessControlOriginType"] == "s3"
-    # pages come from the app: no rewrite function, no index document
-    assert not p.of_type("aws:cloudfront/function:Function")
+    # pages come from the app: no rewrite function, no index document, no error page of the bucket's
+    assert [f.name for f in p.of_type(FUNCTION)] == ["cdn-viewer-host"]
     assert "defaultRootObject" not in dist
+    assert "customErrorResponses" not in dist
     assert _behaviors(p)["*"]["targetOriginId"] == "app-pages"
 
 
 def test_a_static_export_serves_html_from_the_bucket(run_program):
     p = _cdn(run_program, html_origin="s3")
     dist = p.one(DISTRIBUTION).inputs
-    function = p.one("aws:cloudfront/function:Function")
+    function = p.one(FUNCTION, "cdn-html-rewrite")
     assert _behaviors(p)["*"]["functionAssociations"] == [
         {"eventType": "viewer-request", "functionArn": function.outputs["arn"]}]
     assert _behaviors(p)["*"]["targetOriginId"] == "s3-assets"
@@ -154,6 +159,52 @@ def test_a_static_export_serves_html_from_the_bucket(run_program):
     # the API still goes to the backend; no pages origin
     assert sorted(o["originId"] for o in dist["origins"]) == ["app-api", "s3-assets"]
     assert _behaviors(p)["api/*"]["targetOriginId"] == "app-api"
+
+
+def test_a_static_export_answers_a_missing_page_with_its_404_page_and_status_404(run_program):
+    """S3 answers a missing key with 403 unless the reader may list the bucket: the distribution may,
+    so the miss is a 404, which the custom error response turns into the export's 404.html, still 404.
+    A 403 is never remapped (the API's and the WAF's refusals reach the client as they are)."""
+    p = _cdn(run_program, html_origin="s3")
+    dist = p.one(DISTRIBUTION).inputs
+    assert dist["customErrorResponses"] == [
+        {"errorCode": 404, "responseCode": 404, "responsePagePath": "/404.html", "errorCachingMinTtl": 0}]
+    bucket_arn = p.one("aws:s3/bucket:Bucket", "cdn-assets").outputs["arn"]
+    policy = json.loads(p.one(BUCKET_POLICY, "cdn-assets").inputs["policy"])
+    allows = {s["Action"]: s for s in policy["Statement"] if s["Effect"] == "Allow"}
+    assert set(allows) == {"s3:GetObject", "s3:ListBucket"}
+    assert allows["s3:ListBucket"]["Resource"] == bucket_arn
+    assert allows["s3:ListBucket"]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allows["s3:ListBucket"]["Condition"] == {
+        "StringEquals": {"AWS:SourceArn": p.one(DISTRIBUTION).outputs["arn"]}}
+    # the error page itself is served by the HTML behaviour from the bucket, as it is named
+    assert _rewrite("/404.html") == "/404.html"
+    # no behaviour forwards a query string to the bucket, so no viewer can make CloudFront list it
+    for path, behavior in _behaviors(p).items():
+        if behavior["targetOriginId"] == "s3-assets":
+            cache = _policy_of(p, CACHE_POLICY, behavior["cachePolicyId"]).inputs
+            assert cache["parametersInCacheKeyAndForwardedToOrigin"]["queryStringsConfig"] == {
+                "queryStringBehavior": "none"}, path
+            assert "originRequestPolicyId" not in behavior, path
+
+
+def test_pages_and_the_api_see_the_viewers_host_in_x_forwarded_host(run_program):
+    """CloudFront sends the ALB's name as Host; Next.js checks a Server Action's Origin against
+    x-forwarded-host (else Host). A viewer-request function sets it on both app behaviours, and
+    their origin request policy (AllViewerExceptHostHeader) forwards every viewer header but Host."""
+    for html_origin, app_paths in (("app", ["*", "api/*"]), ("s3", ["api/*"])):
+        p = _cdn(run_program, html_origin=html_origin)
+        function = p.one(FUNCTION, "cdn-viewer-host")
+        assert function.inputs["runtime"] == "cloudfront-js-2.0" and function.inputs["publish"] is True
+        assert function.inputs["code"] == VIEWER_HOST_JS
+        behaviors = _behaviors(p)
+        for path in app_paths:
+            assert behaviors[path]["functionAssociations"] == [
+                {"eventType": "viewer-request", "functionArn": function.outputs["arn"]}], path
+            assert behaviors[path]["originRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID
+        # the bucket tiers need no host: S3 is reached by its own name
+        for path in ("_next/static/*", "public/*"):
+            assert "functionAssociations" not in behaviors[path]
 
 
 def test_custom_domain_uses_sni_and_tls12(run_program):
@@ -455,6 +506,46 @@ def test_edge_can_be_switched_off(run_stack_with):
     assert "edgeDomainName" not in p.outputs and "url" not in p.outputs
 
 
+def _node(script: str) -> str:
+    """Run ``script`` in Node.js (cloudfront-js-2.0 is ECMAScript 5.1 plus a few newer features;
+    these handlers use only ES5), returning its stdout."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _rewrite(uri: str) -> str:
+    from components.edge_distribution import HTML_REWRITE_JS
+    return _node(HTML_REWRITE_JS + f"\nprocess.stdout.write(handler({{request: {{uri: {json.dumps(uri)}}}}}).uri);\n")
+
+
+@pytest.mark.parametrize("headers, expected", [
+    # a viewer of the site: the app sees its host
+    ({"host": {"value": "www.example.com"}}, "www.example.com"),
+    # a viewer's own X-Forwarded-Host never reaches the app
+    ({"host": {"value": "d111111abcdef8.cloudfront.net"}, "x-forwarded-host": {"value": "evil.example"}},
+     "d111111abcdef8.cloudfront.net"),
+    # no host at all (not a request CloudFront routes, but never a forged one): the header is dropped
+    ({"x-forwarded-host": {"value": "evil.example"}}, None),
+])
+def test_the_viewer_host_function_overwrites_x_forwarded_host(headers, expected):
+    """Runs the function's JavaScript with a viewer-request event in CloudFront's shape (header
+    names in lower case, each an object with a value)."""
+    event = {"request": {"method": "POST", "uri": "/settings", "headers": headers}}
+    script = (VIEWER_HOST_JS + f"\nvar out = handler({json.dumps(event)});\n"
+              "process.stdout.write(JSON.stringify(out));\n")
+    out = json.loads(_node(script))
+    assert out["uri"] == "/settings" and out["method"] == "POST"
+    assert out["headers"].get("x-forwarded-host") == ({"value": expected} if expected else None)
+    assert out["headers"].get("host") == headers.get("host")  # Host itself is CloudFront's to set
+
+
 @pytest.mark.parametrize("uri, expected", [
     ("/", "/index.html"),
     ("/about", "/about.html"),
@@ -464,18 +555,37 @@ def test_edge_can_be_switched_off(run_stack_with):
     ("/v1.2/notes", "/v1.2/notes.html"),     # a dot in a folder name is not an extension
 ])
 def test_the_html_rewrite_function_maps_page_paths_to_their_files(uri, expected):
-    """Runs the CloudFront Function's JavaScript (cloudfront-js-2.0 is ECMAScript 5.1 plus a few
-    newer features; this handler uses only ES5) in Node.js with a viewer-request event."""
-    import json
-    import shutil
-    import subprocess
+    """Runs the CloudFront Function's JavaScript in Node.js with a viewer-request event."""
+    assert _rewrite(uri) == expected
 
-    from components.edge_distribution import HTML_REWRITE_JS
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed")
-    script = HTML_REWRITE_JS + f"\nprocess.stdout.write(handler({{request: {{uri: {json.dumps(uri)}}}}}).uri);\n"
-    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == expected
+# --- the upload layout in docs/front-door.md matches what Next.js serves and CloudFront reads --
+
+_SYNC = re.compile(r'^aws s3 sync (?P<src>\S+) "s3://\$BUCKET/(?P<prefix>[^"]+)"', re.M)
+
+
+def _next_url_prefix(src: str) -> str:
+    """The URL path at which Next.js serves the files of a project folder."""
+    if src == ".next/static":
+        return "/_next/static"        # build output, served under /_next/static
+    if src == "public":
+        return "/"                    # public/ is the site root
+    if src.startswith("public/"):
+        return "/" + src[len("public/"):]
+    raise AssertionError(f"{src}: not a folder Next.js serves")
+
+
+def test_the_documented_upload_puts_each_file_where_the_behaviour_for_its_url_reads_it(run_program):
+    """Item by item: Next.js serves <src>/f at <url>/f; the sync stores it at key <prefix>/f; the
+    behaviour matching <url>/f must be a bucket behaviour (the bucket key is the URL path), so
+    <url> == /<prefix> and <prefix>/* is that behaviour's pattern."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "front-door.md").read_text()
+    syncs = [m.groupdict() for m in _SYNC.finditer(text)]
+    assert [s["src"] for s in syncs] == [".next/static", "public/public"]
+    bucket_patterns = {path for path, b in _behaviors(_cdn(run_program)).items() if b["targetOriginId"] == "s3-assets"}
+    assert bucket_patterns == {"_next/static/*", "public/*"}
+    for sync in syncs:
+        assert _next_url_prefix(sync["src"]) == "/" + sync["prefix"], sync
+        assert f"{sync['prefix']}/*" in bucket_patterns, sync
+    # the layout this replaced: public/logo.png is served at /logo.png, but synced to key public/logo.png
+    assert _next_url_prefix("public") != "/public"

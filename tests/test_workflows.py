@@ -455,6 +455,71 @@ def test_fork_comments_never_run_the_forks_code():
     assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
     assert not any(u.startswith("actions/checkout@") for u in _uses(doc))
     assert not any("make" in s.get("run", "") for s in job["steps"])
+    # Only the download and the comment touch the artifact: no step runs, sources or unpacks it.
+    assert {u.split("@")[0] for u in _uses(doc)} == {"actions/download-artifact", "marocchino/sticky-pull-request-comment"}
+    path = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/download-artifact@"))["with"]["path"]
+    for step in job["steps"]:
+        assert path not in step.get("run", "") and "${{" not in step.get("run", ""), step
+    assert "run: " not in (REPO / ".github" / "workflows" / "review-comment.yml").read_text().split(
+        "actions/download-artifact@", 1)[1]  # nothing runs after the download
+
+
+# --- zizmor (pinned in requirements.txt): no unsuppressed medium or high finding ------------
+
+ZIZMOR = Path(sys.executable).with_name("zizmor")
+_IGNORE = re.compile(r"#\s*zizmor:\s*ignore\[(?P<audits>[^\]]+)\](?P<reason>.*)$")
+
+
+def _zizmor(target: Path) -> list[dict]:
+    """zizmor's findings on ``target`` (offline: no GitHub API audits), ignored ones included."""
+    res = subprocess.run([str(ZIZMOR), "--offline", "--format", "json", str(target)],
+                         capture_output=True, text=True)
+    assert res.stdout.strip(), res.stderr  # exit code is non-zero whenever it finds something
+    return json.loads(res.stdout)
+
+
+def _blocking(findings: list[dict]) -> list[str]:
+    return [f"{f['ident']} ({f['determinations']['severity']}): "
+            f"{f['locations'][0]['symbolic']['key']['Local']['verbatim_path']}"
+            for f in findings if not f["ignored"] and f["determinations"]["severity"] in ("Medium", "High")]
+
+
+def test_zizmor_reports_no_unsuppressed_medium_or_high_finding():
+    assert _blocking(_zizmor(REPO / ".github" / "workflows")) == []
+
+
+def test_zizmor_catches_persisted_credentials_and_an_unexplained_workflow_run(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for path in WORKFLOWS:  # as data, so no comment (and no ignore) survives
+        doc = _load(path.name)
+        for job in doc["jobs"].values():
+            for step in job.get("steps", []):
+                step.get("with", {}).pop("persist-credentials", None)
+                if step.get("with") == {}:
+                    del step["with"]
+        (workflows / path.name).write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert {b.split(" ")[0] for b in _blocking(_zizmor(workflows))} == {"artipacked", "dangerous-triggers"}
+
+
+def test_every_zizmor_suppression_names_its_audit_and_says_why():
+    found = []
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if "zizmor:" in line:
+                m = _IGNORE.search(line)
+                assert m and len(m["reason"].strip()) > 20, f"{path.name}: {line.strip()}"
+                found.append((path.name, m["audits"]))
+    assert found == [("review-comment.yml", "dangerous-triggers")]
+
+
+def test_no_checkout_leaves_the_token_in_the_clone():
+    """Nothing pushes from these workflows, so every checkout drops its credentials afterwards."""
+    for path in WORKFLOWS:
+        for job in _load(path.name)["jobs"].values():
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, (path.name, step)
 
 
 # --- Who can reach prod: environments as data, checked against docs/ci.md ---------------------

@@ -501,6 +501,11 @@ def _custom_certificate(stack: StackConfig, schema: dict[str, dict]) -> dict[str
     return {"allowDefaultCertificate": stack.edge.allow_default_certificate}
 
 
+def _https_origin(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
+    # Like allowDefaultCertificate: the stack's own, reviewable opt-out.
+    return {"allowHttpOrigin": stack.load_balancer.allow_http_origin}
+
+
 def _max_receive_count(stack: StackConfig, schema: dict[str, dict]) -> dict[str, Any]:
     return {"maxReceiveCount": stack.queues.max_receive_count}
 
@@ -521,6 +526,7 @@ def _cost_within_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).
 DERIVED: dict[str, Callable[[StackConfig, dict[str, dict]], dict[str, Any]]] = {
     "cloudfront-distribution-custom-certificate": _custom_certificate,
+    "cloudfront-vpc-origin-https-only": _https_origin,
     "capacity-time-to-scale": _time_to_scale,
     "capacity-connection-budget": _connection_budget,
     "k8s-hpa-max-replicas-bounded": _replica_cap,
@@ -629,6 +635,7 @@ def policies_md(stacks: list[Stack]) -> str:
          "`k8s-hpa-max-replicas-bounded.maximum` from `cofounder:scaling.maxReplicasPerApp`, "
          "`capacity-connection-budget.reservedConnections` from `cofounder:postgres`, "
          "`cloudfront-distribution-custom-certificate.allowDefaultCertificate` from `cofounder:edge`, "
+         "`cloudfront-vpc-origin-https-only.allowHttpOrigin` from `cofounder:loadBalancer`, "
          "`sqs-queue-max-receive-count` and `sqs-queue-visibility-covers-agent-run` from `cofounder:queues`). "
          "**Bold**: differs "
          "from the rule's default. A `mandatory` violation blocks `pulumi up`; an `advisory` one is reported."),

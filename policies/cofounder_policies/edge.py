@@ -19,6 +19,8 @@ ENCRYPTION = ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEn
               "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
 VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
 BLOCK_SETTINGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 _S3_DOMAIN = re.compile(r"\.s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$")
 #: The managed CachingDisabled cache policy (CloudFront developer guide, "Use managed cache policies").
@@ -127,6 +129,17 @@ def _waf_attached(props, settings):
         yield "the distribution has no WAF web ACL (webAclId) and this stack requires one"
 
 
+def _waf_logged(resources, settings):
+    logged, arns = set(), set()
+    for config in of_type(resources, WAF_LOGGING):
+        logged |= {d.urn for d in (config.property_dependencies or {}).get("resourceArn", [])}
+        arns.add(get(config.props, "resourceArn"))
+    for acl in of_type(resources, WEB_ACL):
+        if acl.urn not in logged and (get(acl.props, "arn") or acl.urn) not in arns:
+            yield ("the web ACL has no WebAclLoggingConfiguration: WAF keeps only sampled requests, for three "
+                   "hours"), acl.urn
+
+
 POLICIES = [
     stack_rule(
         "s3-bucket-public-access-blocked",
@@ -192,4 +205,11 @@ POLICIES = [
         "and the /api/* rate limit screens every request before it reaches the apps. Fix: "
         "cofounder:waf.enabled true (components/web_acl.py attaches it through webAclId).",
         MANDATORY, [DISTRIBUTION], _waf_attached, config=REQUIRED),
+    stack_rule(
+        "wafv2-web-acl-logging-enabled",
+        "Every WAF web ACL sends its full request logs somewhere they are kept (AWS FSBP WAF.11); without "
+        "them a blocked or allowed attack leaves only WAF's sampled requests of the last three hours. The "
+        "log group's retention is cloudwatch-log-group-retention's. Fix: cofounder:waf.logRetentionDays "
+        "above 0 (components/web_acl.py then declares the log group and the logging configuration).",
+        MANDATORY, _waf_logged),
 ]

@@ -61,6 +61,8 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         # group being tried out there is not held up by its key.
         "cloudfront-distribution-custom-certificate": "advisory",
         "cloudwatch-log-group-encrypted": "advisory",
+        "cloudfront-vpc-origin-https-only": "advisory",
+        "cloudwatch-log-group-retention": {"minimumDays": 7},
         **_EVERYWHERE,
     },
     # Production topology at smaller scale: Redis failover and the WAF as in prod (load tests and
@@ -75,6 +77,9 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-workload-image-digest": _IMAGE_DIGEST,
         # A rehearsal stack may run on the *.cloudfront.net name; reported, not blocking.
         "cloudfront-distribution-custom-certificate": "advisory",
+        # A rehearsal stack may keep plain HTTP inside the VPC; reported, not blocking.
+        "cloudfront-vpc-origin-https-only": "advisory",
+        "cloudwatch-log-group-retention": {"minimumDays": 30},
         **_EVERYWHERE,
     },
     # Everything required, and the availability rules block the update instead of advising.

@@ -8,9 +8,11 @@ every ALB (ELB.4 drop invalid headers, ELB.5 access logs, ELB.6 deletion protect
 from __future__ import annotations
 
 from cofounder_policies.rules import MANDATORY, get, of_type, resource_rule, stack_rule
+from cofounder_policies.settings import setting
 
 LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+VPC_ORIGIN = "aws:cloudfront/vpcOrigin:VpcOrigin"
 #: TLS policies with TLS 1.3 and 1.2 only (Elastic Load Balancing, "Security policies").
 TLS_POLICIES = ["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
                 "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09", "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"]
@@ -67,6 +69,13 @@ def _listeners_https(resources, settings):
                    f"(only an HTTPS redirect may listen on HTTP)"), listener.urn
 
 
+def _vpc_origin_https(props, settings):
+    policy = get(props, "vpcOriginEndpointConfig.originProtocolPolicy")
+    if policy != "https-only" and not settings["allowHttpOrigin"]:
+        yield (f"the VPC origin connects to the load balancer with originProtocolPolicy {policy!r}: requests, "
+               f"cookies and session tokens cross the VPC unencrypted")
+
+
 def _redirects_to_https(props) -> bool:
     actions = list(get(props, "defaultActions", []))
     return bool(actions) and all(get(a, "type") == "redirect" and get(a, "redirect.protocol") == "HTTPS"
@@ -92,6 +101,16 @@ POLICIES = [
         MANDATORY, _listeners_https,
         config={"sslPolicies": {"type": "array", "items": {"type": "string"}, "default": TLS_POLICIES,
                                 "description": "TLS policies allowed on HTTPS listeners"}}),
+    resource_rule(
+        "cloudfront-vpc-origin-https-only",
+        "CloudFront reaches the ALB over TLS too, so every hop of a request is encrypted (the aim of AWS "
+        "FSBP CloudFront.9, encrypt traffic to custom origins, applied to the VPC origin). Fix: "
+        "a regional ACM certificate for a name that resolves to the ALB, then cofounder:loadBalancer."
+        "certificateArn and originDomainName (the listener becomes HTTPS, the VPC origin https-only; "
+        "docs/front-door.md). A stack that runs HTTP inside the VPC meanwhile says so with "
+        "cofounder:loadBalancer.allowHttpOrigin: true, which the stack's pack config carries (make docs).",
+        MANDATORY, [VPC_ORIGIN], _vpc_origin_https,
+        config={"allowHttpOrigin": setting("loadBalancer.allowHttpOrigin")}),
     resource_rule(
         "elb-access-logging-enabled",
         "Access logs are the record of every request that reached the apps (AWS FSBP ELB.5). "

@@ -17,7 +17,7 @@ groups to be declared by exactly those names, so that the declared, encrypted on
 
 from __future__ import annotations
 
-from cofounder_policies.rules import MANDATORY, is_set, items, known, of_type, stack_rule
+from cofounder_policies.rules import MANDATORY, is_set, items, known, of_type, resource_rule, stack_rule
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 CLUSTER = "aws:eks/cluster:Cluster"
@@ -51,6 +51,13 @@ def _encrypted(resources, settings):
                    f"(and without a retention)"), writer
 
 
+def _retained(props, settings):
+    days, minimum = known(props, "retentionInDays"), int(settings["minimumDays"])
+    # Unset or 0 is "never expire", which keeps everything.
+    if days and int(days) < minimum:
+        yield f"retentionInDays is {int(days)}, below this stack's minimum of {minimum} days"
+
+
 POLICIES = [
     stack_rule(
         "cloudwatch-log-group-encrypted",
@@ -62,4 +69,14 @@ POLICIES = [
         "group's region; and declare the groups EKS and RDS write to (/aws/eks/<cluster>/cluster, "
         "/aws/rds/instance/<identifier>/<log>) by exactly those names, before the cluster or instance.",
         MANDATORY, _encrypted),
+    resource_rule(
+        "cloudwatch-log-group-retention",
+        "The logs an investigation needs (flow logs, the EKS audit log, database and WAF request logs) are "
+        "kept for at least the stack's minimum: a year in prod, as AWS Config's cw-loggroup-retention-"
+        "period-check (default MinRetentionTime 365; \"Never expire\" is compliant) and Checkov's "
+        "CKV_AWS_338 ask. Fix: the section's retention setting (e.g. cofounder:waf.logRetentionDays, "
+        "cofounder:network.flowLogRetentionDays) at or above minimumDays in the stack file.",
+        MANDATORY, [LOG_GROUP], _retained,
+        config={"minimumDays": {"type": "integer", "minimum": 0, "default": 365,
+                                "description": "Fewest days a log group keeps its events (0: any)"}}),
 ]

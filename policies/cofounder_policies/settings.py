@@ -19,6 +19,7 @@ from pathlib import Path
 USED = (
     "cost.monthlyBudgetUsd",
     "edge.allowDefaultCertificate",
+    "loadBalancer.allowHttpOrigin",
     "postgres.reservedConnections",
     "queues.maxAgentRunSeconds",
     "queues.maxReceiveCount",

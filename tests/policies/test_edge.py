@@ -166,6 +166,32 @@ def test_waf_is_required_unless_the_stack_opts_out():
                       {"required": False}) == []
 
 
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+
+
+def test_a_web_acl_without_a_logging_configuration_is_a_violation():
+    acl = resource(WEB_ACL, "acl", {"arn": ACL_ARN, "scope": "CLOUDFRONT"})
+    logging = resource(WAF_LOGGING, "logging", {"resourceArn": ACL_ARN, "logDestinationConfigs": ["arn:group"]})
+    assert stack_violations("wafv2-web-acl-logging-enabled", [acl, logging]) == []
+    [(message, urn)] = stack_violations("wafv2-web-acl-logging-enabled", [acl])
+    assert urn == acl.urn and "no WebAclLoggingConfiguration" in message
+    # in a preview the new ACL's ARN is unknown: the logging configuration depends on it instead
+    new_acl = resource(WEB_ACL, "acl", {"scope": "CLOUDFRONT"})
+    pending = resource(WAF_LOGGING, "logging", {"logDestinationConfigs": ["arn:group"]},
+                       {"resourceArn": [new_acl]})
+    assert stack_violations("wafv2-web-acl-logging-enabled", [new_acl, pending]) == []
+    # another ACL's logging does not count
+    other = resource(WAF_LOGGING, "logging", {"resourceArn": ACL_ARN.replace("edge", "other")})
+    assert len(stack_violations("wafv2-web-acl-logging-enabled", [acl, other])) == 1
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stacks_web_acl_is_logged(stack_policies, stack):
+    assert [v for v in stack_policies(stack) if v["policy"] == "wafv2-web-acl-logging-enabled"] == []
+
+
 # --- the default certificate per stack, through the pack ------------------------------------
 
 

@@ -88,3 +88,37 @@ def test_an_unencrypted_group_advises_dev_and_blocks_staging_and_prod(stack_prog
     program = dataclasses.replace(program, resources=[weakened if r is flow else r for r in program.resources])
     found = [v for v in policy_runner.run_policies(stack, program) if v["policy"] == RULE]
     assert [(v["enforcement"], v["urn"]) for v in found] == [(level, flow.urn)]
+
+
+# --- cloudwatch-log-group-retention ----------------------------------------------------------
+
+RETENTION = "cloudwatch-log-group-retention"
+
+
+@pytest.mark.parametrize("days, minimum, fires", [
+    (365, 365, False), (3653, 365, False),
+    (90, 365, True), (364, 365, True),
+    (None, 365, False), (0, 365, False),   # unset or 0: never expires
+    (14, 7, False), (30, 30, False),
+])
+def test_a_log_group_keeps_its_events_at_least_the_stacks_minimum(days, minimum, fires):
+    from tests.policies.helpers import violations
+    props = {"name": "aws-waf-logs-demo", "kmsKeyId": KEY, **({} if days is None else {"retentionInDays": days})}
+    found = violations(RETENTION, LOG_GROUP, props, {"minimumDays": minimum})
+    assert found == ([f"retentionInDays is {days}, below this stack's minimum of {minimum} days"] if fires else [])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stacks_log_groups_meet_its_minimum(stack_policies, stack):
+    assert [v for v in stack_policies(stack) if v["policy"] == RETENTION] == []
+
+
+def test_prods_waf_logs_are_kept_a_year_and_a_shorter_retention_blocks_prod(stack_program):
+    program = stack_program("prod")
+    waf = next(r for r in program.of_type(LOG_GROUP) if r.name == "edge-waf-logs")
+    assert waf.inputs["retentionInDays"] == 365 and waf.inputs["name"] == "aws-waf-logs-cofounder-prod"
+    shorter = dataclasses.replace(waf, inputs={**waf.inputs, "retentionInDays": 90},
+                                  outputs={**waf.outputs, "retentionInDays": 90})
+    program = dataclasses.replace(program, resources=[shorter if r is waf else r for r in program.resources])
+    found = [v for v in policy_runner.run_policies("prod", program) if v["policy"] == RETENTION]
+    assert [(v["enforcement"], v["urn"]) for v in found] == [("mandatory", waf.urn)]
