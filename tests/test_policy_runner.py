@@ -154,3 +154,19 @@ def test_the_zonal_pool_rule_sees_prometheus_and_the_system_groups_of_a_real_sta
     found = [v for v in results if v["policy"] == "eks-volume-pool-one-group-per-zone"]
     assert [v["enforcement"] for v in found] == ["mandatory"]
     assert "platform-system-us-east-1a, platform-system-us-east-1b, platform-system-us-east-1c" in found[0]["message"]
+
+
+def test_a_burstable_database_blocks_prod_and_is_allowed_in_dev(stack_program, stack_policies):
+    """prod moved to db.t4g.medium (dev's class) and cache.t4g.medium (staging's) is refused; dev and
+    staging, which declare those classes, stay quiet (their profiles allow them)."""
+    prod = stack_program("prod")
+    t_class = {"aws:rds/instance:Instance": {"instanceClass": "db.t4g.medium"},
+               "aws:elasticache/replicationGroup:ReplicationGroup": {"nodeType": "cache.t4g.medium"}}
+    moved = [dataclasses.replace(r, inputs={**r.inputs, **t_class[r.type]}, outputs={**r.outputs, **t_class[r.type]})
+             if r.type in t_class else r for r in prod.resources]
+    results = policy_runner.run_policies("prod", dataclasses.replace(prod, resources=moved))
+    found = sorted((v["policy"], v["enforcement"]) for v in results if v["policy"].endswith("-not-burstable"))
+    assert found == [("elasticache-node-type-not-burstable", "mandatory"),
+                     ("rds-instance-class-not-burstable", "mandatory")]
+    for stack in ("dev", "staging"):
+        assert [v for v in stack_policies(stack) if v["policy"].endswith("-not-burstable")] == []
