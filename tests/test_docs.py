@@ -56,6 +56,8 @@ HAND_WRITTEN = {
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
                                                        "allowDefaultCertificate": False},
         "cloudwatch-log-group-encrypted": "advisory",
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
     },
     "staging": {
         "rds-instance-multi-az": {"required": False},
@@ -74,6 +76,8 @@ HAND_WRITTEN = {
         "k8s-workload-image-digest": _TAG_ONLY,
         "cloudfront-distribution-custom-certificate": {"enforcementLevel": "advisory",
                                                        "allowDefaultCertificate": False},
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
     },
     "prod": {
         "rds-instance-multi-az": {"required": True},
