@@ -60,11 +60,17 @@ def test_a_mandatory_violation_makes_the_runner_exit_non_zero(monkeypatch, capsy
 def test_a_clean_stack_exits_zero_and_counts_violations_not_passes(monkeypatch, capsys, stack_program,
                                                                    stack_policies):
     # the pack's results for dev as it stands (the mandatory test above runs main's pack call itself)
+    results = stack_policies("dev")  # computed before run_policies is replaced below
     monkeypatch.setattr(policy_runner, "run_stack", stack_program)
-    monkeypatch.setattr(policy_runner, "run_policies", lambda stack, program, path: stack_policies(stack))
+    monkeypatch.setattr(policy_runner, "run_policies", lambda stack, program, path=None: results)
     assert policy_runner.main(["--stack", "dev"]) == 0
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert re.fullmatch(r"violations: 0 mandatory, \d+ advisory", last), last
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"violations: 0 mandatory, \d+ advisory", out[-1]), out[-1]
+    # the same resource count as `make preview` ("resources per type (N resources, M components)")
+    program = stack_program("dev")
+    custom, components = sum(r.custom for r in program.resources), sum(r.component for r in program.resources)
+    assert out[0].startswith(f"Policy pack policies/ against stack 'dev' ({custom} resources and "
+                             f"{components} components, offline")
 
 
 def test_config_defaults_and_stack_files_reach_the_pack(stack_program, tmp_path):

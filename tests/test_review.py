@@ -359,10 +359,11 @@ def review_cache(tmp_path_factory) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "review-cache"
 
 
-def _make_diff(repo: Path, *args: str, cache: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+def _make_diff(repo: Path, *args: str, cache: Path | None = None,
+               stacks: str = "dev") -> tuple[subprocess.CompletedProcess, str]:
     out = repo / "build" / "review"
     env = {**GIT_ENV, "REVIEW_CACHE": str(cache) if cache else "off"}
-    res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", "dev", "--out", str(out), *args],
+    res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", stacks, "--out", str(out), *args],
                          cwd=repo, capture_output=True, text=True, env=env)
     report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
     return res, report
@@ -630,3 +631,85 @@ def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path, ru
     assert '"component": "network-at-base"' in base_doc and "BASE TOOLKIT." in base_doc
     assert "network-at-base" not in (repo / "build/review/head/dev.json").read_text()
     assert '| `tags.component` | "network-at-base" | "network" |' in report
+
+
+# --- the three example changes of issue 27, as a reviewer meets them --------------------------
+
+ZERO = "0" * 64
+NEW_DIGEST = "5f" * 32
+#: (stack file, text at BASE, text in the change): edits of this repository's own stack files.
+EXAMPLES = {
+    "replica-bump-and-digest": [
+        ("prod", f"backend:1.0.0@sha256:{ZERO}", f"backend:1.0.1@sha256:{NEW_DIGEST}"),
+        ("prod", "      minReplicas: 3\n      maxReplicas: 40\n      activeAgentsTarget",
+         "      minReplicas: 4\n      maxReplicas: 40\n      activeAgentsTarget")],
+    "rds-class-to-burstable": [
+        ("prod", "instanceClass: db.r7g.xlarge", "instanceClass: db.t4g.medium")],
+    "waf-off-and-deletion-protection-off": [
+        ("staging", "  cofounder:waf:\n    logRetentionDays: 30\n", "  cofounder:waf:\n    enabled: false\n    logRetentionDays: 30\n"),
+        ("prod", "    backupRetentionDays: 30\n    deletionProtection: true\n",
+         "    backupRetentionDays: 30\n    deletionProtection: false\n")],
+}
+
+
+def _example(tmp_path: Path, name: str) -> Path:
+    """A clone of this repository at BASE with the example change committed on top."""
+    repo = _copy_tree(_new_repo(tmp_path / name))
+    _commit(repo, "base")
+    for stack, before, after in EXAMPLES[name]:
+        path = repo / "stacks" / f"Pulumi.{stack}.yaml"
+        text = path.read_text()
+        assert text.count(before) == 1, (stack, before)
+        path.write_text(text.replace(before, after))
+    _commit(repo, name)
+    return repo
+
+
+def _sections(report: str) -> list[str]:
+    return [line for line in report.splitlines() if line.startswith("### ")]
+
+
+def test_example_replica_bump_and_digest(tmp_path, review_cache):
+    res, report = _make_diff(_example(tmp_path, "replica-bump-and-digest"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="dev,prod")
+    assert res.returncode == 0, res.stderr
+    lines = report.splitlines()
+    assert lines[0] == "✅ **no new mandatory violation**"
+    assert _sections(report)[0] == "### Stack `prod`"  # nothing to flag before the stack itself
+    assert "No stateful resource is deleted, replaced or modified in place." in report
+    assert "no change in `dev`" in lines  # the untouched stack: one line, no tables
+    assert "### Stack `dev`" not in report
+    assert f"ghcr.io/cofounder/backend:1.0.1@sha256:{NEW_DIGEST}" in report  # whole, never cut
+    assert f"ghcr.io/cofounder/backend:1.0.0@sha256:{ZERO}" in report
+    assert "**4** (was 3)" in report  # the backend's min in the time-to-scale report, paired by app
+    assert len(report) < diff.DEFAULT_LIMIT
+
+
+def test_example_rds_class_to_burstable_blocks_the_merge(tmp_path, review_cache):
+    res, report = _make_diff(_example(tmp_path, "rds-class-to-burstable"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="prod")
+    assert res.returncode == 1
+    assert "error: the change adds 1 mandatory policy violation: it blocks the merge" in res.stderr
+    assert report.splitlines()[0] == "❌ **blocks merge: 1 new mandatory violation**"
+    assert _sections(report)[:2] == ["### ❌ New mandatory violations (1)", "### ⚠ Stateful resources at risk (1)"]
+    first = report.split("### ❌ New mandatory violations (1)")[1].split("###")[0]
+    assert "| prod | `rds-instance-class-not-burstable` | `postgres-db` | instanceClass db.t4g.medium is burstable" \
+        in first
+    risk = report.split("### ⚠ Stateful resources at risk (1)")[1].split("###")[0]
+    assert ("RDS instance modified in place: `instanceClass` in the next maintenance window "
+            "(sun:04:30-sun:05:30) (applyImmediately is not set): an outage while the class changes") in risk
+
+
+def test_example_waf_off_and_deletion_protection_off_blocks_the_merge(tmp_path, review_cache):
+    res, report = _make_diff(_example(tmp_path, "waf-off-and-deletion-protection-off"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="prod,staging")
+    assert res.returncode == 1
+    assert report.splitlines()[0] == "❌ **blocks merge: 2 new mandatory violations**"
+    assert _sections(report)[0] == "### ❌ New mandatory violations (2)"
+    first = report.split("### ❌ New mandatory violations (2)")[1].split("###")[0]
+    assert "| prod | `rds-instance-deletion-protection` | `postgres-db` |" in first
+    assert "| staging | `cloudfront-waf-attached` |" in first
+    assert "<details>" not in first  # expanded, above every folded section
+    risk = report.split("### ⚠ Stateful resources at risk")[1].split("###")[0]
+    assert "`deletionProtection` at once: ignores applyImmediately" in risk
+
