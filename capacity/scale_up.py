@@ -67,9 +67,11 @@ class ScalingSettings(CamelCase):
     #: The time-to-scale report fails when the pre-warmed headroom cannot hold the first scale-up
     #: step of every app at once (``cofounder:cluster.headroom``); a small dev stack may opt out.
     require_headroom_coverage: bool = True
-    #: Today's peak concurrent users, for the load test (loadtest/); null until measured.
+    #: Today's peak concurrent users: the load test (loadtest/) runs peakMultiplier times as many.
+    #: Every stack declares it; null leaves it to the load test's --peak-users.
     peak_users: Annotated[int | None, Between(1, None)] = None
-    #: Today's peak requests per second, for the load test; null until measured.
+    #: Today's peak requests per second: the load test targets peakMultiplier times this and fails
+    #: below 95 % of it. Every stack declares it; null leaves it to --peak-rps.
     peak_rps: Annotated[float | None, Between(0.1, None)] = None
 
 

@@ -36,6 +36,26 @@ class ConfigError(pulumi.RunError):
     """A stack configuration value is missing or not allowed."""
 
 
+#: Secrets the program generates itself (pulumi-random, kept as Pulumi secrets): a key of this
+#: name in a stack file is a secret someone typed in, and the advice is to remove it. Keys are
+#: compared lowercased without separators, at any depth (``cofounder:dbPassword``,
+#: ``cofounder:postgres.password``).
+GENERATED_SECRETS = {
+    "password": "the database password (components/postgres.py, RandomPassword)",
+    "dbpassword": "the database password (components/postgres.py, RandomPassword)",
+    "databasepassword": "the database password (components/postgres.py, RandomPassword)",
+    "masterpassword": "the database password (components/postgres.py, RandomPassword)",
+    "authtoken": "the Redis auth token (components/redis.py, RandomPassword)",
+    "redispassword": "the Redis auth token (components/redis.py, RandomPassword)",
+    "redisauthtoken": "the Redis auth token (components/redis.py, RandomPassword)",
+    "grafanaadminpassword": "the Grafana admin password (components/monitoring_stack.py, RandomPassword)",
+    "grafanapassword": "the Grafana admin password (components/monitoring_stack.py, RandomPassword)",
+    "statspassword": "PgBouncer's stats password (components/pgbouncer.py, RandomPassword)",
+}
+#: Names that read as a secret though the program does not generate them.
+_SECRET_NAME = re.compile(r"(password|passwd|secret|token|apikey|privatekey|accesskey)$")
+
+
 def _num(value: float | None) -> str | None:
     """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
     if value is None:
@@ -67,6 +87,16 @@ class Reader:
         raise ConfigError(f"{self.stack_file}: {key} is missing: expected {allowed}")
 
     def unknown(self, key: str, name: str, known: list[str]) -> typing.NoReturn:
+        flat = re.sub(r"[^a-z0-9]", "", name.lower())
+        if flat in GENERATED_SECRETS:
+            raise ConfigError(f"{self.stack_file}: {key} is a secret the program generates: "
+                              f"{GENERATED_SECRETS[flat]}, kept as a Pulumi secret; remove the key from the "
+                              "stack file (and, if it held a real value, rotate it: it is in git history)")
+        if _SECRET_NAME.search(flat):
+            raise ConfigError(f"{self.stack_file}: {key} is not a known setting and reads as a secret: "
+                              "never put one in a stack file in plain text; a secret the program reads is "
+                              f"declared as a setting and set with `pulumi config set --secret {key} <value>`, "
+                              "which stores only its ciphertext")
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"{self.stack_file}: {key} is not a known setting: {hint}"

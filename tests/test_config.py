@@ -261,3 +261,36 @@ def test_observability_defaults_are_the_seed_targets():
         ("frontend", "ServiceMonitor", "http"), ("backend", "ServiceMonitor", "http"),
         ("worker", "ServiceMonitor", "http")]
     assert monitoring.retention_size_gib <= monitoring.storage_gib * 0.9
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("cofounder:dbPassword", "hunter2",
+     "stacks/Pulumi.dev.yaml: cofounder:dbPassword is a secret the program generates: the database password "
+     "(components/postgres.py, RandomPassword), kept as a Pulumi secret; remove the key from the stack file"),
+    ("cofounder:openaiApiKey", "sk-123",
+     "stacks/Pulumi.dev.yaml: cofounder:openaiApiKey is not a known setting and reads as a secret: never put one "
+     "in a stack file in plain text; a secret the program reads is declared as a setting and set with "
+     "`pulumi config set --secret cofounder:openaiApiKey <value>`"),
+])
+def test_a_secret_in_a_stack_file_gets_secret_advice_not_a_list_of_keys(key, value, expected):
+    from infra.config import parse
+    config = {**load_stack_file("dev").config, key: value}
+    with pytest.raises(ConfigError) as err:
+        parse("dev", config)
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+    assert "hunter2" not in str(err.value) and "sk-123" not in str(err.value)
+    # nested in a section too
+    nested = {**load_stack_file("dev").config, "cofounder:postgres": '{"password": "hunter2"}'}
+    with pytest.raises(ConfigError) as err:
+        parse("dev", nested)
+    assert "cofounder:postgres.password is a secret the program generates" in str(err.value)
+
+
+def test_invalid_yaml_names_the_stack_file_line_and_column(tmp_path):
+    from toolkit.stackfile import StackFileError
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  aws:region: us-east-1\n   cofounder:x: [\n")
+    with pytest.raises(StackFileError) as err:
+        load_stack_file("dev", tmp_path)
+    message = str(err.value)
+    assert message.startswith("stacks/Pulumi.dev.yaml, line 3, column ") and "is not valid YAML: " in message
+    assert "<unicode string>" not in message and "\n" not in message

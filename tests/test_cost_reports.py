@@ -48,7 +48,7 @@ def test_make_diff_shows_the_cost_change_and_the_prod_burst(stack_program):
     d = diff.diff_stack("prod", _snapshot(base), _snapshot(head))
     text = diff.render([d], base_label="base", head_label="head")
     top = head["cost"]["data"]["monthly"]["maxScale"]
-    assert f"| maximum | ${top - 100:,.2f} | ${top:,.2f} | +100.00 |" in text
+    assert f"| maximum | ${top - 100:,.2f} | ${top:,.2f} | +100.00 = +100.00 (" in text  # the line that made it
     assert "| platform-apps | m6i.2xlarge nodes |" in text
     assert "| worker | 190 s | 60 s | ✅ |" in text
     assert "```mermaid\nxychart-beta" in text and text.count("    line [") == 3

@@ -58,6 +58,8 @@ HAND_WRITTEN = {
         "cloudwatch-log-group-encrypted": "advisory",
         "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
         "cloudwatch-log-group-retention": {"minimumDays": 7},
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
     },
     "staging": {
         "rds-instance-multi-az": {"required": False},
@@ -78,6 +80,8 @@ HAND_WRITTEN = {
                                                        "allowDefaultCertificate": False},
         "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
         "cloudwatch-log-group-retention": {"minimumDays": 30},
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
     },
     "prod": {
         "rds-instance-multi-az": {"required": True},

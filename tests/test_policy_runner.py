@@ -60,11 +60,17 @@ def test_a_mandatory_violation_makes_the_runner_exit_non_zero(monkeypatch, capsy
 def test_a_clean_stack_exits_zero_and_counts_violations_not_passes(monkeypatch, capsys, stack_program,
                                                                    stack_policies):
     # the pack's results for dev as it stands (the mandatory test above runs main's pack call itself)
+    results = stack_policies("dev")  # computed before run_policies is replaced below
     monkeypatch.setattr(policy_runner, "run_stack", stack_program)
-    monkeypatch.setattr(policy_runner, "run_policies", lambda stack, program, path: stack_policies(stack))
+    monkeypatch.setattr(policy_runner, "run_policies", lambda stack, program, path=None: results)
     assert policy_runner.main(["--stack", "dev"]) == 0
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert re.fullmatch(r"violations: 0 mandatory, \d+ advisory", last), last
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"violations: 0 mandatory, \d+ advisory", out[-1]), out[-1]
+    # the same resource count as `make preview` ("resources per type (N resources, M components)")
+    program = stack_program("dev")
+    custom, components = sum(r.custom for r in program.resources), sum(r.component for r in program.resources)
+    assert out[0].startswith(f"Policy pack policies/ against stack 'dev' ({custom} resources and "
+                             f"{components} components, offline")
 
 
 def test_config_defaults_and_stack_files_reach_the_pack(stack_program, tmp_path):
@@ -154,3 +160,19 @@ def test_the_zonal_pool_rule_sees_prometheus_and_the_system_groups_of_a_real_sta
     found = [v for v in results if v["policy"] == "eks-volume-pool-one-group-per-zone"]
     assert [v["enforcement"] for v in found] == ["mandatory"]
     assert "platform-system-us-east-1a, platform-system-us-east-1b, platform-system-us-east-1c" in found[0]["message"]
+
+
+def test_a_burstable_database_blocks_prod_and_is_allowed_in_dev(stack_program, stack_policies):
+    """prod moved to db.t4g.medium (dev's class) and cache.t4g.medium (staging's) is refused; dev and
+    staging, which declare those classes, stay quiet (their profiles allow them)."""
+    prod = stack_program("prod")
+    t_class = {"aws:rds/instance:Instance": {"instanceClass": "db.t4g.medium"},
+               "aws:elasticache/replicationGroup:ReplicationGroup": {"nodeType": "cache.t4g.medium"}}
+    moved = [dataclasses.replace(r, inputs={**r.inputs, **t_class[r.type]}, outputs={**r.outputs, **t_class[r.type]})
+             if r.type in t_class else r for r in prod.resources]
+    results = policy_runner.run_policies("prod", dataclasses.replace(prod, resources=moved))
+    found = sorted((v["policy"], v["enforcement"]) for v in results if v["policy"].endswith("-not-burstable"))
+    assert found == [("elasticache-node-type-not-burstable", "mandatory"),
+                     ("rds-instance-class-not-burstable", "mandatory")]
+    for stack in ("dev", "staging"):
+        assert [v for v in stack_policies(stack) if v["policy"].endswith("-not-burstable")] == []

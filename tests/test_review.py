@@ -41,7 +41,7 @@ BASE = _snap(
     _res(DB_URN, {"engine": "postgres", "instanceClass": "db.r6g.large",
                   "password": "[secret:aaaaaaaaaaaa]", "storageEncrypted": True},
          {"protect": True}),
-    reports={"connections": {"title": "Connection budget", "ok": True,
+    reports={"connections": {"title": "Connection budget", "ok": True, "key": ["pool"],
                              "rows": [{"pool": "pgbouncer", "connections": 200}]}},
 )
 
@@ -91,7 +91,7 @@ def test_database_replacement_is_flagged_at_the_top():
     assert "`db-instance`" in top and "`engine` forces replacement" in top
     assert "pulumi preview --diff" in top and "best-effort" in top
     # the summary row counts it as a replace-risk
-    assert "| `prod` | 1 | 1 | 1 | 1 | n/a | built |" in top
+    assert "| `prod` | 1 | 1 | 1 | 1 | n/a | n/a | n/a | built |" in top
 
 
 def test_deleting_a_stateful_resource_and_moving_it_are_flagged():
@@ -112,7 +112,11 @@ def test_update_in_place_of_a_database_is_not_a_replacement():
     next(r for r in head["resources"] if r["type"] == RDS)["inputs"]["instanceClass"] = "db.r6g.xlarge"
     d = _stack_diff(head=head)
     assert [(r.name, r.op) for r in d.resources] == [("db-instance", "update")]
-    assert d.flags == []
+    # not a replacement, but an outage AWS schedules: flagged with what AWS does and when
+    assert [f.what for f in d.flags] == [
+        "RDS instance modified in place: `instanceClass` in the next maintenance window (applyImmediately is "
+        "not set): an outage while the class changes; with multiAz the standby is changed first and RDS fails "
+        "over to it (usually about 60 s)"]
 
 
 def test_dropping_protect_on_a_database_is_flagged():
@@ -155,13 +159,125 @@ def test_a_stack_the_working_tree_cannot_build_leads_the_report_and_claims_no_de
     first_heading = next(line for line in top.splitlines() if line.startswith("### "))
     assert first_heading == "### ❌ The working tree failed to build: `prod`"
     assert f"```text\n{error}\n```" in top
-    assert "| `prod` ❌ working tree failed to build | n/a | n/a | n/a | n/a | n/a | built |" in top
+    assert "| `prod` ❌ working tree failed to build | n/a | n/a | n/a | n/a | n/a | n/a | n/a | built |" in top
     for claim in ("deleted", "at risk", "Treated as empty", "No resource changes", "resolved"):
         assert claim not in text, claim
     # beside a stack that built, only that one's findings are claimed
     both = diff.render([failed, diff.diff_stack("dev", BASE, BASE)], base_label="b", head_label="h")
-    assert "No stateful resource is deleted or replaced in the stacks that built." in both
+    assert "No stateful resource is deleted, replaced or modified in place in the stacks that built." in both
     assert both.index("failed to build: `prod`") < both.index("| stack | create |")
+
+
+#: The agent-queues rows of every stack: sorted by column name, ``attempts`` (2 on every row)
+#: comes first, which is what rows were paired on before reports declared their key.
+QUEUE_ROWS = [{"attempts": 2, "priority": 1, "tier": "high", "queue": "q-high", "scaler trigger": "high"},
+              {"attempts": 2, "priority": 2, "tier": "low", "queue": "q-low", "scaler trigger": "low"}]
+#: request-path rows: ``alb rule`` is "-" on both S3 rows.
+PATH_ROWS = [{"alb rule": "-", "viewer path": "_next/static/*", "edge cache": "1 y"},
+             {"alb rule": "-", "viewer path": "public/*", "edge cache": "1 d"},
+             {"alb rule": "/api/*", "viewer path": "/api/*", "edge cache": "never"}]
+
+
+def _with_reports(reports: dict) -> dict:
+    return _snap(*copy.deepcopy(BASE["resources"]), reports=reports)
+
+
+def _policies(*violations: tuple[str, str]) -> list[dict]:
+    return [{"policy": p, "enforcement": e, "urn": DB_URN, "message": f"{p} says no"} for p, e in violations]
+
+
+def test_rows_that_collided_on_their_first_column_are_paired_by_their_key():
+    reports = {"agent-queues": {"title": "Agent queues", "key": ["tier"], "rows": QUEUE_ROWS},
+               "request-path": {"title": "Request path", "key": ["viewer path"], "rows": PATH_ROWS}}
+    same = diff.diff_stack("dev", _with_reports(reports), _with_reports(copy.deepcopy(reports)))
+    assert {r["name"]: r["status"] for r in same.reports} == {"agent-queues": "unchanged",
+                                                              "request-path": "unchanged"}
+    text = diff.render([same], base_label="b", head_label="h")
+    for false_change in ("**high** (was low)", "**1** (was 2)", "(was public/*)", "**1 y** (was 1 d)"):
+        assert false_change not in text
+    # a real change is shown on its own row, against its own BASE row
+    changed = copy.deepcopy(reports)
+    changed["request-path"]["rows"][1]["edge cache"] = "7 d"
+    d = diff.diff_stack("dev", _with_reports(reports), _with_reports(changed))
+    path = next(r for r in d.reports if r["name"] == "request-path")
+    assert path["rows"][0] == ["-", "_next/static/*", "1 y"]
+    assert path["rows"][1] == ["-", "public/*", "**7 d** (was 1 d)"] and path["removed_rows"] == []
+
+
+def test_a_key_that_names_two_rows_pairs_them_whole_never_with_each_other():
+    rows = [{"tier": "high", "attempts": 2}, {"tier": "high", "attempts": 3}]
+    base = {"q": {"title": "Q", "key": ["tier"], "rows": rows}}
+    head = {"q": {"title": "Q", "key": ["tier"], "rows": [rows[1], {"tier": "high", "attempts": 4}]}}
+    q = diff.diff_stack("dev", _with_reports(base), _with_reports(head)).reports[0]
+    assert q["rows"] == [["high", "3"], ["**high**", "**4**"]]  # 3 kept; 4 is new, not "4 (was 2)"
+    assert q["removed_rows"] == ["high"] and q["status"] == "changed"
+    # without a declared key a row only matches an identical row
+    keyless = diff.diff_stack("dev", _with_reports({"q": {"title": "Q", "rows": rows}}),
+                              _with_reports({"q": {"title": "Q", "rows": rows[::-1]}}))
+    assert keyless.reports[0]["status"] == "unchanged"
+
+
+def test_a_stack_with_no_change_folds_to_one_line():
+    pol = _policies(("sqs-has-dlq", "advisory"))
+    quiet = diff.diff_stack("dev", BASE, copy.deepcopy(BASE), base_policies=pol, head_policies=pol)
+    moved = _stack_diff(base_policies=pol, head_policies=pol)
+    assert quiet.unchanged and not moved.unchanged
+    text = diff.render([quiet, moved], base_label="b", head_label="h")
+    body = text.split("| stack | create |")[1]
+    assert "no change in `dev`" in body and "### Stack `dev`" not in text
+    assert body.count("`sqs-has-dlq`") == 1  # prod's, in its folded violations; dev's existing one is not repeated
+    # a policy result that changed is a change
+    assert not diff.diff_stack("dev", BASE, copy.deepcopy(BASE), base_policies=[], head_policies=pol).unchanged
+
+
+def test_the_verdict_is_the_first_line_and_new_mandatory_violations_come_first_expanded():
+    old = _policies(("sqs-has-dlq", "advisory"), ("rds-instance-multi-az", "mandatory"))
+    new = old + _policies(("rds-instance-deletion-protection", "mandatory"), ("k8s-hpa-min-replicas", "advisory"))
+    d = diff.diff_stack("prod", BASE, _head(), base_policies=old, head_policies=new)
+    assert [r["policy"] for r in d.new_mandatory] == ["rds-instance-deletion-protection"]
+    text = diff.render([d], base_label="b", head_label="h")
+    lines = text.splitlines()
+    assert lines[0] == "❌ **blocks merge: 1 new mandatory violation**"
+    headings = [line for line in lines if line.startswith("### ")]
+    assert headings[:2] == ["### ❌ New mandatory violations (1)", "### ⚠ Stateful resources at risk (1)"]
+    section = text.split("### ❌ New mandatory violations (1)")[1].split("###")[0]
+    assert "| prod | `rds-instance-deletion-protection` | `db-instance` | rds-instance-deletion-protection says no |" \
+        in section and "<details>" not in section
+    assert "rds-instance-multi-az" not in section  # already at BASE: not new
+    assert diff.new_mandatory([d]) == 1
+    calm = diff.diff_stack("prod", BASE, _head(), base_policies=old, head_policies=old)
+    assert diff.render([calm], base_label="b", head_label="h").splitlines()[0] == "✅ **no new mandatory violation**"
+
+
+def test_digests_are_shown_whole_and_absent_to_empty_is_no_change():
+    image = "public.ecr.aws/cofounder/backend@sha256:" + "0" * 64
+    dep = "urn:pulumi:prod::cofounder::cofounder:apps:AppService$kubernetes:apps/v1:Deployment::backend"
+    base = _snap(_res(dep, {"spec": {"image": "public.ecr.aws/cofounder/backend:1.0"}}))
+    head = _snap(_res(dep, {"spec": {"image": image}, "metadata": {}, "extra": None}, {"dependsOn": []}))
+    d = diff.diff_stack("prod", base, head)
+    assert [(c.path, c.new) for c in d.resources[0].changes] == [("spec.image", f'"{image}"')]
+    assert image in diff.render([d], base_label="b", head_label="h")
+    long = {"a": "x" * 500}
+    cut = diff.property_changes({}, long)[0].new
+    assert cut.endswith("… (502 characters)") and len(cut) < 450
+
+
+def _cost(lines: list[tuple[str, str, float]]) -> dict:
+    total = round(sum(v for _, _, v in lines), 2)
+    return {"currency": "USD", "region": "us-east-1", "pricesAsOf": "2026-11-01", "budgetUsd": None,
+            "monthly": {"minScale": total, "maxScale": total}, "missingPrices": [], "cappedNodeGroups": [],
+            "lines": [{"resource": r, "item": i, "monthlyMinScale": v, "monthlyMaxScale": v} for r, i, v in lines]}
+
+
+def test_a_cost_total_shows_the_lines_that_make_its_change():
+    base = _cost([("platform-apps", "m6i.2xlarge nodes", 1000.0), ("platform-apps", "headroom nodes", 560.64)])
+    head = _cost([("platform-apps", "m6i.2xlarge nodes", 1280.32), ("platform-apps", "headroom nodes", 280.32)])
+    with_cost = {"cost": {"title": "cost", "rows": [], "data": None}}
+    a, b = _with_reports(copy.deepcopy(with_cost)), _with_reports(copy.deepcopy(with_cost))
+    a["reports"]["cost"]["data"], b["reports"]["cost"]["data"] = base, head
+    text = diff.render([diff.diff_stack("prod", a, b)], base_label="b", head_label="h")
+    assert ("| maximum | $1,560.64 | $1,560.64 | 0 = +280.32 (platform-apps: m6i.2xlarge nodes) "
+            "− 280.32 (platform-apps: headroom nodes) |") in text
 
 
 def _big_diffs(n: int) -> list[diff.StackDiff]:
@@ -186,7 +302,7 @@ def test_size_cap_cuts_detail_first_and_keeps_flags_and_summaries():
     assert "Cut to fit a GitHub comment: folded property diffs" in capped
     assert "⚠ Stateful resources at risk (3)" in capped
     for stack in ("dev", "prod", "staging"):
-        assert f"| `{stack}` | 0 | 400 | 0 | 1 | n/a | built |" in capped
+        assert f"| `{stack}` | 0 | 400 | 0 | 1 | n/a | n/a | n/a | built |" in capped
     # a tighter cap drops the per-resource lines too, still keeping flags and summaries
     tight = diff.render(diffs, base_label="b", head_label="h", limit=6_000)
     assert len(tight) <= 6_000
@@ -243,10 +359,11 @@ def review_cache(tmp_path_factory) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "review-cache"
 
 
-def _make_diff(repo: Path, *args: str, cache: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+def _make_diff(repo: Path, *args: str, cache: Path | None = None,
+               stacks: str = "dev") -> tuple[subprocess.CompletedProcess, str]:
     out = repo / "build" / "review"
     env = {**GIT_ENV, "REVIEW_CACHE": str(cache) if cache else "off"}
-    res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", "dev", "--out", str(out), *args],
+    res = subprocess.run([sys.executable, "-m", "toolkit.review", "--stacks", stacks, "--out", str(out), *args],
                          cwd=repo, capture_output=True, text=True, env=env)
     report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
     return res, report
@@ -514,3 +631,90 @@ def test_base_is_built_from_its_own_tree_not_the_installed_packages(tmp_path, ru
     assert '"component": "network-at-base"' in base_doc and "BASE TOOLKIT." in base_doc
     assert "network-at-base" not in (repo / "build/review/head/dev.json").read_text()
     assert '| `tags.component` | "network-at-base" | "network" |' in report
+
+
+# --- the three example changes of issue 27, as a reviewer meets them --------------------------
+
+ZERO = "0" * 64
+NEW_DIGEST = "5f" * 32
+#: (stack file, text at BASE, text in the change): edits of this repository's own stack files.
+EXAMPLES = {
+    "replica-bump-and-digest": [
+        ("prod", f"backend:1.0.0@sha256:{ZERO}", f"backend:1.0.1@sha256:{NEW_DIGEST}"),
+        ("prod", "      minReplicas: 3\n      maxReplicas: 40\n      activeAgentsTarget",
+         "      minReplicas: 4\n      maxReplicas: 40\n      activeAgentsTarget")],
+    "rds-class-to-burstable": [
+        ("prod", "instanceClass: db.r7g.xlarge", "instanceClass: db.t4g.medium")],
+    "waf-off-and-deletion-protection-off": [
+        ("staging", "  cofounder:waf:\n    logRetentionDays: 30\n", "  cofounder:waf:\n    enabled: false\n    logRetentionDays: 30\n"),
+        ("prod", "    backupRetentionDays: 30\n    deletionProtection: true\n",
+         "    backupRetentionDays: 30\n    deletionProtection: false\n")],
+}
+
+
+def _example(tmp_path: Path, name: str) -> Path:
+    """A clone of this repository at BASE with the example change committed on top."""
+    repo = _copy_tree(_new_repo(tmp_path / name))
+    _commit(repo, "base")
+    for stack, before, after in EXAMPLES[name]:
+        path = repo / "stacks" / f"Pulumi.{stack}.yaml"
+        text = path.read_text()
+        assert text.count(before) == 1, (stack, before)
+        path.write_text(text.replace(before, after))
+    _commit(repo, name)
+    return repo
+
+
+def _sections(report: str) -> list[str]:
+    return [line for line in report.splitlines() if line.startswith("### ")]
+
+
+def test_example_replica_bump_and_digest(tmp_path, review_cache):
+    """The bump is not free: the backend's larger first step takes headroom the worker's burst
+    counted on, so prod's worker misses readyGoalSeconds and capacity-time-to-scale (mandatory in
+    prod) blocks the merge. That is the first thing the reviewer reads."""
+    res, report = _make_diff(_example(tmp_path, "replica-bump-and-digest"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="dev,prod")
+    assert res.returncode == 1
+    lines = report.splitlines()
+    assert lines[0] == "❌ **blocks merge: 1 new mandatory violation**"
+    assert _sections(report)[:2] == ["### ❌ New mandatory violations (1)", "### Stack `prod`"]
+    first = report.split("### ❌ New mandatory violations (1)")[1].split("###")[0]
+    assert "| prod | `capacity-time-to-scale` | `worker-scaledobject` | worker has the 15 replicas" in first
+    assert "No stateful resource is deleted, replaced or modified in place." in report
+    assert "no change in `dev`" in lines  # the untouched stack: one line, no tables
+    assert "### Stack `dev`" not in report
+    assert f"ghcr.io/cofounder/backend:1.0.1@sha256:{NEW_DIGEST}" in report  # whole, never cut
+    assert f"ghcr.io/cofounder/backend:1.0.0@sha256:{ZERO}" in report
+    assert "**4** (was 3)" in report  # the backend's min in the time-to-scale report, paired by app
+    assert len(report) < diff.DEFAULT_LIMIT
+
+
+def test_example_rds_class_to_burstable_blocks_the_merge(tmp_path, review_cache):
+    res, report = _make_diff(_example(tmp_path, "rds-class-to-burstable"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="prod")
+    assert res.returncode == 1
+    assert "error: the change adds 1 mandatory policy violation: it blocks the merge" in res.stderr
+    assert report.splitlines()[0] == "❌ **blocks merge: 1 new mandatory violation**"
+    assert _sections(report)[:2] == ["### ❌ New mandatory violations (1)", "### ⚠ Stateful resources at risk (1)"]
+    first = report.split("### ❌ New mandatory violations (1)")[1].split("###")[0]
+    assert "| prod | `rds-instance-class-not-burstable` | `postgres-db` | instanceClass db.t4g.medium is burstable" \
+        in first
+    risk = report.split("### ⚠ Stateful resources at risk (1)")[1].split("###")[0]
+    assert ("RDS instance modified in place: `instanceClass` in the next maintenance window "
+            "(sun:04:30-sun:05:30) (applyImmediately is not set): an outage while the class changes") in risk
+
+
+def test_example_waf_off_and_deletion_protection_off_blocks_the_merge(tmp_path, review_cache):
+    res, report = _make_diff(_example(tmp_path, "waf-off-and-deletion-protection-off"), "--base", "HEAD~1",
+                             cache=review_cache, stacks="prod,staging")
+    assert res.returncode == 1
+    assert report.splitlines()[0] == "❌ **blocks merge: 2 new mandatory violations**"
+    assert _sections(report)[0] == "### ❌ New mandatory violations (2)"
+    first = report.split("### ❌ New mandatory violations (2)")[1].split("###")[0]
+    assert "| prod | `rds-instance-deletion-protection` | `postgres-db` |" in first
+    assert "| staging | `cloudfront-waf-attached` |" in first
+    assert "<details>" not in first  # expanded, above every folded section
+    risk = report.split("### ⚠ Stateful resources at risk")[1].split("###")[0]
+    assert "`deletionProtection` at once: ignores applyImmediately" in risk
+

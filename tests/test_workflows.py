@@ -413,6 +413,23 @@ def test_pull_request_runs_tests_policies_and_the_sticky_review_comment():
     assert sticky["with"] == {"header": "offline-review", "path": "build/review/report.md"}
 
 
+def test_the_review_report_is_made_and_posted_when_the_change_blocks_the_merge():
+    """A new mandatory violation fails `make policy` and makes `make diff` exit 1: the report must
+    still be built after the failed step, uploaded for forks and posted as the sticky comment."""
+    steps = _load("pull-request.yml")["jobs"]["offline-review"]["steps"]
+    names = [s.get("name") or s.get("uses", "") for s in steps]
+    make_diff = next(s for s in steps if "make diff" in s.get("run", ""))
+    assert names.index("make diff") > names.index("make policy (every stack)")
+    assert make_diff["if"] == "${{ !cancelled() }}"  # runs after a failed step, not after a cancel
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    sticky = next(s for s in steps if s.get("uses", "").startswith("marocchino/"))
+    assert upload["if"] == "always()" and sticky["if"].startswith("always() && ")
+    assert "continue-on-error" not in make_diff  # the job stays red
+    # the forks' poster runs on every completed run, whatever its conclusion
+    comment = _load("review-comment.yml")["jobs"]["comment"]
+    assert "conclusion" not in comment["if"]
+
+
 def _run_step(script: str, tmp_path: Path, failing_stack: str) -> tuple[int, list[str]]:
     """Run a step's script as GitHub's bash does, with a stand-in `make` on PATH."""
     log = tmp_path / "make.log"

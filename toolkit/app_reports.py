@@ -82,7 +82,7 @@ def time_to_scale_report(program: Program) -> dict | None:
                     "NOT covered: the rest waits for a new node (60-120 s)."
                     + ("" if t.require_headroom_coverage else
                        " This stack does not require coverage (requireHeadroomCoverage: false).")))
-    return {"title": "Time to scale to the peak (HPA behavior as declared)", "rows": rows,
+    return {"title": "Time to scale to the peak (HPA behavior as declared)", "key": ["app"], "rows": rows,
             "notes": notes, "ok": verdict.ok and (burst is None or burst.ok)}
 
 
@@ -201,7 +201,8 @@ def agent_queues_report(program: Program) -> dict | None:
     if settings:
         contract, fits = _contract_notes(program, settings, scalers)
         notes, ok = notes + contract, ok and fits
-    return {"title": "Agent queues (priority tiers, attempts, the worker's scaler)", "rows": rows, "notes": notes,
+    return {"title": "Agent queues (priority tiers, attempts, the worker's scaler)", "key": ["tier"], "rows": rows,
+            "notes": notes,
             "ok": ok}
 
 

@@ -34,5 +34,5 @@ def headroom(program: Program) -> dict | None:
         f"one scan interval ({scan or 'n/a'}) plus EC2 boot and node join (typically 60-120 s).",
         "Pods absorbed = replicas x min(cpu/replica // pod cpu, memory/replica // pod memory).",
     ]
-    return {"title": "Pre-warmed headroom (placeholder pods)", "rows": rows, "notes": notes,
+    return {"title": "Pre-warmed headroom (placeholder pods)", "key": ["deployment"], "rows": rows, "notes": notes,
             "ok": all(f.replicas > 0 for _, f in found)}

@@ -61,5 +61,5 @@ def connection_budget(program: Program) -> dict | None:
     notes.append("DBInstanceClassMemory is estimated as nominal memory minus max(10 %, 384 MiB): conservative.")
     notes.append("Client demand: per app of cofounder:apps, maxReplicas x dbPoolSize.")
     rows.append({"figure": "ok", "value": "yes" if not problems else "NO", "worked from": "every limit holds"})
-    return {"title": "Postgres connection budget (at maximum scale)", "rows": rows, "notes": notes,
+    return {"title": "Postgres connection budget (at maximum scale)", "key": ["figure"], "rows": rows, "notes": notes,
             "ok": not problems}

@@ -93,7 +93,8 @@ def cost_report(program: Program) -> dict | None:
     if e.budget_usd is not None:
         verdict = "within" if e.within_budget else "OVER"
         notes.append(f"Budget (cofounder:cost.monthlyBudgetUsd) {_usd(e.budget_usd)}: maximum scale is {verdict} it.")
-    return {"title": "Monthly cost at minimum and maximum scale", "rows": rows, "notes": notes,
+    return {"title": "Monthly cost at minimum and maximum scale", "key": ["resource", "item"], "rows": rows,
+            "notes": notes,
             "ok": e.within_budget is not False, "data": e.as_dict()}
 
 
@@ -137,7 +138,7 @@ def burst_report(program: Program) -> dict | None:
             "cappedNodeGroups": b.capped_groups, "settings": b.settings, "headroomToMeet": advice,
             "series": b.series}
     return {"title": f"5x burst: seconds until the peak's replicas are Ready (goal {b.target_seconds}s)",
-            "rows": rows, "notes": notes, "ok": b.ok, "data": data}
+            "key": ["app"], "rows": rows, "notes": notes, "ok": b.ok, "data": data}
 
 
 def _headroom_advice(program: Program, resources: list[Declared], b: Burst) -> dict:

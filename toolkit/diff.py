@@ -70,11 +70,73 @@ REPLACE_FORCING: dict[str, frozenset[str]] = {
                                                 "performanceMode", "availabilityZoneName"}),
 }
 
+#: What AWS does when a stateful resource is modified in place (not replaced), per top-level
+#: input. Sources, read 2026-12-07:
+#: - RDS: User Guide "Settings for DB instances" (USER_ModifyInstance.Settings.html) and "Using the
+#:   schedule modifications setting" (USER_ModifyInstance.ApplyImmediately.html); API reference
+#:   ModifyDBInstance ("If you modify the instance class, an outage occurs during the change. The
+#:   change is applied during the next maintenance window, unless ApplyImmediately is specified as
+#:   true"); "Maintenance for Multi-AZ deployments" (the standby is changed first, then a failover,
+#:   usually about 60 s); "Upgrading the PostgreSQL DB engine" (a Multi-AZ pair is upgraded at
+#:   the same time: an outage).
+#: - ElastiCache: API reference ModifyReplicationGroup, ApplyImmediately ("If false, changes to the
+#:   nodes in the replication group are applied on the next maintenance reboot, or the next
+#:   failure reboot"); "Scaling clusters" (online vertical scaling for Valkey and Redis OSS 3.2.10+;
+#:   shard and replica count changes run at once, online resharding).
+#: - SQS: API reference SetQueueAttributes (changes apply at once; up to 60 s to propagate, up to
+#:   15 minutes for MessageRetentionPeriod); no maintenance window, no outage.
+#: A property that is not listed follows the resource's ``applyImmediately`` (the provider
+#: default is false: the next maintenance window) with no outage stated.
+IN_PLACE: dict[str, dict[str, tuple[str, str]]] = {
+    # property -> (when: "window" follows applyImmediately, "now" ignores it; the AWS behaviour)
+    "aws:rds/instance:Instance": {
+        "instanceClass": ("window", "an outage while the class changes; with multiAz the standby is "
+                                    "changed first and RDS fails over to it (usually about 60 s)"),
+        "engineVersion": ("window", "an outage: the engine is upgraded, a Multi-AZ pair at the same time"),
+        "storageType": ("window", "a brief outage as the change starts, degraded performance after"),
+        "allocatedStorage": ("window", "no outage; performance may be degraded during the change"),
+        "iops": ("window", "no outage; performance may be degraded during the change"),
+        "multiAz": ("window", "no outage; performance may be degraded while the standby is built"),
+        "parameterGroupName": ("now", "the group is attached at once, but its parameters apply only "
+                                      "after a reboot (an outage; with multiAz a failover)"),
+        "backupRetentionPeriod": ("now", "between two non-zero values; to or from 0 it is an outage, in the "
+                                         "maintenance window unless applyImmediately"),
+        "deletionProtection": ("now", "ignores applyImmediately"),
+        "password": ("now", "ignores applyImmediately"),
+        "performanceInsightsEnabled": ("now", "ignores applyImmediately"),
+        "maintenanceWindow": ("now", ""),
+        "backupWindow": ("now", ""),
+    },
+    "aws:elasticache/replicationGroup:ReplicationGroup": {
+        "nodeType": ("window", "online scaling: data is copied to new nodes, then a DNS switch with a "
+                               "brief interruption of writes"),
+        "engineVersion": ("window", "nodes are upgraded one at a time; each primary fails over to a "
+                                    "replica (a brief interruption of writes)"),
+        "numNodeGroups": ("now", "online resharding starts at once; slots move while the group serves"),
+        "replicasPerNodeGroup": ("now", "replicas are added or removed at once, online"),
+        "parameterGroupName": ("window", "parameters apply at once or after a reboot, per parameter"),
+        "snapshotRetentionLimit": ("now", ""),
+        "snapshotWindow": ("now", ""),
+        "maintenanceWindow": ("now", ""),
+    },
+    "aws:sqs/queue:Queue": {},
+}
+#: Inputs that change no behaviour of the resource (AWS tags), left out of the in-place flag.
+_NOT_BEHAVIOUR = frozenset({"tags", "tagsAll"})
+#: Types whose in-place changes all apply at once, with no maintenance window.
+_NO_WINDOW = frozenset({"aws:sqs/queue:Queue"})
+
+
 #: Below GitHub's 65,536-character comment limit, with room for a sticky-comment header.
 DEFAULT_LIMIT = 60_000
 MARKER = "<!-- cofounder-review-report -->"
 _SECRET = re.compile(r"^\[secret:[0-9a-f]+\]$")
-_VALUE_WIDTH = 80
+#: A cell longer than this is cut, unless it carries an image digest: a reviewer checks digests
+#: character for character, so they are always shown whole.
+_VALUE_WIDTH = 400
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+#: What an absent input and these values mean to the provider alike: no row for the change.
+_EMPTY: tuple[Any, ...] = (None, {}, [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +200,26 @@ class StackDiff:
     def count(self, op: str) -> int:
         return sum(1 for r in self.resources if r.op == op)
 
+    @property
+    def new_mandatory(self) -> list[dict]:
+        """Mandatory violations of the working tree that BASE does not have (all of them when
+        BASE has no policy results to compare with: nothing shows they are old)."""
+        p = self.policies
+        if not p or not p["available"]:
+            return []
+        return [r for r in p["rows"] if r["enforcement"] == "mandatory"
+                and (r["new"] or p["base_counts"] is None)]
+
+    @property
+    def unchanged(self) -> bool:
+        """Both sides built, and nothing a reviewer reads differs: folded to one line."""
+        p = self.policies
+        same_policies = bool(p and p["available"] and p["base_counts"] is not None
+                             and not p["resolved"] and not any(r["new"] for r in p["rows"]))
+        return (not (self.head_error or self.base_note or self.head_note or self.resources or self.outputs
+                     or self.flags) and same_policies and self.cost[0] == self.cost[1]
+                and self.burst[0] == self.burst[1] and all(r["status"] == "unchanged" for r in self.reports))
+
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Leaf paths of nested inputs: ``a.b[0].c`` -> scalar; empty containers stay leaves."""
@@ -161,7 +243,9 @@ def _show(value: Any) -> str:
     if value is _ABSENT:
         return "(absent)"
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+    if len(text) <= _VALUE_WIDTH or _DIGEST.search(text):
+        return text
+    return text[: _VALUE_WIDTH - 1] + f"… ({len(text)} characters)"
 
 
 _ABSENT = object()
@@ -178,7 +262,7 @@ def property_changes(old: dict, new: dict, type_: str = "") -> list[Change]:
     changes = []
     for path in sorted(set(a) | set(b)):
         va, vb = a.get(path, _ABSENT), b.get(path, _ABSENT)
-        if va == vb:
+        if va == vb or (va is _ABSENT and vb in _EMPTY) or (vb is _ABSENT and va in _EMPTY):
             continue
         if _is_secret(va) or _is_secret(vb):
             if va is _ABSENT:
@@ -191,6 +275,27 @@ def property_changes(old: dict, new: dict, type_: str = "") -> list[Change]:
             old_s, new_s = _show(va), _show(vb)
         changes.append(Change(path, old_s, new_s, _top(path) in forcing))
     return changes
+
+
+def in_place_note(change: ResourceChange, inputs: dict) -> str | None:
+    """What AWS does with an in-place modification of a database, cache or queue, and when
+    (``IN_PLACE``); None when only tags or Pulumi options changed."""
+    props = sorted({_top(c.path) for c in change.changes if not c.path.startswith("options.")} - _NOT_BEHAVIOUR)
+    if not props:
+        return None
+    label, known = STATEFUL_TYPES[change.type], IN_PLACE[change.type]
+    if change.type in _NO_WINDOW:
+        when = "applied at once, no maintenance window (up to 60 s to propagate; 15 min for the retention period)"
+        return f"{label} modified in place ({', '.join(f'`{p}`' for p in props)}): {when}; no outage"
+    window = inputs.get("maintenanceWindow")
+    deferred = ("as soon as possible (applyImmediately: true)" if inputs.get("applyImmediately") is True
+                else f"in the next maintenance window{f' ({window})' if window else ''} (applyImmediately is not set)")
+    parts = []
+    for prop in props:
+        when, what = known.get(prop, ("window", ""))
+        timing = deferred if when == "window" else "at once"
+        parts.append(f"`{prop}` {timing}" + (f": {what}" if what and what != timing else ""))
+    return f"{label} modified in place: " + "; ".join(parts)
 
 
 def _option_changes(old: dict, new: dict) -> list[Change]:
@@ -255,6 +360,10 @@ def diff_stack(stack: str, base: dict | None, head: dict | None, *,
         elif c.op == "update" and any(p.path == "options.protect" and p.new in ("(absent)", "false")
                                       for p in c.changes):
             flags.append(Flag(stack, c.urn, c.type, c.name, f"{label} loses `protect`"))
+        if c.op == "update" and c.type in IN_PLACE:
+            note = in_place_note(c, (new.get(c.urn) or {}).get("inputs", {}))
+            if note:
+                flags.append(Flag(stack, c.urn, c.type, c.name, note))
 
     return StackDiff(
         stack=stack, base_note=base_note, head_note=head_note, resources=changes,
@@ -281,20 +390,48 @@ def _data(doc: dict | None, report: str) -> dict | None:
     return (((doc or {}).get("reports") or {}).get(report) or {}).get("data")
 
 
+def _row_id(row: dict, key: list[str] | None) -> tuple:
+    """What names a row: its declared key columns, or (no key declared) the whole row."""
+    if key:
+        return ("key", *(str(row.get(c, "")) for c in key))
+    return ("row", *sorted((c, json.dumps(v, sort_keys=True, default=str)) for c, v in row.items()))
+
+
+def _pair_rows(rows_a: list[dict], rows_b: list[dict], key: list[str] | None) -> tuple[list, list[dict]]:
+    """Each head row with its BASE row (None: new) and the BASE rows left unpaired.
+
+    Rows pair only on the report's declared key. A key value that names more than one row on
+    either side pairs nothing by key: those rows match whole, so a changed one shows as gone and
+    new, never as a change between two different rows."""
+    ids_a, ids_b = [_row_id(r, key) for r in rows_a], [_row_id(r, key) for r in rows_b]
+    repeated = {i for ids in (ids_a, ids_b) for i in ids if ids.count(i) > 1} if key else set()
+    ids_a = [_row_id(r, None) if i in repeated else i for r, i in zip(rows_a, ids_a, strict=True)]
+    ids_b = [_row_id(r, None) if i in repeated else i for r, i in zip(rows_b, ids_b, strict=True)]
+    waiting: dict[tuple, list[dict]] = {}
+    for i, r in zip(ids_a, rows_a, strict=True):
+        waiting.setdefault(i, []).append(r)
+    pairs = [(r, waiting[i].pop(0) if waiting.get(i) else None) for i, r in zip(ids_b, rows_b, strict=True)]
+    return pairs, [r for rows in waiting.values() for r in rows]
+
+
+def _row_label(row: dict, key: list[str] | None, cols: list[str]) -> str:
+    return " / ".join(str(row.get(c, "")) for c in (key or cols))
+
+
 def _report_changes(old: dict, new: dict) -> list[dict]:
-    """Per report: its head rows with each changed cell shown as ``new (was old)``."""
+    """Per report: its head rows with each changed cell shown as ``new (was old)``, rows paired
+    by the report's declared ``key`` columns (``toolkit/reports.py``)."""
     out = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
         ref = b or a
         rows_a = (a or {}).get("rows", [])
         rows_b = (b or {}).get("rows", [])
-        cols = list(rows_b[0]) if rows_b else (list(rows_a[0]) if rows_a else [])
-        key = cols[0] if cols else None
-        by_key = {str(r.get(key)): r for r in rows_a} if key else {}
+        cols = list(dict.fromkeys(c for r in (rows_b or rows_a) for c in r))
+        key = (ref or {}).get("key") or None
+        pairs, gone = _pair_rows(rows_a, rows_b, key)
         rows, changed = [], a is None or b is None
-        for row in rows_b:
-            prev = by_key.get(str(row.get(key)))
+        for row, prev in pairs:
             cells = []
             for c in cols:
                 v = row.get(c, "")
@@ -307,11 +444,10 @@ def _report_changes(old: dict, new: dict) -> list[dict]:
                 else:
                     cells.append(str(v))
             rows.append(cells)
-        gone = [k for k in by_key if k not in {str(r.get(key)) for r in rows_b}]
         changed = changed or bool(gone) or (a or {}).get("notes") != (b or {}).get("notes")
         out.append({
             "name": name, "title": (ref or {}).get("title", name), "columns": cols, "rows": rows,
-            "removed_rows": gone, "notes": (b or {}).get("notes", []),
+            "removed_rows": [_row_label(r, key, cols) for r in gone], "notes": (b or {}).get("notes", []),
             "ok": (b or {}).get("ok", True) if b else None,
             "was_ok": (a or {}).get("ok", True) if a else None,
             "status": "added" if a is None else "removed" if b is None else
@@ -373,6 +509,8 @@ def _delta(new: int, old: int | None) -> str:
 
 
 def _render_stack(d: StackDiff, level: int) -> list[str]:
+    if d.unchanged:
+        return [f"no change in `{d.stack}`", ""]
     lines = [f"### Stack `{d.stack}`", ""]
     if d.head_error:
         return lines + ["> **working tree: failed to build.** Not compared with BASE; the error is "
@@ -445,6 +583,33 @@ def _change(new: float | None, old: float | None) -> str:
     return f"{new - old:+,.2f}" if round(new - old, 2) else "0"
 
 
+#: Moving parts named beside a cost total's change; the rest are summed as "n more lines".
+MOVING_PARTS = 4
+_SCALE_LINE = {"minScale": "monthlyMinScale", "maxScale": "monthlyMaxScale"}
+
+
+def _moving_parts(base: dict | None, head: dict, scale: str) -> str:
+    """A total's change with the lines that make it up: ``0 = +280.32 (a: nodes) − 280.32 (a: headroom)``."""
+    field = _SCALE_LINE[scale]
+    total = _change(head["monthly"][scale], (base or {}).get("monthly", {}).get(scale))
+    if base is None or total == "n/a":
+        return total
+    old = {(x["resource"], x["item"]): x.get(field) or 0 for x in base.get("lines", [])}
+    new = {(x["resource"], x["item"]): x.get(field) or 0 for x in head["lines"]}
+    deltas = sorted(((round(new.get(k, 0) - old.get(k, 0), 2), k) for k in {*old, *new}),
+                    key=lambda d: (-abs(d[0]), -d[0], d[1]))
+    deltas = [d for d in deltas if d[0]]
+    if not deltas:
+        return total
+    parts = [(v, f"{_cell(r)}: {_cell(i)}") for v, (r, i) in deltas[:MOVING_PARTS]]
+    rest = deltas[MOVING_PARTS:]
+    if rest:
+        parts.append((round(sum(v for v, _ in rest), 2), f"{len(rest)} more lines"))
+    shown = "".join(f"{('+' if v >= 0 else '−') if n == 0 else (' + ' if v >= 0 else ' − ')}{abs(v):,.2f} ({what})"
+                    for n, (v, what) in enumerate(parts))
+    return f"{total} = {shown}"
+
+
 def _render_cost(cost: tuple[dict | None, dict | None], level: int) -> list[str]:
     """Monthly cost at both scales, BASE against the working tree, and the lines that changed."""
     base, head = cost
@@ -453,9 +618,9 @@ def _render_cost(cost: tuple[dict | None, dict | None], level: int) -> list[str]
     bm, hm = (base or {}).get("monthly", {}), head["monthly"]
     lines = [f"**Cost per month** ({head['currency']}, {head['region']} list prices read {head['pricesAsOf']}; "
              "docs/cost-and-burst.md):", "",
-             "| scale | BASE | working tree | change |", "|---|---|---|---|"]
+             "| scale | BASE | working tree | change (and the lines that make it) |", "|---|---|---|---|"]
     for key, label in (("minScale", "minimum"), ("maxScale", "maximum")):
-        lines.append(f"| {label} | {_money(bm.get(key))} | {_money(hm[key])} | {_change(hm[key], bm.get(key))} |")
+        lines.append(f"| {label} | {_money(bm.get(key))} | {_money(hm[key])} | {_moving_parts(base, head, key)} |")
     lines.append("")
     if head.get("budgetUsd") is not None:
         over = hm["maxScale"] > head["budgetUsd"]
@@ -560,15 +725,19 @@ def _render_policies(p: dict | None, level: int) -> list[str]:
 def _render_reports(reports: list[dict], level: int) -> list[str]:
     if not reports:
         return ["**Capacity reports:** none declared.", ""]
-    lines = ["**Capacity reports:**", ""]
-    for r in reports:
+    same = [r for r in reports if r["status"] == "unchanged"]
+    moved = [r for r in reports if r["status"] != "unchanged"]
+    lines = [f"**Capacity reports:** {len(moved)} changed"
+             + (f"; unchanged: {', '.join(_cell(r['title']) for r in same)}" if same else "") + ".", ""]
+    if not moved:
+        return lines
+    lines += [f"<details><summary>Changed capacity reports ({len(moved)})</summary>", ""]
+    for r in moved:
         ok = "" if r["ok"] is None else (" ✅" if r["ok"] else " ❌ target missed")
         was = "" if r["was_ok"] is None or r["was_ok"] == r["ok"] else \
             f" (was {'ok' if r['was_ok'] else 'missed'})"
         lines.append(f"- {_cell(r['title'])}: {r['status']}{ok}{was}")
         if level >= 3 or r["status"] == "removed" or not r["columns"]:
-            continue
-        if r["status"] == "unchanged" and level >= 1:
             continue
         lines += ["", "  | " + " | ".join(_cell(c) for c in r["columns"]) + " |",
                   "  |" + "---|" * len(r["columns"])]
@@ -578,17 +747,47 @@ def _render_reports(reports: list[dict], level: int) -> list[str]:
         for note in r["notes"]:
             lines.append(f"  {_cell(note)}")
         lines.append("")
-    lines.append("")
+    lines += ["", "</details>", ""]
     return lines
 
 
+def new_mandatory(diffs: list[StackDiff]) -> int:
+    """How many mandatory violations the change adds: ``make diff`` exits non-zero when any."""
+    return sum(len(d.new_mandatory) for d in diffs)
+
+
+def verdict(diffs: list[StackDiff]) -> str:
+    """The report's first line: does this change block the merge?"""
+    failed = [d.stack for d in diffs if d.head_error]
+    count = new_mandatory(diffs)
+    if count or failed:
+        parts = [f"{count} new mandatory violation{'' if count == 1 else 's'}"] if count else []
+        parts += [f"the working tree failed to build for {', '.join(failed)}"] if failed else []
+        return f"❌ **blocks merge: {'; '.join(parts)}**"
+    unknown = [d.stack for d in diffs if not (d.policies and d.policies["available"])]
+    return "✅ **no new mandatory violation**" + (
+        f" (policy results not available for {', '.join(unknown)})" if unknown else "")
+
+
 def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[str]:
-    lines = [MARKER, "## Offline review: what this change declares, per stack", "",
+    """Verdict, new mandatory violations, failed builds, stateful resources, then the per-stack
+    summary: everything a reviewer must see, before any per-stack detail (which is what the size
+    cap cuts)."""
+    lines = [verdict(diffs), MARKER, "", "## Offline review: what this change declares, per stack", "",
              f"BASE {base_label} → working tree {head_label}.", "",
              "> Desired state computed offline under the Pulumi SDK's mocks with each stack's real "
              "config; no cloud was contacted. Replacement detection is a best-effort table of "
              "replace-forcing properties for stateful types: the real `pulumi preview --diff` "
              "(CI, with credentials) is authoritative.", ""]
+    blocking = [(d.stack, r) for d in diffs for r in d.new_mandatory]
+    if blocking:
+        lines += [f"### ❌ New mandatory violations ({len(blocking)})", "",
+                  "| stack | policy | resource | message |", "|---|---|---|---|"]
+        for stack, r in blocking:
+            lines.append(f"| {stack} | {_code(r['policy'])} | {_code(r['urn'].split('::')[-1])} "
+                         f"| {_cell(r['message'])} |")
+        lines += ["", "The policy pack rejects `pulumi preview` and `pulumi up` of the stack with these; "
+                  "`make diff` exits 1.", ""]
     failed = [d for d in diffs if d.head_error]
     if failed:
         lines += [f"### ❌ The working tree failed to build: {', '.join(_code(d.stack) for d in failed)}",
@@ -606,26 +805,28 @@ def _header(diffs: list[StackDiff], base_label: str, head_label: str) -> list[st
             lines.append(f"| {f.stack} | {_code(f.name)} | {_code(f.type)} | {_cell(f.what)} |")
         lines.append("")
     elif len(failed) < len(diffs):
-        lines += ["No stateful resource is deleted or replaced"
+        lines += ["No stateful resource is deleted, replaced or modified in place"
                   + (" in the stacks that built." if failed else "."), ""]
     if not failed and not any(d.resources or d.outputs for d in diffs):
         lines += ["**No resource changes in any stack.**", ""]
-    lines += ["| stack | create | update | delete | replace-risk | policy violations | BASE |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| stack | create | update | delete | replace-risk | new mandatory | policy violations "
+              "| cost at max scale | BASE |", "|---|---|---|---|---|---|---|---|---|"]
     for d in diffs:
         base = "empty (see below)" if d.base_note else "built"
         if d.head_error:
-            lines.append(f"| `{d.stack}` ❌ working tree failed to build | n/a | n/a | n/a | n/a "
-                         f"| n/a | {base} |")
+            lines.append(f"| `{d.stack}` ❌ working tree failed to build | n/a | n/a | n/a | n/a | n/a "
+                         f"| n/a | n/a | {base} |")
             continue
         if d.policies and d.policies["available"]:
             total = sum(d.policies["counts"].values())
             base_total = sum(d.policies["base_counts"].values()) if d.policies["base_counts"] is not None else None
-            pol = _delta(total, base_total)
+            pol, new = _delta(total, base_total), str(len(d.new_mandatory))
         else:
-            pol = "n/a"
+            pol = new = "n/a"
+        b, h = d.cost
+        cost = "n/a" if h is None else _change(h["monthly"]["maxScale"], (b or {}).get("monthly", {}).get("maxScale"))
         lines.append(f"| `{d.stack}` | {d.count('create')} | {d.count('update')} | "
-                     f"{d.count('delete')} | {d.count('replace')} | {pol} | {base} |")
+                     f"{d.count('delete')} | {d.count('replace')} | {new} | {pol} | {cost} | {base} |")
     lines.append("")
     return lines
 

@@ -161,5 +161,6 @@ def request_path(program: Program) -> dict | None:
     ]
     ok = all(r["service"] not in ("no TargetGroupBinding",) and "not declared" not in r["service"]
              and "INTERNET-FACING" not in r["origin"] for r in rows)
-    return {"title": "Request path (viewer -> CloudFront -> origin -> Service -> pods)", "rows": rows,
+    return {"title": "Request path (viewer -> CloudFront -> origin -> Service -> pods)", "key": ["viewer path"],
+            "rows": rows,
             "notes": notes, "ok": ok}

@@ -254,8 +254,10 @@ def run_policies(stack: str, program: Program | None = None, config_path: Path |
     return violations
 
 
-def render(stack: str, violations: list[dict], resources: int) -> str:
-    lines = [f"Policy pack policies/ against stack '{stack}' ({resources} resources, offline, "
+def render(stack: str, violations: list[dict], resources: int, components: int = 0) -> str:
+    # The same split as `make preview`'s "resources per type" line: the pack sees both kinds.
+    counted = f"{resources} resources and {components} components" if components else f"{resources} resources"
+    lines = [f"Policy pack policies/ against stack '{stack}' ({counted}, offline, "
              f"served over the Analyzer protocol as `pulumi preview --policy-pack` does)"]
     grouped: dict[str, list[dict]] = defaultdict(list)
     for v in violations:
@@ -283,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     program = run_stack(args.stack)
     violations = run_policies(args.stack, program, Path(args.config) if args.config else None)
-    print(render(args.stack, violations, len(program.resources)), end="")
+    components = sum(1 for r in program.resources if r.component)
+    print(render(args.stack, violations, len(program.resources) - components, components), end="")
     return 1 if any(v["enforcement"] == "mandatory" for v in violations) else 0
 
 

@@ -2,8 +2,9 @@
 
 A report is a function ``Program -> dict | None`` listed in ``REPORTS`` under a stable name; it
 returns ``None`` when the stack declares nothing it applies to. Each dict has a ``title``,
-``rows`` (a list of flat dicts, shown as a table) and optionally ``notes`` (lines of text) and
-``ok`` (False when the stack misses a target the report checks). The report modules know
+``rows`` (a list of flat dicts, shown as a table), ``key`` (the columns that name a row, unique
+within the report: the review diff pairs BASE and working-tree rows on them) and optionally
+``notes`` (lines of text) and ``ok`` (False when the stack misses a target the report checks). The report modules know
 nothing of this one: imports run one way, from here to them.
 """
 

@@ -12,7 +12,9 @@ directory and as ``PYTHONPATH``. The editable install of the repository (``-e .`
 really imported from the tree it builds, and refuses to build otherwise. Nothing is installed.
 A BASE that predates the toolkit or fails to build is reported as such and treated as empty. A
 stack whose *working tree* fails to build is not diffed at all: the report leads with its build
-error (an empty head would read as "every resource deleted"), and the command exits 1.
+error (an empty head would read as "every resource deleted"), and the command exits 1. It also
+exits 1, after writing the report, when the change adds a mandatory policy violation, so CI shows
+red; the report's first line says which ("blocks merge: ...").
 
 Usage: ``python -m toolkit.review [--base REF] [--out build/review] [--limit 60000]``
 (default BASE: the merge base of HEAD with main; a shallow clone is deepened first).
@@ -352,6 +354,8 @@ class Review:
     head_failed: list[str]
     #: ``BASE dev``, ``HEAD prod``, ...: what came from the cache rather than a build.
     cached: list[str]
+    #: Mandatory violations the change adds (``diff.new_mandatory``): ``make diff`` exits 1 on any.
+    new_mandatory: int = 0
 
 
 def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAULT_LIMIT,
@@ -371,11 +375,12 @@ def review(repo: Path, base_ref: str | None, out: Path, limit: int = diff.DEFAUL
             stacks = sorted(set(head_stacks) | {s for s in stacks_in(tree) if not only or s in only})
             base = build_side(tree, base_label, stacks, out / "base", jobs, tree_cache(repo, cache_root, sha))
     head = build_side(repo, head_label, stacks, out / "head", jobs, tree_cache(repo, cache_root, None))
-    report = diff.render(compare(base, head, stacks), base_label=base_label,
-                         head_label=head_label, limit=limit)
+    diffs = compare(base, head, stacks)
+    report = diff.render(diffs, base_label=base_label, head_label=head_label, limit=limit)
     (out / "report.md").write_text(report)
     return Review(report, sorted(head.notes),
-                  [f"BASE {s}" for s in base.cached] + [f"HEAD {s}" for s in head.cached])
+                  [f"BASE {s}" for s in base.cached] + [f"HEAD {s}" for s in head.cached],
+                  diff.new_mandatory(diffs))
 
 
 def main() -> int:
@@ -401,11 +406,16 @@ def main() -> int:
     if result.cached:
         print(f"Reused from {cache_root} (same git tree, same packages): {', '.join(result.cached)}")
     print(f"Review report ({len(result.report)} characters) written to {path}")
+    status = 0
+    if result.new_mandatory:
+        print(f"error: the change adds {result.new_mandatory} mandatory policy violation"
+              f"{'' if result.new_mandatory == 1 else 's'}: it blocks the merge (see {path})", file=sys.stderr)
+        status = 1
     if result.head_failed:
         print(f"error: the working tree failed to build for {', '.join(result.head_failed)} (see {path})",
               file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

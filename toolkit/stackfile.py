@@ -64,7 +64,12 @@ def load_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> StackFile:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise StackFileError(f"stacks/Pulumi.{stack}.yaml is not valid YAML: {exc}") from None
+        # PyYAML names the input "<unicode string>"; the reader needs the file, line and column.
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = "; ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
+                         if part) or type(exc).__name__
+        raise StackFileError(f"stacks/Pulumi.{stack}.yaml{where} is not valid YAML: {what}") from None
     raw = doc.get("config") or {}
     if not isinstance(doc, dict) or not isinstance(raw, dict):
         raise StackFileError(f"stacks/Pulumi.{stack}.yaml: 'config' must be a mapping of keys")

@@ -33,6 +33,17 @@ def _failover(props, settings):
         yield "multiAzEnabled is not true and this stack requires replicas in another AZ"
 
 
+#: Burstable node types (T classes): the same CPU-credit model as RDS's db.t* (database.py).
+BURSTABLE_PREFIXES = ("cache.t2.", "cache.t3.", "cache.t4g.")
+
+
+def _not_burstable(props, settings):
+    node = str(get(props, "nodeType", ""))
+    if not settings["allowBurstable"] and node.startswith(BURSTABLE_PREFIXES):
+        yield (f"nodeType {node} is burstable: under a sustained peak its CPU credits run out and it "
+               "drops to its baseline; this stack requires a fixed-performance node type (m or r)")
+
+
 POLICIES = [
     resource_rule(
         "elasticache-replication-group-transit-encryption",
@@ -59,4 +70,14 @@ POLICIES = [
                              "description": "Whether this stack requires automatic failover"},
                 "requireMultiAz": {"type": "boolean", "default": True,
                                    "description": "Also require multiAzEnabled"}}),
+    resource_rule(
+        "elasticache-node-type-not-burstable",
+        "In production a burstable (cache.t*) node runs out of CPU credits under a sustained 5x peak "
+        "and falls to its baseline, which stalls every session and rate-limit lookup. Fix: a "
+        "fixed-performance node type such as cache.m7g.large or cache.r7g.large "
+        "(cofounder:redis.nodeType).",
+        MANDATORY, [REPLICATION_GROUP], _not_burstable,
+        config={"allowBurstable": {"type": "boolean", "default": False,
+                                   "description": "Whether this stack may run burstable (T) node types "
+                                                  "(true outside production)"}}),
 ]

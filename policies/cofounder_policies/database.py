@@ -38,6 +38,24 @@ def _deletion_protection(props, settings):
         yield "skipFinalSnapshot is true: deleting the instance would keep no snapshot"
 
 
+#: Burstable instance families (T classes) earn CPU credits while idle and spend them under load;
+#: once spent, the instance runs at its baseline share of a vCPU (Amazon RDS User Guide, "DB
+#: instance class types", burstable-performance classes; ElastiCache User Guide, "Supported node
+#: types", T nodes: the same CPU-credit model). A 5x peak that outlasts the credit balance slows
+#: every query; RDS's unlimited mode bills the surplus instead, at a rate no budget here counts.
+BURSTABLE_PREFIXES = ("db.t2.", "db.t3.", "db.t4g.")
+ALLOW_BURSTABLE = {"allowBurstable": {"type": "boolean", "default": False,
+                                      "description": "Whether this stack may run burstable (T) classes "
+                                                     "(true outside production)"}}
+
+
+def _not_burstable(props, settings):
+    cls = str(get(props, "instanceClass", ""))
+    if not settings["allowBurstable"] and cls.startswith(BURSTABLE_PREFIXES):
+        yield (f"instanceClass {cls} is burstable: under a sustained peak its CPU credits run out and it "
+               "drops to its baseline; this stack requires a fixed-performance class (m or r)")
+
+
 def _pg_stat_statements(props, settings):
     if "engine" in props:  # an instance: it must use a custom parameter group
         if str(get(props, "engine", "")).startswith("postgres") and not get(props, "parameterGroupName"):
@@ -80,6 +98,13 @@ POLICIES = [
         "leaves a final snapshot. Fix: deletionProtection=true, skipFinalSnapshot=false "
         "(and protect the resource).",
         MANDATORY, [INSTANCE], _deletion_protection, config=REQUIRED),
+    resource_rule(
+        "rds-instance-class-not-burstable",
+        "In production a burstable (db.t*) class runs out of CPU credits under a sustained 5x peak and "
+        "falls to its baseline share of a vCPU, and its small memory leaves few connections "
+        "(max_connections follows memory). Fix: a fixed-performance class such as db.m7g.large or "
+        "db.r7g.large (cofounder:postgres.instanceClass).",
+        MANDATORY, [INSTANCE], _not_burstable, config=ALLOW_BURSTABLE),
     resource_rule(
         "rds-parameter-group-pg-stat-statements",
         "pg_stat_statements is how slow queries are found. Fix: give PostgreSQL instances a "

@@ -52,6 +52,9 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-hpa-min-replicas": {"minimum": 1},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
+        # No sustained peak to serve: T classes are the cheap choice here.
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
         # Isolation is still declared in dev (the stack file would have to switch it off); a dev
         # experiment without it is reported, not blocked.
         "k8s-namespace-default-deny": "advisory",
@@ -74,6 +77,9 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "elasticache-replication-group-automatic-failover": {"required": True},
         "k8s-hpa-min-replicas": {"minimum": 2},
         "elb-deletion-protection": {"required": False},
+        # A rehearsal's load tests are short; the classes that must hold a sustained peak are prod's.
+        "rds-instance-class-not-burstable": {"allowBurstable": True},
+        "elasticache-node-type-not-burstable": {"allowBurstable": True},
         "k8s-workload-image-digest": _IMAGE_DIGEST,
         # A rehearsal stack may run on the *.cloudfront.net name; reported, not blocking.
         "cloudfront-distribution-custom-certificate": "advisory",

@@ -37,3 +37,11 @@ def test_failover_is_only_required_where_the_stack_says_so():
 def test_rbac_user_groups_count_as_auth():
     assert violations("elasticache-replication-group-auth-token", GROUP,
                       {**GOOD, "authToken": None, "userGroupIds": ["app"]}) == []
+
+
+def test_a_burstable_node_type_is_refused_where_the_stack_is_production():
+    found = violations("elasticache-node-type-not-burstable", GROUP, {**GOOD, "nodeType": "cache.t4g.medium"})
+    assert found and found[0].startswith("nodeType cache.t4g.medium is burstable")
+    assert violations("elasticache-node-type-not-burstable", GROUP, {**GOOD, "nodeType": "cache.r7g.large"}) == []
+    assert violations("elasticache-node-type-not-burstable", GROUP, {**GOOD, "nodeType": "cache.t4g.small"},
+                      {"allowBurstable": True}) == []

@@ -46,3 +46,14 @@ def test_parameter_group_must_preload_pg_stat_statements():
     assert violations("rds-parameter-group-pg-stat-statements", PARAMETER_GROUP, good) == []
     assert violations("rds-parameter-group-pg-stat-statements", PARAMETER_GROUP, bad)
     assert violations("rds-parameter-group-pg-stat-statements", PARAMETER_GROUP, {"family": "mysql8.0"}) == []
+
+
+def test_a_burstable_class_is_refused_where_the_stack_is_production():
+    for cls in ("db.t4g.medium", "db.t3.large"):
+        found = violations("rds-instance-class-not-burstable", INSTANCE, {**GOOD, "instanceClass": cls})
+        assert found and found[0].startswith(f"instanceClass {cls} is burstable")
+    for cls in ("db.r7g.xlarge", "db.m7g.large"):
+        assert violations("rds-instance-class-not-burstable", INSTANCE, {**GOOD, "instanceClass": cls}) == []
+    # dev and staging allow T classes (environments.py); prod keeps the default
+    assert violations("rds-instance-class-not-burstable", INSTANCE, {**GOOD, "instanceClass": "db.t4g.medium"},
+                      {"allowBurstable": True}) == []
