@@ -218,9 +218,10 @@ class Estimate:
         Every report leads with it, before any total: a hole must never read as a cheaper stack."""
         if self.complete:
             return None
-        parts = [f"{len(self.unpriced_lines)} lines unpriced"]
-        if self.unclassified:
-            parts.append(f"{len(self.unclassified)} resource types unpriced")
+        n, types = len(self.unpriced_lines), len(self.unclassified)
+        parts = [f"{n} line{'s' if n != 1 else ''} unpriced"]
+        if types:
+            parts.append(f"{types} resource type{'s' if types != 1 else ''} unpriced")
         if self.problems:
             parts.append("; ".join(self.problems))
         return "incomplete: " + ", ".join(parts)
@@ -332,6 +333,21 @@ def estimate(declared: Iterable[Declared], region: str, usage: CostSettings, nod
     return Estimate(region=table.region, currency=table.currency, prices_as_of=table.as_of, lines=out.lines,
                     missing=out.missing, unclassified=unclassified, capped_groups=[g.name for g in capped],
                     usage=usage, budget_usd=usage.monthly_budget_usd, problems=problems)
+
+
+class IncompleteEstimate(ValueError):
+    """The declared resources have lines without a price: no total stands for the whole bill."""
+
+
+def max_scale_monthly_usd(declared: Iterable[Declared], region: str, usage: CostSettings,
+                          node_pod_share: float = 0.9) -> float:
+    """What the stack costs per month at maximum scale, from its declared resources: the figure a
+    budget is derived from. Raises ``IncompleteEstimate`` (naming what lacks a price) rather than
+    return the priced lines' total, which would understate the bill."""
+    e = estimate(declared, region, usage, node_pod_share)
+    if not e.complete:
+        raise IncompleteEstimate(f"{e.incomplete}: " + ", ".join(sorted(e.missing) + e.unclassified + e.problems))
+    return round(e.monthly_max, 2)
 
 
 def _node_lines(out: _Lines, groups: list[NodeGroup], pods: list[Workload], share: float) -> list[NodeGroup]:

@@ -369,7 +369,7 @@ def test_a_missing_price_counts_nothing_and_is_named_when_over_budget():
         "instanceTypes": ["m8g.large"], "scalingConfig": {"minSize": 1, "maxSize": 2}})]
     assert _cost(stack, {"monthlyBudgetUsd": 1000}) == []  # the cost report names the missing price
     [(message, _)] = _cost(stack, {"monthlyBudgetUsd": 50})
-    assert message.startswith("incomplete: 1 lines unpriced (ec2.instance-hour.m8g.large); at maximum scale the "
+    assert message.startswith("incomplete: 1 line unpriced (ec2.instance-hour.m8g.large); at maximum scale the "
                               "priced lines alone cost $73.00 per month")
 
 
