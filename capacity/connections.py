@@ -27,6 +27,8 @@ import configparser
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from capacity import classes
+
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 #: RDS for PostgreSQL's divisor in ``LEAST({DBInstanceClassMemory/9531392}, 5000)``.
@@ -37,32 +39,16 @@ MAX_CONNECTIONS_CAP = 5000
 OS_RESERVE_FRACTION = 0.10
 OS_RESERVE_MIN_BYTES = 384 * MIB
 
-_BURSTABLE_GIB = {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32}
-_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48,
-          "16xlarge": 64}
-_GIB_PER_VCPU = {"m": 4, "r": 8}  # general purpose and memory optimized RDS classes
-
-
-def _instance_table() -> dict[str, int]:
-    table = {}
-    for family in ("t3", "t4g"):
-        for size, gib in _BURSTABLE_GIB.items():
-            table[f"db.{family}.{size}"] = gib
-    for family in ("m5", "m6g", "m6i", "m7g", "m7i", "r5", "r6g", "r6i", "r7g", "r7i"):
-        for size, vcpus in _VCPUS.items():
-            table[f"db.{family}.{size}"] = vcpus * _GIB_PER_VCPU[family[0]]
-    return table
-
-
-#: Nominal memory (GiB) of the RDS instance classes the budget knows.
-INSTANCE_MEMORY_GIB: dict[str, int] = _instance_table()
+#: Nominal memory (GiB) of the RDS instance classes a stack may choose: the RDS rows of
+#: capacity/instance-classes.yaml (capacity/classes.py).
+INSTANCE_MEMORY_GIB: dict[str, float] = {name: c.memory_gib for name, c in classes.of("rds").items()}
 
 
 def instance_class_memory_bytes(instance_class: str) -> int:
     """Conservative estimate of RDS's ``DBInstanceClassMemory`` for an instance class."""
     if instance_class not in INSTANCE_MEMORY_GIB:
         raise ValueError(f"unknown RDS instance class {instance_class!r}")
-    nominal = INSTANCE_MEMORY_GIB[instance_class] * GIB
+    nominal = int(INSTANCE_MEMORY_GIB[instance_class] * GIB)
     return nominal - max(int(nominal * OS_RESERVE_FRACTION), OS_RESERVE_MIN_BYTES)
 
 

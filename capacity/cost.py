@@ -32,6 +32,7 @@ from typing import Annotated, Any
 
 import yaml
 
+from capacity import classes
 from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, value_at, workloads
 from capacity.headroom import memory_mib
 from capacity.schema import Between, CamelCase
@@ -66,6 +67,20 @@ class CostSettings(CamelCase):
     s3_storage_gb: Annotated[float, Between(0, None)] = 50.0
     #: Objects written to S3 per month, in thousands (deploys, access-log files).
     s3_puts_thousands_per_month: Annotated[float, Between(0, None)] = 100.0
+    #: GB per month the apps, PgBouncer, RDS and Valkey exchange across availability zones (pods spread
+    #: over the zones reach a database or cache node in another), billed on both sides.
+    cross_az_gb_per_month: Annotated[float, Between(0, None)] = 300.0
+    #: CloudWatch custom metrics the apps publish (PutMetricData, embedded metric format). The program
+    #: publishes none itself: its alarms watch AWS-vended metrics, which are free.
+    cloudwatch_custom_metrics: Annotated[int, Between(0, None)] = 0
+    #: GB the database changes per day; RDS keeps them for each day of backup retention, beyond the
+    #: free allowance (backup storage up to the provisioned storage).
+    rds_backup_changed_gb_per_day: Annotated[float, Between(0, None)] = 2.0
+    #: Share of the cache's memory holding data, the size of each daily snapshot (all of it at maximum scale).
+    cache_fill_fraction: Annotated[float, Between(0, 1)] = 0.5
+    #: CloudFront's always-free allowance (1 TB out and 10 M requests a month, per account) goes to this
+    #: stack; false when another distribution in the account uses it up.
+    cloudfront_free_tier: bool = True
     #: Usage-driven volumes at maximum scale, as a multiple of the volumes above (the seed's 5x peak
     #: sustained for a whole month: an upper bound).
     max_scale_usage_multiplier: Annotated[float, Between(1, 100)] = 5.0
@@ -106,13 +121,20 @@ class PriceTable:
 
 @lru_cache(maxsize=8)
 def load_prices(region: str, directory: Path = PRICES_DIR) -> PriceTable:
-    """The price table of ``region``; an empty table (every price missing) when there is no file."""
+    """The price table of ``region`` (``capacity/prices/<region>.yaml`` and the region's column of
+    ``capacity/instance-classes.yaml``); an empty table (every price missing) when there is no file."""
     path = directory / f"{region}.yaml"
     if not path.is_file():
         return PriceTable(region, "USD", 730, {},
                           f"there is no price table for {region} (capacity/prices/{region}.yaml)")
     doc = yaml.safe_load(path.read_text()) or {}
     prices = {}
+    for rows in classes.load().values():
+        for c in rows.values():
+            if region in c.usd_per_hour:
+                where = c.prices[region]
+                prices[c.price_key] = Price(c.price_key, c.usd_per_hour[region], "hour", where.source,
+                                            where.read_from, where.read)
     for key, entry in (doc.get("prices") or {}).items():
         read = entry["read"]
         prices[key] = Price(key, float(entry["usd"]), str(entry["unit"]), str(entry["source"]),
@@ -174,15 +196,35 @@ class Estimate:
 
     @property
     def monthly_min(self) -> float:
+        """The priced lines' total at minimum scale (all of the bill only when ``complete``)."""
         return sum(line.monthly_min or 0.0 for line in self.lines)
 
     @property
     def monthly_max(self) -> float:
+        """The priced lines' total at maximum scale (all of the bill only when ``complete``)."""
         return sum(line.monthly_max or 0.0 for line in self.lines)
+
+    @property
+    def unpriced_lines(self) -> list[Line]:
+        return [line for line in self.lines if line.unit_price is None]
 
     @property
     def complete(self) -> bool:
         return not self.missing and not self.unclassified and not self.problems
+
+    @property
+    def incomplete(self) -> str | None:
+        """``incomplete: N lines unpriced`` (and the types and problems no line stands for), or None.
+        Every report leads with it, before any total: a hole must never read as a cheaper stack."""
+        if self.complete:
+            return None
+        n, types = len(self.unpriced_lines), len(self.unclassified)
+        parts = [f"{n} line{'s' if n != 1 else ''} unpriced"]
+        if types:
+            parts.append(f"{types} resource type{'s' if types != 1 else ''} unpriced")
+        if self.problems:
+            parts.append("; ".join(self.problems))
+        return "incomplete: " + ", ".join(parts)
 
     @property
     def within_budget(self) -> bool | None:
@@ -192,7 +234,8 @@ class Estimate:
         """``build/preview/<stack>.cost.json`` (docs/cost-and-burst.md)."""
         return {"currency": self.currency, "pricesAsOf": self.prices_as_of, "region": self.region,
                 "monthly": {"minScale": round(self.monthly_min, 2), "maxScale": round(self.monthly_max, 2)},
-                "budgetUsd": self.budget_usd, "complete": self.complete,
+                "budgetUsd": self.budget_usd, "complete": self.complete, "incomplete": self.incomplete,
+                "unpricedLines": len(self.unpriced_lines),
                 "missingPrices": [{"key": k, "what": v} for k, v in sorted(self.missing.items())],
                 "unclassifiedTypes": self.unclassified, "cappedNodeGroups": self.capped_groups,
                 "usage": self.usage.as_camel(), "lines": [line.as_dict() for line in self.lines]}
@@ -210,7 +253,7 @@ FREE_TYPES = frozenset({
     "aws:cloudfront/function:Function", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
     "aws:ec2/flowLog:FlowLog", "aws:ec2/internetGateway:InternetGateway", "aws:ec2/launchTemplate:LaunchTemplate",
     "aws:ec2/routeTable:RouteTable", "aws:ec2/routeTableAssociation:RouteTableAssociation",
-    "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc",
+    "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/vpc:Vpc",
     "aws:eks/accessEntry:AccessEntry", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     "aws:eks/addon:Addon", "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
@@ -232,11 +275,15 @@ FREE_TYPES = frozenset({
 #: Kubernetes objects (their cost is the nodes'), generated values, providers, and this project's
 #: own component types (containers of the resources above).
 FREE_PREFIXES = ("kubernetes:", "random:", "pulumi:", "cofounder:")
-#: vCPUs per RDS instance class (Amazon RDS user guide, "Hardware specifications for DB instance
-#: classes"), for the per-vCPU Performance Insights retention charge.
-RDS_VCPUS = {"db.t4g.medium": 2, "db.m7g.large": 2, "db.r7g.large": 2, "db.r7g.xlarge": 4, "db.r7g.2xlarge": 8}
-#: Days of Performance Insights history that are free.
+#: Days of Performance Insights history that are free; the paid tier keeps months of 31 days.
 PI_FREE_DAYS = 7
+PI_MONTH_DAYS = 31
+#: CloudFront's always-free allowance per account and month (stored AWS pricing page, "Included in
+#: Always Free Tier": 1 TB of data transfer out, 10,000,000 HTTP or HTTPS requests, 2,000,000
+#: CloudFront Function invocations); 1 TB counted as 1,000 GB, the smaller reading.
+CLOUDFRONT_FREE_GB = 1000.0
+CLOUDFRONT_FREE_REQUESTS_MILLIONS = 10.0
+CLOUDFRONT_FREE_FUNCTION_MILLIONS = 2.0
 
 
 class _Lines:
@@ -288,6 +335,21 @@ def estimate(declared: Iterable[Declared], region: str, usage: CostSettings, nod
     return Estimate(region=table.region, currency=table.currency, prices_as_of=table.as_of, lines=out.lines,
                     missing=out.missing, unclassified=unclassified, capped_groups=[g.name for g in capped],
                     usage=usage, budget_usd=usage.monthly_budget_usd, problems=problems)
+
+
+class IncompleteEstimate(ValueError):
+    """The declared resources have lines without a price: no total stands for the whole bill."""
+
+
+def max_scale_monthly_usd(declared: Iterable[Declared], region: str, usage: CostSettings,
+                          node_pod_share: float = 0.9) -> float:
+    """What the stack costs per month at maximum scale, from its declared resources: the figure a
+    budget is derived from. Raises ``IncompleteEstimate`` (naming what lacks a price) rather than
+    return the priced lines' total, which would understate the bill."""
+    e = estimate(declared, region, usage, node_pod_share)
+    if not e.complete:
+        raise IncompleteEstimate(f"{e.incomplete}: " + ", ".join(sorted(e.missing) + e.unclassified + e.problems))
+    return round(e.monthly_max, 2)
 
 
 def _node_lines(out: _Lines, groups: list[NodeGroup], pods: list[Workload], share: float) -> list[NodeGroup]:
@@ -354,15 +416,41 @@ def _rds(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> N
         out.add(name, f"{storage} storage ({low:g} GiB, autoscaling to {high:g} GiB at maximum scale"
                 f"{'; x2 Multi-AZ' if copies == 2 else ''})", f"rds.{storage}.gb-month",
                 f"RDS {storage} storage, per GB-month", low * copies, high * copies, "GB-month")
+        _rds_backups(out, name, p, usage, mult)
         days = int(p.get("performanceInsightsRetentionPeriod") or 0)
         if p.get("performanceInsightsEnabled") and days > PI_FREE_DAYS:
-            vcpus = RDS_VCPUS.get(klass)
-            if vcpus is None:
-                out.missing[f"RDS_VCPUS[{klass}]"] = f"vCPUs of {klass} (capacity/cost.py RDS_VCPUS)"
-            out.add(name, f"Performance Insights, {days} days of history (beyond the free {PI_FREE_DAYS})",
-                    "rds.performance-insights.vcpu-month",
-                    "RDS Performance Insights long-term retention, per vCPU-month",
-                    (vcpus or 0) * copies, (vcpus or 0) * copies, "vCPU-month")
+            # Billed per vCPU of every instance that keeps the history (a Multi-AZ standby too), per
+            # month of retention: the first month at one rate, each further month at a lower one.
+            found = classes.find("rds", klass)
+            if found is None:
+                out.missing[f"vCPUs of {klass}"] = f"{klass} is not in capacity/instance-classes.yaml"
+            vcpus = (found.vcpus if found else 0) * copies
+            months = math.ceil(days / PI_MONTH_DAYS)
+            out.add(name, f"Performance Insights, {days} days of history (beyond the free {PI_FREE_DAYS}): "
+                    f"first month, {vcpus} vCPUs", "rds.performance-insights.first-month-vcpu",
+                    "RDS Performance Insights paid retention, first month, per vCPU-month", vcpus, vcpus,
+                    "vCPU-month")
+            if months > 1:
+                more = vcpus * (months - 1)
+                out.add(name, f"Performance Insights: {months - 1} further months of history",
+                        "rds.performance-insights.additional-month-vcpu",
+                        "RDS Performance Insights paid retention, each further month, per vCPU-month", more, more,
+                        "vCPU-month")
+
+
+def _rds_backups(out: _Lines, name: str, p: dict, usage: CostSettings, mult: float) -> None:
+    """Automated backups beyond the free allowance (backup storage up to the provisioned storage).
+
+    Backups are incremental: one full copy plus each day's changes, kept backupRetentionPeriod
+    days. The database is taken to fill its storage, so the allowance covers the full copy and every
+    day's changes are billed (an upper bound); one copy however many standbys."""
+    days = int(p.get("backupRetentionPeriod") or 0)
+    if not days:
+        return
+    gb = usage.rds_backup_changed_gb_per_day * days
+    out.add(name, f"backup storage beyond the free allowance ({days} days x rdsBackupChangedGbPerDay)",
+            "rds.backup-storage.gb-month", "RDS backup storage beyond the provisioned storage, per GB-month",
+            gb, gb * mult, "GB-month")
 
 
 def _elasticache(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
@@ -374,6 +462,18 @@ def _elasticache(out: _Lines, rs: list[Declared], usage: CostSettings, mult: flo
         out.hourly(_name(r.key), f"ElastiCache {engine} {node_type} x {nodes} ({shards} shards)",
                    f"elasticache.{engine}.node-hour.{node_type}",
                    f"ElastiCache ({engine}) {node_type} On-Demand node, per hour", nodes, nodes)
+        days = int(p.get("snapshotRetentionLimit") or 0)
+        if days:
+            # One full snapshot a day of every shard's data (a primary's), each kept `days` days. The
+            # stored sources disagree on a free snapshot per cluster; none is deducted (an upper bound).
+            found = classes.find("elasticache", node_type)
+            if found is None:
+                out.missing[f"memory of {node_type}"] = f"{node_type} is not in capacity/instance-classes.yaml"
+            data = (found.memory_gib if found else 0) * shards
+            out.add(_name(r.key), f"snapshots: {days} days of the {shards} shards' data (cacheFillFraction at rest, "
+                    "full at maximum scale)", "elasticache.backup-storage.gb-month",
+                    "ElastiCache backup storage, per GB-month", data * usage.cache_fill_fraction * days, data * days,
+                    "GB-month")
 
 
 def _alb(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
@@ -394,17 +494,26 @@ def _alb(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> N
 def _cloudfront(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
     name = _name(rs[0].key)
     gb, req = usage.cdn_gb_per_month, usage.requests_millions_per_month
-    out.add(name, "data transfer to viewers, North America tier (cdnGbPerMonth)", "cloudfront.internet-out-gb",
-            "CloudFront regional data transfer out to the internet (United States), per GB", gb, gb * mult, "GB")
-    out.add(name, "HTTPS requests (requestsMillionsPerMonth)", "cloudfront.https-requests-10k",
-            "CloudFront HTTPS requests (United States), per 10,000", req * 100, req * 100 * mult, "10k requests")
+    free = usage.cloudfront_free_tier
+    free_gb, free_req = (CLOUDFRONT_FREE_GB, CLOUDFRONT_FREE_REQUESTS_MILLIONS) if free else (0.0, 0.0)
+    beyond = " beyond the free 1 TB" if free_gb else ""
+    out.add(name, f"data transfer to viewers{beyond}, North America tier (cdnGbPerMonth)",
+            "cloudfront.internet-out-gb",
+            "CloudFront regional data transfer out to the internet (United States), per GB",
+            max(0.0, gb - free_gb), max(0.0, gb * mult - free_gb), "GB")
+    beyond = " beyond the free 10 M" if free_req else ""
+    out.add(name, f"HTTPS requests{beyond} (requestsMillionsPerMonth)", "cloudfront.https-requests-10k",
+            "CloudFront HTTPS requests (United States), per 10,000",
+            max(0.0, req - free_req) * 100, max(0.0, req * mult - free_req) * 100, "10k requests")
     # A behaviour runs at most one viewer-request function per request (the pages and API
     # behaviours' viewer-host function, the static export's rewrite): every request, as an upper bound.
     behaviors = [rs[0].props.get("defaultCacheBehavior") or {}, *(rs[0].props.get("orderedCacheBehaviors") or [])]
     if any(b.get("functionAssociations") for b in behaviors):
-        out.add(name, "CloudFront Functions, at most one per request (requestsMillionsPerMonth)",
+        free_fn = CLOUDFRONT_FREE_FUNCTION_MILLIONS if free else 0.0
+        beyond = " beyond the free 2 M" if free_fn else ""
+        out.add(name, f"CloudFront Functions{beyond}, at most one per request (requestsMillionsPerMonth)",
                 "cloudfront.function-invocations-1m", "CloudFront Functions invocations, per million",
-                req, req * mult, "1M invocations")
+                max(0.0, req - free_fn), max(0.0, req * mult - free_fn), "1M invocations")
 
 
 def _waf(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
@@ -453,6 +562,23 @@ def _alarms(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -
                   for r in rs)
     out.add(f"{len(rs)} CloudWatch alarms", "standard-resolution alarm metrics", "cloudwatch.alarm-metric-month",
             "CloudWatch standard-resolution alarm metric, per month", metrics, metrics, "alarm metric-month")
+    custom = usage.cloudwatch_custom_metrics
+    out.add("CloudWatch", "custom metrics the apps publish (cloudwatchCustomMetrics; the alarms' AWS metrics are free)",
+            "cloudwatch.custom-metric-month", "CloudWatch custom metric, first 10,000, per metric-month",
+            custom, custom, "metric-month")
+
+
+def _cross_az(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    """Traffic between zones: $0.01/GB out of one zone and $0.01/GB into the other (both sides of
+    every GB). RDS's Multi-AZ replication is free and not counted; nor is ElastiCache's replication
+    between its own nodes (the stored sources do not say how it is billed)."""
+    zones = sorted({str(r.props.get("availabilityZone")) for r in rs if r.props.get("availabilityZone")})
+    if len(zones) < 2:
+        return
+    gb = usage.cross_az_gb_per_month * 2
+    out.add(f"{len(zones)} availability zones", "cross-AZ transfer, both directions (crossAzGbPerMonth x 2)",
+            "data-transfer.cross-az-gb", "EC2 data transfer between availability zones, per GB each direction",
+            gb, gb * mult, "GB")
 
 
 def _buckets(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
@@ -512,5 +638,6 @@ PRICERS = {
     "aws:cloudwatch/logGroup:LogGroup": _log_groups,
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarms,
     "aws:s3/bucket:Bucket": _buckets,
+    "aws:ec2/subnet:Subnet": _cross_az,
     "kubernetes:helm.sh/v3:Release": _helm_volumes,
 }

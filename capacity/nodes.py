@@ -11,19 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: instance type -> (vCPU, memory GiB, max pods). A small table of the families this project uses.
-INSTANCE_TYPES: dict[str, tuple[int, int, int]] = {
-    "t3.medium": (2, 4, 17), "t3.large": (2, 8, 35), "t3.xlarge": (4, 16, 58),
-    "t3a.medium": (2, 4, 17), "t3a.large": (2, 8, 35), "t3a.xlarge": (4, 16, 58),
-    "m6i.large": (2, 8, 29), "m6i.xlarge": (4, 16, 58), "m6i.2xlarge": (8, 32, 58),
-    "m6i.4xlarge": (16, 64, 234),
-    "m7i.large": (2, 8, 29), "m7i.xlarge": (4, 16, 58), "m7i.2xlarge": (8, 32, 58),
-    "m6g.large": (2, 8, 29), "m6g.xlarge": (4, 16, 58), "m6g.2xlarge": (8, 32, 58),
-    "m7g.large": (2, 8, 29), "m7g.xlarge": (4, 16, 58), "m7g.2xlarge": (8, 32, 58),
-    "c6i.large": (2, 4, 29), "c6i.xlarge": (4, 8, 58), "c6i.2xlarge": (8, 16, 58),
-    "c7i.large": (2, 4, 29), "c7i.xlarge": (4, 8, 58), "c7i.2xlarge": (8, 16, 58),
-    "r6i.large": (2, 16, 29), "r6i.xlarge": (4, 32, 58), "r6i.2xlarge": (8, 64, 58),
-}
+from capacity import classes
+
+#: instance type -> (vCPU, memory GiB, max pods): the EC2 rows of capacity/instance-classes.yaml,
+#: which are the types a node group may use (capacity/classes.py).
+INSTANCE_TYPES: dict[str, tuple[int, float, int]] = {
+    name: (c.vcpus, c.memory_gib, c.max_pods or 0) for name, c in classes.of("ec2").items()}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from capacity import classes
 from capacity.headroom import HeadroomFigures
 from components import Between, Matches, args_for, require_valid
 from components.headroom import Headroom, HeadroomArgs, HeadroomSettings
@@ -64,7 +65,6 @@ _TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
 
 _ADDON_VERSION = Matches(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+",
                          "an EKS add-on version such as v1.20.4-eksbuild.2")
-_INSTANCE_TYPE = r"[a-z][a-z0-9-]*\.[a-z0-9]+"
 _ROLE_ARN = Matches(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
                     "an IAM role ARN such as arn:aws:iam::123456789012:role/admin")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -107,8 +107,9 @@ class NodeGroupSpec:
     """``cofounder:cluster.nodeGroups.<name>``: one EKS managed node group. The Cluster
     Autoscaler moves the desired size between min and max."""
 
-    #: EC2 instance types, all of the same size class (the Cluster Autoscaler assumes one shape per group).
-    instance_types: list[str]
+    #: EC2 instance types, all of the same size class (the Cluster Autoscaler assumes one shape per group),
+    #: each one of capacity/instance-classes.yaml (its allocatable and price).
+    instance_types: list[Annotated[str, classes.listed("ec2")]]
     #: ON_DEMAND, or SPOT (cheaper, can be reclaimed; needs two or more instance types).
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
     #: Nodes the group never goes below (the Cluster Autoscaler keeps at least these).
@@ -134,9 +135,6 @@ class NodeGroupSpec:
     def checks(self):
         if not self.instance_types:
             yield "instance_types", self.instance_types, "at least one EC2 instance type such as m6i.large"
-        for i, itype in enumerate(self.instance_types):
-            if not re.fullmatch(_INSTANCE_TYPE, itype):
-                yield f"instance_types[{i}]", itype, "an EC2 instance type such as m6i.large"
         if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
             yield ("instance_types", self.instance_types,
                    "at least two instance types for SPOT capacity (diversified pools)")

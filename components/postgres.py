@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from capacity import connections
+from capacity import classes
 from components import LOG_RETENTION, Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 from components.log_encryption import log_key
@@ -39,8 +39,9 @@ PASSWORD_SPECIALS = "-_.~"
 class PostgresSettings:
     """``cofounder:postgres``: the RDS for PostgreSQL instance behind PgBouncer. Defaults are production-safe."""
 
-    #: RDS instance class; must be one ``capacity/connections.py`` knows the memory of (it sets max_connections).
-    instance_class: str = "db.r7g.large"
+    #: RDS instance class: one of capacity/instance-classes.yaml, which holds its memory (it sets
+    #: max_connections), vCPUs and price.
+    instance_class: Annotated[str, classes.listed("rds")] = "db.r7g.large"
     #: PostgreSQL 17: the major alone ("17") while autoMinorVersionUpgrade is true, since RDS moves the
     #: minor and a pinned one would make the next update a downgrade; a full "17.x" pin when it is false.
     engine_version: Annotated[str, Matches(r"17(\.\d+)?", "a value matching 17(\\.\\d+)?")] = "17"
@@ -74,9 +75,6 @@ class PostgresSettings:
     log_retention_days: Annotated[int, Between(1, 3653), LOG_RETENTION] = 30
 
     def checks(self):
-        if self.instance_class not in connections.INSTANCE_MEMORY_GIB:
-            yield ("instance_class", self.instance_class,
-                   "an RDS instance class listed in capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)")
         if self.auto_minor_version_upgrade and "." in self.engine_version:
             yield ("engine_version", self.engine_version,
                    "the major version alone (17) while autoMinorVersionUpgrade is true: RDS upgrades the minor "

@@ -31,6 +31,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from capacity import classes
 from components import Between, Matches, require_valid
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 
@@ -60,9 +61,9 @@ EVICTION_POLICY = "volatile-lfu"
 class RedisSettings:
     """``cofounder:redis``: the ElastiCache (Valkey) replication group in cluster mode."""
 
-    #: ElastiCache node type of every primary and replica.
-    node_type: Annotated[str, Matches(r"cache\.[a-z0-9]+\.[a-z0-9]+",
-                                      "a value matching cache\\.[a-z0-9]+\\.[a-z0-9]+")] = "cache.r7g.large"
+    #: ElastiCache node type of every primary and replica: one of capacity/instance-classes.yaml
+    #: (its memory and price).
+    node_type: Annotated[str, classes.listed("elasticache")] = "cache.r7g.large"
     #: Pinned Valkey major.minor (from 7 on the provider wants both, e.g. "8.1"); the parameter group
     #: family follows the major. Unlike RDS this does not drift: auto minor version upgrades only patch
     #: within 8.1 and the provider reads the running 8.1.x back as "8.1".

@@ -143,7 +143,10 @@ def _dev_cluster(**changes) -> dict:
      "expected at least one EC2 instance type such as m6i.large"),
     ({"nodeGroups.system.instanceTypes": ["large"]},
      "cofounder:cluster.nodeGroups.system.instanceTypes[0] = 'large' is not allowed: "
-     "expected an EC2 instance type such as m6i.large"),
+     "expected an EC2 instance type of capacity/instance-classes.yaml (t3.{medium,large,xlarge}, "),
+    ({"nodeGroups.system.instanceTypes": ["m8g.large"]},
+     "cofounder:cluster.nodeGroups.system.instanceTypes[0] = 'm8g.large' is not allowed: expected an EC2 instance "
+     "type of capacity/instance-classes.yaml ("),
     ({"nodeGroups.apps.instanceTypes": ["t3.large"]},
      "cofounder:cluster.nodeGroups.apps.instanceTypes = [\"t3.large\"] is not allowed: "
      "expected at least two instance types for SPOT capacity (diversified pools)"),

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-import pytest
+import copy
+import typing
+from pathlib import Path
 
-from capacity.cost import CostSettings, Price, PriceTable, estimate, load_prices
+import pytest
+import yaml
+
+from capacity import classes
+from capacity.cost import (
+    CostSettings,
+    IncompleteEstimate,
+    Price,
+    PriceTable,
+    estimate,
+    load_prices,
+    max_scale_monthly_usd,
+)
 from capacity.fleet import Declared
+from capacity.schema import OneOf, constraints, hints_of
+from components.eks_cluster import NodeGroupSpec
+from components.postgres import PostgresSettings
+from components.redis import RedisSettings
+from infra.config import ConfigError
 
 HOURS = 730
 TABLE = PriceTable("test-1", "USD", HOURS, {
@@ -15,6 +34,15 @@ TABLE = PriceTable("test-1", "USD", HOURS, {
         ("rds.postgres.instance-hour.db.r7g.xlarge", 0.478, "hour"),
         ("rds.postgres.instance-hour.db.m7g.large", 0.168, "hour"),
         ("rds.gp3.gb-month", 0.115, "GB-month"),
+        ("rds.backup-storage.gb-month", 0.095, "GB-month"),
+        ("rds.performance-insights.first-month-vcpu", 1.5, "vCPU-month"),
+        ("rds.performance-insights.additional-month-vcpu", 0.1, "vCPU-month"),
+        ("elasticache.backup-storage.gb-month", 0.085, "GB-month"),
+        ("data-transfer.cross-az-gb", 0.01, "GB"),
+        ("cloudfront.internet-out-gb", 0.085, "GB"),
+        ("cloudfront.https-requests-10k", 0.01, "10k requests"),
+        ("cloudwatch.alarm-metric-month", 0.10, "alarm metric-month"),
+        ("cloudwatch.custom-metric-month", 0.30, "metric-month"),
     ]})
 
 
@@ -40,10 +68,10 @@ def app(name="backend", min_r=2, max_r=10, cpu="500m", mem="1Gi"):
     return [deployment, hpa]
 
 
-def rds(klass="db.r7g.xlarge", multi_az=True, storage=100, max_storage=None):
+def rds(klass="db.r7g.xlarge", multi_az=True, storage=100, max_storage=None, **props):
     return Declared("aws:rds/instance:Instance", "db", {
         "engine": "postgres", "instanceClass": klass, "multiAz": multi_az, "storageType": "gp3",
-        "allocatedStorage": storage, "maxAllocatedStorage": max_storage or storage})
+        "allocatedStorage": storage, "maxAllocatedStorage": max_storage or storage, **props})
 
 
 def line(e, item_start):
@@ -97,6 +125,140 @@ def test_a_missing_price_is_named_never_a_silent_zero():
     assert e.missing == {"ec2.instance-hour.m7i.large": "EC2 On-Demand Linux m7i.large, per hour"}
     assert line(e, "m7i.large nodes").monthly_min is None
     assert not e.complete
+    assert e.incomplete == "incomplete: 1 line unpriced"
+    assert e.as_dict()["incomplete"] == "incomplete: 1 line unpriced" and e.as_dict()["unpricedLines"] == 1
+
+
+def test_the_max_scale_total_a_budget_derives_from_refuses_an_incomplete_estimate():
+    with pytest.raises(IncompleteEstimate, match=r"^incomplete: 1 line unpriced: ec2.instance-hour.m8g.large$"):
+        max_scale_monthly_usd([node_group(itype="m8g.large"), *app()], "us-east-1", CostSettings())
+    complete = estimate([node_group(), *app()], "us-east-1", CostSettings())
+    assert max_scale_monthly_usd([node_group(), *app()], "us-east-1", CostSettings()) == round(complete.monthly_max, 2)
+
+
+def test_performance_insights_beyond_seven_days_bills_every_vcpu_of_primary_and_standby():
+    e = estimate([rds(performanceInsightsEnabled=True, performanceInsightsRetentionPeriod=93)], "test-1",
+                 CostSettings(), table=TABLE)
+    first, more = line(e, "Performance Insights, 93 days"), line(e, "Performance Insights: 2 further months")
+    assert first.quantity_min == 8  # db.r7g.xlarge: 4 vCPUs x 2 (Multi-AZ)
+    assert more.quantity_min == 16 and more.monthly_max == pytest.approx(1.6)
+    free = estimate([rds(performanceInsightsEnabled=True, performanceInsightsRetentionPeriod=7)], "test-1",
+                    CostSettings(), table=TABLE)
+    assert not [x for x in free.lines if "Performance Insights" in x.item]
+
+
+def test_rds_backups_bill_each_days_changes_beyond_the_free_allowance():
+    e = estimate([rds(backupRetentionPeriod=30)], "test-1", CostSettings(rds_backup_changed_gb_per_day=2),
+                 table=TABLE)
+    backups = line(e, "backup storage")
+    assert (backups.quantity_min, backups.quantity_max) == (60, 300)  # 2 GB x 30 days; x5 at maximum
+    assert backups.monthly_min == pytest.approx(5.7)
+
+
+def test_cache_snapshots_keep_each_days_copy_of_the_shards_data():
+    cache = Declared("aws:elasticache/replicationGroup:ReplicationGroup", "cache", {
+        "engine": "valkey", "nodeType": "cache.r7g.large", "numNodeGroups": 3, "replicasPerNodeGroup": 2,
+        "snapshotRetentionLimit": 14})
+    e = estimate([cache], "test-1", CostSettings(cache_fill_fraction=0.5), table=TABLE)
+    snapshots = line(e, "snapshots")
+    assert snapshots.quantity_max == pytest.approx(13.07 * 3 * 14)  # full memory of 3 primaries, 14 copies
+    assert snapshots.quantity_min == pytest.approx(13.07 * 3 * 14 * 0.5)
+
+
+def subnet(zone):
+    return Declared("aws:ec2/subnet:Subnet", f"subnet-{zone}", {"availabilityZone": zone})
+
+
+def test_cross_az_transfer_is_billed_on_both_sides_only_across_zones():
+    e = estimate([subnet("a"), subnet("b")], "test-1", CostSettings(cross_az_gb_per_month=300), table=TABLE)
+    transfer = line(e, "cross-AZ transfer")
+    assert (transfer.quantity_min, transfer.quantity_max) == (600, 3000)
+    assert transfer.monthly_min == pytest.approx(6.0)
+    assert not estimate([subnet("a"), subnet("a")], "test-1", CostSettings(), table=TABLE).lines
+
+
+def test_cloudfront_deducts_the_free_terabyte_and_ten_million_requests_unless_told_not_to():
+    cdn = [Declared("aws:cloudfront/distribution:Distribution", "cdn", {})]
+    usage = dict(cdn_gb_per_month=500, requests_millions_per_month=30)
+    free = estimate(cdn, "test-1", CostSettings(**usage), table=TABLE)
+    assert line(free, "data transfer to viewers beyond the free 1 TB").quantity_min == 0
+    assert line(free, "data transfer to viewers").quantity_max == 1500  # 2,500 GB at maximum - 1,000
+    assert line(free, "HTTPS requests beyond the free 10 M").quantity_min == 2000  # 20 M, in 10k
+    full = estimate(cdn, "test-1", CostSettings(**usage, cloudfront_free_tier=False), table=TABLE)
+    assert full.monthly_min - free.monthly_min == pytest.approx(500 * 0.085 + 1000 * 0.01)
+
+
+def test_custom_metrics_are_their_own_line_beside_the_alarms():
+    alarm = Declared("aws:cloudwatch/metricAlarm:MetricAlarm", "alarm", {})
+    e = estimate([alarm], "test-1", CostSettings(cloudwatch_custom_metrics=20), table=TABLE)
+    assert line(e, "custom metrics").monthly_min == pytest.approx(6.0)
+
+
+def _accepted(cls, field) -> OneOf:
+    hint = hints_of(cls)[field]
+    if typing.get_origin(constraints(hint)[0]) is list:
+        hint = typing.get_args(constraints(hint)[0])[0]
+    [rule] = [r for r in constraints(hint)[1] if isinstance(r, OneOf)]
+    return rule
+
+
+@pytest.mark.parametrize("kind, cls, field", [
+    ("ec2", NodeGroupSpec, "instance_types"), ("rds", PostgresSettings, "instance_class"),
+    ("elasticache", RedisSettings, "node_type")])
+def test_every_class_the_settings_accept_has_a_price_vcpus_and_memory(kind, cls, field):
+    table = load_prices("us-east-1")
+    accepted = _accepted(cls, field).values
+    assert accepted
+    for name in accepted:
+        c = classes.find(kind, name)
+        assert c is not None and c.vcpus > 0 and c.memory_gib > 0, name
+        assert kind != "ec2" or (c.max_pods or 0) > 0, name
+        assert c.price_key in table.prices and table.prices[c.price_key].usd > 0, name
+        assert c.hardware.source.startswith("https://") and c.hardware.read_from and c.hardware.read, name
+        where = c.prices["us-east-1"]
+        assert where.source.startswith("https://aws.amazon.com/") and where.read_from and where.read, name
+
+
+STACKS = Path(__file__).resolve().parents[1] / "stacks"
+
+
+def _with(stack: str, **changes):
+    """Overrides for ``run_stack_with``: the stack's sections with ``section.key`` paths replaced."""
+    config = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())["config"]
+    over = {}
+    for path, value in changes.items():
+        section, *keys = path.split(".")
+        block = over.setdefault(f"cofounder:{section}", copy.deepcopy(config[f"cofounder:{section}"]))
+        for k in keys[:-1]:
+            block = block[k]
+        block[keys[-1]] = value
+    return over
+
+
+def test_each_larger_class_raises_both_scales_and_keeps_prod_complete(run_stack_with):
+    from toolkit.cost_reports import stack_estimate
+
+    steps = [{}, {"postgres.instanceClass": "db.r7g.4xlarge"}, {"redis.nodeType": "cache.r7g.xlarge"},
+             {"cluster.nodeGroups.apps.instanceTypes": ["m7i.4xlarge"]}]
+    changes: dict = {}
+    before = None
+    for step in steps:
+        changes.update(step)
+        e = stack_estimate(run_stack_with("prod", _with("prod", **changes)))
+        assert e.complete, (step, e.incomplete)
+        if before is not None:
+            assert e.monthly_min > before.monthly_min and e.monthly_max > before.monthly_max, step
+        before = e
+
+
+def test_a_class_without_a_row_is_refused_at_load_saying_where_to_add_it(run_stack_with):
+    with pytest.raises(ConfigError) as err:
+        run_stack_with("prod", _with("prod", **{"redis.nodeType": "cache.m7g.large"}))
+    message = str(err.value)
+    assert message.startswith("stacks/Pulumi.prod.yaml: cofounder:redis.nodeType = 'cache.m7g.large' is not allowed: "
+                              "expected an ElastiCache node type of capacity/instance-classes.yaml (")
+    assert message.endswith("to use another, add its row there with its vCPUs, memory, price, source and read date")
+    assert "\n" not in message
 
 
 def test_an_unknown_billable_type_is_named():
@@ -119,6 +281,7 @@ def test_every_resource_type_of_every_stack_is_priced_or_known_to_be_free(stack,
 
     e = stack_estimate(stack_program(stack))
     assert e.unclassified == []
+    assert e.complete and e.incomplete is None, e.missing  # no stack's cost report is incomplete
     assert e.monthly_min < e.monthly_max
 
 

@@ -53,3 +53,34 @@ def test_make_diff_shows_the_cost_change_and_the_prod_burst(stack_program):
     assert "| worker | 190 s | 60 s | ✅ |" in text
     assert "```mermaid\nxychart-beta" in text and text.count("    line [") == 3
     assert "Monthly cost at minimum and maximum scale" not in text  # its own section, not a report table
+
+
+def test_an_incomplete_estimate_leads_with_its_holes_and_labels_its_totals(stack_program, monkeypatch):
+    from capacity import cost
+    from toolkit.cost_reports import cost_report
+
+    full = cost.load_prices("us-east-1")
+    holed = cost.PriceTable(full.region, full.currency, full.hours_per_month,
+                            {k: v for k, v in full.prices.items() if k != "rds.backup-storage.gb-month"})
+    monkeypatch.setattr(cost, "load_prices", lambda region: holed)
+    report = cost_report(stack_program("prod"))
+    assert report["title"].startswith("incomplete: 1 line unpriced. ") and report["title"].endswith("priced lines only")
+    assert report["notes"][0] == "incomplete: 1 line unpriced: the totals below count the priced lines only."
+    assert "priced lines only: minimum scale $" in report["notes"][1]
+    assert report["ok"] is False and report["data"]["incomplete"] == "incomplete: 1 line unpriced"
+
+
+def test_make_diff_leads_the_cost_section_with_an_incomplete_side(stack_program):
+    head = json.loads(json.dumps(build_reports(stack_program("prod"))["cost"]))
+    base = json.loads(json.dumps(head))
+    gone = next(x for x in head["data"]["lines"] if x["priceKey"] == "rds.backup-storage.gb-month")
+    gone.update(unitPrice=None, monthlyMinScale=None, monthlyMaxScale=None)
+    head["data"].update(complete=False, incomplete="incomplete: 1 line unpriced")
+    del base["data"]["incomplete"]  # a BASE written before the field existed: counted from its lines
+    text = diff.render([diff.diff_stack("prod", _snapshot({"cost": base}), _snapshot({"cost": head}))],
+                       base_label="base", head_label="head")
+    section = text[text.index("**working tree: incomplete"):]
+    assert section.startswith("**working tree: incomplete: 1 line unpriced**. Totals and the change count the "
+                              "priced lines only.")
+    assert section.index("incomplete") < section.index("| minimum |")
+    assert "| scale | BASE (priced lines) | working tree (priced lines) | change |" in section

@@ -98,7 +98,7 @@ HAND_WRITTEN = {
         "capacity-connection-budget": {"reservedConnections": 20},
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_TAG_ONLY},
         "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6700},
+        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6800},
         "cloudfront-vpc-origin-https-only": {"allowHttpOrigin": True},
     },
 }

@@ -18,7 +18,7 @@ VERSIONS = AddonVersions(vpc_cni="v1.20.4-eksbuild.2", coredns="v1.12.3-eksbuild
 SYSTEM = NodeGroupSpec(instance_types=["m6i.large"], min_size=2, desired_size=2, max_size=4,
                        labels={"node-pool": "system"},
                        taints=[NodeTaint(key="CriticalAddonsOnly", value="true", effect="NoSchedule")])
-APPS = NodeGroupSpec(instance_types=["m6i.xlarge", "m6a.xlarge"], capacity_type="SPOT", min_size=0,
+APPS = NodeGroupSpec(instance_types=["m6i.xlarge", "m7i.xlarge"], capacity_type="SPOT", min_size=0,
                      desired_size=1, max_size=10, disk_size_gib=80, labels={"node-pool": "apps"},
                      max_unavailable=2)
 
@@ -177,7 +177,7 @@ def test_launch_templates_require_imdsv2_and_encrypted_gp3(defaults):
 def test_node_groups_follow_their_spec(defaults):
     p, _ = defaults
     apps = p.one("aws:eks/nodeGroup:NodeGroup", "platform-apps").inputs
-    assert apps["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
+    assert apps["instanceTypes"] == ["m6i.xlarge", "m7i.xlarge"]
     assert apps["capacityType"] == "SPOT"
     assert apps["scalingConfig"] == {"minSize": 0, "desiredSize": 1, "maxSize": 10}
     assert apps["updateConfig"] == {"maxUnavailable": 2}

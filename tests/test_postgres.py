@@ -236,8 +236,8 @@ def test_stack_settings(stack_program, stack, expected):
 
 @pytest.mark.parametrize("override, expected", [
     ({"instanceClass": "db.z9.large"},
-     "cofounder:postgres.instanceClass = 'db.z9.large' is not allowed: expected an RDS instance class listed in "
-     "capacity/connections.py (e.g. db.t4g.medium, db.r7g.large)"),
+     "cofounder:postgres.instanceClass = 'db.z9.large' is not allowed: expected an RDS instance class of "
+     "capacity/instance-classes.yaml (db.t4g.{micro,small,medium,large,xlarge,2xlarge}, "),
     ({"allocatedStorageGib": 100, "maxAllocatedStorageGib": 50},
      "cofounder:postgres.maxAllocatedStorageGib = 50 is not allowed: expected at least allocatedStorageGib (100)"),
     ({"performanceInsightsRetentionDays": 30},

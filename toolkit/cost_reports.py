@@ -66,10 +66,14 @@ def cost_report(program: Program) -> dict | None:
             for line in e.lines]
     headroom = [line for line in e.lines if line.item.startswith("headroom")]
     u = e.usage
-    notes = [
+    # An incomplete estimate says so before any total, and its totals say they are the priced lines':
+    # a line without a price counts nothing, so the total alone would read as a cheaper stack.
+    priced = "priced lines only: " if e.incomplete else ""
+    notes = [f"{e.incomplete}: the totals below count the priced lines only."] if e.incomplete else []
+    notes += [
         f"Monthly, {e.currency}, on-demand list prices of {e.region} read {e.prices_as_of} "
-        f"(capacity/prices/{e.region}.yaml, each with its source): minimum scale {_usd(e.monthly_min)}, "
-        f"maximum scale {_usd(e.monthly_max)}.",
+        f"(capacity/prices/{e.region}.yaml and capacity/instance-classes.yaml, each with its source): {priced}"
+        f"minimum scale {_usd(e.monthly_min)}, maximum scale {_usd(e.monthly_max)}.",
         "Minimum: every autoscaler at its minimum, nodes that needs (at least minSize). Maximum: every "
         "autoscaler at its maximum, nodes capped by maxSize, RDS storage at its autoscaling maximum, "
         f"usage x {u.max_scale_usage_multiplier:g}.",
@@ -79,7 +83,10 @@ def cost_report(program: Program) -> dict | None:
         f"Usage assumed (cofounder:cost): {u.requests_millions_per_month:g}M requests, {u.cdn_gb_per_month:g} GB to "
         f"viewers, {u.origin_gb_per_month:g} GB through the ALB, {u.nat_gb_per_month:g} GB through NAT, "
         f"{u.queue_messages_millions_per_month:g}M queue messages, {u.default_log_gb_per_month:g} GB per log group"
-        f"{' (some set per group)' if u.log_gb_per_month else ''}, {u.s3_storage_gb:g} GB in S3, per month.",
+        f"{' (some set per group)' if u.log_gb_per_month else ''}, {u.s3_storage_gb:g} GB in S3, "
+        f"{u.cross_az_gb_per_month:g} GB across zones, {u.cloudwatch_custom_metrics} custom metrics, "
+        f"{u.rds_backup_changed_gb_per_day:g} GB of database changes a day, cache {u.cache_fill_fraction:.0%} full, "
+        f"per month; CloudFront's free 1 TB and 10 M requests {'' if u.cloudfront_free_tier else 'not '}deducted.",
     ]
     if e.capped_groups:
         notes.append(f"CAP BITES at maximum scale: {', '.join(e.capped_groups)} at maxSize with pods left without a "
@@ -92,10 +99,13 @@ def cost_report(program: Program) -> dict | None:
     notes += [f"PROBLEM: {p}" for p in e.problems]
     if e.budget_usd is not None:
         verdict = "within" if e.within_budget else "OVER"
-        notes.append(f"Budget (cofounder:cost.monthlyBudgetUsd) {_usd(e.budget_usd)}: maximum scale is {verdict} it.")
-    return {"title": "Monthly cost at minimum and maximum scale", "key": ["resource", "item"], "rows": rows,
-            "notes": notes,
-            "ok": e.within_budget is not False, "data": e.as_dict()}
+        notes.append(f"Budget (cofounder:cost.monthlyBudgetUsd) {_usd(e.budget_usd)}: maximum scale "
+                     f"{'of the priced lines ' if e.incomplete else ''}is {verdict} it.")
+    title = "Monthly cost at minimum and maximum scale"
+    if e.incomplete:
+        title = f"{e.incomplete}. {title}, priced lines only"
+    return {"title": title, "key": ["resource", "item"], "rows": rows, "notes": notes,
+            "ok": e.complete and e.within_budget is not False, "data": e.as_dict()}
 
 
 def burst_report(program: Program) -> dict | None:

@@ -610,15 +610,33 @@ def _moving_parts(base: dict | None, head: dict, scale: str) -> str:
     return f"{total} = {shown}"
 
 
+def _incomplete(doc: dict | None) -> str | None:
+    """``incomplete: N lines unpriced`` for a cost document that lacks prices (older ones say only
+    ``complete: false``), or None."""
+    if doc is None or doc.get("complete", True):
+        return None
+    if doc.get("incomplete"):
+        return str(doc["incomplete"])
+    n = sum(1 for x in doc.get("lines", []) if x.get("unitPrice") is None)
+    return f"incomplete: {n} line{'s' if n != 1 else ''} unpriced"
+
+
 def _render_cost(cost: tuple[dict | None, dict | None], level: int) -> list[str]:
     """Monthly cost at both scales, BASE against the working tree, and the lines that changed."""
     base, head = cost
     if head is None:
         return [] if base is None else ["**Cost per month:** the working tree has no cost report.", ""]
     bm, hm = (base or {}).get("monthly", {}), head["monthly"]
-    lines = [f"**Cost per month** ({head['currency']}, {head['region']} list prices read {head['pricesAsOf']}; "
-             "docs/cost-and-burst.md):", "",
-             "| scale | BASE | working tree | change (and the lines that make it) |", "|---|---|---|---|"]
+    # An incomplete side leads, before any total: its unpriced lines count nothing, so its total and
+    # the change would otherwise read as a cheaper stack.
+    sides = (("working tree", _incomplete(head)), ("BASE", _incomplete(base)))
+    holes = [f"**{label}: {text}**" for label, text in sides if text]
+    lines = [f"{'; '.join(holes)}. Totals and the change count the priced lines only.", ""] if holes else []
+    priced = " (priced lines)" if holes else ""
+    lines += [f"**Cost per month** ({head['currency']}, {head['region']} list prices read {head['pricesAsOf']}; "
+              "docs/cost-and-burst.md):", "",
+              f"| scale | BASE{priced} | working tree{priced} | change (and the lines that make it) |",
+              "|---|---|---|---|"]
     for key, label in (("minScale", "minimum"), ("maxScale", "maximum")):
         lines.append(f"| {label} | {_money(bm.get(key))} | {_money(hm[key])} | {_moving_parts(base, head, key)} |")
     lines.append("")

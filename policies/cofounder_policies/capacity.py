@@ -175,8 +175,10 @@ def _cost_within_budget(resources, settings):
     biggest = ", ".join(f"{line.resource} {line.item} ${line.monthly_max:,.0f}" for line in top if line.monthly_max)
     unknown = sorted(e.missing) + e.unclassified + e.problems
     if not e.within_budget:
-        unpriced = f" (and no amount yet for {', '.join(unknown)})" if unknown else ""
-        yield (f"at maximum scale the stack costs ${e.monthly_max:,.2f} per month{unpriced}, over its budget of "
+        # An incomplete estimate leads with what it lacks, and its total says it is the priced lines'.
+        lead = f"{e.incomplete} ({', '.join(unknown)}); " if e.incomplete else ""
+        what = "the priced lines alone cost" if e.incomplete else "the stack costs"
+        yield (f"{lead}at maximum scale {what} ${e.monthly_max:,.2f} per month, over its budget of "
                f"${float(budget):,.2f} (cofounder:cost.monthlyBudgetUsd); the largest lines: {biggest}. Fix: lower "
                "maxReplicas or node group maxSize, smaller classes, or a budget that says what the peak may "
                "cost."), None
