@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,6 +36,7 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 APP_LABEL = "app.kubernetes.io/name"
 
@@ -99,6 +101,8 @@ class MetricPath:
     #: Most pods' worth of load at the target one ready pod can report (limit / request over the
     #: target); None when the metric does not saturate (a gauge or a queue length).
     cap: Fraction | None = None
+    #: Seconds a rate query adds before a step shows in full (``irate``: one scrape; ``rate[w]``: w).
+    window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,29 @@ def _resource_cap(container_resources: dict, name: str, target: dict) -> Fractio
     return None
 
 
+def _selects(monitor: dict, app: str) -> bool:
+    return (((monitor.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).get(APP_LABEL) == app
+
+
+def _adapter_queries(items: list) -> dict[str, str]:
+    """The declared prometheus-adapter rules' metricsQuery by the metric name they serve."""
+    out: dict[str, str] = {}
+    for r in items:
+        if r.type == HELM_RELEASE and str(r.props.get("chart", "")).rsplit("/", 1)[-1] == "prometheus-adapter":
+            for rule in ((r.props.get("values") or {}).get("rules") or {}).get("custom") or []:
+                out[str((rule.get("name") or {}).get("as"))] = str(rule.get("metricsQuery") or "")
+    return out
+
+
+def _query_window(query: str, scrape_seconds: float) -> float:
+    """A gauge shows a step at the next scrape; ``irate`` needs the scrape after that one too (its
+    last two samples both after the step); ``rate(...[w])`` reaches the full rate after ``w``."""
+    if "irate(" in query:
+        return scrape_seconds
+    match = re.search(r"rate\([^\]]*\[([0-9]+[smh]?)\]", query)
+    return _seconds(match.group(1), 0.0) if match else 0.0
+
+
 def app_facts(declared: Iterable, app: str, namespace: str | None, autoscaler_key: Hashable,
               deployment: dict, table: TimingTable | None = None) -> AppFacts:
     """What ``app``'s declared resources fix about its burst timings (see the module docstring)."""
@@ -158,11 +185,11 @@ def app_facts(declared: Iterable, app: str, namespace: str | None, autoscaler_ke
     pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
     container = (pod.get("containers") or [{}])[0]
     resources = container.get("resources") or {}
-    scrape = next((_seconds(((r.props.get("spec") or {}).get("endpoints") or [{}])[0].get("interval"),
-                            table.high("prometheusScrapeIntervalSeconds"))
-                   for r in items if r.type == SERVICE_MONITOR
-                   and ((r.props.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).get(APP_LABEL) == app),
-                  float(table.high("prometheusScrapeIntervalSeconds")))
+    default_scrape = float(table.high("prometheusScrapeIntervalSeconds"))
+    monitors = [r.props for r in items if r.type == SERVICE_MONITOR and _selects(r.props, app)]
+    scrape = (_seconds(((monitors[0].get("spec") or {}).get("endpoints") or [{}])[0].get("interval"), default_scrape)
+              if monitors else default_scrape)
+    queries = _adapter_queries(items)
     resolution = float(table.high("metricsServerResolutionSeconds"))
     autoscaler = next((r for r in items if r.key == autoscaler_key), None)
     props = autoscaler.props if autoscaler else {}
@@ -175,7 +202,8 @@ def app_facts(declared: Iterable, app: str, namespace: str | None, autoscaler_ke
             paths.append(MetricPath("resource", resolution,
                                     _resource_cap(resources, res.get("name", "cpu"), res.get("target") or {})))
         elif kind in ("Pods", "Object"):
-            paths.append(MetricPath("pods", scrape))
+            name = ((metric.get("pods") or metric.get("object") or {}).get("metric") or {}).get("name")
+            paths.append(MetricPath("pods", scrape, None, _query_window(queries.get(name, ""), scrape)))
         elif kind == "External":
             paths.append(MetricPath("external", 0.0))
     for trigger in spec.get("triggers") or []:  # a ScaledObject: cpu/memory become Resource metrics
@@ -269,7 +297,7 @@ class Draw:
             if m.kind == "resource":
                 lag = m.interval_seconds + self._u(0, m.interval_seconds)
             elif m.kind == "pods":
-                lag = self._u(0, m.interval_seconds) + self._r("prometheusAdapterQuerySeconds")
+                lag = self._u(0, m.interval_seconds) + m.window_seconds + self._r("prometheusAdapterQuerySeconds")
             else:
                 lag = self._u(0, m.interval_seconds) + self._r("kedaScalerQuerySeconds")
             out.append((math.ceil(lag), m.cap))
