@@ -202,7 +202,7 @@ def app_facts(declared: Iterable, app: str, namespace: str | None, autoscaler_ke
             paths.append(MetricPath("resource", resolution,
                                     _resource_cap(resources, res.get("name", "cpu"), res.get("target") or {})))
         elif kind in ("Pods", "Object"):
-            name = ((metric.get("pods") or metric.get("object") or {}).get("metric") or {}).get("name")
+            name = str(((metric.get("pods") or metric.get("object") or {}).get("metric") or {}).get("name", ""))
             paths.append(MetricPath("pods", scrape, None, _query_window(queries.get(name, ""), scrape)))
         elif kind == "External":
             paths.append(MetricPath("external", 0.0))
