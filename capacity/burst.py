@@ -1,21 +1,27 @@
 """The 5x burst, second by second: when are the replicas the peak needs actually Ready?
 
-Deterministic, from the declared state (``capacity/fleet.py`` reads it):
+From the declared state (``capacity/fleet.py`` reads it) and the timing table
+(``capacity/timings.yaml``, through ``capacity/timings.py``); one ``simulate`` is one realisation
+of every timing (a ``Draw``), ``distribution`` runs many seeded ones and the worst case:
 - t=0: the load steps to ``peakMultiplier`` x the baseline; the cluster is at rest, as the cost
   model's minimum scale: every app at its autoscaler's minimum, fixed Deployments at their
   replicas, the headroom placeholders, packed on the node groups (at least their minSize).
-- Each app's HPA decides as ``capacity/hpa.py`` ``time_to_scale`` computes (metric lag, 15 s
-  syncs, tolerance, stabilization, the declared scale-up policies): the same decisions as the
-  time-to-scale report, not a second HPA model. Each decision creates its new pods at once.
+- Each app's HPA decides as ``capacity/hpa.py`` ``time_to_scale`` computes, with the draw's sync
+  phase and each metric's own lag (CPU saturates at limit/request; a gauge or a queue does not).
+  Each decision creates its new pods at once.
 - A new pod is scheduled where it fits: free room on a running node first; else it preempts
   placeholder pods on one node (they run at a negative priority and leave at once: grace period
   0); else it is Pending. Evicted placeholders are Pending too.
-- The Cluster Autoscaler scans every ``scan-interval`` (from its declared chart values); a scan
-  sees the pods Pending since before it, at or above ``expendable-pods-priority-cutoff``, fits
-  them on the nodes already being provisioned and asks for more in the admitting group with the
-  fewest nodes (``balance-similar-node-groups``), up to maxSize. A node is Ready
-  ``nodeProvisioningSeconds`` after the scan; Pending pods then schedule on it, real pods first.
-- A scheduled pod is Ready ``podStartupSeconds`` later.
+- The Cluster Autoscaler scans every ``scan-interval`` (from its declared chart values, at the
+  draw's phase); a scan sees the pods Pending since before it, at or above
+  ``expendable-pods-priority-cutoff``, fits them on the nodes already being provisioned and asks for
+  more in the admitting group with the fewest nodes (``balance-similar-node-groups``), up to
+  maxSize. Each node is Ready after its own draw of EC2 launch to node Ready; Pending pods then
+  schedule on it, real pods first.
+- A scheduled pod is Ready after its own draw of scheduling and container start, the image pull
+  (cached when the node has run that app before, else by image size), the declared startup and
+  readiness probes over the app's boot, and, behind the ALB's readiness gate, the target
+  registration and one health check at the declared interval.
 An app's Ready time is the first second at which as many replicas are Ready as the HPA settles on
 for the peak; ``None`` when that never happens (maxReplicas below the peak, or a group at maxSize).
 """
@@ -25,12 +31,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from capacity.fleet import AutoscalerSettings, Node, NodeGroup, PodShape, Workload, new_node, open_node, pack
+from capacity.fleet import AutoscalerSettings, Declared, Node, NodeGroup, PodShape, Workload, new_node, open_node, pack
 from capacity.hpa import ScaleUpResult, time_to_scale
 from capacity.scale_up import ScalingSettings
+from capacity.timings import AppFacts, Draw, app_facts, load_timings
 
 HORIZON_SECONDS = 900
 SAMPLE_SECONDS = 5
+#: Seeded draws per distribution (the percentiles' resolution), and the seed of the first.
+SAMPLES = 200
+SEED = 22
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,9 @@ class _Pending:
 
 
 def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: ScalingSettings,
-             autoscaler: AutoscalerSettings, horizon_seconds: int = HORIZON_SECONDS,
+             autoscaler: AutoscalerSettings, draw: Draw, horizon_seconds: int = HORIZON_SECONDS,
              sample_seconds: int = SAMPLE_SECONDS) -> Burst:
+    """One burst under one realisation of every timing (``draw``)."""
     share = targets.node_pod_share
     at_rest = [(w.name, w.priority, w.pod) for w in workloads for _ in range(w.replicas)]
     placement = pack(groups, at_rest, share)
@@ -90,11 +101,20 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
     pending = [_Pending(name, prio, pod, 0) for name, prio, pod in placement.unplaced]
     upcoming: list[tuple[int, NodeGroup]] = []
 
+    images = {id(n): {name for name, _, _ in n.pods} for n in nodes}
     apps = [w for w in workloads if w.autoscaled is not None]
-    results = {w.name: time_to_scale(w.autoscaled.hpa_spec, baseline_replicas=targets.baseline_replicas.get(w.name),
-                                     peak_multiplier=targets.peak_multiplier,
-                                     metric_lag_seconds=targets.metric_lag_seconds)
-               for w in apps if w.autoscaled is not None}
+    offset = draw.sync_offset_seconds()
+    results = {}
+    for w in apps:
+        assert w.autoscaled is not None
+        # Saturated metrics grow with the ready pods: a typical start-up of this draw says when.
+        startup = draw.pod_startup_seconds(w.name, True, draw.registration_seconds())
+        results[w.name] = time_to_scale(
+            w.autoscaled.hpa_spec, baseline_replicas=targets.baseline_replicas.get(w.name),
+            peak_multiplier=targets.peak_multiplier, sync_offset_seconds=offset,
+            sync_period_seconds=draw.sync_period_seconds, metric_lags=draw.metric_lags(w.name),
+            startup_seconds=startup)
+    registrations: dict[tuple[str, int], float] = {}
     creations: dict[int, list[tuple[Workload, int]]] = {}
     for w in apps:
         previous = results[w.name].min_replicas
@@ -109,6 +129,7 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
                                          for n, t in targets_for.items()}
     app_names = {w.name for w in apps}
     scan = max(1, autoscaler.scan_interval_seconds)
+    scan_offset = draw.scan_offset_seconds(scan)
     last_creation = max(creations, default=0)
     series: list[dict] = []
     capped: set[str] = set()
@@ -120,9 +141,14 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
             node = _preempt(nodes, p.pod, p.priority, now, pending)
         if node is None:
             return False
+        cached = p.name in images.setdefault(id(node), set())
         node.place(p.name, p.priority, p.pod)
+        images[id(node)].add(p.name)
         if p.name in app_names:
-            ready_at[p.name].append(now + targets.pod_startup_seconds)
+            batch = (p.name, now)  # the controller registers one batch of new endpoints at a time
+            if batch not in registrations:
+                registrations[batch] = draw.registration_seconds()
+            ready_at[p.name].append(now + draw.pod_startup_seconds(p.name, cached, registrations[batch]))
         return True
 
     t = 0
@@ -138,10 +164,10 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
                 if p in pending and schedule(p, t, preempt=p.priority >= 0):
                     pending.remove(p)
         # 2. The Cluster Autoscaler scans the pods Pending since before now.
-        if t > 0 and t % scan == 0:
+        if t > 0 and (t - scan_offset) % scan == 0:
             seen = [p for p in pending if p.since < t and p.priority >= autoscaler.expendable_cutoff]
             for group in _scale_up(groups, nodes, upcoming, seen, share, capped):
-                upcoming.append((t + targets.node_provisioning_seconds, group))
+                upcoming.append((t + draw.node_provisioning_seconds(), group))
                 last_change = t
         # 3. The HPAs' decisions create pods.
         for workload, count in creations.get(t, []):
@@ -166,9 +192,7 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
         nodes_before=nodes_before,
         nodes_after={g.name: sum(1 for n in nodes if n.group is g) for g in groups},
         capped_groups=sorted(capped),
-        settings={"peakMultiplier": targets.peak_multiplier, "metricLagSeconds": targets.metric_lag_seconds,
-                  "podStartupSeconds": targets.pod_startup_seconds,
-                  "nodeProvisioningSeconds": targets.node_provisioning_seconds,
+        settings={"peakMultiplier": targets.peak_multiplier, "draw": draw.label,
                   "scanIntervalSeconds": autoscaler.scan_interval_seconds,
                   "expendablePodsPriorityCutoff": autoscaler.expendable_cutoff,
                   "nodePodShare": targets.node_pod_share})
@@ -241,13 +265,89 @@ def with_headroom(workloads: list[Workload], extra_replicas: int) -> list[Worklo
     return [replace(w, replicas=w.replicas + extra_replicas) if w is first else w for w in workloads]
 
 
+@dataclass(frozen=True)
+class AppSpread:
+    """One app's time to Ready over the draws: ``None`` where some draw never gets there."""
+
+    name: str
+    p50: int | None
+    p95: int | None
+    worst: int | None
+
+
+@dataclass
+class BurstDistribution:
+    """``samples`` seeded bursts and the worst case (every timing at its high end)."""
+
+    target_seconds: int
+    samples: int
+    seed: int
+    apps: list[AppSpread]
+    #: The worst-case burst: its series, nodes and caps are what the report and the chart show.
+    worst_case: Burst
+    timings_as_of: str
+    facts: dict[str, AppFacts] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Every app's 95th percentile within the goal: what capacity-time-to-scale judges."""
+        return all(a.p95 is not None and a.p95 <= self.target_seconds for a in self.apps)
+
+    def p95_seconds(self) -> dict[str, int | None]:
+        return {a.name: a.p95 for a in self.apps}
+
+    def as_dict(self) -> dict[str, dict[str, int | None]]:
+        return {a.name: {"p50": a.p50, "p95": a.p95, "worst": a.worst} for a in self.apps}
+
+
+def _percentile(values: list[float], q: float) -> int | None:
+    """The nearest-rank percentile; None when it falls on a draw that never got there."""
+    ordered = sorted(values)
+    value = ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    return None if value == math.inf else int(value)
+
+
+def facts_for(declared: list[Declared], workloads: list[Workload]) -> dict[str, AppFacts]:
+    """What each autoscaled app's declared resources fix about its timings (``capacity/timings.py``)."""
+    out = {}
+    for w in workloads:
+        if w.autoscaled is None:
+            continue
+        meta = w.autoscaled.deployment.get("metadata") or {}
+        out[w.name] = app_facts(declared, w.name, meta.get("namespace"), w.autoscaled.key, w.autoscaled.deployment)
+    return out
+
+
+def distribution(groups: list[NodeGroup], workloads: list[Workload], targets: ScalingSettings,
+                 autoscaler: AutoscalerSettings, facts: dict[str, AppFacts], samples: int = SAMPLES,
+                 seed: int = SEED) -> BurstDistribution:
+    """p50, p95 and the worst case of every app's time to Ready over ``samples`` seeded draws."""
+    table = load_timings()
+    worst_case = simulate(groups, workloads, targets, autoscaler, Draw.worst(table, facts))
+    runs = [simulate(groups, workloads, targets, autoscaler, Draw.sampled(table, facts, seed + i))
+            for i in range(samples)]
+    spreads = []
+    for app in worst_case.apps:
+        values = [math.inf if (r := run.ready_seconds()[app.name]) is None else float(r) for run in runs]
+        top = max(values + [math.inf if app.ready_seconds is None else float(app.ready_seconds)])
+        spreads.append(AppSpread(app.name, _percentile(values, 0.5), _percentile(values, 0.95),
+                                 None if top == math.inf else int(top)))
+    return BurstDistribution(targets.ready_goal_seconds, samples, seed, spreads, worst_case, table.as_of, facts)
+
+
 def headroom_to_meet(groups: list[NodeGroup], workloads: list[Workload], targets: ScalingSettings,
-                     autoscaler: AutoscalerSettings, limit: int = 256) -> int | None:
-    """The fewest extra placeholder replicas (at the declared size) that meet the Ready goal; None if
-    no amount up to ``limit`` does (the decision plus start-up alone is late, or no placeholder)."""
+                     autoscaler: AutoscalerSettings, facts: dict[str, AppFacts] | None = None,
+                     limit: int = 256, samples: int = SAMPLES, point: Draw | None = None) -> int | None:
+    """The fewest extra placeholder replicas (at the declared size) that bring every app's p95 within
+    the Ready goal (with ``point``: that one draw within it); None if no amount up to ``limit`` does
+    (the decision plus start-up alone is late, or no placeholder)."""
     def meets(k: int) -> bool:
         candidate = with_headroom(workloads, k)
-        return candidate is not None and simulate(groups, candidate, targets, autoscaler).ok
+        if candidate is None:
+            return False
+        if point is not None:
+            return simulate(groups, candidate, targets, autoscaler, point).ok
+        return distribution(groups, candidate, targets, autoscaler, facts or {}, samples).ok
 
     if not meets(limit):
         return None

@@ -30,6 +30,7 @@ from typing import Any
 from capacity.hpa import pod_requests
 from capacity.nodes import INSTANCE_TYPES, Allocatable, allocatable
 from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, autoscaled
+from capacity.timings import load_timings
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -40,10 +41,10 @@ SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 #: EKS API taint effects -> Kubernetes'.
 _EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
-#: Cluster Autoscaler defaults (FAQ, "What are the parameters to CA?"): scan every 10 s; pods
-#: with a priority below -10 are expendable and never cause a scale-up.
-DEFAULT_SCAN_INTERVAL_SECONDS = 10
-DEFAULT_EXPENDABLE_CUTOFF = -10
+#: Cluster Autoscaler defaults (capacity/timings.yaml, from its FAQ): the scan interval; pods with a
+#: priority below the cutoff are expendable and never cause a scale-up.
+DEFAULT_SCAN_INTERVAL_SECONDS = load_timings().high("clusterAutoscalerScanIntervalSeconds")
+DEFAULT_EXPENDABLE_CUTOFF = load_timings().expendable_cutoff
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,16 @@ The model (what ``time_to_scale`` computes):
 - The load steps at t=0 from quiet to ``peak_multiplier`` x the baseline load, where the baseline
   load is what ``baseline_replicas`` pods carry at exactly the metric target. The deployment
   starts at ``minReplicas`` (quiet before the burst: the worst case).
-- The HPA controller syncs every 15 s (kube-controller-manager's
-  ``--horizontal-pod-autoscaler-sync-period``). The first sync that sees the new load is at
-  ``metric_lag_seconds`` rounded up to the sync grid (scrape interval / metrics-server resolution).
+- The HPA controller syncs every ``hpaSyncPeriodSeconds`` of the timing table (15 s,
+  kube-controller-manager's ``--horizontal-pod-autoscaler-sync-period``), at
+  ``sync_offset_seconds`` + k x period. Each metric shows the peak from its own lag on
+  (``metric_lags``; one ``metric_lag_seconds`` for all otherwise); a sync reads the metrics whose
+  lag has passed and takes the largest proposal (the controller's max over metrics).
+- Saturation: a metric with a ``cap`` (CPU or memory with a limit: limit/request over the target
+  utilization) reports at most ``cap`` pods' worth of load per ready pod, so a 5x step can read as
+  less and take several decisions; pods count as ready ``startup_seconds`` after the decision that
+  made them (the controller counts unready pods at zero usage when scaling up). A metric without a
+  cap (a gauge, a queue length) reports the whole load.
 - Each sync: ``desired = ceil(current x metric / target)``, skipped while
   ``|metric/target - 1| <= 0.1`` (the controller's tolerance). With a step load, every metric
   that tracks load gives the same desired count, and pods that are not yet ready do not change it
@@ -38,14 +45,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-SYNC_PERIOD_SECONDS = 15
+from capacity.timings import load_timings
+
+_TABLE = load_timings()
+SYNC_PERIOD_SECONDS = _TABLE.high("hpaSyncPeriodSeconds")
 TOLERANCE = 0.1
-#: Kubernetes' defaults when ``behavior`` (or one of its directions) is not declared.
-DEFAULT_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
-    {"type": "Percent", "value": 100, "periodSeconds": 15},
-    {"type": "Pods", "value": 4, "periodSeconds": 15}]}
-DEFAULT_SCALE_DOWN = {"stabilizationWindowSeconds": 300, "selectPolicy": "Max", "policies": [
-    {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+#: Kubernetes' defaults when ``behavior`` (or one of its directions) is not declared (the table's).
+DEFAULT_SCALE_UP = _TABLE.hpa_default_behavior["scaleUp"]
+DEFAULT_SCALE_DOWN = _TABLE.hpa_default_behavior["scaleDown"]
 #: KEDA's defaults for a ScaledObject without minReplicaCount / maxReplicaCount.
 KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 
@@ -137,7 +144,9 @@ class ScaleUpResult:
 def time_to_scale(hpa_spec: dict, *, baseline_replicas: int | None = None,
                   peak_multiplier: float = 5.0, metric_lag_seconds: int = 0,
                   sync_period_seconds: int = SYNC_PERIOD_SECONDS, tolerance: float = TOLERANCE,
-                  horizon_seconds: int = 1800) -> ScaleUpResult:
+                  horizon_seconds: int = 1800, sync_offset_seconds: int = 0,
+                  metric_lags: list[tuple[int, Fraction | None]] | None = None,
+                  startup_seconds: int = 0) -> ScaleUpResult:
     """Simulate the controller from ``minReplicas`` under a step to ``peak_multiplier`` x baseline."""
     min_r = int(hpa_spec.get("minReplicas", 1))
     max_r = int(hpa_spec["maxReplicas"])
@@ -148,7 +157,10 @@ def time_to_scale(hpa_spec: dict, *, baseline_replicas: int | None = None,
     window = rules["stabilizationWindowSeconds"]
     tol = Fraction(str(tolerance))
 
-    first_sync = math.ceil(metric_lag_seconds / sync_period_seconds) * sync_period_seconds
+    lags = metric_lags or [(metric_lag_seconds, None)]
+    earliest = min(lag for lag, _ in lags)
+    first_sync = sync_offset_seconds + max(0, math.ceil((earliest - sync_offset_seconds) / sync_period_seconds)) \
+        * sync_period_seconds
     # Before the burst the controller recommended minReplicas at every sync.
     history = [(first_sync - k * sync_period_seconds, min_r)
                for k in range(1, window // sync_period_seconds + 2)]
@@ -159,8 +171,11 @@ def time_to_scale(hpa_spec: dict, *, baseline_replicas: int | None = None,
 
     t = first_sync
     while decided_at is None and t <= first_sync + horizon_seconds:
-        ratio = load / current
-        raw = current if abs(ratio - 1) <= tol else math.ceil(load)
+        ready = min_r + sum(n for at, n in events if at + startup_seconds <= t)
+        seen = [load if cap is None else min(load, ready * cap) for lag, cap in lags if lag <= t]
+        observed = max(seen, default=Fraction(0))
+        ratio = observed / current
+        raw = current if ratio <= 1 or abs(ratio - 1) <= tol else math.ceil(observed)
         stabilized = raw
         for at, recommendation in history:
             if at > t - window:

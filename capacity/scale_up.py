@@ -25,8 +25,12 @@ from typing import Annotated
 from capacity.headroom import HeadroomFigures
 from capacity.hpa import ScaleUpResult, hpa_spec_from_scaled_object, pod_requests, scaled_object_floor, time_to_scale
 from capacity.schema import Between, CamelCase
+from capacity.timings import load_timings
 
 HPA_KIND = "HorizontalPodAutoscaler"
+#: The decision check's metric lag: one metrics-server resolution (capacity/timings.yaml), on the
+#: sync grid. The burst simulation (capacity/burst.py) draws every metric's own lag instead.
+DECISION_LAG_SECONDS = load_timings().high("metricsServerResolutionSeconds")
 SCALED_OBJECT_KIND = "ScaledObject"
 
 
@@ -42,21 +46,14 @@ class ScalingSettings(CamelCase):
     scale_up_within_seconds: Annotated[int, Between(15, 900)] = 60
     #: p99 latency target per service (seed: under 200 ms): the alert threshold and the load test's pass mark.
     p99_latency_ms: Annotated[int, Between(10, 10000)] = 200
-    #: Seconds until new load shows in the metrics the HPA reads (scrape interval, metrics-server resolution).
-    metric_lag_seconds: Annotated[int, Between(0, 300)] = 15
-    #: Seconds from a scale decision to a Ready pod (scheduling on headroom, image pull, probes).
-    pod_startup_seconds: Annotated[int, Between(0, 900)] = 30
     #: Most pods any app's autoscaler (HPA or KEDA ScaledObject) may scale to: bounds cost and
     #: database connections. Every ``cofounder:apps.<name>.maxReplicas`` must stay at or below it,
     #: and the pack's ``k8s-hpa-max-replicas-bounded`` checks the declared autoscalers against it.
     max_replicas_per_app: Annotated[int, Between(1, None)] = 50
-    #: Every app must have the peak's replicas Ready within this many seconds of the load step (the
-    #: seed's 60 s scale-up criterion, end to end: metric lag, HPA, headroom or a new node, start-up).
+    #: Every app must have the peak's replicas Ready within this many seconds of the load step at the
+    #: 95th percentile of the simulated bursts (the seed's 60 s scale-up criterion, end to end: metric
+    #: lag, HPA, headroom or a new node, start-up; every timing from capacity/timings.yaml).
     ready_goal_seconds: Annotated[int, Between(15, 1800)] = 60
-    #: Seconds from the Cluster Autoscaler's scale-up to a Ready node (EC2 launch, boot, join, CNI).
-    #: The EKS Workshop observes "several minutes" for pods behind a new node; the Cluster
-    #: Autoscaler e2e tests assume nodes Ready "in less than 1 minute after being created": 120 s.
-    node_provisioning_seconds: Annotated[int, Between(0, 1800)] = 120
     #: Share of a node's allocatable CPU and memory the declared pods may use; the rest is left to
     #: DaemonSets and the pods Helm charts add (the capacity-node-groups-hold-hpa-max rule's 0.9).
     node_pod_share: Annotated[float, Between(0.1, 1)] = 0.9
@@ -192,8 +189,7 @@ def evaluate(apps: list[Autoscaled], targets: ScalingTargets, headroom: list[Hea
     results, first_step_pods = [], []
     for app in apps:
         result = time_to_scale(app.hpa_spec, baseline_replicas=targets.baseline_replicas.get(app.app),
-                               peak_multiplier=targets.peak_multiplier,
-                               metric_lag_seconds=targets.metric_lag_seconds)
+                               peak_multiplier=targets.peak_multiplier, metric_lag_seconds=DECISION_LAG_SECONDS)
         first_step_pods += [pod_requests(app.pod_spec) if app.pod_spec else (0, 0)] * result.first_step_pods
         goal = targets.time_to_scale_goal_seconds if app.app in targets.goal_apps else None
         results.append(AppScaleUp(app, result, goal, targets.scale_up_within_seconds))

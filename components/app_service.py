@@ -26,6 +26,7 @@ dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Sec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -38,6 +39,7 @@ from capacity.connections import DB_POOL_SIZE_ANNOTATION
 from components import Between, Matches, require_valid
 
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
+REQUESTS_METRIC = "cofounder_http_requests_per_second"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 #: The TargetGroupBinding CRD the AWS Load Balancer Controller v3.5.0 serves and stores
 #: (config/crd/bases/elbv2.k8s.aws_targetgroupbindings.yaml at that tag).
@@ -113,6 +115,12 @@ class Probes:
     startup_path: Annotated[str, _PATH] = "/healthz/live"
     #: Port the probes call; null means the app's ``port``.
     port: Annotated[int | None, Between(1, 65535)] = None
+    #: Seconds between startup probes (up to 2 minutes of them): a new pod is Ready at most one
+    #: period after it boots, so a burst's pods come sooner with a shorter one.
+    startup_period_seconds: Annotated[int, Between(1, 30)] = 1
+    #: Seconds between readiness probes (about 15 s of failures mark a pod unready); after the
+    #: startup probe passes, the next readiness probe makes the pod Ready.
+    readiness_period_seconds: Annotated[int, Between(1, 30)] = 2
 
 
 #: The data tier's connection settings an app may load (``envFrom``): DATABASE_URL and
@@ -149,6 +157,10 @@ class AppServiceSettings:
     memory_target_percent: Annotated[int, Between(10, 100)] = 80
     #: Target of the per-pod ``cofounder_active_agents`` metric (average per pod); null: not scaled on it.
     active_agents_target: Annotated[float | None, Between(0.1, 1000)] = None
+    #: Target of the per-pod ``cofounder_http_requests_per_second`` metric (requests per second each
+    #: pod should serve, from the load test: ``make tune``); null: not scaled on it. Unlike CPU it does
+    #: not saturate, and it shows a step one scrape after it is scraped.
+    requests_per_second_target: Annotated[float | None, Between(0.1, 100000)] = None
     scale_up: ScalingRules = field(default_factory=fast_scale_up)
     scale_down: ScalingRules = field(default_factory=gentle_scale_down)
     #: Extra pods during a rollout (maxUnavailable is always 0).
@@ -190,6 +202,9 @@ class AppServiceSettings:
             yield ("active_agents_target", self.active_agents_target,
                    "null for a consumesAgentQueue app: its running agents are its in-flight messages, which "
                    "the queue scaler already counts, and KEDA's composite metric replaces every external trigger")
+        if self.consumes_agent_queue and self.requests_per_second_target is not None:
+            yield ("requests_per_second_target", self.requests_per_second_target,
+                   "null for a consumesAgentQueue app: KEDA scales it on the queue, not on requests")
         if len(set(self.data_access)) != len(self.data_access):
             yield "data_access", self.data_access, "distinct entries"
 
@@ -433,8 +448,10 @@ class AppService(pulumi.ComponentResource):
             "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
                           "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit}},
             # Up to 2 minutes to boot; liveness only starts once the startup probe passed.
-            "startupProbe": probe(args.probes.startup_path, 5, 24),
-            "readinessProbe": probe(args.probes.readiness_path, 5, 3),
+            "startupProbe": probe(args.probes.startup_path, args.probes.startup_period_seconds,
+                                  math.ceil(120 / args.probes.startup_period_seconds)),
+            "readinessProbe": probe(args.probes.readiness_path, args.probes.readiness_period_seconds,
+                                    max(3, math.ceil(15 / args.probes.readiness_period_seconds))),
             "livenessProbe": probe(args.probes.liveness_path, 10, 3),
             "lifecycle": {"preStop": {"sleep": {"seconds": args.pre_stop_sleep_seconds}}},
             "securityContext": {
@@ -478,6 +495,10 @@ class AppService(pulumi.ComponentResource):
             metrics.append({"type": "Pods", "pods": {
                 "metric": {"name": ACTIVE_AGENTS_METRIC},
                 "target": {"type": "AverageValue", "averageValue": _quantity(args.active_agents_target)}}})
+        if args.requests_per_second_target is not None:
+            metrics.append({"type": "Pods", "pods": {
+                "metric": {"name": REQUESTS_METRIC},
+                "target": {"type": "AverageValue", "averageValue": _quantity(args.requests_per_second_target)}}})
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=metadata,

@@ -1,9 +1,11 @@
-"""PrometheusAdapter: serves ``cofounder_active_agents`` per pod on custom.metrics.k8s.io.
+"""PrometheusAdapter: serves ``cofounder_active_agents`` and ``cofounder_http_requests_per_second`` per pod
+on custom.metrics.k8s.io.
 
-The app HPAs scale on the Pods metric ``cofounder_active_agents`` (average per pod); the adapter
-turns the Prometheus series of that name (scraped from the app pods, labels ``namespace`` and
-``pod``) into that API. Installed from the official prometheus-community chart with only that
-rule: the chart's default rules are off, no ``rules.external`` (KEDA owns
+The app HPAs scale on the Pods metrics ``cofounder_active_agents`` (a gauge, average per pod) and,
+where an app sets ``requestsPerSecondTarget``, ``cofounder_http_requests_per_second`` (the irate of
+its request-duration histogram's count); the adapter turns the Prometheus series (scraped from the
+app pods, labels ``namespace`` and ``pod``) into that API. Installed from the official
+prometheus-community chart with only those rules: the chart's default rules are off, no ``rules.external`` (KEDA owns
 ``v1beta1.external.metrics.k8s.io``; two claimants of one APIService break each other) and no
 ``rules.resource`` (metrics-server already serves ``metrics.k8s.io``).
 """
@@ -20,6 +22,11 @@ from components import Between, Matches, require_valid
 
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
+#: Requests per second per pod, from the request-duration histogram every app exports (the p99
+#: alerts read it too): ``irate`` over the last two scrapes, so a step shows one scrape after it is
+#: scraped (capacity/timings.py), where a ``rate`` over a window would take the window.
+REQUESTS_METRIC = "cofounder_http_requests_per_second"
+REQUESTS_SERIES = "http_request_duration_seconds_count"
 #: kube-prometheus-stack's Prometheus, which the monitoring component installs in ``monitoring``.
 IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc"
 
@@ -32,6 +39,17 @@ def active_agents_rule(metric: str = ACTIVE_AGENTS_METRIC) -> dict:
                                     "pod": {"resource": "pod"}}},
         "name": {"matches": f"^{metric}$", "as": metric},
         "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+    }
+
+
+def requests_per_second_rule() -> dict:
+    """The adapter rule exposing each pod's request rate as ``cofounder_http_requests_per_second``."""
+    return {
+        "seriesQuery": f'{REQUESTS_SERIES}{{namespace!="",pod!=""}}',
+        "resources": {"overrides": {"namespace": {"resource": "namespace"},
+                                    "pod": {"resource": "pod"}}},
+        "name": {"matches": f"^{REQUESTS_SERIES}$", "as": REQUESTS_METRIC},
+        "metricsQuery": "sum(irate(<<.Series>>{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)",
     }
 
 
@@ -86,7 +104,8 @@ class PrometheusAdapter(pulumi.ComponentResource):
                 "image": {"tag": args.image_tag},
                 "replicas": args.replicas,
                 "prometheus": {"url": args.prometheus_url, "port": args.prometheus_port},
-                "rules": {"default": False, "custom": [active_agents_rule()], "external": []},
+                "rules": {"default": False, "custom": [active_agents_rule(), requests_per_second_rule()],
+                          "external": []},
                 "podDisruptionBudget": {"enabled": args.replicas > 1, "maxUnavailable": 1},
                 "topologySpreadConstraints": [{
                     "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",

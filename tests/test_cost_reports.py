@@ -50,7 +50,8 @@ def test_make_diff_shows_the_cost_change_and_the_prod_burst(stack_program):
     top = head["cost"]["data"]["monthly"]["maxScale"]
     assert f"| maximum | ${top - 100:,.2f} | ${top:,.2f} | +100.00 = +100.00 (" in text  # the line that made it
     assert "| platform-apps | m6i.2xlarge nodes |" in text
-    assert "| worker | 190 s | 60 s | ✅ |" in text
+    worker = head["burst"]["data"]["distribution"]["worker"]
+    assert (f"| worker | 190 s | {worker['p95']} s | {worker['p50']} s / {worker['worst']} s | ✅ |") in text
     assert "```mermaid\nxychart-beta" in text and text.count("    line [") == 3
     assert "Monthly cost at minimum and maximum scale" not in text  # its own section, not a report table
 

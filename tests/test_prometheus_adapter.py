@@ -28,14 +28,19 @@ def test_pinned_official_chart_in_monitoring(run_program):
     assert release["values"]["prometheus"] == {"url": URL, "port": 9090}
 
 
-def test_serves_only_the_active_agents_custom_metric(run_program):
+def test_serves_only_the_two_per_pod_custom_metrics(run_program):
     rules = _adapter(run_program)["values"]["rules"]
     # The chart registers v1beta1.external.metrics.k8s.io only for non-empty rules.external and
     # v1beta1.metrics.k8s.io only for rules.resource: KEDA and metrics-server own those.
     assert not rules.get("external")
     assert "resource" not in rules
     assert rules["default"] is False
-    (rule,) = rules["custom"]
+    rule, requests = rules["custom"]
+    # The request rate: irate of the histogram count every app exports, so a step shows one scrape
+    # after it is scraped (capacity/timings.py reads the query to time it).
+    assert requests["name"] == {"matches": "^http_request_duration_seconds_count$",
+                                "as": "cofounder_http_requests_per_second"}
+    assert requests["metricsQuery"].startswith("sum(irate(<<.Series>>")
     assert rule["seriesQuery"] == 'cofounder_active_agents{namespace!="",pod!=""}'
     assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
     assert rule["name"] == {"matches": "^cofounder_active_agents$", "as": "cofounder_active_agents"}

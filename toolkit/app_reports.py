@@ -14,7 +14,15 @@ from __future__ import annotations
 import json
 
 from capacity import queue_scaling
-from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, ScalingTargets, autoscaled, evaluate
+from capacity.scale_up import (
+    DECISION_LAG_SECONDS,
+    HPA_KIND,
+    SCALED_OBJECT_KIND,
+    Autoscaled,
+    ScalingTargets,
+    autoscaled,
+    evaluate,
+)
 from toolkit.cluster_reports import headroom_figures
 from toolkit.cost_reports import stack_burst
 from toolkit.harness import Program, reveal
@@ -48,7 +56,7 @@ def time_to_scale_report(program: Program) -> dict | None:
     t = scaling_targets(program)
     verdict = evaluate(found, t, [f for _, f in headroom_figures(program)])
     burst = stack_burst(program)
-    ready = burst.ready_seconds() if burst else {}
+    ready = burst.p95_seconds() if burst else {}
     rows = []
     for app in verdict.apps:
         result, decided = app.result, app.result.decided_at_seconds
@@ -59,17 +67,18 @@ def time_to_scale_report(program: Program) -> dict | None:
             "first step": f"+{result.first_step_pods} @ {result.first_step_seconds}s" if result.steps else "-",
             "decided": "never" if decided is None else f"{decided}s",
             # End to end, from the burst simulation: free room, headroom or a new node, then start-up.
-            "pods ready": _seconds(ready.get(app.autoscaled.app), burst is not None),
+            "pods ready (p95)": _seconds(ready.get(app.autoscaled.app), burst is not None),
             "goal": "-" if app.goal_seconds is None else f"{app.goal_seconds}s",
             "ok": app.ok and (burst is None or _in_time(ready.get(app.autoscaled.app), t.ready_goal_seconds)),
         })
     notes = [
         f"Load steps at t=0 to {t.peak_multiplier:g}x the baseline (the replicas at today's peak, default "
         "minReplicas), starting from minReplicas. HPA syncs every 15 s from the first one after "
-        f"the metric lag ({t.metric_lag_seconds} s); desired = ceil(current x metric/target), "
+        f"the metric lag (one metrics-server resolution, {DECISION_LAG_SECONDS} s, capacity/timings.yaml); "
+        "desired = ceil(current x metric/target), "
         "0.1 tolerance, scale-up stabilization, policies per period with selectPolicy, capped by maxReplicas.",
-        f"'decided' is when the HPA has asked for the needed replicas; 'pods ready' is when they are Ready "
-        f"(the burst report: {t.pod_startup_seconds} s start-up after a place on a node), within "
+        "'decided' is when the HPA has asked for the needed replicas; 'pods ready (p95)' is when they are Ready "
+        "at the 95th percentile of the burst report's seeded draws (every timing from capacity/timings.yaml), within "
         f"readyGoalSeconds ({t.ready_goal_seconds} s) for every app. Goal apps must decide within "
         f"{t.time_to_scale_goal_seconds} s; every app's first step must come within {t.scale_up_within_seconds} s.",
     ]

@@ -38,13 +38,17 @@ def svg(stack: str, burst: dict) -> str:
             color = colors[i % len(colors)]
             ax.plot(t, [p["apps"][app]["demand"] for p in series], linestyle="--", linewidth=1, color=color,
                     label=f"{app}: replicas the peak needs")
-            ready = burst.get("readySeconds", {}).get(app)
+            spread = (burst.get("distribution") or {}).get(app) or {}
+
+            def s(v):
+                return "never" if v is None else f"{v} s"
             ax.step(t, [p["apps"][app]["ready"] for p in series], where="post", linewidth=1.8, color=color,
-                    label=f"{app}: Ready ({'never' if ready is None else f'{ready} s'})")
+                    label=f"{app}: Ready, worst case (p50 {s(spread.get('p50'))}, p95 {s(spread.get('p95'))}, "
+                          f"worst {s(spread.get('worst'))})")
         goal = burst.get("targetSeconds")
         if goal is not None:
             ax.axvline(goal, color="black", linewidth=1, linestyle=":")
-            ax.annotate(f"goal {goal} s", (goal, ax.get_ylim()[1]), xytext=(3, -12), textcoords="offset points")
+            ax.annotate(f"goal (p95) {goal} s", (goal, ax.get_ylim()[1]), xytext=(3, -12), textcoords="offset points")
         ax.set_xlabel("seconds after the load step")
         ax.set_ylabel("pods")
         nodes_ax = ax.twinx()
@@ -58,7 +62,8 @@ def svg(stack: str, burst: dict) -> str:
         labels = ax.get_legend_handles_labels()[1] + nodes_ax.get_legend_handles_labels()[1]
         ax.legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
         worst = burst.get("worstApp")
-        ax.set_title(f"{stack}: 5x burst, demand against Ready pods (worst app: {worst})")
+        ax.set_title(f"{stack}: 5x burst, demand against Ready pods, every timing at its high end "
+                     f"(slowest app at p95: {worst})")
         fig.tight_layout()
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None, "Description": digest(stack, burst)})

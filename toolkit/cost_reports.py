@@ -11,10 +11,13 @@ to ``build/preview/<stack>.cost.json`` / ``.burst.json`` and ``make diff`` compa
 
 from __future__ import annotations
 
-from capacity.burst import Burst, headroom_to_meet, simulate, with_headroom
+import math
+
+from capacity.burst import BurstDistribution, distribution, facts_for, headroom_to_meet, with_headroom
 from capacity.cost import CostSettings, Estimate, estimate
 from capacity.fleet import Declared, cluster_autoscaler, node_groups, workloads
 from capacity.scale_up import ScalingSettings
+from capacity.timings import AppFacts
 from toolkit.harness import Program, reveal
 
 
@@ -38,12 +41,12 @@ def stack_estimate(program: Program, resources: list[Declared] | None = None) ->
     return estimate(resources or declared(program), region, usage, scaling(program).node_pod_share)
 
 
-def stack_burst(program: Program, resources: list[Declared] | None = None) -> Burst | None:
+def stack_burst(program: Program, resources: list[Declared] | None = None) -> BurstDistribution | None:
     items = resources or declared(program)
     groups, pods = node_groups(items), workloads(items)
     if not groups or not any(w.autoscaled for w in pods):
         return None
-    return simulate(groups, pods, scaling(program), cluster_autoscaler(items))
+    return distribution(groups, pods, scaling(program), cluster_autoscaler(items), facts_for(items, pods))
 
 
 def _usd(value: float | None) -> str:
@@ -108,61 +111,77 @@ def cost_report(program: Program) -> dict | None:
             "ok": e.complete and e.within_budget is not False, "data": e.as_dict()}
 
 
+def _s(value: int | None) -> str:
+    return "never" if value is None else f"{value}s"
+
+
 def burst_report(program: Program) -> dict | None:
     resources = declared(program)
-    b = stack_burst(program, resources)
-    if b is None:
+    d = stack_burst(program, resources)
+    if d is None:
         return None
     t = scaling(program)
+    b = d.worst_case
+    spread = {a.name: a for a in d.apps}
     rows = []
     for a in b.apps:
-        r = a.result
+        r, s = a.result, spread[a.name]
         rows.append({
             "app": a.name, "min": r.min_replicas, "peak needs": r.needed_replicas, "max": r.max_replicas,
-            "decided": "never" if r.decided_at_seconds is None else f"{r.decided_at_seconds}s",
-            "ready": "never" if a.ready_seconds is None else f"{a.ready_seconds}s",
-            "goal": f"{b.target_seconds}s",
-            "ok": a.ready_seconds is not None and a.ready_seconds <= b.target_seconds,
+            "ready p50": _s(s.p50), "ready p95": _s(s.p95), "worst": _s(s.worst), "goal (p95)": f"{d.target_seconds}s",
+            "ok": s.p95 is not None and s.p95 <= d.target_seconds,
         })
-    worst = b.worst
-    worst_text = "never" if worst is None or worst.ready_seconds is None else f"{worst.ready_seconds}s"
-    s = b.settings
+    late = max(d.apps, key=lambda a: math.inf if a.p95 is None else a.p95)
+    cs = b.settings
     notes = [
-        f"Worst app: {worst.name if worst else '-'}, Ready at {worst_text} "
-        f"(goal {b.target_seconds}s, readyGoalSeconds).",
-        f"Step to {t.peak_multiplier:g}x at t=0 from rest; HPA decisions as in time-to-scale; new pods take free room, "
-        f"then preempt placeholders, else wait for the Cluster Autoscaler (scan every {s['scanIntervalSeconds']}s, "
-        f"from its chart values) and a node ({s['nodeProvisioningSeconds']}s, nodeProvisioningSeconds); Ready "
-        f"{s['podStartupSeconds']}s after scheduling (podStartupSeconds).",
-        "Nodes at rest: " + ", ".join(f"{g} {n}" for g, n in b.nodes_before.items())
+        f"Slowest app at p95: {late.name}, Ready at {_s(late.p95)} (goal {d.target_seconds}s, readyGoalSeconds; "
+        f"p50/p95 over {d.samples} seeded draws of every timing, worst: every timing at its high end).",
+        f"Step to {t.peak_multiplier:g}x at t=0 from rest. Timings from capacity/timings.yaml (read {d.timings_as_of}) "
+        "and the declared resources: the HPA's 15 s sync at a random phase, each metric's lag (CPU through "
+        "metrics-server, saturating at limit/request; the Prometheus gauge at its scrape interval; the queue through "
+        "KEDA), the new pods on free room or preempted placeholders, else the Cluster Autoscaler (scan every "
+        f"{cs['scanIntervalSeconds']}s, from its chart values) and an EC2 node; then scheduling, the image pull "
+        "(cached on a node that ran the app), the declared probes, and behind the ALB's readiness gate one health "
+        "check at the target group's interval.",
+        "Apps' timing paths: " + "; ".join(_facts_text(name, f) for name, f in sorted(d.facts.items())) + ".",
+        "Worst case, nodes at rest: " + ", ".join(f"{g} {n}" for g, n in b.nodes_before.items())
         + "; after the burst: " + ", ".join(f"{g} {n}" for g, n in b.nodes_after.items()) + ".",
     ]
     if b.capped_groups:
         notes.append(f"CAP BITES: {', '.join(b.capped_groups)} reached maxSize with pods still Pending.")
     advice = None
-    if not b.ok:
-        advice = _headroom_advice(program, resources, b)
+    if not d.ok:
+        advice = _headroom_advice(program, resources, d)
         notes.append(advice["text"])
-    data = {"targetSeconds": b.target_seconds, "readySeconds": b.ready_seconds(),
-            "worstApp": worst.name if worst else None, "nodesAtRest": b.nodes_before, "nodesAfter": b.nodes_after,
+    data = {"targetSeconds": d.target_seconds, "judged": "p95", "readySeconds": d.p95_seconds(),
+            "distribution": d.as_dict(), "samples": d.samples, "seed": d.seed, "timingsAsOf": d.timings_as_of,
+            "worstApp": late.name, "nodesAtRest": b.nodes_before, "nodesAfter": b.nodes_after,
             "cappedNodeGroups": b.capped_groups, "settings": b.settings, "headroomToMeet": advice,
             "series": b.series}
-    return {"title": f"5x burst: seconds until the peak's replicas are Ready (goal {b.target_seconds}s)",
-            "key": ["app"], "rows": rows, "notes": notes, "ok": b.ok, "data": data}
+    return {"title": f"5x burst: seconds until the peak's replicas are Ready, p50/p95/worst (goal p95 <= "
+                     f"{d.target_seconds}s)",
+            "key": ["app"], "rows": rows, "notes": notes, "ok": d.ok, "data": data}
 
 
-def _headroom_advice(program: Program, resources: list[Declared], b: Burst) -> dict:
-    """How many more placeholders would meet the goal, and what they cost per month."""
+def _facts_text(name: str, f: AppFacts) -> str:
+    metrics = ", ".join(f"{m.kind}" + (f" every {m.interval_seconds:g}s" if m.interval_seconds else "")
+                        + (f" (saturates at {float(m.cap):.2g}x)" if m.cap is not None else "") for m in f.metrics)
+    probes = ", ".join(f"{what} every {p.period_seconds}s" for what, p in (("startup", f.startup),
+                                                                           ("readiness", f.readiness)) if p)
+    alb = f", ALB check every {f.alb_interval_seconds}s" if f.alb_interval_seconds else ""
+    return f"{name}: {metrics}; {probes or 'no probes'}{alb}"
+
+
+def _headroom_advice(program: Program, resources: list[Declared], d: BurstDistribution) -> dict:
+    """How many more placeholders would bring every p95 within the goal, and what they cost per month."""
     items = resources
     groups, pods, ca = node_groups(items), workloads(items), cluster_autoscaler(items)
     t = scaling(program)
-    extra = headroom_to_meet(groups, pods, t, ca)
+    extra = headroom_to_meet(groups, pods, t, ca, d.facts)
     placeholders = [w for w in pods if w.placeholder]
     if extra is None:
-        late = [a.name for a in b.apps if a.result.decided_at_seconds is None
-                or a.result.decided_at_seconds + t.pod_startup_seconds > b.target_seconds]
-        why = (f"{', '.join(late)} decide too late (or never) for any headroom to help: faster scale-up behavior "
-               "or a higher maxReplicas" if late else "no amount of placeholders up to 256 does")
+        why = ("no amount of placeholders up to 256 does: the decision plus start-up alone is late (faster "
+               "metrics or scale-up behavior, quicker probes) or maxReplicas is below the peak")
         if not placeholders:
             why = "no headroom placeholder is declared (cofounder:cluster.headroom)"
         return {"extraPlaceholders": None, "text": f"More headroom cannot meet the goal: {why}."}
@@ -173,8 +192,9 @@ def _headroom_advice(program: Program, resources: list[Declared], b: Burst) -> d
     after = estimate(items, region, usage, t.node_pod_share, apps=more)
     dmin, dmax = after.monthly_min - before.monthly_min, after.monthly_max - before.monthly_max
     p = placeholders[0].pod
-    text = (f"To meet {b.target_seconds}s: {extra} more headroom placeholders of {p.cpu_millicores}m/{p.memory_mib}Mi "
-            f"(cofounder:cluster.headroom.replicas {placeholders[0].replicas} -> {placeholders[0].replicas + extra}), "
-            f"costing {_usd(dmin)} more per month at minimum scale and {_usd(dmax)} at maximum scale.")
+    text = (f"To meet {d.target_seconds}s at p95: {extra} more headroom placeholders of "
+            f"{p.cpu_millicores}m/{p.memory_mib}Mi (cofounder:cluster.headroom.replicas {placeholders[0].replicas} -> "
+            f"{placeholders[0].replicas + extra}), costing {_usd(dmin)} more per month at minimum scale and "
+            f"{_usd(dmax)} at maximum scale.")
     return {"extraPlaceholders": extra, "replicas": placeholders[0].replicas + extra,
             "monthlyMinScale": round(dmin, 2), "monthlyMaxScale": round(dmax, 2), "text": text}

@@ -671,13 +671,16 @@ def _render_burst(stack: str, burst: tuple[dict | None, dict | None], level: int
     if head is None:
         return [] if base is None else ["**5x burst:** the working tree has no burst report.", ""]
     goal = head["targetSeconds"]
-    lines = [f"**5x burst, seconds until the peak's replicas are Ready** (goal {goal} s):", "",
-             "| app | BASE | working tree | |", "|---|---|---|---|"]
+    spread = head.get("distribution") or {}
+    lines = [f"**5x burst, seconds until the peak's replicas are Ready, p95 of the seeded draws** (goal {goal} s):",
+             "", "| app | BASE | working tree | p50 / worst | |", "|---|---|---|---|---|"]
     before = (base or {}).get("readySeconds", {})
     for app, ready in sorted(head["readySeconds"].items()):
         ok = ready is not None and ready <= goal
         was = before.get(app, "n/a") if base is not None else "n/a"
-        lines.append(f"| {app} | {_secs(was)} | {_secs(ready)} | {'✅' if ok else '❌'} |")
+        other = spread.get(app) or {}
+        extra = f"{_secs(other.get('p50'))} / {_secs(other.get('worst'))}" if other else "n/a"
+        lines.append(f"| {app} | {_secs(was)} | {_secs(ready)} | {extra} | {'✅' if ok else '❌'} |")
     lines.append("")
     advice = head.get("headroomToMeet")
     if advice:

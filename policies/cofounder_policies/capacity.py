@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 
 from capacity import connections
-from capacity.burst import simulate
+from capacity.burst import distribution, facts_for
 from capacity.cost import CostSettings, estimate
 from capacity.fleet import Declared, cluster_autoscaler, node_groups, workloads
 from capacity.headroom import placeholders
@@ -120,26 +120,30 @@ def _declared(resources) -> list[Declared]:
 
 
 def _ready_in_time(resources, targets: ScalingTargets, flagged: set[str]):
-    """The 5x burst to Ready (capacity/burst.py), the preview's burst report's very simulation; apps
-    already ``flagged`` for their decision are not reported twice."""
+    """The 5x burst to Ready (capacity/burst.py), the preview's burst report's very simulation, judged
+    at the 95th percentile of its seeded draws; apps already ``flagged`` for their decision are not
+    reported twice."""
     items = _declared(resources)
     groups, pods = node_groups(items), workloads(items)
     if not groups:
         return
-    burst = simulate(groups, pods, targets, cluster_autoscaler(items))
-    for app in burst.apps:
-        if app.name in flagged or (app.ready_seconds is not None and app.ready_seconds <= burst.target_seconds):
+    d = distribution(groups, pods, targets, cluster_autoscaler(items), facts_for(items, pods))
+    burst = d.worst_case
+    for app in d.apps:
+        if app.name in flagged or (app.p95 is not None and app.p95 <= d.target_seconds):
             continue
         w = next(w for w in pods if w.name == app.name)
-        when = "never" if app.ready_seconds is None else f"at {app.ready_seconds}s"
+        sim = next(a for a in burst.apps if a.name == app.name)
+        when = "never" if app.p95 is None else f"at {app.p95}s"
         capped = f"; {', '.join(burst.capped_groups)} reached maxSize" if burst.capped_groups else ""
-        yield (f"{app.name} has the {app.target_replicas or app.result.needed_replicas} replicas the peak needs "
-               f"Ready {when}, goal {burst.target_seconds}s (readyGoalSeconds){capped}: pods beyond the free room "
-               f"and the headroom wait {burst.settings['scanIntervalSeconds']}s for the Cluster Autoscaler, "
-               f"{targets.node_provisioning_seconds}s for a node and {targets.pod_startup_seconds}s to start. Fix: "
-               "more headroom placeholders (cofounder:cluster.headroom; the burst report says how many and what "
-               "they cost), faster scale-up behavior, or a larger node group maxSize."), \
-            w.autoscaled.key if w.autoscaled else None
+        yield (f"{app.name} has the {sim.target_replicas or sim.result.needed_replicas} replicas the peak needs "
+               f"Ready {when} at p95 (p50 {app.p50}s, worst {app.worst}s), goal {d.target_seconds}s "
+               f"(readyGoalSeconds){capped}: the metric lag, the HPA's sync, a node when the free room and the "
+               "headroom are short, the image pull, the probes and the ALB's health check add up (timings: "
+               "capacity/timings.yaml; the burst report shows each app's path). Fix: a faster metric or scale-up "
+               "behavior that reaches the peak in one decision, quicker probes and health checks, more headroom "
+               "placeholders (cofounder:cluster.headroom; the burst report says how many and what they cost), or a "
+               "larger node group maxSize."), w.autoscaled.key if w.autoscaled else None
 
 
 def _time_to_scale(resources, settings):
@@ -245,9 +249,8 @@ def _connection_budget(resources, settings):
 
 
 #: The cofounder:scaling settings capacity-time-to-scale reads (its config keys, by the same names).
-TIME_TO_SCALE_SETTINGS = ("peakMultiplier", "timeToScaleGoalSeconds", "scaleUpWithinSeconds", "metricLagSeconds",
-                          "goalApps", "baselineReplicas", "requireHeadroomCoverage", "podStartupSeconds",
-                          "readyGoalSeconds", "nodeProvisioningSeconds", "nodePodShare")
+TIME_TO_SCALE_SETTINGS = ("peakMultiplier", "timeToScaleGoalSeconds", "scaleUpWithinSeconds", "goalApps",
+                          "baselineReplicas", "requireHeadroomCoverage", "readyGoalSeconds", "nodePodShare")
 
 
 POLICIES = [
@@ -279,8 +282,10 @@ POLICIES = [
         "ScaledObject) must reach the replicas the peak needs, with its first scale-up step within "
         "scaleUpWithinSeconds and, for goal apps, the full count decided within "
         "timeToScaleGoalSeconds; the first step of all apps must fit the pre-warmed headroom; and the "
-        "replicas the peak needs must be Ready, end to end, within readyGoalSeconds (free room, "
-        "placeholder preemption, Cluster Autoscaler scan, node provisioning, pod start-up). Same "
+        "replicas the peak needs must be Ready, end to end, within readyGoalSeconds at the 95th "
+        "percentile of the seeded burst draws (metric lag, HPA sync, free room, placeholder preemption, "
+        "Cluster Autoscaler scan, node provisioning, image pull, probes, ALB health check; timings from "
+        "capacity/timings.yaml and the declared resources). Same "
         "arithmetic as the preview's time-to-scale and burst reports (capacity/scale_up.py, "
         "capacity/burst.py). Fix: faster behavior.scaleUp policies, a higher maxReplicas, more headroom "
         "or a larger node group maxSize.",
