@@ -51,7 +51,8 @@ def build_data_tier(cfg: StackConfig, platform: Platform) -> DataTier:
                           opts=platform.in_cluster)
     # The master user only creates the roles; everything else connects as one of them.
     roles = DatabaseRoles("database-roles", DatabaseRolesArgs(
-        namespace=cluster.app_namespace, namespace_name=cfg.cluster.app_namespace, db_host=postgres.address, db_name=postgres.db_name,
+        namespace=cluster.app_namespace, namespace_name=cfg.cluster.app_namespace, db_host=postgres.address,
+        db_name=postgres.db_name,
         master_secret_arn=postgres.master_secret_arn, secrets_key_arn=postgres.secrets_key_arn,
         generation=cfg.postgres.credentials_generation, secret_name_prefix=cfg.name_prefix,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, region=cfg.region,

@@ -287,6 +287,8 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = _normalize(dict(args.inputs))
         physical_id = f"{args.name}-{hashlib.sha1(args.typ.encode()).hexdigest()[:6]}"
+        if args.typ == "aws:iam/role:Role":  # an IAM role's id is its name (what RolePolicy.role holds)
+            physical_id = inputs.get("name", args.name)
         outputs = dict(inputs)
         if args.custom and args.typ.startswith("aws:"):
             outputs.setdefault("arn", _arn(args.typ, args.name, self.region))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, resource_rule
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, is_set, items, resource_rule
 
 INSTANCE = "aws:rds/instance:Instance"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -36,6 +36,18 @@ def _deletion_protection(props, settings):
         yield "deletionProtection is not true and this stack requires it"
     if settings["required"] and get(props, "skipFinalSnapshot") is True:
         yield "skipFinalSnapshot is true: deleting the instance would keep no snapshot"
+
+
+def _managed_master_password(props, settings):
+    if get(props, "replicateSourceDb"):
+        return  # a read replica has the source's master user
+    if get(props, "manageMasterUserPassword") is not True:
+        yield ("manageMasterUserPassword is not true: the master password would live in the Pulumi state "
+               "and never rotate")
+    elif not is_set(props, "masterUserSecretKmsKeyId"):
+        yield "masterUserSecretKmsKeyId is not set: the master secret would use the AWS-managed key"
+    if is_set(props, "password") or is_set(props, "passwordWo"):
+        yield "a password is set on the instance"
 
 
 def _pg_stat_statements(props, settings):
@@ -80,6 +92,12 @@ POLICIES = [
         "leaves a final snapshot. Fix: deletionProtection=true, skipFinalSnapshot=false "
         "(and protect the resource).",
         MANDATORY, [INSTANCE], _deletion_protection, config=REQUIRED),
+    resource_rule(
+        "rds-instance-managed-master-password",
+        "The master password must be generated, kept and rotated by RDS in Secrets Manager, encrypted with "
+        "a customer-managed key, never a value in the program or its state. Fix: "
+        "manageMasterUserPassword=true, masterUserSecretKmsKeyId=<key ARN>, no password.",
+        MANDATORY, [INSTANCE], _managed_master_password),
     resource_rule(
         "rds-parameter-group-pg-stat-statements",
         "pg_stat_statements is how slow queries are found. Fix: give PostgreSQL instances a "
