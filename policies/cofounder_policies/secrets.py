@@ -29,7 +29,7 @@ def _ns(props) -> str:
 
 
 def _component(props) -> str | None:
-    return get(props, f"metadata.labels.{COMPONENT_LABEL}")
+    return (get(props, "metadata.labels") or {}).get(COMPONENT_LABEL)  # the key has dots: not a path
 
 
 def _pod_spec(type_: str, props):
@@ -120,7 +120,7 @@ def _stores_scoped(resources, settings) -> Iterable[tuple[str, str | None]]:
                    f"it would read with the controller's or a static identity"), r.urn
             continue
         store_accounts[(ns, name)] = account
-        role_arn = get(accounts.get((ns, account)), f"metadata.annotations.{ROLE_ARN_ANNOTATION}")
+        role_arn = (get(accounts.get((ns, account)), "metadata.annotations") or {}).get(ROLE_ARN_ANNOTATION)
         role = roles.get(role_arn)
         if role is None:
             yield (f"SecretStore {name!r}: service account {account!r} has no IRSA role of this stack "
