@@ -179,3 +179,14 @@ def test_stack_settings(stack_program, stack, expected):
     assert group.inputs["transitEncryptionMode"] == "required" and group.inputs["automaticFailoverEnabled"] is True
     assert group.options["protect"] is (stack == "prod")
     assert p.outputs["redisConfigurationEndpoint"].startswith(f"clustercfg.cofounder-{stack}-redis.")
+
+
+def test_the_access_strings_are_the_ones_docs_data_tier_shows():
+    from pathlib import Path
+
+    from components.valkey_users import CLIENT_COMMANDS
+    doc = (Path(__file__).parent.parent / "docs" / "data-tier.md").read_text()
+    for role, access in {**ACCESS_STRINGS, "default": DEFAULT_USER_ACCESS}.items():
+        shown = access.replace(f" {CLIENT_COMMANDS}", "")
+        assert f"| `{role}` | `{shown}`" in doc, role
+    assert f"`{CLIENT_COMMANDS}`" in doc
