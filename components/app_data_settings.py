@@ -142,9 +142,10 @@ class AppDataSettings(pulumi.ComponentResource):
     def _redis(self, name, app, args: AppDataSettingsArgs, wants: AppCredentials, store, labels, users):
         fields = [RemoteField(f"{role}_password", user.secret_arn, "password")
                   for role, user in zip(wants.redis_roles, users, strict=True)]
-        template = {redis_url_key(role): pulumi.Output.all(args.redis_endpoint).apply(
-            lambda v, role=role: f"rediss://{role}:{{{{ .{role}_password }}}}@{v[0]}:{args.redis_port}")
-            for role in wants.redis_roles}
+        def url(role: str) -> pulumi.Output[str]:
+            return pulumi.Output.from_input(args.redis_endpoint).apply(
+                lambda host: f"rediss://{role}:{{{{ .{role}_password }}}}@{host}:{args.redis_port}")
+        template = {redis_url_key(role): url(role) for role in wants.redis_roles}
         return external_secret(
             f"{name}-{app}-redis", self, namespace=args.namespace, store=wants.service_account,
             target=f"{app}-redis", fields=fields, template=template, versions=[u.version for u in users],

@@ -72,12 +72,14 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
         queue_policy = (queue.worker_policy_json if app.consumes_agent_queue
                         else queue.producer_policy_json if "queue" in app.data_access else None)
         keys = [data.postgres.secrets_key_arn, data.redis.secrets_key_arn]
-        policy = pulumi.Output.all(queue_policy, len(keys), *keys, *secret_arns).apply(
+        policy: pulumi.Output[str] = pulumi.Output.all(queue_policy, len(keys), *keys, *secret_arns).apply(
             lambda v: merged_policy(json.loads(v[0]) if v[0] else None,
-                                    secret_read_policy(v[2 + v[1]:], v[2:2 + v[1]]) if len(v) > 2 + v[1] else None))
+                                    secret_read_policy(v[2 + v[1]:], v[2:2 + v[1]]) if len(v) > 2 + v[1] else None)
+            or "")
         role_arn = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-            namespace=cfg.cluster.app_namespace, service_account=name, policy_json=policy,
+            namespace=cfg.cluster.app_namespace, service_account=name,
+            policy_json=policy if queue_policy is not None or secret_arns else None,
             tags={"component": "apps"})).role_arn
     queue_scaling = None
     if app.consumes_agent_queue:

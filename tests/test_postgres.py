@@ -9,7 +9,7 @@ import pytest
 
 from components import ComponentArgsError
 from components.postgres import PASSWORD_SPECIALS, Postgres, PostgresArgs, parameter_group_family
-from toolkit.harness import is_secret, reveal
+from toolkit.harness import reveal
 
 SUBNETS = ["subnet-a", "subnet-b", "subnet-c"]
 NODES_SG = "sg-cluster"
