@@ -269,6 +269,10 @@ FREE_TYPES = frozenset({
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+    # ElastiCache RBAC users and groups have no charge; a secret's versions and its rotation schedule
+    # are part of the secret's monthly price (Secrets Manager pricing page).
+    "aws:elasticache/user:User", "aws:elasticache/userGroup:UserGroup",
+    "aws:secretsmanager/secretVersion:SecretVersion", "aws:secretsmanager/secretRotation:SecretRotation",
     # SNS: the alarm topic's publishes and email deliveries stay in the always-free million.
     "aws:sns/topic:Topic",
 })
@@ -542,6 +546,11 @@ def _kms(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> N
             len(rs), len(rs), "key-month")
 
 
+def _secrets(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    out.add(f"{len(rs)} Secrets Manager secrets", "database roles and Valkey users", "secretsmanager.secret-month",
+            "Secrets Manager secret, per month", len(rs), len(rs), "secret-month")
+
+
 def _log_groups(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
     for r in rs:
         name = _name(r.key)
@@ -635,6 +644,7 @@ PRICERS = {
     "aws:wafv2/webAcl:WebAcl": _waf,
     "aws:sqs/queue:Queue": _sqs,
     "aws:kms/key:Key": _kms,
+    "aws:secretsmanager/secret:Secret": _secrets,
     "aws:cloudwatch/logGroup:LogGroup": _log_groups,
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarms,
     "aws:s3/bucket:Bucket": _buckets,

@@ -16,6 +16,10 @@ as the list of flows; the ``cofounder.dev/reason`` annotation says why):
 - ``<app>-to-pgbouncer`` and ``pgbouncer-from-<app>`` (``dataAccess: database``,
   ``DATABASE_URL_POOLED``), ``<app>-to-postgres`` (``DATABASE_URL``, direct, for migrations),
   ``pgbouncer-to-postgres``: RDS and its Multi-AZ standby live in the private subnets, on 5432;
+- ``database-bootstrap-to-postgres``: the Job that creates the database roles (DatabaseRoles)
+  connects to RDS as the master user; like every pod it resolves names through ``all-to-cluster-dns``.
+  It needs no other flow: its credentials arrive as a Secret that External Secrets Operator
+  (its own namespace) writes through the API server;
 - ``<app>-to-redis`` (``dataAccess: redis``): ElastiCache in cluster mode, every node in the
   private subnets, on 6379;
 - ``<app>-to-aws-apis`` (``needsAws``): SQS and STS (IRSA's AssumeRoleWithWebIdentity) over HTTPS.
@@ -199,6 +203,8 @@ class AppNetworkPoliciesArgs(AppNetworkPoliciesSettings):
     vpc_cidr: str
     #: The Prometheus pods that scrape the namespace; None: nothing scrapes it.
     prometheus: PeerPods | None = None
+    #: Labels of the database bootstrap Job's pods (DatabaseRoles); None: no bootstrap Job.
+    database_bootstrap: Mapping[str, str] | None = None
     dns: PeerPods = field(default_factory=lambda: PeerPods(namespace=CLUSTER_DNS_NAMESPACE,
                                                            selector=CLUSTER_DNS_SELECTOR))
     dns_port: int = CLUSTER_DNS_PORT
@@ -321,6 +327,9 @@ def allowances(args: AppNetworkPoliciesArgs) -> list[Allowance]:
         if app.scraped and args.prometheus is not None:
             add(f"{name}-from-prometheus", "Prometheus scrapes /metrics on the app port",
                 app.selector, "ingress", [pods_in(args.prometheus)], tcp(app.port))
+    if args.database_bootstrap is not None:
+        add("database-bootstrap-to-postgres", "the Job that creates and updates the database roles (master user, TLS)",
+            args.database_bootstrap, "egress", ip_blocks(private), tcp(args.postgres_port))
     if pgb is not None:
         add("pgbouncer-to-postgres", "PgBouncer's server connections to RDS (TLS verify-full)",
             pgb.selector, "egress", ip_blocks(private), tcp(args.postgres_port))

@@ -124,8 +124,13 @@ class Probes:
 
 
 #: The data tier's connection settings an app may load (``envFrom``): DATABASE_URL and
-#: DATABASE_URL_POOLED, REDIS_URL, the agent queues' AGENT_* settings (``components/app_data_settings.py``).
+#: DATABASE_URL_POOLED, REDIS_URL_<ROLE>, the agent queues' AGENT_* settings (``components/app_data_settings.py``).
 DataAccess = Literal["database", "redis", "queue"]
+#: The Valkey users an app may hold (components/valkey_users.py ROLES).
+RedisRole = Literal["sessions", "ratelimit", "llmcache", "results", "pubsub"]
+#: Pod template annotation: the versions of the credentials the pod loads; a rotation changes it,
+#: which rolls the pods (maxUnavailable 0) onto the new credentials.
+CREDENTIALS_ANNOTATION = "cofounder.dev/credentials-version"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +179,8 @@ class AppServiceSettings:
     #: The data tier's settings the pod gets as environment variables: database, redis, queue
     #: (queue: its IRSA role may enqueue agent runs, so it needs needsAws).
     data_access: list[DataAccess] = field(default_factory=list)
+    #: The Valkey users the pod gets (one REDIS_URL_<ROLE> each); required with redis in dataAccess.
+    redis_roles: list[RedisRole] = field(default_factory=list)
     #: Runs agent jobs from the agent queues: KEDA scales it on the weighted backlog of every tier,
     #: and its IRSA role may receive, delete and delay messages instead of enqueueing.
     consumes_agent_queue: bool = False
@@ -207,6 +214,11 @@ class AppServiceSettings:
                    "null for a consumesAgentQueue app: KEDA scales it on the queue, not on requests")
         if len(set(self.data_access)) != len(self.data_access):
             yield "data_access", self.data_access, "distinct entries"
+        if bool(self.redis_roles) != ("redis" in self.data_access):
+            yield ("redis_roles", self.redis_roles,
+                   "at least one Valkey user exactly when dataAccess includes redis (and none otherwise)")
+        if len(set(self.redis_roles)) != len(self.redis_roles):
+            yield "redis_roles", self.redis_roles, "distinct entries"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +274,8 @@ class AppServiceArgs(AppServiceSettings):
     #: Secrets and ConfigMaps whose keys become environment variables (the names of ``data_access``).
     env_from_secrets: Sequence[pulumi.Input[str]] = ()
     env_from_config_maps: Sequence[pulumi.Input[str]] = ()
+    #: Versions of the credentials in those Secrets (a pod template annotation): a change rolls the pods.
+    credentials_version: pulumi.Input[str] | None = None
     #: Also scale on queue depth (KEDA ScaledObject instead of the native HPA); None: native HPA.
     queue_scaling: QueueScaling | None = None
     #: Serve behind the ALB: a TargetGroupBinding registers the pods in this target group.
@@ -361,7 +375,9 @@ class AppService(pulumi.ComponentResource):
                         # cluster autoscaler treat every pod as unevictable local storage.
                         "cluster-autoscaler.kubernetes.io/safe-to-evict":
                             "true" if args.safe_to_evict else "false",
-                        DB_POOL_SIZE_ANNOTATION: str(args.db_pool_size)}},
+                        DB_POOL_SIZE_ANNOTATION: str(args.db_pool_size),
+                        **({CREDENTIALS_ANNOTATION: args.credentials_version}
+                           if args.credentials_version is not None else {})}},
                     "spec": self._pod_spec(name, args, selector, account),
                 },
             },

@@ -6,12 +6,22 @@ them onto a few server connections to Postgres (expensive: memory per backend, c
 fit at maximum scale; the program refuses a stack where they do not.
 
 Builds, in the app namespace, through the Kubernetes provider handed in via ``opts``:
-- a Secret with ``pgbouncer.ini`` and ``userlist.txt`` (built from Pulumi secrets) and the
-  exporter's connection string; a ConfigMap with the RDS root CAs;
+- a Secret with ``pgbouncer.ini`` and ``userlist.txt`` (built from Pulumi secrets: the
+  ``pgbouncer_auth`` login and the stats user only) and the exporter's connection string; a
+  ConfigMap with the RDS root CAs;
 - a Deployment (>= 2 replicas, spread over nodes and zones, non-root, read-only root filesystem,
   TCP probes, a preStop drain) of the pinned ``edoburu/pgbouncer`` image, with the pinned
   ``prometheus-community`` exporter as a sidecar on port 9127 (``metrics``);
 - a ClusterIP Service on 6432 and a PodDisruptionBudget.
+
+Who may log in: the app logins, looked up in Postgres at each client login with ``auth_query``
+(``AUTH_QUERY``) as ``auth_user`` (the ``pgbouncer_auth`` login of DatabaseRoles), which may only
+call the ``SECURITY DEFINER`` function ``pgbouncer.get_auth``; it returns the SCRAM verifier of an
+``app_a``/``app_b`` login and nothing else. PgBouncer then logs in to Postgres as that login with
+the client's SCRAM proof. So a rotated app password needs no PgBouncer change: the next client
+login reads the new verifier, and open server connections stay open (Postgres checks a password
+only when a connection starts). A rotated ``pgbouncer_auth`` password changes the config Secret,
+which rolls the replicas one at a time (maxUnavailable 0, drain below).
 
 TLS to RDS is ``verify-full`` against the bundled RDS root CAs: the chain and the host name are
 both checked, so a host in the VPC cannot impersonate the database. App pods reach PgBouncer
@@ -58,6 +68,8 @@ EXPORTER_IMAGE = "quay.io/prometheuscommunity/pgbouncer-exporter:v0.11.0"
 #: The image's ``postgres`` user (uid/gid 70) and the exporter image's ``nobody``.
 PGBOUNCER_UID = 70
 EXPORTER_UID = 65534
+#: What PgBouncer runs as ``auth_user`` to fetch a client's SCRAM verifier (components/data/database-roles.sql).
+AUTH_QUERY = "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
 
 
 def rds_ca_bundle() -> str:
@@ -96,8 +108,9 @@ class PgBouncerArgs(PgBouncerSettings):
     #: The RDS instance address (its certificate names it: verify-full checks this host).
     db_host: pulumi.Input[str]
     db_name: str
+    #: PgBouncer's ``auth_user``: the login that may only run ``AUTH_QUERY`` (DatabaseRoles' pgbouncer_auth).
     db_user: str
-    #: The database user's password (a Pulumi secret).
+    #: That login's password (a Pulumi secret).
     db_password: pulumi.Input[str]
     db_port: int = 5432
     #: Name of the Deployment, Service and PDB; the Service DNS name apps connect to.
@@ -133,6 +146,8 @@ def pgbouncer_ini(args: PgBouncerArgs, db_host: str) -> str:
         "unix_socket_dir =",
         "auth_type = scram-sha-256",
         f"auth_file = {CONFIG_DIR}/userlist.txt",
+        f"auth_user = {args.db_user}",
+        f"auth_query = {AUTH_QUERY}",
         f"stats_users = {STATS_USER}",
         "pool_mode = transaction",
         f"default_pool_size = {args.default_pool_size}",
@@ -167,8 +182,6 @@ class PgBouncer(pulumi.ComponentResource):
     metrics_port: int | None
     #: Labels that select the PgBouncer pods (the Service's and the PDB's selector).
     selector: dict[str, str]
-    #: ``postgresql://<user>:<password>@<host>:6432/<db>`` (secret).
-    database_url_pooled: pulumi.Output[str]
 
     def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:PgBouncer", name, None, opts)
@@ -306,10 +319,7 @@ class PgBouncer(pulumi.ComponentResource):
         self.port = PORT
         self.metrics_port = METRICS_PORT if args.exporter_image else None
         self.selector = selector
-        self.database_url_pooled = pulumi.Output.secret(pulumi.Output.all(self.host, args.db_password).apply(
-            lambda v: postgres_url(args.db_user, v[1], v[0], PORT, args.db_name)))
         self.register_outputs({
             "service_name": self.service_name,
             "host": self.host,
-            "database_url_pooled": self.database_url_pooled,
         })

@@ -1,11 +1,19 @@
 """Postgres: the application's RDS for PostgreSQL instance, private and encrypted.
 
-Builds a KMS key (storage and Performance Insights), a generated master password (pulumi-random,
-only ever a Pulumi secret), a DB subnet group in the private subnets, a security group that
+Builds a KMS key (storage and Performance Insights), a DB subnet group in the private subnets, a security group that
 admits only the given security groups on 5432, a parameter group (pg_stat_statements, slow-query
 logging, TLS required), the enhanced-monitoring role, log groups for the exported logs (with their own KMS key) and the
 instance itself: gp3 with storage autoscaling, backups, optional Multi-AZ standby, deletion
 protection, a final snapshot and Pulumi ``protect`` where the stack asks for them.
+
+The master password is RDS's own (``manage_master_user_password``): RDS generates it and keeps it
+in a Secrets Manager secret encrypted with a customer-managed key of its own (``<name>-secrets-kms``),
+and rotates it (every 7 days unless told otherwise, https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html);
+the schedule is the stack's ``masterPasswordRotationDays``, set by a ``SecretRotation`` on that
+secret without a Lambda (pulumi-aws 7.51 ``secretsmanager.SecretRotation``: ``rotation_lambda_arn``
+"must be supplied if the secret is not managed by AWS"; terraform-provider-aws#34108). The password
+is never in the Pulumi state, and only the database bootstrap Job reads the secret
+(``master_secret_arn``); the apps connect as the roles of ``DatabaseRoles``.
 
 Who may connect: the security groups in ``allowed_security_group_ids``. On EKS that is the
 cluster security group, which sits on every node and every pod ENI, so PgBouncer (and migration
@@ -22,17 +30,16 @@ from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from capacity import classes
 from components import LOG_RETENTION, Between, Matches, require_valid
+from components.credentials import URL_SAFE_SPECIALS, secrets_kms_key
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
 from components.log_encryption import log_key
 
 PORT = 5432
-#: Characters the generated password may use besides letters and digits: RDS forbids / ' " @ and
-#: space; these four are also URL-unreserved, so the password goes into URLs without encoding.
-PASSWORD_SPECIALS = "-_.~"
+#: What generated database passwords may use besides letters and digits (URL-safe, RDS-allowed).
+PASSWORD_SPECIALS = URL_SAFE_SPECIALS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +80,11 @@ class PostgresSettings:
     reserved_connections: Annotated[int, Between(5, 1000)] = 10
     #: Days CloudWatch Logs keeps the exported postgresql and upgrade logs.
     log_retention_days: Annotated[int, Between(1, 3653), LOG_RETENTION] = 30
+    #: Days between rotations of the RDS-managed master password (Secrets Manager's managed rotation).
+    master_password_rotation_days: Annotated[int, Between(1, 365)] = 7
+    #: Raise by one to rotate the app, migrator and pgbouncer_auth passwords at the next deploy
+    #: (DatabaseRoles; docs/data-tier.md, Rotation).
+    credentials_generation: Annotated[int, Between(1, 1000000)] = 1
 
     def checks(self):
         if self.auto_minor_version_upgrade and "." in self.engine_version:
@@ -128,9 +140,10 @@ class Postgres(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     db_name: str
     master_username: str
-    master_password: pulumi.Output[str]
-    #: Direct URL (secret), TLS required: for migrations and administration, not app traffic.
-    database_url: pulumi.Output[str]
+    #: The RDS-managed Secrets Manager secret with the master credentials (bootstrap only).
+    master_secret_arn: pulumi.Output[str]
+    #: The customer-managed key of the data tier's database secrets (master and roles).
+    secrets_key_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Postgres", name, None, opts)
@@ -140,14 +153,8 @@ class Postgres(pulumi.ComponentResource):
 
         key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags,
                       service="rds", protect=args.protect)
-        password = random.RandomPassword(
-            f"{name}-master-password",
-            length=40,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_lower=2, min_upper=2, min_numeric=2, min_special=2,
-            opts=child,
-        )
+        secrets_key = secrets_kms_key(name, self, f"{args.identifier}: database credentials in Secrets Manager",
+                                      tags, protect=args.protect)
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
             name=args.identifier,
@@ -229,7 +236,8 @@ class Postgres(pulumi.ComponentResource):
             instance_class=args.instance_class,
             db_name=args.db_name,
             username=args.master_username,
-            password=password.result,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=secrets_key.arn,
             port=PORT,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[sg.id],
@@ -260,8 +268,17 @@ class Postgres(pulumi.ComponentResource):
             monitoring_role_arn=monitoring_role_arn,
             enabled_cloudwatch_logs_exports=exports,
             tags={**tags, "Name": args.identifier},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups,
-                                        additional_secret_outputs=["password"]),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
+        )
+        master_secret_arn = instance.master_user_secrets.apply(lambda s: s[0].secret_arn if s else None)
+        aws.secretsmanager.SecretRotation(
+            f"{name}-master-rotation",
+            secret_id=master_secret_arn,
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                automatically_after_days=args.master_password_rotation_days),
+            # RDS rotated it when it created it; the schedule alone is what changes here.
+            rotate_immediately=False,
+            opts=child,
         )
 
         self.instance_identifier = instance.identifier
@@ -271,12 +288,11 @@ class Postgres(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.db_name = args.db_name
         self.master_username = args.master_username
-        self.master_password = pulumi.Output.secret(password.result)
-        self.database_url = pulumi.Output.secret(pulumi.Output.all(password.result, instance.address).apply(
-            lambda v: postgres_url(args.master_username, v[0], v[1], PORT, args.db_name, "sslmode=require")))
+        self.master_secret_arn = master_secret_arn
+        self.secrets_key_arn = secrets_key.arn
         self.register_outputs({
             "address": self.address,
             "port": self.port,
             "security_group_id": self.security_group_id,
-            "database_url": self.database_url,
+            "master_secret_arn": self.master_secret_arn,
         })

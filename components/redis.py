@@ -1,15 +1,18 @@
-"""Redis: an ElastiCache for Valkey replication group in cluster mode, TLS and auth token required.
+"""Redis: an ElastiCache for Valkey replication group in cluster mode, TLS and RBAC users required.
 
 Valkey is the Redis-compatible engine ElastiCache now develops (same protocol, ioredis and
-BullMQ work unchanged, lower price than Redis OSS). Builds a KMS key for encryption at rest, a
-generated auth token (pulumi-random, only ever a Pulumi secret), a subnet group in the private
+BullMQ work unchanged, lower price than Redis OSS). Builds a KMS key for encryption at rest, one
+ElastiCache user per role of the data (``components/valkey_users.py``: sessions, rate limits, LLM
+cache, agent results, pub/sub) in a user group whose ``default`` user is switched off, each
+password generated and kept in Secrets Manager, a subnet group in the private
 subnets, a security group admitting only the given security groups on 6379, a parameter group
 with ``cluster-enabled yes`` and the replication group: shards x (1 primary + replicas), TLS
 required in transit, automatic failover (AWS requires it in cluster mode, and it needs at least
 one replica per shard), optional Multi-AZ placement, daily snapshots and a final snapshot.
 
-Apps get ``redis_url`` (``rediss://:<token>@<configuration endpoint>:6379``, a secret) and use a
-cluster client (``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in ioredis).
+Apps get one ``rediss://<user>:<password>@<configuration endpoint>:6379`` per role they use
+(``REDIS_URL_<ROLE>``, components/app_data_settings.py) and use a cluster client
+(``new Redis.Cluster([url], { redisOptions: { tls: {} } })`` in ioredis).
 
 One cluster holds the seed's four roles (sessions, rate-limit counters, the LLM response cache,
 agent results) plus pub/sub for real-time updates, and the parameter group declares how it
@@ -29,11 +32,12 @@ from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from capacity import classes
 from components import Between, Matches, require_valid
+from components.credentials import StoredPassword, secrets_kms_key
 from components.data_access import final_snapshot_identifier, kms_key, security_group_for
+from components.valkey_users import valkey_user_group
 
 PORT = 6379
 
@@ -78,6 +82,8 @@ class RedisSettings:
     snapshot_retention_days: Annotated[int, Between(0, 35)] = 7
     #: Pulumi ``protect`` on the replication group and its KMS key.
     protect: bool = True
+    #: Raise by one to rotate every Valkey user's password at the next deploy (docs/data-tier.md, Rotation).
+    credentials_generation: Annotated[int, Between(1, 1000000)] = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +96,8 @@ class RedisArgs(RedisSettings):
     subnet_ids: pulumi.Input[Sequence[str]]
     #: Security groups admitted on 6379 (the EKS cluster security group). Empty admits nobody.
     allowed_security_group_ids: Sequence[pulumi.Input[str]] = ()
+    #: Prefix of the users' Secrets Manager secret names (``<prefix>/valkey/<role>``).
+    secret_name_prefix: str = "cofounder"
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -105,9 +113,10 @@ class Redis(pulumi.ComponentResource):
     eviction_policy: str
     configuration_endpoint: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
-    auth_token: pulumi.Output[str]
-    #: ``rediss://:<token>@<configuration endpoint>:6379`` (secret).
-    redis_url: pulumi.Output[str]
+    #: One user per role (``valkey_users.ROLES``), its password in Secrets Manager.
+    users: dict[str, StoredPassword]
+    #: The key of the users' secrets.
+    secrets_key_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Redis", name, None, opts)
@@ -118,9 +127,11 @@ class Redis(pulumi.ComponentResource):
 
         key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags,
                       service="elasticache", protect=args.protect)
-        # ElastiCache accepts 16-128 printable characters and only !&#$^<>- as specials; letters
-        # and digits alone (64 of them, ~380 bits) need no escaping in a URL either.
-        token = random.RandomPassword(f"{name}-auth-token", length=64, special=False, opts=child)
+        secrets_key = secrets_kms_key(name, self, f"{args.identifier}: Valkey user passwords in Secrets Manager",
+                                      tags, protect=args.protect)
+        users, user_group = valkey_user_group(
+            name, self, identifier=args.identifier, secrets_key_arn=secrets_key.arn,
+            secret_name_prefix=args.secret_name_prefix, generation=args.credentials_generation, tags=tags)
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
             name=args.identifier,
@@ -167,7 +178,8 @@ class Redis(pulumi.ComponentResource):
             multi_az_enabled=args.multi_az,
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
-            auth_token=token.result,
+            # RBAC instead of one AUTH token: each client authenticates as the user of its role.
+            user_group_ids=[user_group.user_group_id],
             at_rest_encryption_enabled=True,
             kms_key_id=key.arn,
             snapshot_retention_limit=args.snapshot_retention_days,
@@ -176,19 +188,17 @@ class Redis(pulumi.ComponentResource):
             final_snapshot_identifier=final_snapshot_identifier(name, self, args.identifier),
             auto_minor_version_upgrade=True,
             tags={**tags, "Name": args.identifier},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
-                                        additional_secret_outputs=["authToken"]),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 
         self.replication_group_id = group.replication_group_id
         self.eviction_policy = EVICTION_POLICY
         self.configuration_endpoint = group.configuration_endpoint_address
         self.security_group_id = sg.id
-        self.auth_token = pulumi.Output.secret(token.result)
-        self.redis_url = pulumi.Output.secret(pulumi.Output.all(token.result, group.configuration_endpoint_address)
-                                              .apply(lambda v: f"rediss://:{v[0]}@{v[1]}:{PORT}"))
+        self.users = users
+        self.secrets_key_arn = secrets_key.arn
         self.register_outputs({
             "configuration_endpoint": self.configuration_endpoint,
             "security_group_id": self.security_group_id,
-            "redis_url": self.redis_url,
+            "user_secret_arns": {role: user.secret_arn for role, user in users.items()},
         })

@@ -18,7 +18,7 @@ cfg = config.load()
 
 platform = build_platform(cfg)                      # VPC, EKS, Cluster Autoscaler, metrics-server
 lb = build_load_balancer(cfg, platform)             # internal ALB + AWS Load Balancer Controller
-data = build_data_tier(cfg, platform)               # RDS + PgBouncer, Valkey, SQS tiers, app Secrets
+data = build_data_tier(cfg, platform)               # RDS + roles + PgBouncer, Valkey users, SQS, ESO, app Secrets
 monitoring = build_monitoring(cfg, platform)        # Prometheus, Grafana, monitors, alert rules
 build_alarms(cfg, data, lb)                         # CloudWatch alarms on the managed services
 tier = deploy_apps(cfg, platform, data, lb, monitoring)  # frontend, backend, worker, their autoscalers
@@ -40,7 +40,8 @@ pulumi.export("redisConfigurationEndpoint", data.redis.configuration_endpoint)
 pulumi.export("agentQueueUrls", data.agent_queue.queue_urls)              # tier -> URL, highest priority first
 pulumi.export("agentDeadLetterQueueUrls", data.agent_queue.dlq_urls)
 pulumi.export("connectionBudget", data.connection_budget.as_dict())
-pulumi.export("appDataSecretNames", [data.app_data.database_secret_name, data.app_data.redis_secret_name])
+pulumi.export("appDataSecretNames", data.app_data.secret_names)            # app -> the Secrets it loads
+pulumi.export("databaseLogins", {p: r.username for p, r in data.database_roles.roles.items()})
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_camel())

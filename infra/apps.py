@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -22,6 +23,7 @@ import pulumi
 from components import args_for
 from components.app_network_policies import AppNetworkPolicies, AppNetworkPoliciesArgs, AppPods, PeerPods, PoolerPods
 from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling, QueueTierScaling
+from components.credentials import merged_policy, secret_read_policy
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
 from components.monitoring_stack import MonitoringStack
@@ -53,7 +55,9 @@ def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBa
             cfg.keda, KedaArgs, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer_url=cluster.oidc_issuer_url, queue_arns=list(data.agent_queue.queue_arns.values())),
             opts=in_cluster)
-    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda), opts=in_cluster)
+    # After their Secrets' ExternalSecrets (synced once the roles' passwords are set).
+    after_data = pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[data.app_data]))
+    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda), opts=after_data)
             for name, app in cfg.apps.items()}
     return AppTier(apps=apps, adapter=adapter, keda=keda)
 
@@ -62,14 +66,21 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
               lb: LoadBalancing | None, keda: Keda | None) -> AppServiceArgs:
     cluster, queue = platform.cluster, data.agent_queue
     role_arn = None
-    if app.needs_aws:
-        policy = (queue.worker_policy_json if app.consumes_agent_queue
-                  else queue.producer_policy_json if "queue" in app.data_access else None)
+    # The app's own service account reads its secrets (ESO's SecretStore authenticates as it).
+    secret_arns = data.app_data.secret_arns.get(name, [])
+    if app.needs_aws or secret_arns:
+        queue_policy = (queue.worker_policy_json if app.consumes_agent_queue
+                        else queue.producer_policy_json if "queue" in app.data_access else None)
+        keys = [data.postgres.secrets_key_arn, data.redis.secrets_key_arn]
+        policy: pulumi.Output[str] = pulumi.Output.all(queue_policy, len(keys), *keys, *secret_arns).apply(
+            lambda v: merged_policy(json.loads(v[0]) if v[0] else None,
+                                    secret_read_policy(v[2 + v[1]:], v[2:2 + v[1]]) if len(v) > 2 + v[1] else None)
+            or "")
         role_arn = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-            namespace=cfg.cluster.app_namespace, service_account=name, policy_json=policy,
+            namespace=cfg.cluster.app_namespace, service_account=name,
+            policy_json=policy if queue_policy is not None or secret_arns else None,
             tags={"component": "apps"})).role_arn
-    secrets = {"database": data.app_data.database_secret_name, "redis": data.app_data.redis_secret_name}
     queue_scaling = None
     if app.consumes_agent_queue:
         queue_scaling = QueueScaling(
@@ -79,7 +90,8 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
             keda=keda.release if keda else None)
     return args_for(
         app, AppServiceArgs, namespace=cluster.app_namespace, role_arn=role_arn,
-        env_from_secrets=[secrets[d] for d in app.data_access if d in secrets],
+        env_from_secrets=data.app_data.secret_names.get(name, []),
+        credentials_version=data.app_data.credentials_versions.get(name),
         env_from_config_maps=[data.app_data.queue_config_map_name] if "queue" in app.data_access else [],
         queue_scaling=queue_scaling, load_balancer=lb.targets.get(name) if lb else None)
 
@@ -106,6 +118,7 @@ def isolate_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadB
         settings, AppNetworkPoliciesArgs, namespace=platform.cluster.app_namespace,
         apps={name: pods(name, app) for name, app in cfg.apps.items()},
         pgbouncer=PoolerPods(selector=pgbouncer.selector, port=pgbouncer.port, metrics_port=pgbouncer.metrics_port),
+        database_bootstrap=data.database_roles.selector,
         private_subnet_cidrs=platform.network.private_subnet_cidr_blocks, vpc_cidr=cfg.network.cidr_block,
         prometheus=PeerPods(namespace=monitoring.namespace, selector=monitoring.prometheus_selector)
         if monitoring else None), opts=platform.in_cluster)

@@ -23,6 +23,7 @@ from components.cloudwatch_alarms import CloudWatchAlarmsSettings
 from components.cluster_autoscaler import ClusterAutoscalerSettings
 from components.edge_distribution import EdgeSettings
 from components.eks_cluster import EksClusterSettings
+from components.external_secrets import ExternalSecretsSettings
 from components.keda import KedaSettings
 from components.load_balancer_controller import LoadBalancerControllerSettings
 from components.metrics_server import MetricsServerSettings
@@ -64,6 +65,8 @@ class StackConfig:
     pgbouncer: PgBouncerSettings
     redis: RedisSettings
     queues: QueueSettings
+    #: External Secrets Operator: Secrets Manager -> the apps' Kubernetes Secrets.
+    external_secrets: ExternalSecretsSettings
     #: The app tiers by name (frontend, backend, worker); each is one Deployment with
     #: its HPA, Service, TargetGroupBinding and PodDisruptionBudget.
     apps: dict[str, AppServiceSettings]

@@ -263,10 +263,18 @@ def test_the_flows_match_what_the_program_declares(stack_program, stack, validat
     (rule,) = policies["pgbouncer-to-postgres"]["egress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": db_port}]
     with_db = {d.inputs["metadata"]["name"] for d in program.of_type("kubernetes:apps/v1:Deployment")
-               if any(src.get("secretRef", {}).get("name") == "cofounder-database"
+               if any(src.get("secretRef", {}).get("name", "").endswith("-database")
                       for c in d.inputs["spec"]["template"]["spec"]["containers"] for src in c.get("envFrom", []))}
     assert with_db and {n.removeprefix("pgbouncer-from-") for n in policies if n.startswith("pgbouncer-from-")} \
         == with_db | {"prometheus"}
+    # the database bootstrap Job reaches RDS on its port, and nothing else leaves its pods but DNS
+    job = program.one("kubernetes:batch/v1:Job")
+    bootstrap = policies["database-bootstrap-to-postgres"]
+    assert bootstrap["podSelector"]["matchLabels"] == job.inputs["spec"]["template"]["metadata"]["labels"]
+    (rule,) = bootstrap["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": db_port}]
+    assert sorted(p["ipBlock"]["cidr"] for p in rule["to"]) == private
+    assert [n for n in policies if n.startswith("database-bootstrap")] == ["database-bootstrap-to-postgres"]
     # Prometheus is admitted from the namespace it is installed in, on the port each monitor scrapes
     release = next(r for r in program.of_type("kubernetes:helm.sh/v3:Release")
                    if r.inputs["chart"] == "kube-prometheus-stack")

@@ -75,18 +75,26 @@ def test_active_agents_metric_only_where_configured():
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_worker_and_keda_cover_every_tier_and_the_api_may_only_enqueue(stack, validate_crd):
+def test_worker_and_keda_cover_every_tier_and_the_api_may_only_enqueue(stack, validate_crd, stack_program):
     p = _tier(stack)
     arns = [f"arn:aws:sqs:us-east-1:123456789012:cofounder-{stack}-agent-execution-{t}" for t in ("high", "normal", "low")]
     policies = {r.name: json.loads(r.inputs["policy"]) for r in p.of_type("aws:iam/rolePolicy:RolePolicy")}
     assert policies["keda-operator-policy"]["Statement"] == [
         {"Effect": "Allow", "Action": "sqs:GetQueueAttributes", "Resource": sorted(arns)}]
-    (worker,) = policies["worker-irsa-policy"]["Statement"]
+    # besides its queue statement, each app's role reads exactly its own secrets (ESO's store uses it)
+    worker, worker_secrets, _ = policies["worker-irsa-policy"]["Statement"]
     assert worker["Resource"] == sorted(arns)
     assert worker["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-    # the backend enqueues (the seed's POST handler) and can do nothing else
-    (backend,) = policies["backend-irsa-policy"]["Statement"]
+    # the backend enqueues (the seed's POST handler) and can do nothing else with the queues
+    backend, backend_secrets, _ = policies["backend-irsa-policy"]["Statement"]
     assert backend["Resource"] == sorted(arns) and backend["Action"] == ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    secret_arns = {r.name: r.outputs["arn"] for r in stack_program(stack).of_type("aws:secretsmanager/secret:Secret")}
+    db = {secret_arns["database-roles-app-secret"], secret_arns["database-roles-migrator-secret"]}
+    valkey = {role: secret_arns[f"redis-user-{role}-secret"] for role in ("sessions", "ratelimit", "llmcache",
+                                                                          "results", "pubsub")}
+    assert set(worker_secrets["Resource"]) == db | {valkey[r] for r in ("llmcache", "results", "pubsub")}
+    assert set(backend_secrets["Resource"]) == db | set(valkey.values())
+    assert worker_secrets["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     assert "frontend-irsa-policy" not in policies
     so = p.one(AUTOSCALERS[1])
     validate_crd(so)

@@ -12,7 +12,9 @@ from cofounder_policies.environments import TAG_ONLY_IMAGES
 from pulumi.runtime.sync_await import _sync_await
 
 from components import ComponentArgsError
-from components.app_data_settings import AppDataSettings, AppDataSettingsArgs
+from components.app_data_settings import AppCredentials, AppDataSettings, AppDataSettingsArgs
+from components.database_roles import DatabaseRoles, DatabaseRolesArgs
+from components.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs, bundle_regions, pgbouncer_ini, rds_ca_bundle, userlist
 from components.postgres import Postgres, PostgresArgs
 from components.queue import Queue, QueueArgs
@@ -25,7 +27,8 @@ SUBNETS = ["subnet-a", "subnet-b"]
 
 
 def _data_tier(captured: dict, **pgbouncer_overrides):
-    """The data tier as infra wires it: AWS side, then PgBouncer and the app settings in the cluster."""
+    """The data tier as infra wires it: AWS side, ESO and the roles' Job, then PgBouncer (as the
+    pgbouncer_auth login) and the apps' settings in the cluster."""
     def program():
         provider = k8s.Provider("k8s", kubeconfig="{}")
         in_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
@@ -34,13 +37,28 @@ def _data_tier(captured: dict, **pgbouncer_overrides):
         redis = Redis("redis", RedisArgs(identifier="demo-redis", vpc_id="vpc-1", subnet_ids=SUBNETS,
                                          allowed_security_group_ids=["sg-cluster"]))
         queue = Queue("agent-queue", QueueArgs(queue_name="demo-agent-execution"))
+        eso = ExternalSecrets("external-secrets", ExternalSecretsArgs(), opts=in_cluster)
+        roles = DatabaseRoles("database-roles", DatabaseRolesArgs(
+            namespace="cofounder", namespace_name="cofounder", db_host=pg.address, db_name=pg.db_name,
+            master_secret_arn=pg.master_secret_arn, secrets_key_arn=pg.secrets_key_arn, secret_name_prefix="demo",
+            oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X",
+            oidc_issuer_url="https://oidc.eks.us-east-1.amazonaws.com/id/X", region="us-east-1",
+            external_secrets_release=eso.release, server_ca_pem=rds_ca_bundle()), opts=in_cluster)
+        auth = roles.roles["pgbouncer_auth"]
         bouncer = PgBouncer("pgbouncer", PgBouncerArgs(
-            namespace="cofounder", db_host=pg.address, db_name=pg.db_name, db_user=pg.master_username,
-            db_password=pg.master_password, **pgbouncer_overrides), opts=in_cluster)
+            namespace="cofounder", db_host=pg.address, db_name=pg.db_name, db_user=auth.username,
+            db_password=auth.password, **pgbouncer_overrides), opts=in_cluster)
         settings = AppDataSettings("app-data", AppDataSettingsArgs(
-            namespace="cofounder", database_url=pg.database_url, database_url_pooled=bouncer.database_url_pooled,
-            redis_url=redis.redis_url, queue_settings=queue.app_settings), opts=in_cluster)
-        captured.update(bouncer=bouncer, settings=settings, provider=provider)
+            namespace="cofounder", region="us-east-1",
+            apps={"frontend": AppCredentials(service_account="frontend"),
+                  "backend": AppCredentials(service_account="backend", database=True,
+                                            redis_roles=["sessions", "pubsub"])},
+            db_host=pg.address, db_port=5432, pooler_host=bouncer.host, pooler_port=bouncer.port,
+            db_name=pg.db_name, app_role=roles.roles["app"], migrator_role=roles.roles["migrator"],
+            redis_endpoint=redis.configuration_endpoint, redis_port=6379, redis_users=redis.users,
+            queue_settings=queue.app_settings, external_secrets_release=eso.release,
+            depends_on=[roles.job]), opts=in_cluster)
+        captured.update(bouncer=bouncer, settings=settings, provider=provider, roles=roles)
     return program
 
 
@@ -60,10 +78,12 @@ def _ini(program) -> configparser.ConfigParser:
 
 def test_every_kubernetes_object_validates(tier, validate_k8s):
     program, _ = tier
-    objects = [r for r in program.resources if r.type.startswith("kubernetes:") and r.custom]
+    objects = [r for r in program.resources if r.type.startswith("kubernetes:") and r.custom
+               and r.type.split(":")[1] in ("apps/v1", "core/v1", "policy/v1", "batch/v1")]
     assert {r.type for r in objects} == {
         "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:policy/v1:PodDisruptionBudget",
-        "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap"}
+        "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:core/v1:Namespace", "kubernetes:batch/v1:Job"}
     for r in objects:
         validate_k8s(r)
 
@@ -124,9 +144,10 @@ def test_config_secret_holds_ini_userlist_and_exporter_dsn_as_secrets(tier):
     secret = program.one("kubernetes:core/v1:Secret", "pgbouncer-config")
     assert is_secret(secret.inputs["stringData"])
     data = reveal(secret.inputs["stringData"])
-    password = program.one("random:index/randomPassword:RandomPassword", "postgres-master-password").outputs["result"]
+    password = program.one("random:index/randomPassword:RandomPassword",
+                           "database-roles-pgbouncer-auth-password").outputs["result"]
     stats = program.one("random:index/randomPassword:RandomPassword", "pgbouncer-stats-password").outputs["result"]
-    assert data["userlist.txt"] == f'"cofounder_admin" "{password}"\n"pgbouncer_stats" "{stats}"\n'
+    assert data["userlist.txt"] == f'"pgbouncer_auth_a" "{password}"\n"pgbouncer_stats" "{stats}"\n'
     assert data["exporter-connection-string"] == \
         f"postgresql://pgbouncer_stats:{stats}@127.0.0.1:6432/pgbouncer?sslmode=disable"
     assert secret.inputs["metadata"]["namespace"] == "cofounder"
@@ -212,44 +233,70 @@ def test_without_exporter(run_program):
     assert [p["name"] for p in program.one("kubernetes:core/v1:Service").inputs["spec"]["ports"]] == ["postgres"]
 
 
-def test_pooled_url_goes_through_the_service(tier):
+def test_pgbouncer_logs_in_as_pgbouncer_auth_and_looks_up_app_logins(tier):
     program, captured = tier
-    url = captured["bouncer"].database_url_pooled
-    assert _sync_await(url.is_secret())
-    password = program.one("random:index/randomPassword:RandomPassword", "postgres-master-password").outputs["result"]
-    assert _sync_await(url.future()) == \
-        f"postgresql://cofounder_admin:{password}@pgbouncer.cofounder.svc.cluster.local:6432/cofounder"
+    ini = _ini(program)["pgbouncer"]
+    login = _sync_await(pulumi.Output.from_input(captured["roles"].roles["pgbouncer_auth"].username).future())
+    assert login == "pgbouncer_auth_a"  # generation 1
+    assert ini["auth_user"] == login
+    assert ini["auth_query"] == "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
+    users = reveal(program.one("kubernetes:core/v1:Secret", "pgbouncer-config").inputs["stringData"])["userlist.txt"]
+    password = program.one("random:index/randomPassword:RandomPassword",
+                           "database-roles-pgbouncer-auth-password").outputs["result"]
+    # only the auth login and the stats user: the app logins are looked up, the master is never here
+    assert [line.split('" "')[0].strip('"') for line in users.splitlines()] == [login, "pgbouncer_stats"]
+    assert f'"{login}" "{password}"' in users and "cofounder_admin" not in users
 
 
-def test_app_settings_secrets_and_config_map(tier):
+def test_apps_get_their_urls_from_secrets_manager_through_their_own_store(tier):
     program, captured = tier
-    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
-    redis = program.one("kubernetes:core/v1:Secret", "app-data-redis")
+    settings = captured["settings"]
+    assert settings.secret_names == {"backend": ["backend-database", "backend-redis"]}  # frontend: nothing
+    store = program.one("kubernetes:external-secrets.io/v1:SecretStore", "app-data-backend-store").inputs
+    assert store["metadata"]["name"] == "backend"
+    assert store["spec"]["provider"]["aws"] == {"service": "SecretsManager", "region": "us-east-1",
+                                                "auth": {"jwt": {"serviceAccountRef": {"name": "backend"}}}}
+    db = program.one("kubernetes:external-secrets.io/v1:ExternalSecret", "app-data-backend-database").inputs
+    assert db["spec"]["secretStoreRef"] == {"name": "backend", "kind": "SecretStore"}
+    assert db["spec"]["target"]["name"] == "backend-database"
+    assert db["spec"]["target"]["template"]["data"] == {
+        "DATABASE_URL": "postgresql://{{ .migrator_username }}:{{ .migrator_password }}@"
+                        f"{RDS_HOST}:5432/cofounder?sslmode=require",
+        "DATABASE_URL_POOLED": "postgresql://{{ .app_username }}:{{ .app_password }}@"
+                               "pgbouncer.cofounder.svc.cluster.local:6432/cofounder"}
+    app_arn = program.one("aws:secretsmanager/secret:Secret", "database-roles-app-secret").outputs["arn"]
+    migrator_arn = program.one("aws:secretsmanager/secret:Secret", "database-roles-migrator-secret").outputs["arn"]
+    assert {(d["secretKey"], d["remoteRef"]["key"], d["remoteRef"]["property"]) for d in db["spec"]["data"]} == {
+        ("migrator_username", migrator_arn, "username"), ("migrator_password", migrator_arn, "password"),
+        ("app_username", app_arn, "username"), ("app_password", app_arn, "password")}
+    redis = program.one("kubernetes:external-secrets.io/v1:ExternalSecret", "app-data-backend-redis").inputs
+    endpoint = "clustercfg.demo-redis.c0ffee.use1.cache.amazonaws.com:6379"
+    assert redis["spec"]["target"]["template"]["data"] == {
+        "REDIS_URL_SESSIONS": f"rediss://sessions:{{{{ .sessions_password }}}}@{endpoint}",
+        "REDIS_URL_PUBSUB": f"rediss://pubsub:{{{{ .pubsub_password }}}}@{endpoint}"}
+    assert not any(is_secret(v) for v in (db, redis))  # templates and ARNs only: no password in the object
+    arns = [_sync_await(a.future()) for a in settings.secret_arns["backend"]]
+    assert sorted(arns) == sorted([app_arn, migrator_arn, *(
+        program.one("aws:secretsmanager/secret:Secret", f"redis-user-{r}-secret").outputs["arn"]
+        for r in ("sessions", "pubsub"))])
     queue = program.one("kubernetes:core/v1:ConfigMap", "app-data-queue")
-    assert [o.inputs["metadata"]["name"] for o in (database, redis, queue)] == \
-        ["cofounder-database", "cofounder-redis", "cofounder-queue"]
-    assert is_secret(database.inputs["stringData"]) and is_secret(redis.inputs["stringData"])
-    db = reveal(database.inputs["stringData"])
-    assert set(db) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
-    assert db["DATABASE_URL"].startswith("postgresql://cofounder_admin:") and \
-        db["DATABASE_URL"].endswith(f"@{RDS_HOST}:5432/cofounder?sslmode=require")
-    assert "@pgbouncer.cofounder.svc.cluster.local:6432/" in db["DATABASE_URL_POOLED"]
-    url = reveal(redis.inputs["stringData"])["REDIS_URL"]
-    assert url.startswith("rediss://:") and url.endswith(":6379")
+    assert queue.inputs["metadata"]["name"] == "cofounder-queue"
     data = queue.inputs["data"]
     assert data["AGENT_QUEUE_TIERS"] == "high,normal,low"
     assert data["AGENT_QUEUE_URL_HIGH"] == "https://sqs.us-east-1.amazonaws.com/123456789012/demo-agent-execution-high"
     assert not is_secret(data)  # queue URLs are not secrets: access is IAM
-    for o in (database, redis, queue):
-        assert o.inputs["metadata"]["namespace"] == "cofounder"
-    settings = captured["settings"]
-    assert _sync_await(settings.database_secret_name.future()) == "cofounder-database"
-    assert _sync_await(settings.queue_config_map_name.future()) == "cofounder-queue"
+
+
+def test_a_new_secret_version_resyncs_the_external_secret(run_program):
+    first = run_program(_data_tier({})).one("kubernetes:external-secrets.io/v1:ExternalSecret",
+                                            "app-data-backend-database").inputs["metadata"]["annotations"]
+    assert set(first) == {"force-sync"} and first["force-sync"].count(",") == 1  # migrator and app versions
 
 
 def test_no_secret_outside_a_secret_wrapper(tier):
     program, _ = tier
-    assert len(program.of_type("random:index/randomPassword:RandomPassword")) == 3
+    # stats + 3 database roles + 6 Valkey users (default included)
+    assert len(program.of_type("random:index/randomPassword:RandomPassword")) == 10
     assert secret_leaks(program) == []
 
 
@@ -257,8 +304,8 @@ def test_the_leak_check_can_fail(run_program):
     """A password written into a ConfigMap is caught."""
     def program():
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        pg = Postgres("postgres", PostgresArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS))
-        k8s.core.v1.ConfigMap("leak", data={"pw": pulumi.Output.unsecret(pg.master_password)},
+        redis = Redis("redis", RedisArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS))
+        k8s.core.v1.ConfigMap("leak", data={"pw": pulumi.Output.unsecret(redis.users["sessions"].password)},
                               opts=pulumi.ResourceOptions(provider=provider))
     leaks = secret_leaks(run_program(program))
     assert leaks == ["urn:pulumi:test::cofounder::kubernetes:core/v1:ConfigMap::leak.data.pw"]

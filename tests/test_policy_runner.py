@@ -32,7 +32,7 @@ def _resource(type_: str, name: str, inputs: dict) -> harness.Resource:
 
 PUBLIC_DB = _resource("aws:rds/instance:Instance", "leaky", {
     "engine": "postgres", "publiclyAccessible": True, "storageEncrypted": True, "backupRetentionPeriod": 7,
-    "parameterGroupName": "pg", "password": {harness.SECRET_SIG: harness.SECRET_SIG_VALUE, "value": "pw"}})
+    "parameterGroupName": "pg", "manageMasterUserPassword": True, "masterUserSecretKmsKeyId": "arn:aws:kms:k"})
 LONE_BUCKET = _resource("aws:s3/bucket:Bucket", "naked", {"bucket": "naked"})
 
 

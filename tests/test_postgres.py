@@ -9,7 +9,7 @@ import pytest
 
 from components import ComponentArgsError
 from components.postgres import PASSWORD_SPECIALS, Postgres, PostgresArgs, parameter_group_family
-from toolkit.harness import is_secret, reveal
+from toolkit.harness import reveal
 
 SUBNETS = ["subnet-a", "subnet-b", "subnet-c"]
 NODES_SG = "sg-cluster"
@@ -128,30 +128,38 @@ def test_no_allowed_groups_admits_nobody(run_program):
     assert not p.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
 
 
-def test_password_is_generated_url_safe_and_only_a_secret(run_program):
+def test_master_password_is_managed_by_rds_with_its_own_key_and_never_in_the_state(run_program):
     p = _postgres(run_program)
-    pw = p.one("random:index/randomPassword:RandomPassword").inputs
-    assert pw["length"] >= 32 and pw["special"] is True and pw["overrideSpecial"] == PASSWORD_SPECIALS
-    assert not set(PASSWORD_SPECIALS) & set("/'\"@ :?#%")
     db = p.one("aws:rds/instance:Instance")
-    assert is_secret(db.inputs["password"])
-    assert "password" in db.options["additionalSecretOutputs"]
+    key = p.one("aws:kms/key:Key", "pg-secrets-kms")
+    assert db.inputs["manageMasterUserPassword"] is True
+    assert db.inputs["masterUserSecretKmsKeyId"] == key.outputs["arn"]
+    assert "password" not in db.inputs and not p.of_type("random:index/randomPassword:RandomPassword")
+    assert key.inputs["enableKeyRotation"] is True and key.options["protect"] is True
+    assert not set(PASSWORD_SPECIALS) & set("/'\"@ :?#%")  # what the role passwords may use (URL-safe)
 
 
-def test_direct_url_is_a_secret_with_tls(run_program):
+@pytest.mark.parametrize("days", [7, 30])
+def test_master_secret_rotates_on_the_configured_schedule(run_program, days):
     captured = {}
 
     def program():
-        pg = Postgres("pg", PostgresArgs(identifier="demo-postgres", vpc_id="vpc-1", subnet_ids=SUBNETS))
-        captured["url"] = pg.database_url
+        captured["pg"] = Postgres("pg", PostgresArgs(identifier="demo-postgres", vpc_id="vpc-1", subnet_ids=SUBNETS,
+                                                     master_password_rotation_days=days))
     p = run_program(program)
     from pulumi.runtime.sync_await import _sync_await
-    url = captured["url"]
-    assert _sync_await(url.is_secret())
-    password = p.one("random:index/randomPassword:RandomPassword").outputs["result"]
-    assert _sync_await(url.future()) == (
-        f"postgresql://cofounder_admin:{password}@demo-postgres.c0ffee123456.us-east-1.rds.amazonaws.com:5432/"
-        "cofounder?sslmode=require")
+    secret_arn = p.one("aws:rds/instance:Instance").outputs["masterUserSecrets"][0]["secretArn"]
+    rotation = p.one("aws:secretsmanager/secretRotation:SecretRotation")
+    # RDS-managed: no Lambda, the schedule is all that is set
+    assert rotation.inputs == {"secretId": secret_arn, "rotationRules": {"automaticallyAfterDays": days},
+                               "rotateImmediately": False}
+    assert _sync_await(captured["pg"].master_secret_arn.future()) == secret_arn
+
+
+def test_rotation_schedule_is_bounded(run_program):
+    with pytest.raises(ComponentArgsError, match="master_password_rotation_days"):
+        run_program(lambda: Postgres("db", PostgresArgs(identifier="x", vpc_id="v", subnet_ids=SUBNETS,
+                                                        master_password_rotation_days=0)))
 
 
 def test_dev_style_overrides(run_program):
@@ -160,7 +168,7 @@ def test_dev_style_overrides(run_program):
     db = p.one("aws:rds/instance:Instance")
     assert db.inputs["multiAz"] is False and db.inputs["deletionProtection"] is False
     assert db.inputs["skipFinalSnapshot"] is True and db.options["protect"] is False
-    assert [k.options["protect"] for k in p.of_type("aws:kms/key:Key")] == [False, False]
+    assert [k.options["protect"] for k in p.of_type("aws:kms/key:Key")] == [False, False, False]
     assert db.inputs["instanceClass"] == "db.t4g.medium"
     assert db.inputs["iamDatabaseAuthenticationEnabled"] is True
 

@@ -1,6 +1,8 @@
-"""components/redis.py: a Valkey cluster (cluster mode) with TLS, auth token and failover."""
+"""components/redis.py: a Valkey cluster (cluster mode) with TLS, RBAC users per role and failover."""
 
 from __future__ import annotations
+
+import json
 
 import pulumi
 import pytest
@@ -8,7 +10,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import ComponentArgsError
 from components.redis import Redis, RedisArgs, parameter_group_family
-from toolkit.harness import is_secret
+from components.valkey_users import ACCESS_STRINGS, DEFAULT_USER_ACCESS, ROLES
+from toolkit.harness import is_secret, reveal
 
 SUBNETS = ["subnet-a", "subnet-b", "subnet-c"]
 
@@ -34,12 +37,13 @@ def test_defaults_cluster_mode_tls_auth_failover(run_program):
     assert i["automaticFailoverEnabled"] is True and i["multiAzEnabled"] is True
     assert i["transitEncryptionEnabled"] is True and i["transitEncryptionMode"] == "required"
     assert i["atRestEncryptionEnabled"] is True
-    assert i["kmsKeyId"] == p.one("aws:kms/key:Key").outputs["arn"]
-    assert is_secret(i["authToken"])
+    assert i["kmsKeyId"] == p.one("aws:kms/key:Key", "cache-kms").outputs["arn"]
+    assert "authToken" not in i
+    assert i["userGroupIds"] == [p.one("aws:elasticache/userGroup:UserGroup").outputs["userGroupId"]]
     assert i["snapshotRetentionLimit"] == 7
     assert i["port"] == 6379
     assert group.options["protect"] is True
-    assert p.one("aws:kms/key:Key").options["protect"] is True  # losing the key loses every snapshot
+    assert p.one("aws:kms/key:Key", "cache-kms").options["protect"] is True  # losing the key loses every snapshot
 
 
 def test_final_snapshot_name_is_unique_per_group(run_program):
@@ -66,10 +70,52 @@ def test_parameter_group_enables_cluster_mode_and_declares_the_eviction_policy(r
     assert parameter_group_family("7.2") == "valkey7"
 
 
-def test_auth_token_is_long_and_has_no_forbidden_characters(run_program):
-    token = _redis(run_program).one("random:index/randomPassword:RandomPassword").inputs
-    assert 16 <= token["length"] <= 128
-    assert token["special"] is False  # letters and digits: nothing ElastiCache or a URL forbids
+def test_one_user_per_role_with_its_access_string_and_the_default_user_off(run_program):
+    p = _redis(run_program)
+    users = {u.inputs["userName"]: u for u in p.of_type("aws:elasticache/user:User")}
+    assert set(users) == {"default", *ROLES}
+    for name, user in users.items():
+        assert user.inputs["engine"] == "valkey" and user.inputs["userId"] == f"demo-redis-{name}"
+        assert user.inputs["accessString"] == ACCESS_STRINGS.get(name, DEFAULT_USER_ACCESS)
+        mode = user.inputs["authenticationMode"]
+        assert is_secret(mode) and reveal(mode) == {"type": "password", "passwords": [
+            p.one("random:index/randomPassword:RandomPassword", f"cache-user-{name}-password").outputs["result"]]}
+    assert users["default"].inputs["accessString"] == "off resetchannels -@all"
+    # key prefixes per role; pub/sub has channels and no key at all
+    assert ACCESS_STRINGS["sessions"].startswith("on ~sess:* resetchannels -@all ")
+    assert "~" not in ACCESS_STRINGS["pubsub"] and "&agent:*" in ACCESS_STRINGS["pubsub"].split()
+    for access in ACCESS_STRINGS.values():
+        rules = access.split()
+        assert "-@all" in rules and not [r for r in rules if r.startswith("+@")]  # commands, never categories
+        assert not {"~*", "allkeys", "allcommands", "allchannels", "+flushall", "+config", "+keys"} & set(rules)
+    group = p.one("aws:elasticache/userGroup:UserGroup")
+    assert group.inputs["engine"] == "valkey" and group.inputs["userGroupId"] == "demo-redis-users"
+    assert sorted(group.inputs["userIds"]) == sorted(u.outputs["userId"] for u in users.values())
+
+
+def test_user_passwords_are_generated_and_kept_in_secrets_manager(run_program):
+    captured = {}
+    p = _redis(run_program, capture=captured)
+    key = p.one("aws:kms/key:Key", "cache-secrets-kms")
+    for role in ROLES:
+        password = p.one("random:index/randomPassword:RandomPassword", f"cache-user-{role}-password")
+        assert password.inputs["length"] == 64 and password.inputs["special"] is False  # nothing a URL escapes
+        secret = p.one("aws:secretsmanager/secret:Secret", f"cache-user-{role}-secret")
+        assert secret.inputs["name"] == f"cofounder/valkey/{role}" and secret.inputs["kmsKeyId"] == key.outputs["arn"]
+        version = p.one("aws:secretsmanager/secretVersion:SecretVersion", f"cache-user-{role}-secret-version")
+        assert is_secret(version.inputs["secretString"])
+        assert json.loads(reveal(version.inputs["secretString"])) == {
+            "username": role, "password": password.outputs["result"]}
+        stored = captured["redis"].users[role]
+        assert _sync_await(stored.secret_arn.future()) == secret.outputs["arn"]
+    assert set(captured["redis"].users) == set(ROLES)  # the default user's password is handed to nobody
+
+
+def test_raising_the_generation_draws_new_passwords(run_program):
+    first = _redis(run_program).one("random:index/randomPassword:RandomPassword", "cache-user-sessions-password")
+    second = _redis(run_program, credentials_generation=2).one(
+        "random:index/randomPassword:RandomPassword", "cache-user-sessions-password")
+    assert (first.inputs["keepers"], second.inputs["keepers"]) == ({"generation": "1"}, {"generation": "2"})
 
 
 def test_network_private_subnets_and_only_the_cluster_on_6379(run_program):
@@ -83,16 +129,6 @@ def test_network_private_subnets_and_only_the_cluster_on_6379(run_program):
     assert p.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["securityGroupIds"] == [sg.outputs["id"]]
 
 
-def test_redis_url_is_a_rediss_secret(run_program):
-    captured = {}
-    p = _redis(run_program, capture=captured)
-    url = captured["redis"].redis_url
-    assert _sync_await(url.is_secret())
-    token = p.one("random:index/randomPassword:RandomPassword").outputs["result"]
-    assert _sync_await(url.future()) == \
-        f"rediss://:{token}@clustercfg.demo-redis.c0ffee.use1.cache.amazonaws.com:6379"
-
-
 def test_overrides(run_program):
     p = _redis(run_program, shards=1, replicas_per_shard=1, multi_az=False, snapshot_retention_days=0,
                protect=False, node_type="cache.t4g.small")
@@ -100,7 +136,7 @@ def test_overrides(run_program):
     assert (group.inputs["numNodeGroups"], group.inputs["multiAzEnabled"]) == (1, False)
     assert group.inputs["snapshotRetentionLimit"] == 0 and group.inputs["nodeType"] == "cache.t4g.small"
     assert group.options["protect"] is False
-    assert p.one("aws:kms/key:Key").options["protect"] is False
+    assert all(k.options["protect"] is False for k in p.of_type("aws:kms/key:Key"))
 
 
 def test_zero_replicas_is_refused(run_program):
@@ -143,3 +179,14 @@ def test_stack_settings(stack_program, stack, expected):
     assert group.inputs["transitEncryptionMode"] == "required" and group.inputs["automaticFailoverEnabled"] is True
     assert group.options["protect"] is (stack == "prod")
     assert p.outputs["redisConfigurationEndpoint"].startswith(f"clustercfg.cofounder-{stack}-redis.")
+
+
+def test_the_access_strings_are_the_ones_docs_data_tier_shows():
+    from pathlib import Path
+
+    from components.valkey_users import CLIENT_COMMANDS
+    doc = (Path(__file__).parent.parent / "docs" / "data-tier.md").read_text()
+    for role, access in {**ACCESS_STRINGS, "default": DEFAULT_USER_ACCESS}.items():
+        shown = access.replace(f" {CLIENT_COMMANDS}", "")
+        assert f"| `{role}` | `{shown}`" in doc, role
+    assert f"`{CLIENT_COMMANDS}`" in doc

@@ -103,18 +103,26 @@ def test_data_tier_is_declared_private_and_secret_free(stack_program, stack, val
     declared = {(r.type.split(":")[-1], r.outputs["metadata"]["name"]) for r in program.resources
                 if r.type in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
                 and r.inputs.get("metadata", {}).get("namespace") == program.outputs["appNamespace"]}
+    # ... or one External Secrets Operator writes for an ExternalSecret the data tier declares
+    declared |= {("Secret", r.inputs["spec"]["target"]["name"]) for r in program.resources
+                 if r.type == "kubernetes:external-secrets.io/v1:ExternalSecret"
+                 and r.inputs["metadata"]["namespace"] == program.outputs["appNamespace"]}
     for deployment in program.of_type("kubernetes:apps/v1:Deployment"):
         for container in deployment.inputs["spec"]["template"]["spec"]["containers"]:
             for source in container.get("envFrom", []):
                 kind, ref = ("Secret", source["secretRef"]) if "secretRef" in source else \
                     ("ConfigMap", source["configMapRef"])
                 assert (kind, ref["name"]) in declared, (deployment.name, ref)
-    assert program.outputs["appDataSecretNames"] == ["cofounder-database", "cofounder-redis"]
-    database = program.one("kubernetes:core/v1:Secret", "app-data-database")
-    assert set(reveal(database.inputs["stringData"])) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
+    assert program.outputs["appDataSecretNames"] == {"backend": ["backend-database", "backend-redis"],
+                                                     "worker": ["worker-database", "worker-redis"]}
+    database = program.one("kubernetes:external-secrets.io/v1:ExternalSecret", "app-data-backend-database")
+    assert set(database.inputs["spec"]["target"]["template"]["data"]) == {"DATABASE_URL", "DATABASE_URL_POOLED"}
+    assert set(reveal(program.outputs["databaseLogins"]).values()) <= {"app_a", "app_b", "migrator_a", "migrator_b",
+                                                                       "pgbouncer_auth_a", "pgbouncer_auth_b"}
     for r in program.resources:
         if r.custom and program.component_of(r) and program.component_of(r).type in (
-                "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings") and r.type.startswith("kubernetes:"):
+                "cofounder:data:PgBouncer", "cofounder:data:AppDataSettings", "cofounder:data:DatabaseRoles") \
+                and r.type.startswith("kubernetes:") and ".io/" not in r.type:
             validate_k8s(r)
     # generated passwords and tokens appear only inside secret wrappers, in inputs and outputs alike
     assert len(program.of_type("random:index/randomPassword:RandomPassword")) >= 3  # + Grafana admin
@@ -131,8 +139,8 @@ def test_prod_protects_every_stateful_data_resource_and_dev_none(stack_program):
         # the data tier's KMS keys: deleting one makes its store's data, snapshots or logs unreadable
         data_keys = [r for r in program.of_type("aws:kms/key:Key")
                      if program.component_of(r) and program.component_of(r).type.startswith("cofounder:data:")]
-        # Postgres storage and its exported logs, Redis
-        assert len(data_keys) == 3, (stack, [r.urn for r in data_keys])
+        # Postgres storage, its exported logs and its secrets; Redis and its users' secrets
+        assert len(data_keys) == 5, (stack, [r.urn for r in data_keys])
         for r in data_keys:
             assert r.options["protect"] is protected, (stack, r.urn)
 

@@ -161,7 +161,16 @@ COMPUTED: dict[str, Callable[[str, dict, str], dict]] = {
     "aws:rds/instance:Instance": lambda name, i, region: {
         "address": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com",
         "endpoint": f"{i.get('identifier', name)}.c0ffee123456.{region}.rds.amazonaws.com:{i.get('port', 5432)}",
-        "port": i.get("port", 5432)},
+        "port": i.get("port", 5432),
+        # RDS names the secret it manages rds!db-<instance resource id>-<6 characters>.
+        **({"masterUserSecrets": [{
+            "secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:rds!db-{_hex(name, 8)}-{_hex(name, 6)}",
+            "kmsKeyId": i.get("masterUserSecretKmsKeyId"), "secretStatus": "active"}]}
+           if i.get("manageMasterUserPassword") else {})},
+    "aws:secretsmanager/secret:Secret": lambda name, i, region: {
+        "arn": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{i.get('name', name)}-{_hex(name, 6)}"},
+    "aws:secretsmanager/secretVersion:SecretVersion": lambda name, i, region: {
+        "versionId": f"{_hex(name + str(i.get('secretString')), 8)}-version"},
     "aws:elasticache/replicationGroup:ReplicationGroup": lambda name, i, region: {
         "configurationEndpointAddress":
             f"clustercfg.{i.get('replicationGroupId', name)}.c0ffee.{_region_code(region)}.cache.amazonaws.com"},
@@ -281,6 +290,8 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = _normalize(dict(args.inputs))
         physical_id = f"{args.name}-{hashlib.sha1(args.typ.encode()).hexdigest()[:6]}"
+        if args.typ == "aws:iam/role:Role":  # an IAM role's id is its name (what RolePolicy.role holds)
+            physical_id = inputs.get("name", args.name)
         outputs = dict(inputs)
         if args.custom and args.typ.startswith("aws:"):
             outputs.setdefault("arn", _arn(args.typ, args.name, self.region))

@@ -17,9 +17,10 @@ from cofounder_policies import (
     network,
     network_policy,
     queue,
+    secrets,
     workloads,
 )
 
-FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, kms, workloads,
-            capacity)
+FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, kms,
+            secrets, workloads, capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]

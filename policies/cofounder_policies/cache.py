@@ -1,10 +1,17 @@
-"""ElastiCache Redis replication groups."""
+"""ElastiCache (Valkey/Redis) replication groups, their RBAC users and user groups."""
 
 from __future__ import annotations
 
-from cofounder_policies.rules import MANDATORY, get, items, resource_rule
+from cofounder_policies.rules import MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+USER = "aws:elasticache/user:User"
+USER_GROUP = "aws:elasticache/userGroup:UserGroup"
+#: Access-string rules that grant everything of a kind (ElastiCache RBAC / Valkey ACL syntax).
+_FULL_ACCESS = {"~*": "every key", "allkeys": "every key", "+@all": "every command", "allcommands": "every command",
+                "&*": "every channel", "allchannels": "every channel"}
+#: Categories that hold keyless commands (FLUSHALL, CONFIG, ...) no key pattern limits.
+_BROAD_CATEGORIES = ("+@write", "+@keyspace", "+@admin", "+@dangerous")
 
 
 def _transit(props, settings):
@@ -44,6 +51,49 @@ def _not_burstable(props, settings):
                "drops to its baseline; this stack requires a fixed-performance node type (m or r)")
 
 
+def _rbac(props, settings):
+    if not items(get(props, "userGroupIds")):
+        yield "no userGroupIds: without RBAC users every client shares one token and full access"
+    if get(props, "authToken") or get(props, "authTokenWo"):
+        yield "authToken is set next to RBAC: a client with the token bypasses the users' access strings"
+
+
+def access_problems(access: str) -> list[str]:
+    """What makes an access string broader than one role's keys and commands."""
+    rules = access.split()
+    found = [f"{rule!r} grants {what}" for rule, what in _FULL_ACCESS.items() if rule in rules]
+    found += [f"{rule!r} includes commands no key pattern limits" for rule in rules if rule in _BROAD_CATEGORIES]
+    return found
+
+
+def _user_least_privilege(props, settings):
+    access = str(get(props, "accessString", ""))
+    if get(props, "userName") == "default":
+        if access.split()[:1] != ["off"] or any(r.startswith(("~", "&", "+")) for r in access.split()):
+            yield f"the default user's access string {access!r} is not 'off' with no keys, channels or commands"
+        return
+    for problem in access_problems(access):
+        yield f"access string {access!r}: {problem}"
+
+
+def _default_user_off(resources, settings):
+    users = {get(p, "userId"): p for p in (plain(r.props) for r in of_type(resources, USER))}
+    groups = {get(p, "userGroupId"): p for p in (plain(r.props) for r in of_type(resources, USER_GROUP))}
+    for r in of_type(resources, REPLICATION_GROUP):
+        for group_id in items(get(plain(r.props), "userGroupIds")):
+            group = groups.get(group_id)
+            if group is None:
+                yield f"user group {group_id!r} is not declared in this stack, so its users are unchecked", r.urn
+                continue
+            members = [users.get(u) for u in items(get(group, "userIds"))]
+            defaults = [u for u in members if u is not None and get(u, "userName") == "default"]
+            if not defaults:
+                yield (f"user group {group_id!r} has no user named 'default' of this stack "
+                       f"(ElastiCache adds its own default user, which has full access)"), r.urn
+            elif any(str(get(u, "accessString", "")).split()[:1] != ["off"] for u in defaults):
+                yield f"user group {group_id!r}: its default user is not 'off'", r.urn
+
+
 POLICIES = [
     resource_rule(
         "elasticache-replication-group-transit-encryption",
@@ -80,4 +130,22 @@ POLICIES = [
         config={"allowBurstable": {"type": "boolean", "default": False,
                                    "description": "Whether this stack may run burstable (T) node types "
                                                   "(true outside production)"}}),
+        "elasticache-replication-group-rbac",
+        "Each client role gets its own user and password, so a leaked session credential cannot read the LLM "
+        "cache or flush the cluster. Fix: userGroupIds=[<user group>] with one aws.elasticache.User per role, "
+        "and no authToken.",
+        MANDATORY, [REPLICATION_GROUP], _rbac),
+    resource_rule(
+        "elasticache-user-least-privilege",
+        "A Valkey user may touch only its role's keys and commands; the 'default' user (any client that "
+        "does not AUTH) nothing. Fix: access strings 'on ~<prefix>* resetchannels -@all +<command> ...' "
+        "(pub/sub: '&<channel pattern>' and no key), never ~*, allkeys, +@all or broad categories; the "
+        "default user 'off -@all'.",
+        MANDATORY, [USER], _user_least_privilege),
+    stack_rule(
+        "elasticache-user-group-default-user-off",
+        "A user group must contain a user named 'default'; if it is not one of the stack's own, switched "
+        "off, ElastiCache's built-in default user (full access, no password) is in it. Fix: add a user "
+        "userName='default' with accessString 'off -@all' to the group.",
+        MANDATORY, _default_user_off),
 ]

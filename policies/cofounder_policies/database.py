@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, resource_rule
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, is_set, items, resource_rule
 
 INSTANCE = "aws:rds/instance:Instance"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -56,6 +56,18 @@ def _not_burstable(props, settings):
                "drops to its baseline; this stack requires a fixed-performance class (m or r)")
 
 
+def _managed_master_password(props, settings):
+    if get(props, "replicateSourceDb"):
+        return  # a read replica has the source's master user
+    if get(props, "manageMasterUserPassword") is not True:
+        yield ("manageMasterUserPassword is not true: the master password would live in the Pulumi state "
+               "and never rotate")
+    elif not is_set(props, "masterUserSecretKmsKeyId"):
+        yield "masterUserSecretKmsKeyId is not set: the master secret would use the AWS-managed key"
+    if is_set(props, "password") or is_set(props, "passwordWo"):
+        yield "a password is set on the instance"
+
+
 def _pg_stat_statements(props, settings):
     if "engine" in props:  # an instance: it must use a custom parameter group
         if str(get(props, "engine", "")).startswith("postgres") and not get(props, "parameterGroupName"):
@@ -105,6 +117,11 @@ POLICIES = [
         "(max_connections follows memory). Fix: a fixed-performance class such as db.m7g.large or "
         "db.r7g.large (cofounder:postgres.instanceClass).",
         MANDATORY, [INSTANCE], _not_burstable, config=ALLOW_BURSTABLE),
+        "rds-instance-managed-master-password",
+        "The master password must be generated, kept and rotated by RDS in Secrets Manager, encrypted with "
+        "a customer-managed key, never a value in the program or its state. Fix: "
+        "manageMasterUserPassword=true, masterUserSecretKmsKeyId=<key ARN>, no password.",
+        MANDATORY, [INSTANCE], _managed_master_password),
     resource_rule(
         "rds-parameter-group-pg-stat-statements",
         "pg_stat_statements is how slow queries are found. Fix: give PostgreSQL instances a "
