@@ -130,6 +130,7 @@ POLICIES = [
         config={"allowBurstable": {"type": "boolean", "default": False,
                                    "description": "Whether this stack may run burstable (T) node types "
                                                   "(true outside production)"}}),
+    resource_rule(
         "elasticache-replication-group-rbac",
         "Each client role gets its own user and password, so a leaked session credential cannot read the LLM "
         "cache or flush the cluster. Fix: userGroupIds=[<user group>] with one aws.elasticache.User per role, "

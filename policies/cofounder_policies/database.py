@@ -117,6 +117,7 @@ POLICIES = [
         "(max_connections follows memory). Fix: a fixed-performance class such as db.m7g.large or "
         "db.r7g.large (cofounder:postgres.instanceClass).",
         MANDATORY, [INSTANCE], _not_burstable, config=ALLOW_BURSTABLE),
+    resource_rule(
         "rds-instance-managed-master-password",
         "The master password must be generated, kept and rotated by RDS in Secrets Manager, encrypted with "
         "a customer-managed key, never a value in the program or its state. Fix: "
