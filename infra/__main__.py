@@ -42,6 +42,7 @@ pulumi.export("agentDeadLetterQueueUrls", data.agent_queue.dlq_urls)
 pulumi.export("connectionBudget", data.connection_budget.as_dict())
 pulumi.export("appDataSecretNames", [data.app_data.database_secret_name, data.app_data.redis_secret_name])
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
+pulumi.export("imageRepositoryUrls", tier.registry.repository_urls)  # app -> the URI to push to
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_camel())
 # Read by the cost report: the budget, the usage assumptions and the price table's region.

@@ -16,8 +16,10 @@ from cofounder_policies import (
     network,
     network_policy,
     queue,
+    registry,
     workloads,
 )
 
-FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, workloads, capacity)
+FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, registry, workloads,
+            capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]
