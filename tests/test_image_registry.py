@@ -39,7 +39,7 @@ def test_each_repository_is_immutable_scanned_encrypted_pruned_and_fenced(run_pr
     assert sorted(repos) == ["cofounder-test/backend", "cofounder-test/frontend", "cofounder-test/worker"]
     key = p.one("aws:kms/key:Key")
     assert key.inputs["enableKeyRotation"] is True
-    for name, repo in repos.items():
+    for repo in repos.values():
         assert repo.parent.endswith("::images")
         assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
         assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
