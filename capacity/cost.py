@@ -275,6 +275,12 @@ FREE_TYPES = frozenset({
     "aws:secretsmanager/secretVersion:SecretVersion", "aws:secretsmanager/secretRotation:SecretRotation",
     # SNS: the alarm topic's publishes and email deliveries stay in the always-free million.
     "aws:sns/topic:Topic",
+    # ECR: policies are configuration. A repository is billed per GB of images stored, which
+    # depends on what is pushed, not on the declaration; not estimated here (NOT free: the
+    # lifecycle policy's keepImages bounds it). Basic scan on push has no charge; enhanced
+    # scanning (not declared by any stack) is billed per image by Amazon Inspector.
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:ecr/repositoryPolicy:RepositoryPolicy",
+    "aws:ecr/repository:Repository",
 })
 #: Kubernetes objects (their cost is the nodes'), generated values, providers, and this project's
 #: own component types (containers of the resources above).

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -50,10 +50,13 @@ SERVICE_PORT = 80
 #: An image reference pinned by tag, by digest or both (``name:tag@sha256:<digest>``: the runtime
 #: pulls the digest, the tag is for the reader), never the tag ``latest``. A registry can move a
 #: tag; ``k8s-workload-image-digest`` requires the digest where the stack's profile says so.
+#: ``ecr:<repository>`` as the name: a repository of the stack's ImageRegistry (its URI is
+#: resolved by the program; components/image_registry.py).
 IMAGE_REFERENCE = Matches(
-    r"[^@\s:/]+(:[0-9]+)?(/[^@\s:/]+)*"
+    r"(ecr:[a-z][a-z0-9-]*|(?!ecr:)[^@\s:/]+(:[0-9]+)?(/[^@\s:/]+)*)"
     r"(:(?!latest(@|$))[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})",
-    "an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest "
+    "an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest, "
+    "name being a registry path or ecr:<repository of cofounder:imageRegistry> "
     "(64 lowercase hex digits; never the tag latest)")
 _PATH = Matches(r"/\S*", "a value matching /\\S*")
 _CPU = Matches(r"[0-9]+(\.[0-9]+)?m?", "a value matching [0-9]+(\\.[0-9]+)?m?")
@@ -138,7 +141,8 @@ class AppServiceSettings:
     """One entry of ``cofounder:apps``: an app Deployment and its autoscaling. Defaults are production-safe."""
 
     #: Container image: ``name:tag``, ``name:tag@sha256:<digest>`` or ``name@sha256:<digest>``
-    #: (never ``latest``); prod's policy requires the digest.
+    #: (never ``latest``); ``name`` may be ``ecr:<repository>``, a repository of
+    #: ``cofounder:imageRegistry``. Prod's policy requires that registry and the digest.
     image: Annotated[str, IMAGE_REFERENCE]
     #: The container port the app serves on (and the target port behind the load balancer).
     port: Annotated[int, Between(1, 65535)] = 8080
@@ -269,6 +273,8 @@ class AppServiceArgs(AppServiceSettings):
 
     #: Namespace of the app (the cluster's app namespace, Pod Security ``restricted``).
     namespace: pulumi.Input[str]
+    #: The image as nodes pull it, when ``image`` is an ``ecr:`` reference (ImageRegistry.image_uri).
+    pulled_image: pulumi.Input[str] | None = None
     #: IRSA role for the pod's service account (create it with IrsaRole); None: no AWS access and no API token.
     role_arn: pulumi.Input[str] | None = None
     #: Secrets and ConfigMaps whose keys become environment variables (the names of ``data_access``).
@@ -330,7 +336,9 @@ class AppService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         require_valid(f"AppService {name}", args)
         selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cofounder"}
-        labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi"}
+        # component=app: what the pack's k8s-app-image-from-project-registry knows an app by
+        labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi",
+                  "app.kubernetes.io/component": "app"}
 
         def meta(annotations: dict | None = None) -> dict:
             return {"name": name, "namespace": args.namespace, "labels": labels,
@@ -456,9 +464,9 @@ class AppService(pulumi.ComponentResource):
             return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
                     "labelSelector": {"matchLabels": selector}, "matchLabelKeys": ["pod-template-hash"]}
 
-        container = {
+        container: dict[str, Any] = {
             "name": name,
-            "image": args.image,
+            "image": args.pulled_image if args.pulled_image is not None else args.image,
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
             "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},

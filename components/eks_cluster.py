@@ -571,6 +571,7 @@ class EksCluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer_url = issuer
         self.node_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.node_role_arn = node_role.arn  # the kubelet pulls images as this role
         self.kms_key_arn = key.arn
         self.app_namespace = namespace.metadata.name
         self.headroom = headroom.figures

@@ -43,6 +43,7 @@ pulumi.export("connectionBudget", data.connection_budget.as_dict())
 pulumi.export("appDataSecretNames", data.app_data.secret_names)            # app -> the Secrets it loads
 pulumi.export("databaseLogins", {p: r.username for p, r in data.database_roles.roles.items()})
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
+pulumi.export("imageRepositoryUrls", tier.registry.repository_urls)  # app -> the URI to push to
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_camel())
 # Read by the cost report: the budget, the usage assumptions and the price table's region.

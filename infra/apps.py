@@ -1,5 +1,7 @@
 """The app tier: the app workloads of ``cofounder:apps`` and the metric adapters they scale on.
 
+- ``ImageRegistry``: the apps' ECR repositories (only the nodes' role pulls), which
+  ``ecr:<app>:<tag>@sha256:<digest>`` images resolve to;
 - ``PrometheusAdapter`` (custom.metrics.k8s.io: ``cofounder_active_agents`` per pod);
 - ``Keda`` when an app consumes the agent queues (external.metrics.k8s.io, SQS backlog), with an
   operator IRSA role that may only read the tier queues' attributes;
@@ -24,6 +26,7 @@ from components import args_for
 from components.app_network_policies import AppNetworkPolicies, AppNetworkPoliciesArgs, AppPods, PeerPods, PoolerPods
 from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling, QueueTierScaling
 from components.credentials import merged_policy, secret_read_policy
+from components.image_registry import ECR_REFERENCE, ImageRegistry, ImageRegistryArgs
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
 from components.monitoring_stack import MonitoringStack
@@ -37,6 +40,7 @@ from infra.stack import StackConfig
 @dataclass(frozen=True)
 class AppTier:
     apps: dict[str, AppService]
+    registry: ImageRegistry
     adapter: PrometheusAdapter
     keda: Keda | None
 
@@ -44,6 +48,8 @@ class AppTier:
 def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBalancing | None,
                 monitoring: MonitoringStack | None) -> AppTier:
     cluster, in_cluster = platform.cluster, platform.in_cluster
+    registry = ImageRegistry("images", args_for(cfg.image_registry, ImageRegistryArgs, prefix=cfg.name_prefix,
+                                                node_role_arn=cluster.node_role_arn))
     # After the monitoring stack: its namespace and Prometheus exist before the adapter is
     # installed into it, and the adapter is removed before them on destroy.
     adapter = PrometheusAdapter("prometheus-adapter", args_for(cfg.prometheus_adapter, PrometheusAdapterArgs),
@@ -57,13 +63,13 @@ def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBa
             opts=in_cluster)
     # After their Secrets' ExternalSecrets (synced once the roles' passwords are set).
     after_data = pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[data.app_data]))
-    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda), opts=after_data)
+    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda, registry), opts=after_data)
             for name, app in cfg.apps.items()}
-    return AppTier(apps=apps, adapter=adapter, keda=keda)
+    return AppTier(apps=apps, registry=registry, adapter=adapter, keda=keda)
 
 
 def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Platform, data: DataTier,
-              lb: LoadBalancing | None, keda: Keda | None) -> AppServiceArgs:
+              lb: LoadBalancing | None, keda: Keda | None, registry: ImageRegistry) -> AppServiceArgs:
     cluster, queue = platform.cluster, data.agent_queue
     role_arn = None
     # The app's own service account reads its secrets (ESO's SecretStore authenticates as it).
@@ -90,6 +96,7 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
             keda=keda.release if keda else None)
     return args_for(
         app, AppServiceArgs, namespace=cluster.app_namespace, role_arn=role_arn,
+        pulled_image=registry.image_uri(app.image) if ECR_REFERENCE.fullmatch(app.image) else None,
         env_from_secrets=data.app_data.secret_names.get(name, []),
         credentials_version=data.app_data.credentials_versions.get(name),
         env_from_config_maps=[data.app_data.queue_config_map_name] if "queue" in app.data_access else [],

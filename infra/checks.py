@@ -17,6 +17,7 @@ from capacity import connections
 from capacity.drain import Drain
 from capacity.schema import camel, dotted
 from components.eks_cluster import SYSTEM_NODE_GROUP
+from components.image_registry import ECR_REFERENCE
 from components.prometheus_adapter import IN_CLUSTER_PROMETHEUS
 from infra.stack import StackConfig
 
@@ -189,7 +190,17 @@ def worker_outlasts_agent_runs(cfg: StackConfig) -> Iterator[Problem]:
 
 
 #: In the order they are checked.
-CHECKS = (zones_in_region, app_names, scaling_names_apps, network_policies_name_apps,
+def ecr_images_name_repositories(cfg: StackConfig) -> Iterator[Problem]:
+    """An ``ecr:<name>`` image names a repository the stack's registry declares."""
+    repositories = cfg.image_registry.repositories
+    for app, settings in cfg.apps.items():
+        match = ECR_REFERENCE.fullmatch(settings.image)
+        if match and match["repository"] not in repositories:
+            yield (f"apps.{app}.image", settings.image, "an ecr: image of a repository in "
+                   "cofounder:imageRegistry.repositories (" + ", ".join(repositories) + ")")
+
+
+CHECKS = (zones_in_region, app_names, ecr_images_name_repositories, scaling_names_apps, network_policies_name_apps,
           apps_within_the_replica_cap, autoscalers_have_a_prometheus, volume_pool_is_zonal,
           connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts,
           worker_outlasts_agent_runs)

@@ -24,6 +24,7 @@ from components.cluster_autoscaler import ClusterAutoscalerSettings
 from components.edge_distribution import EdgeSettings
 from components.eks_cluster import EksClusterSettings
 from components.external_secrets import ExternalSecretsSettings
+from components.image_registry import ImageRegistrySettings
 from components.keda import KedaSettings
 from components.load_balancer_controller import LoadBalancerControllerSettings
 from components.metrics_server import MetricsServerSettings
@@ -70,6 +71,8 @@ class StackConfig:
     #: The app tiers by name (frontend, backend, worker); each is one Deployment with
     #: its HPA, Service, TargetGroupBinding and PodDisruptionBudget.
     apps: dict[str, AppServiceSettings]
+    #: The app images' ECR repositories; ``ecr:<name>:<tag>@sha256:<digest>`` images come from them.
+    image_registry: ImageRegistrySettings
     scaling: ScalingSettings
     #: The monthly budget and the usage assumptions of the cost report (capacity/cost.py).
     cost: CostSettings

@@ -41,6 +41,12 @@ DIGEST = "@sha256:" + "0123456789abcdef" * 4
     ("ghcr.io/cofounder/backend:1.0.0@sha256:" + "A" * 64, False),
     ("ghcr.io/cofounder/backend:1.0.0@sha512:" + "a" * 64, False),
     ("ghcr.io/cofounder/backend:1.0.0" + DIGEST + DIGEST, False),
+    ("ecr:backend:1.0.0", True),                 # a repository of cofounder:imageRegistry
+    ("ecr:backend:1.0.0" + DIGEST, True),
+    ("ecr:backend" + DIGEST, True),
+    ("ecr:backend", False),
+    ("ecr:backend:latest", False),
+    ("ecr:Backend:1.0.0", False),
 ])
 def test_image_must_be_pinned(image, ok):
     assert IMAGE_REFERENCE.allows(image) is ok
@@ -49,7 +55,8 @@ def test_image_must_be_pinned(image, ok):
 @pytest.mark.parametrize("overrides, expected", [
     (_with("backend", image="ghcr.io/cofounder/backend:latest"),
      "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend:latest' is not allowed: "
-     "expected an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest "
+     "expected an image pinned by tag and/or digest: name:tag, name:tag@sha256:digest or name@sha256:digest, "
+     "name being a registry path or ecr:<repository of cofounder:imageRegistry> "
      "(64 lowercase hex digits; never the tag latest)"),
     (_with("backend", image="ghcr.io/cofounder/backend"),
      "cofounder:apps.backend.image = 'ghcr.io/cofounder/backend' is not allowed: expected an image pinned by tag"),

@@ -192,7 +192,7 @@ def test_the_expression_model_follows_github_semantics():
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "pull-request.yml", "review-comment.yml"]
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "drift.yml", "pull-request.yml", "review-comment.yml"]
 
 
 def test_workflows_validate_against_the_vendored_github_schema():
@@ -267,7 +267,7 @@ def test_the_pulumi_cli_is_pinned_to_the_sdk_version():
     (sdk,) = re.findall(r"^pulumi==(\S+)$", (REPO / "requirements.txt").read_text(), re.M)
     steps = [s for path in WORKFLOWS for job in _load(path.name)["jobs"].values()
              for s in job.get("steps", []) if s.get("uses", "").startswith("pulumi/actions@")]
-    assert len(steps) == 4
+    assert len(steps) == 5
     assert {str(s["with"].get("pulumi-version")) for s in steps} == {sdk}
     assert all(not s["with"].get("upsert") for s in steps)  # stacks are created by hand (docs/ci.md)
 
@@ -276,10 +276,10 @@ def test_jobs_that_talk_to_the_cluster_run_where_the_repository_variables_say():
     """GitHub-hosted runners cannot reach the EKS API (prod: private endpoint only), so every
     `pulumi up`/`preview` job takes DEPLOY_RUNNER_<STACK>, else DEPLOY_RUNNER, else ubuntu-24.04;
     the rest (which run the pull request's code without credentials) stay GitHub-hosted."""
-    cluster_jobs = {(name, job_id) for name in ("deploy.yml", "pull-request.yml")
+    cluster_jobs = {(name, job_id) for name in ("deploy.yml", "drift.yml", "pull-request.yml")
                     for job_id, job in _load(name)["jobs"].items() if _talks_to_the_cluster(job)}
     assert cluster_jobs == {("deploy.yml", "dev"), ("deploy.yml", "staging"), ("deploy.yml", "prod"),
-                            ("pull-request.yml", "preview")}
+                            ("pull-request.yml", "preview"), ("drift.yml", "refresh")}
     settings = [
         ({}, {"dev": "ubuntu-24.04", "staging": "ubuntu-24.04", "prod": "ubuntu-24.04"}),
         ({"DEPLOY_RUNNER": "vpc-runner"}, {"dev": "vpc-runner", "staging": "vpc-runner", "prod": "vpc-runner"}),
@@ -297,7 +297,10 @@ def test_jobs_that_talk_to_the_cluster_run_where_the_repository_variables_say():
 
 
 #: Configured as the README says: switches and runners per repository, a role per environment.
-REPOSITORY_VARS = {"DEPLOY_ENABLED": "true", "PREVIEW_ENABLED": "true", "AWS_REGION": "eu-west-1"}
+REPOSITORY_VARS = {"DEPLOY_ENABLED": "true", "PREVIEW_ENABLED": "true", "DRIFT_ENABLED": "true",
+                   "AWS_REGION": "eu-west-1"}
+#: The repository variable that switches each workflow's AWS jobs on.
+SWITCHES = {"deploy.yml": "DEPLOY_ENABLED", "pull-request.yml": "PREVIEW_ENABLED", "drift.yml": "DRIFT_ENABLED"}
 ENVIRONMENT_VARS = {
     **{stack: {"AWS_ROLE_ARN": f"arn:aws:iam::{n}:role/deploy"} for n, stack in
        ((111111111111, "dev"), (222222222222, "staging"), (333333333333, "prod"))},
@@ -342,7 +345,8 @@ def _aws_jobs(name: str, repository_vars: dict, environments: dict,
     return out
 
 
-@pytest.mark.parametrize("name, kind", [("deploy.yml", "deploy"), ("pull-request.yml", "preview")])
+@pytest.mark.parametrize("name, kind", [("deploy.yml", "deploy"), ("pull-request.yml", "preview"),
+                                        ("drift.yml", "preview")])
 def test_aws_jobs_run_when_enabled_and_assume_their_environments_role(name, kind):
     jobs = _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS)
     assert sorted(j["stack"] for j in jobs) == ["dev", "prod", "staging"]
@@ -354,7 +358,7 @@ def test_aws_jobs_run_when_enabled_and_assume_their_environments_role(name, kind
         # the chain: dev is gated, staging and prod follow it
         assert j["runs"] or j["needs"] in ("dev", "staging"), j
     assert len({j["role"] for j in jobs}) == 3  # one role per account, not one for all three
-    switch = "DEPLOY_ENABLED" if kind == "deploy" else "PREVIEW_ENABLED"
+    switch = SWITCHES[name]
     off = _aws_jobs(name, {k: v for k, v in REPOSITORY_VARS.items() if k != switch}, ENVIRONMENT_VARS)
     assert not any(j["runs"] for j in off if not j["needs"])
 
@@ -365,7 +369,7 @@ def _run_check(job: dict, tmp_path: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
+@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml", "drift.yml"])
 def test_an_enabled_job_without_its_credentials_in_its_environment_fails_loudly(name, tmp_path):
     for j in _aws_jobs(name, REPOSITORY_VARS, {}, ENVIRONMENT_SECRETS):
         assert j["check"] is not None, f"{j['job']} has no step checking AWS_ROLE_ARN before it is used"
@@ -621,13 +625,14 @@ def test_the_credential_check_catches_an_ungated_prod_preview_and_a_repository_s
 def test_deploys_use_only_main_only_environments_and_previews_only_preview_environments():
     deploy = {env for job in _load("deploy.yml")["jobs"].values() for env in _job_environments(job) if env}
     preview = {env for job in _load("pull-request.yml")["jobs"].values() for env in _job_environments(job) if env}
+    drift = {env for job in _load("drift.yml")["jobs"].values() for env in _job_environments(job) if env}
     assert deploy == {e for e, r in ENVIRONMENTS.items() if r["branches"] == "main"} == {"dev", "staging", "prod"}
-    assert preview == {e for e in ENVIRONMENTS if e.startswith("preview-")}
+    assert preview == drift == {e for e in ENVIRONMENTS if e.startswith("preview-")}
 
 
 # --- Sessions that outlive their jobs -------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml"])
+@pytest.mark.parametrize("name", ["deploy.yml", "pull-request.yml", "drift.yml"])
 def test_the_aws_session_lasts_at_least_the_job_timeout_and_the_doc_states_it(name):
     jobs = _aws_jobs(name, REPOSITORY_VARS, ENVIRONMENT_VARS, ENVIRONMENT_SECRETS)
     assert jobs
@@ -655,7 +660,9 @@ def _stack_jobs() -> list[dict]:
                 ctx = {"vars": REPOSITORY_VARS, "github": SAME_REPO_PR, "matrix": leg}
                 pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
                 conc = job.get("concurrency") or {}
-                out.append({"workflow": path.name, "job": job_id, "stack": _value(pulumi["with"]["stack-name"], ctx),
+                # an install-only pulumi/actions step: the stack is the leg's (drift.yml runs the CLI itself)
+                stack = _value(pulumi["with"]["stack-name"], ctx) if "stack-name" in pulumi["with"] else leg["stack"]
+                out.append({"workflow": path.name, "job": job_id, "stack": stack,
                             "group": _value(conc.get("group"), ctx), "cancel": conc.get("cancel-in-progress"),
                             "queue": conc.get("queue"), "workflow_concurrency": doc.get("concurrency")})
     return out
@@ -664,7 +671,7 @@ def _stack_jobs() -> list[dict]:
 def test_previews_and_deploys_of_a_stack_share_one_queue_that_never_cancels():
     jobs = _stack_jobs()
     assert {(j["workflow"], j["stack"]) for j in jobs} == {
-        (w, s) for w in ("deploy.yml", "pull-request.yml") for s in ("dev", "staging", "prod")}
+        (w, s) for w in ("deploy.yml", "drift.yml", "pull-request.yml") for s in ("dev", "staging", "prod")}
     for j in jobs:
         assert j["group"] == f"pulumi-{j['stack']}", j
         assert j["cancel"] is False and j["queue"] == "max", j  # a preview never replaces a pending deploy
@@ -830,3 +837,140 @@ def test_the_readme_summarises_ci_and_links_the_doc():
     for env, rules in ENVIRONMENTS.items():
         if rules["reviewers"]:
             assert f"`{env}`" in section, env  # which environments need reviewers
+
+
+# --- Drift: a daily read-only refresh, one issue per stack ------------------------------------
+
+def _pulumi_commands(job: dict) -> list[str]:
+    """Every `pulumi ...` command line the job's scripts run (continuations joined)."""
+    runs = "\n".join(s.get("run", "") for s in job.get("steps", [])).replace("\\\n", " ")
+    return [m.strip() for m in re.findall(r"(?:^|[;&|]\s*|then\s+|else\s+)(pulumi\s[^\n;|&>]*)", runs, re.M)]
+
+
+def _drift_write_problems(doc: dict, environments: dict) -> list[str]:
+    """Where drift.yml could change a stack or its cloud: an AWS role other than a read-only
+    preview role, a Pulumi command other than a refresh preview (or the login), a pulumi/actions
+    command, or an issue-writing job that also holds credentials."""
+    problems = []
+    for job_id, job in doc["jobs"].items():
+        envs = _job_environments(job)
+        oidc = job.get("permissions", {}).get("id-token") == "write"
+        for env in envs:
+            if oidc and not (env and env.startswith("preview-") and env in environments):
+                problems.append(f"{job_id}: AWS credentials from {env!r}, not a read-only preview environment")
+        for step in job.get("steps", []):
+            if step.get("uses", "").startswith("pulumi/actions@") and "command" in step.get("with", {}):
+                problems.append(f"{job_id}: pulumi/actions runs {step['with']['command']!r}")
+        for command in _pulumi_commands(job):
+            words = command.split()
+            if words[1] == "login":
+                continue
+            if words[1] != "refresh" or "--preview-only" not in words or {"--yes", "-y", "--skip-preview", "-f"} & set(words):
+                problems.append(f"{job_id}: runs {command!r}")
+        writes_issues = job.get("permissions", {}).get("issues") == "write"
+        secrets = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+        if writes_issues and (oidc or secrets or any(envs)):
+            problems.append(f"{job_id}: writes issues and holds credentials")
+    return problems
+
+
+def test_drift_runs_daily_and_on_demand_with_least_privilege():
+    doc = _load("drift.yml")
+    assert set(doc["on"]) == {"schedule", "workflow_dispatch"}
+    (cron,) = [entry["cron"] for entry in doc["on"]["schedule"]]
+    minute, hour, *rest = cron.split()
+    assert rest == ["*", "*", "*"] and minute.isdigit() and hour.isdigit()  # once a day
+    jobs = doc["jobs"]
+    assert jobs["refresh"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs["issues"]["permissions"] == {"issues": "write"}
+    granted = {(k, v) for job in jobs.values() for k, v in job["permissions"].items()}
+    assert granted <= {("contents", "read"), ("issues", "write"), ("id-token", "write")}
+    assert [leg["stack"] for leg in jobs["refresh"]["strategy"]["matrix"]["include"]] == ["dev", "staging", "prod"]
+    assert jobs["refresh"]["strategy"]["fail-fast"] is False  # one stack's failure hides no other's drift
+    for job in jobs.values():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+    assert jobs["issues"]["needs"] == "refresh" and jobs["issues"]["if"].startswith("always()")
+
+
+def test_drift_needs_no_aws_write_credentials():
+    """The refresh legs assume only the preview roles (read-only, docs/ci.md "The roles"), run no
+    Pulumi command that writes, and the job that writes issues holds no credential at all."""
+    doc = _load("drift.yml")
+    assert _drift_write_problems(doc, ENVIRONMENTS) == []
+    jobs = _aws_jobs("drift.yml", REPOSITORY_VARS, ENVIRONMENT_VARS)
+    assert {j["environment"] for j in jobs} == {"preview-dev", "preview-staging", "preview-prod"}
+    assert {j["role"] for j in jobs} == {ENVIRONMENT_VARS[f"preview-{s}"]["AWS_ROLE_ARN"] for s in ("dev", "staging", "prod")}
+    (refresh,) = [c for c in _pulumi_commands(doc["jobs"]["refresh"]) if c.split()[1] == "refresh"]
+    assert "--json" in refresh.split() and '--stack "$STACK"' in refresh
+    roles = {row["name"].strip("`"): row["what"] for row in _table(CI_DOC, "name")}
+    assert "the preview role (`preview-*`)" in roles["AWS_ROLE_ARN"]
+    assert "read-only" in CI_DOC.read_text().split("**Preview role**", 1)[1].split("\n- ", 1)[0]
+
+
+def test_the_drift_write_check_catches_a_deploy_role_a_real_refresh_and_credentials_beside_issues():
+    doc = _load("drift.yml")
+    refresh, issues = doc["jobs"]["refresh"], doc["jobs"]["issues"]
+    deploy_env = {**doc, "jobs": {"refresh": {**refresh, "environment": "${{ matrix.stack }}"}}}
+    assert len(_drift_write_problems(deploy_env, ENVIRONMENTS)) == 3
+    steps = [{**s, "run": s["run"].replace("--preview-only", "--yes")} if "pulumi refresh" in s.get("run", "") else s
+             for s in refresh["steps"]]
+    assert _drift_write_problems({**doc, "jobs": {"refresh": {**refresh, "steps": steps}}}, ENVIRONMENTS) == [
+        next(f"refresh: runs {c!r}" for c in _pulumi_commands({"steps": steps}) if "refresh" in c)]
+    up = [{**s, "with": {**s["with"], "command": "up"}} if s.get("uses", "").startswith("pulumi/actions@") else s
+          for s in refresh["steps"]]
+    assert _drift_write_problems({**doc, "jobs": {"refresh": {**refresh, "steps": up}}}, ENVIRONMENTS) == \
+        ["refresh: pulumi/actions runs 'up'"]
+    both = {**issues, "permissions": {"issues": "write", "id-token": "write"}}
+    assert _drift_write_problems({**doc, "jobs": {"issues": both}}, ENVIRONMENTS) == [
+        "issues: AWS credentials from None, not a read-only preview environment",
+        "issues: writes issues and holds credentials"]
+
+
+def _run_issue_step(tmp_path: Path, reports: dict[str, str], issues: list[dict]) -> list[str]:
+    """Run the issue step with a stand-in `gh` (its `api` answering ``issues``) over the reports
+    the refresh legs uploaded ({stack: "drift" | "clean"}); the gh calls it made."""
+    step = next(s for s in _load("drift.yml")["jobs"]["issues"]["steps"] if "run" in s)
+    for stack, status in reports.items():
+        (tmp_path / "drift" / f"drift-{stack}").mkdir(parents=True)
+        (tmp_path / "drift" / f"drift-{stack}" / "status").write_text(status + "\n")
+        (tmp_path / "drift" / f"drift-{stack}" / "report.md").write_text(f"report {stack}\n")
+    (tmp_path / "issues.json").write_text(json.dumps(issues))
+    fake = tmp_path / "bin" / "gh"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/bash\nif [ "$1" = api ]; then echo "$*" >> "$GH_LOG"; cat "$ISSUES"; exit; fi\n'
+                    'echo "$*" >> "$GH_LOG"\n')
+    fake.chmod(0o755)
+    github = {"server_url": "https://github.com", "repository": "acme/cofounder", "run_id": "4242", "token": "t"}
+    env = {k: _text(_value(v, {"github": github})) for k, v in step["env"].items()}
+    env.update(PATH=f"{fake.parent}:/usr/bin:/bin", ISSUES=str(tmp_path / "issues.json"), GH_LOG=str(tmp_path / "gh.log"))
+    res = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    log = tmp_path / "gh.log"
+    return [c for c in log.read_text().splitlines() if not c.startswith("api ")] if log.exists() else []
+
+
+OPEN = [{"number": 3, "title": "Drift in stack prod", "pull_request": {"url": "x"}},  # a pull request: skipped
+        {"number": 5, "title": "Drift in stack prod"},
+        {"number": 6, "title": "Drift in stack staging (old)"}]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq, as on GitHub's runners")
+@pytest.mark.parametrize("reports, expected", [
+    ({"dev": "drift"}, ["issue create --title Drift in stack dev --body-file drift/drift-dev//report.md"]),
+    ({"prod": "drift"}, ["issue edit 5 --body-file drift/drift-prod//report.md",
+                         "issue comment 5 --body Still drifting: https://github.com/acme/cofounder/actions/runs/4242"]),
+    ({"prod": "clean"}, ["issue close 5 --comment No drift found by https://github.com/acme/cofounder/actions/runs/4242"]),
+    ({"staging": "clean", "dev": "clean"}, []),
+])
+def test_drift_opens_updates_or_closes_one_issue_per_stack(tmp_path, reports, expected):
+    assert _run_issue_step(tmp_path, reports, OPEN) == expected
+
+
+def test_drift_is_documented_with_what_to_do():
+    text = CI_DOC.read_text()
+    section = text.split("## Drift", 1)[1].split("\n## ", 1)[0]
+    for needed in ("pulumi refresh --preview-only", "DRIFT_ENABLED", "preview-prod", "Secret", "Helm release"):
+        assert needed in section, needed

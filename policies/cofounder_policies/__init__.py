@@ -17,10 +17,11 @@ from cofounder_policies import (
     network,
     network_policy,
     queue,
+    registry,
     secrets,
     workloads,
 )
 
 FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, kms,
-            secrets, workloads, capacity)
+            secrets, registry, workloads, capacity)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]

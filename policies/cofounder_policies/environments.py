@@ -60,6 +60,7 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "k8s-namespace-default-deny": "advisory",
         "eks-vpc-cni-network-policy-enabled": "advisory",
         "k8s-workload-image-digest": _IMAGE_DIGEST,
+        "k8s-app-image-from-project-registry": {"requireDigest": False},
         # Reported, not blocking, in a throwaway stack: it has no domain of its own, and a new log
         # group being tried out there is not held up by its key.
         "cloudfront-distribution-custom-certificate": "advisory",
@@ -81,6 +82,7 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "rds-instance-class-not-burstable": {"allowBurstable": True},
         "elasticache-node-type-not-burstable": {"allowBurstable": True},
         "k8s-workload-image-digest": _IMAGE_DIGEST,
+        "k8s-app-image-from-project-registry": {"requireDigest": False},
         # A rehearsal stack may run on the *.cloudfront.net name; reported, not blocking.
         "cloudfront-distribution-custom-certificate": "advisory",
         # A rehearsal stack may keep plain HTTP inside the VPC; reported, not blocking.
@@ -99,6 +101,8 @@ PROFILES: dict[Environment, dict[str, PolicyConfig]] = {
         "capacity-time-to-scale": {"enforcementLevel": "mandatory"},
         # What runs in prod is what was reviewed: a moved tag cannot change it.
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_IMAGE_DIGEST},
+        # ... and comes from this stack's scanned, immutable, fenced repositories.
+        "k8s-app-image-from-project-registry": {"enforcementLevel": "mandatory", "requireDigest": True},
         **_EVERYWHERE,
     },
 }
