@@ -36,6 +36,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, Matches, require_valid
+from components.key_policy import explicit_key_policy, used_through
 
 #: An IAM role ARN (the push roles; docs/ci.md "The roles").
 _ROLE_ARN = Matches(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", "an IAM role ARN")
@@ -109,15 +110,6 @@ def repository_policy(node_role_arn: str, push_role_arns: list[str]) -> str:
                        "Statement": [deny("OnlyTheNodesPull", PULL_ACTIONS, [node_role_arn, *push_role_arns]), pushes]})
 
 
-def key_policy(account: str, partition: str) -> str:
-    """The account administers the key; ECR uses it through the grant it creates with the
-    repository (ECR user guide, "Encryption at rest": the key policy must let the creating
-    principal create grants, which the account statement delegates to IAM)."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-         "Action": "kms:*", "Resource": "*"}]})
-
-
 class ImageRegistry(pulumi.ComponentResource):
     """ECR repositories for the app images, encrypted, immutable, scanned, pruned, fenced."""
 
@@ -131,9 +123,12 @@ class ImageRegistry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, protect=args.protect)
         tags = {**args.tags, "component": "image-registry"}
 
+        # ECR uses the key through the grant it creates with each repository, with the creating
+        # principal's credentials (ECR user guide, "Encryption at rest": kms:CreateGrant, limited
+        # with kms:ViaService ecr.<region>.amazonaws.com); the shared shape of components/key_policy.py.
         key = aws.kms.Key(f"{name}-key", description=f"ECR repositories {args.prefix}/*",
                           enable_key_rotation=True, deletion_window_in_days=30, tags=tags,
-                          policy=pulumi.Output.all(account, partition.partition).apply(lambda v: key_policy(*v)),
+                          policy=explicit_key_policy(self, lambda ctx: [used_through(ctx, "ecr", "UseThroughEcr")]),
                           opts=child)
         #: The host every repository of this account and region lives under.
         self.registry_host = pulumi.Output.all(account, region, partition.dns_suffix).apply(

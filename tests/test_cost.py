@@ -289,11 +289,15 @@ def test_cloudfront_functions_are_priced_per_request_on_a_distribution_that_runs
     table = PriceTable("test-1", "USD", HOURS, {"cloudfront.function-invocations-1m": Price(
         "cloudfront.function-invocations-1m", 0.10, "1M invocations", "https://aws.amazon.com/pricing/", "test",
         "2026-12-07")})
-    usage = CostSettings(requests_millions_per_month=40)
+    usage = CostSettings(requests_millions_per_month=40, cloudfront_free_tier=False)
     with_function = Declared("aws:cloudfront/distribution:Distribution", "edge", {
         "defaultCacheBehavior": {"functionAssociations": [{"eventType": "viewer-request", "functionArn": "a"}]}})
     e = estimate([with_function], "test-1", usage, table=table)
     assert line(e, "CloudFront Functions").quantity_min == 40  # at most one invocation per request
+    # The always-free 2 M invocations come off both scales while the account's allowance is ours.
+    free = estimate([with_function], "test-1", CostSettings(requests_millions_per_month=40), table=table)
+    assert (line(free, "CloudFront Functions").quantity_min, line(free, "CloudFront Functions").quantity_max) \
+        == (38, 40 * free.usage.max_scale_usage_multiplier - 2)
     plain = Declared("aws:cloudfront/distribution:Distribution", "edge", {"defaultCacheBehavior": {}})
     assert not [x for x in estimate([plain], "test-1", usage, table=table).lines if x.item.startswith("CloudFront Functions")]
 

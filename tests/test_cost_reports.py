@@ -84,4 +84,4 @@ def test_make_diff_leads_the_cost_section_with_an_incomplete_side(stack_program)
     assert section.startswith("**working tree: incomplete: 1 line unpriced**. Totals and the change count the "
                               "priced lines only.")
     assert section.index("incomplete") < section.index("| minimum |")
-    assert "| scale | BASE (priced lines) | working tree (priced lines) | change |" in section
+    assert "| scale | BASE (priced lines) | working tree (priced lines) | change (and the lines that make it) |" in section

@@ -42,11 +42,19 @@ def stack_estimate(program: Program, resources: list[Declared] | None = None) ->
 
 
 def stack_burst(program: Program, resources: list[Declared] | None = None) -> BurstDistribution | None:
+    """The burst distribution of the program's declared resources. It is the slowest report (some
+    hundred seeded simulations) and both the burst and the time-to-scale report read it, so one
+    run of the program computes it once."""
+    cached = program.__dict__.get("_burst")
+    if cached is not None:
+        return cached[0]
     items = resources or declared(program)
     groups, pods = node_groups(items), workloads(items)
-    if not groups or not any(w.autoscaled for w in pods):
-        return None
-    return distribution(groups, pods, scaling(program), cluster_autoscaler(items), facts_for(items, pods))
+    result = None
+    if groups and any(w.autoscaled for w in pods):
+        result = distribution(groups, pods, scaling(program), cluster_autoscaler(items), facts_for(items, pods))
+    program.__dict__["_burst"] = (result,)
+    return result
 
 
 def _usd(value: float | None) -> str:
