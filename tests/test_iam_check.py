@@ -11,7 +11,7 @@ import pytest
 from components.load_balancer_controller import CLUSTER_TAG, published_policy
 from tests.conftest import STACKS
 from toolkit import harness, iam_check
-from toolkit.iam_check import IDENTITY, RESOURCE, TRUST, Document
+from toolkit.iam_check import ATTACHED, IDENTITY, RESOURCE, TRUST, Document
 
 ACCOUNT = "123456789012"
 QUEUE = f"arn:aws:sqs:us-east-1:{ACCOUNT}:jobs"
@@ -42,7 +42,7 @@ def test_every_stack_passes_with_the_reviewed_allowlist(stack_program, stack):
 def test_every_stack_declares_documents_of_each_kind(stack_program, stack):
     """The check sees the trust, role and key/bucket policies (a harness change cannot hide them)."""
     kinds = {d.kind for d in iam_check.documents(stack_program(stack)) if isinstance(d, Document)}
-    assert kinds == {IDENTITY, TRUST, RESOURCE}
+    assert kinds == {IDENTITY, TRUST, RESOURCE, ATTACHED}
 
 
 def test_every_allowlist_entry_is_still_needed_by_some_stack(stack_program):
@@ -118,6 +118,24 @@ def test_document_shapes_follow_their_kind():
     assert {f.kind for f in _findings({"Effect": "Allow", "Action": "sqs:SendMessage"})} == {"malformed"}
     assert {f.kind for f in _findings({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": QUEUE},
                                       kind=RESOURCE)} == {"malformed"}
+
+
+
+def test_an_attached_policy_needs_a_principal_but_no_resource():
+    """An ECR repository policy names no Resource (the repository it is set on is the resource); a
+    bucket or key policy without one is still malformed."""
+    pull = {"Effect": "Allow", "Action": "ecr:BatchGetImage", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}
+    assert _findings(pull, kind=ATTACHED) == []
+    assert {f.kind for f in _findings(pull, kind=RESOURCE)} == {"malformed"}
+    assert {f.kind for f in _findings({"Effect": "Allow", "Action": "ecr:BatchGetImage"}, kind=ATTACHED)} \
+        == {"malformed"}
+
+
+def test_an_ecr_lifecycle_policy_is_not_read_as_an_iam_document():
+    program = harness.Program("test", [harness.Resource(
+        "urn:x", "aws:ecr/lifecyclePolicy:LifecyclePolicy", "images-lifecycle", True,
+        {"policy": '{"rules": []}'}, {}, None)], {})
+    assert iam_check.check_program(program) == []
 
 
 def test_oidc_claims_count_only_for_the_statements_own_provider():

@@ -75,6 +75,10 @@ GLOBAL_KEYS = frozenset(k.lower() for k in (
 OIDC_CLAIMS = ("aud", "sub", "amr", "azp", "oaud", "email")
 
 IDENTITY, TRUST, RESOURCE = "identity", "trust", "resource"
+#: A resource-based policy attached to one resource, whose statements omit Resource: an ECR
+#: repository policy applies to its repository (ECR user guide, "Private repository policy
+#: examples": no statement names a Resource; SetRepositoryPolicy takes the repository name).
+ATTACHED = "resource (attached)"
 
 #: Resource type -> (input holding a policy document, kind of document).
 DOCUMENTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -90,11 +94,14 @@ DOCUMENTS: dict[str, tuple[tuple[str, str], ...]] = {
     "aws:sqs/queuePolicy:QueuePolicy": (("policy", RESOURCE),),
     "aws:sns/topic:Topic": (("policy", RESOURCE),),
     "aws:sns/topicPolicy:TopicPolicy": (("policy", RESOURCE),),
-    "aws:ecr/repositoryPolicy:RepositoryPolicy": (("policy", RESOURCE),),
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": (("policy", ATTACHED),),
     "aws:secretsmanager/secretPolicy:SecretPolicy": (("policy", RESOURCE),),
     "aws:ec2/vpcEndpoint:VpcEndpoint": (("policy", RESOURCE),),
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": (("policyDocument", RESOURCE),),
 }
+#: Types whose ``policy`` input is not an IAM policy language document: an ECR lifecycle policy is
+#: a list of image-expiry rules (ECR user guide, "Lifecycle policy properties").
+NOT_IAM_DOCUMENTS = frozenset({"aws:ecr/lifecyclePolicy:LifecyclePolicy"})
 #: Input names that hold a policy document on any type; one on a type missing above is reported.
 DOCUMENT_INPUTS = frozenset({"policy", "assumeRolePolicy", "inlinePolicies", "policyDocument", "accessPolicies"})
 
@@ -301,7 +308,7 @@ def _check_shape(kind: str, statement: dict, report) -> None:
         report("an identity policy statement needs a Resource (IAM rejects it)")
     if kind == TRUST and has_resource:
         report("a trust policy has no Resource (IAM rejects it: the role is the resource)")
-    if kind in (TRUST, RESOURCE) and not has_principal:
+    if kind in (TRUST, RESOURCE, ATTACHED) and not has_principal:
         report("a resource-based policy statement needs a Principal")
     if kind == RESOURCE and not has_resource:
         report("a resource-based policy statement needs a Resource")
@@ -383,6 +390,8 @@ def documents(program: harness.Program) -> Iterator[Document | Finding]:
         if not r.custom:
             continue
         known = DOCUMENTS.get(r.type)
+        if r.type in NOT_IAM_DOCUMENTS:
+            continue
         if known is None:
             for field in sorted(DOCUMENT_INPUTS & set(r.inputs)):
                 yield Finding("unchecked-document", f"{r.type}::{r.name}", field, "-", "", "",
