@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jsonschema
 import pulumi
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -79,22 +80,16 @@ def _shown(path: Path) -> str:
 
 
 def _check_value(where: str, value: Any, spec: dict) -> None:
-    kinds: dict[str, type | tuple[type, ...]] = {"integer": int, "number": (int, float), "boolean": bool,
-                                                  "string": str, "array": list}
+    """``value`` against the setting's JSON schema (the pack's configSchema entry) with the
+    jsonschema library, Draft 7; the message says what the schema allows."""
+    if jsonschema.Draft7Validator(spec).is_valid(value):
+        return
     kind = spec.get("type")
-    ok = kind not in kinds or (isinstance(value, kinds[kind]) and not (kind in ("integer", "number")
-                                                                         and isinstance(value, bool)))
-    if kind == "integer" and isinstance(value, float) and value.is_integer():
-        ok = True
-    if ok and "enum" in spec:
-        ok = value in spec["enum"]
-    if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
-        ok = spec.get("minimum", value) <= value <= spec.get("maximum", value)
-    if not ok:
-        allowed = f"one of {spec['enum']}" if "enum" in spec else f"{'an' if kind == 'integer' else 'a'} {kind}"
-        if "minimum" in spec or "maximum" in spec:
-            allowed += f" between {spec.get('minimum', float('-inf')):g} and {spec.get('maximum', float('inf')):g}"
-        raise PolicyConfigError(f"{where} = {json.dumps(value)} is not allowed: expected {allowed}")
+    article = 'an' if kind in ('integer', 'array', 'object') else 'a'
+    allowed = f"one of {spec['enum']}" if "enum" in spec else f"{article} {kind}"
+    if "minimum" in spec or "maximum" in spec:
+        allowed += f" between {spec.get('minimum', float('-inf')):g} and {spec.get('maximum', float('inf')):g}"
+    raise PolicyConfigError(f"{where} = {json.dumps(value)} is not allowed: expected {allowed}")
 
 
 def reconcile(info: analyzer_pb2.AnalyzerInfo, config: dict, source: str) -> dict[str, analyzer_pb2.PolicyConfig]:
