@@ -11,6 +11,7 @@ An autoscaled Deployment is driven by a native HorizontalPodAutoscaler or by a K
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from capacity.scale_up import HPA_KIND, SCALED_OBJECT_KIND, Autoscaled, autoscaled
 from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
@@ -197,7 +198,7 @@ def _selects(selector, labels) -> bool:
     return True
 
 
-def scaled_deployments(resources) -> list[tuple[Autoscaled, object | None]]:
+def scaled_deployments(resources) -> list[tuple[Autoscaled, Any | None]]:
     """Each autoscaler of a Deployment (HPA or ScaledObject, as ``autoscalers`` reads it) with the
     Deployment resource its scaleTargetRef names, None when the stack declares no such Deployment."""
     by_name = {(_namespace(d), get(d.props, "metadata.name")): d for d in of_type(resources, DEPLOYMENT)}
