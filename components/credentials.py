@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.key_policy import explicit_key_policy, used_through
+from components.data_access import kms_key
 
 #: Characters a generated password may use besides letters and digits: RDS forbids / ' " @ and
 #: space; these four are also URL-unreserved, so the password goes into URLs without encoding.
@@ -39,16 +39,7 @@ def secrets_kms_key(name: str, parent: pulumi.Resource, description: str, tags: 
     encryption and decryption": kms:GenerateDataKey and kms:Decrypt, limited with kms:ViaService
     secretsmanager.<region>.amazonaws.com), so the reader's IAM policy decides who decrypts
     (``secret_read_policy``)."""
-    return aws.kms.Key(
-        f"{name}-secrets-kms",
-        description=description,
-        enable_key_rotation=True,
-        deletion_window_in_days=30,
-        policy=explicit_key_policy(parent, lambda ctx: [
-            used_through(ctx, "secretsmanager", "UseThroughSecretsManager")]),
-        tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
-    )
+    return kms_key(f"{name}-secrets", parent, description, tags, service="secretsmanager", protect=protect)
 
 
 @dataclass(frozen=True)
