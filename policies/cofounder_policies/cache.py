@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cofounder_policies.database import not_burstable
 from cofounder_policies.rules import MANDATORY, get, items, of_type, plain, resource_rule, stack_rule
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -44,11 +45,7 @@ def _failover(props, settings):
 BURSTABLE_PREFIXES = ("cache.t2.", "cache.t3.", "cache.t4g.")
 
 
-def _not_burstable(props, settings):
-    node = str(get(props, "nodeType", ""))
-    if not settings["allowBurstable"] and node.startswith(BURSTABLE_PREFIXES):
-        yield (f"nodeType {node} is burstable: under a sustained peak its CPU credits run out and it "
-               "drops to its baseline; this stack requires a fixed-performance node type (m or r)")
+_not_burstable = not_burstable("nodeType", BURSTABLE_PREFIXES, "node type")
 
 
 def _rbac(props, settings):

@@ -49,11 +49,17 @@ ALLOW_BURSTABLE = {"allowBurstable": {"type": "boolean", "default": False,
                                                      "(true outside production)"}}
 
 
-def _not_burstable(props, settings):
-    cls = str(get(props, "instanceClass", ""))
-    if not settings["allowBurstable"] and cls.startswith(BURSTABLE_PREFIXES):
-        yield (f"instanceClass {cls} is burstable: under a sustained peak its CPU credits run out and it "
-               "drops to its baseline; this stack requires a fixed-performance class (m or r)")
+def not_burstable(field: str, prefixes: tuple[str, ...], what: str):
+    """A rule check: ``field`` names no burstable class unless the stack allows them."""
+    def check(props, settings):
+        value = str(get(props, field, ""))
+        if not settings["allowBurstable"] and value.startswith(prefixes):
+            yield (f"{field} {value} is burstable: under a sustained peak its CPU credits run out and it "
+                   f"drops to its baseline; this stack requires a fixed-performance {what} (m or r)")
+    return check
+
+
+_not_burstable = not_burstable("instanceClass", BURSTABLE_PREFIXES, "class")
 
 
 def _managed_master_password(props, settings):
