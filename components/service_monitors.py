@@ -32,7 +32,7 @@ from typing import Annotated, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import Matches, require_valid
+from components import Between, Matches, require_valid
 
 API_VERSION = "monitoring.coreos.com/v1"
 PART_OF = "cofounder"
@@ -63,6 +63,11 @@ class ScrapeTargetsSettings:
 
     #: The apps' metrics endpoints.
     apps: list[AppScrape] = field(default_factory=default_apps)
+    #: Scrape interval of the apps' monitors, seconds; unset: the monitoring stack's
+    #: ``scrapeIntervalSeconds``. The HPAs' Pods metrics (active agents, requests per second) are
+    #: read from these scrapes, so a burst shows in them one interval after it starts
+    #: (docs/cost-and-burst.md); the other targets keep the global interval.
+    app_interval_seconds: Annotated[int | None, Between(5, 300)] = None
 
     def checks(self):
         names = [a.name for a in self.apps]
@@ -108,6 +113,7 @@ class ScrapeTargets(pulumi.ComponentResource):
         require_valid(f"ScrapeTargets {name}", args)
         child = pulumi.ResourceOptions(parent=self, depends_on=(opts.depends_on if opts else None))
         interval = f"{args.scrape_interval_seconds}s"
+        app_interval = f"{args.app_interval_seconds or args.scrape_interval_seconds}s"
         self.monitor_names = []
 
         def monitor(kind: str, target: str, target_namespace: pulumi.Input[str],
@@ -134,7 +140,7 @@ class ScrapeTargets(pulumi.ComponentResource):
         for app in args.apps:
             monitor(app.kind, app.name, args.app_namespace,
                     {"app.kubernetes.io/name": app.name, "app.kubernetes.io/part-of": PART_OF},
-                    {"port": app.port, "path": app.path, "interval": interval})
+                    {"port": app.port, "path": app.path, "interval": app_interval})
         if args.enable_pgbouncer:
             monitor("PodMonitor", "pgbouncer", args.app_namespace,
                     {"app.kubernetes.io/name": args.pgbouncer_name, "app.kubernetes.io/part-of": PART_OF},

@@ -66,7 +66,12 @@ def test_every_object_validates_and_only_keda_claims_external_metrics(stack, val
 def test_active_agents_metric_only_where_configured():
     p = _tier("prod")
     hpas = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in p.of_type(AUTOSCALERS[0])}
-    assert [m["type"] for m in hpas["frontend"]["metrics"]] == ["Resource", "Resource"]
+    # the frontend has no agents: its Pods metric is the request rate it serves per pod
+    assert [m["type"] for m in hpas["frontend"]["metrics"]] == ["Resource", "Resource", "Pods"]
+    assert hpas["frontend"]["metrics"][2]["pods"] == {
+        "metric": {"name": "cofounder_http_requests_per_second"},
+        "target": {"type": "AverageValue", "averageValue": "25"}}
+    assert hpas["backend"]["metrics"][2]["pods"]["metric"]["name"] == "cofounder_active_agents"
     assert hpas["backend"]["metrics"][2]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
     # the worker: resource metrics and one queue trigger per tier (its active agents are its
     # in-flight messages, which the queue triggers count)
@@ -132,8 +137,9 @@ def test_prod_backend_and_worker_decide_within_45_seconds():
     rows = {r["app"]: r for r in time_to_scale_report(_tier("prod"))["rows"]}
     for app in ("backend", "worker"):
         assert rows[app]["needed"] == 15
-        assert rows[app]["steps (s:replicas)"] == "15:11 30:15"
-        assert rows[app]["decided"] == "30s" and rows[app]["goal"] == "45s"
+        # Percent 400 per 15 s: the peak's replicas in the first decision (the burst's lever 1)
+        assert rows[app]["steps (s:replicas)"] == "15:15"
+        assert rows[app]["decided"] == "15s" and rows[app]["goal"] == "45s"
 
 
 def test_a_slow_behavior_fails_the_report():

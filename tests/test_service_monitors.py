@@ -95,6 +95,17 @@ def test_overrides_apps_interval_labels_and_ports(run_program):
     assert "cofounder-frontend" not in monitors
 
 
+def test_apps_may_be_scraped_faster_than_the_platform(run_program):
+    # the HPAs' Pods metrics come from the apps' scrapes; PgBouncer, the autoscaler and KEDA keep
+    # the global interval (and Prometheus its sample volume)
+    monitors = _monitors(_run(run_program, scrape_interval_seconds=15, app_interval_seconds=5))
+    intervals = {name: (m.inputs["spec"].get("endpoints") or m.inputs["spec"]["podMetricsEndpoints"])[0]["interval"]
+                 for name, m in monitors.items()}
+    assert intervals == {"cofounder-frontend": "5s", "cofounder-backend": "5s", "cofounder-worker": "5s",
+                         "cofounder-pgbouncer": "15s", "cofounder-cluster-autoscaler": "15s",
+                         "cofounder-keda-operator": "15s"}
+
+
 def test_monitors_wait_for_the_chart_and_hang_under_the_component(run_program):
     def program():
         crds = pulumi.CustomResource("test:index:Crds", "crds")
