@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: help install preview policy iam lint test diff bench docs clean
+.PHONY: help install preview policy iam lint test diff tune bench docs clean
 
 help:
 	@echo "make preview [STACK=dev|staging|prod]  offline desired-state preview (build/preview/<stack>.json)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test                              lint, then the test suite"
 	@echo "make lint                              ruff and mypy (pyproject.toml)"
 	@echo "make diff [BASE=<git ref>]             offline review report vs BASE (build/review/report.md)"
+	@echo "make tune [STACK=] [RESULT=] [ARGS=]    HPA settings from a load-test result, as a stack-file diff"
 	@echo "make bench                             preview timings vs bare SDK registration; make test vs one preview"
 	@echo "make docs                              regenerate docs/configuration.md, docs/policies.md, policies/config/*.json"
 
@@ -49,6 +50,10 @@ test: lint
 # BASE defaults to the merge base with main (see toolkit/review.py).
 diff: $(VENV)/.installed
 	$(PY) -m toolkit.review $(if $(BASE),--base $(BASE))
+
+# Advice from build/loadtest/<stack>.json (or RESULT=); ARGS="--write" applies it (docs/observability.md).
+tune: $(VENV)/.installed
+	$(PY) -m toolkit.tune --stack $(STACK) $(if $(RESULT),--result $(RESULT)) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m toolkit.bench --suite

@@ -21,7 +21,10 @@ The result is written as JSON to ``--result-json`` (default ``build/loadtest/<st
 itself owns ``--json``), the input of the HPA tuning (``make tune``). Its shape is a contract: keys
 may be added, never renamed:
 ``{"stack", "target_rps", "achieved_rps", "achieved_share", "hold_seconds", "users", "verdict",
-"endpoints": {<name>: {"requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms"}}}``.
+"pods": {<app>: <replicas during the hold>}, "endpoints": {<name>: {"requests", "failures", "rps",
+"p50_ms", "p95_ms", "p99_ms"}}}``. ``pods`` is what ``--pods`` says (empty without it): the
+tuner divides an app's rate by it, so a capacity run pins each app's replicas (minReplicas =
+maxReplicas) and names them.
 
     locust -f loadtest/locustfile.py --headless --stack prod --ramp-seconds 120 --hold-seconds 600 \
         --paths /,/api/health
@@ -60,6 +63,8 @@ def _arguments(parser):
     group.add_argument("--paths", default="/", help="comma-separated GET paths, picked at random")
     group.add_argument("--result-json", default="", help="where to write the result (default "
                        "build/loadtest/<stack>.json); locust itself owns --json and --json-file")
+    group.add_argument("--pods", default="", help="the replicas each app ran during the hold, e.g. "
+                       "frontend=6,backend=4 (kubectl get deploy); recorded for make tune's per-pod capacity")
 
 
 class Plan:
@@ -69,6 +74,7 @@ class Plan:
     users = 1
     rps = 1.0
     paths: list[str] = ["/"]
+    pods: dict[str, int] = {}
     hold_started: float | None = None
     result: dict | None = None
 
@@ -93,10 +99,22 @@ def _plan(environment, **_kwargs):
     Plan.users = max(1, math.ceil(int(peak_users) * multiplier))
     Plan.rps = float(peak_rps) * multiplier
     Plan.paths = [p.strip() for p in options.paths.split(",") if p.strip()]
+    Plan.pods = _pods(options.pods)
     # Each user paces itself so that all of them together offer the target request rate.
     CofounderUser.wait_time = constant_throughput(Plan.rps / Plan.users)
     print(f"plan: {Plan.users} users ({peak_users} x {multiplier:g}), target {Plan.rps:g} rps, "
           f"p99 limit {options.p99_ms:g} ms, pass at {options.min_rate_share:.0%} of the target rate", flush=True)
+
+
+def _pods(text: str) -> dict[str, int]:
+    """``--pods frontend=6,backend=4`` as a mapping; a malformed entry stops the run before any load."""
+    pods = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        app, _, count = entry.partition("=")
+        if not app or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--pods {text}: {entry!r} is not <app>=<replicas> with replicas >= 1")
+        pods[app.strip()] = int(count)
+    return pods
 
 
 class CofounderUser(HttpUser):
@@ -121,7 +139,7 @@ def hold_result(stats, seconds: float) -> dict:
     return {"stack": Plan.stack, "target_rps": Plan.rps, "achieved_rps": round(achieved, 3),
             "achieved_share": round(achieved / Plan.rps, 4), "hold_seconds": round(seconds, 3), "users": Plan.users,
             "requests": total.num_requests, "failures": total.num_failures,
-            "p99_ms": float(total.get_response_time_percentile(0.99) or 0),
+            "p99_ms": float(total.get_response_time_percentile(0.99) or 0), "pods": dict(Plan.pods),
             "endpoints": {name: _endpoint(entry, seconds) for (name, _method), entry in sorted(stats.entries.items())}}
 
 

@@ -70,7 +70,7 @@ def _locust(host: str, *extra: str, peak: tuple[str, str] = ("2", "10"),
 
 
 def test_passes_at_five_times_peak_against_a_fast_server(server, tmp_path):
-    proc = _locust(server, result=tmp_path / "run.json")
+    proc = _locust(server, "--pods", "frontend=2,backend=1", result=tmp_path / "run.json")
     out = proc.stdout + proc.stderr
     assert "plan: 10 users (2 x 5), target 50 rps, p99 limit 200 ms, pass at 95% of the target rate" in out
     assert "verdict: PASS" in out, out[-2000:]
@@ -80,6 +80,7 @@ def test_passes_at_five_times_peak_against_a_fast_server(server, tmp_path):
     assert {"stack", "target_rps", "achieved_rps", "achieved_share", "hold_seconds", "users", "verdict",
             "endpoints"} <= set(result)
     assert (result["stack"], result["target_rps"], result["users"], result["verdict"]) == ("adhoc", 50.0, 10, "PASS")
+    assert result["pods"] == {"frontend": 2, "backend": 1}  # the replicas make tune divides by
     assert result["achieved_share"] >= 0.95 and result["hold_seconds"] >= 2
     assert result["achieved_rps"] == pytest.approx(result["achieved_share"] * 50, rel=0.01)
     endpoint = result["endpoints"]["/"]
