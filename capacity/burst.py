@@ -135,8 +135,19 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
     capped: set[str] = set()
     last_change = 0
 
+    admitted: dict[tuple[PodShape, int], bool] = {}  # a pod shape on a node group: asked per node, per tick
+
+    def admits(pod: PodShape, group: NodeGroup) -> bool:
+        key = (pod, id(group))
+        if key not in admitted:
+            admitted[key] = pod.admitted_by(group)
+        return admitted[key]
+
+    latest_ready = max((r for ready in ready_at.values() for r in ready), default=0)
+
     def schedule(p: _Pending, now: int, preempt: bool) -> bool:
-        node = next((n for n in nodes if p.pod.admitted_by(n.group) and n.fits(p.pod)), None)
+        nonlocal latest_ready
+        node = next((n for n in nodes if admits(p.pod, n.group) and n.fits(p.pod)), None)
         if node is None and preempt:
             node = _preempt(nodes, p.pod, p.priority, now, pending)
         if node is None:
@@ -148,7 +159,9 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
             batch = (p.name, now)  # the controller registers one batch of new endpoints at a time
             if batch not in registrations:
                 registrations[batch] = draw.registration_seconds()
-            ready_at[p.name].append(now + draw.pod_startup_seconds(p.name, cached, registrations[batch]))
+            ready = now + draw.pod_startup_seconds(p.name, cached, registrations[batch])
+            ready_at[p.name].append(ready)
+            latest_ready = max(latest_ready, ready)
         return True
 
     t = 0
@@ -180,7 +193,7 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
                 ready_when[name] = t
         if t % sample_seconds == 0:
             series.append(_sample(t, apps, results, ready_at, pending, nodes, groups))
-        starting = any(r > t for ready in ready_at.values() for r in ready)
+        starting = latest_ready > t
         if not upcoming and not starting and t >= last_creation and t - last_change > scan \
                 and t % sample_seconds == 0:
             break  # nothing more will happen: every app is Ready, or what is Pending can get no node

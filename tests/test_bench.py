@@ -42,3 +42,12 @@ def test_the_suite_ratio_times_both_commands_on_the_same_machine_and_judges_the_
     assert "= 25.0 x one make preview STACK=prod" in slow and "ABOVE the goal" in slow
     with pytest.raises(SystemExit, match="failed \\(exit 3\\)"):
         bench.suite_ratio(preview=sleep(0), suite=[sys.executable, "-c", "raise SystemExit(3)"], previews=1)
+
+
+def test_the_preview_is_split_into_sdk_imports_and_this_repositorys_work():
+    quick = [sys.executable, "-c", "import time, json; time.sleep(0.3)"]
+    split = bench.preview_split(["json"], preview=quick, repeat=1)
+    assert split["sdk_import_s"] < split["preview_s"] and split["modules"] == 1
+    assert split["project_s"] == pytest.approx(split["preview_s"] - split["sdk_import_s"])
+    assert bench.split_line(split).startswith("make preview STACK=prod: ")
+    assert all(m.split(".")[0] in bench.SDK_PACKAGES for m in bench.sdk_modules())
