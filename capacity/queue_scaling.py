@@ -19,6 +19,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from capacity.numbers import plain
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TERM = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*\*\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
@@ -28,13 +30,9 @@ def trigger_name(tier: str) -> str:
     return f"queue_{tier}"
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def formula(weights: Iterable[tuple[str, float]]) -> str:
     """``scalingModifiers.formula`` for (tier, weight) pairs: ``2 * queue_high + 1 * queue_normal``."""
-    return " + ".join(f"{_number(w)} * {trigger_name(t)}" for t, w in weights)
+    return " + ".join(f"{plain(w)} * {trigger_name(t)}" for t, w in weights)
 
 
 def formula_names(text: str) -> set[str]:

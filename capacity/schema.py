@@ -25,14 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from capacity.numbers import plain
+
 #: Forward references in Args type hints (``pulumi.Input[T]`` names ``'Output[T]'``); the
 #: components package fills in the real ``Output`` so nothing here imports pulumi.
 _LOCALNS: dict[str, Any] = {"T": Any, "Output": Any}
-
-
-def _num(value: float) -> str:
-    """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,10 @@ class Between:
 
     def describe(self) -> str:
         if self.minimum is not None and self.maximum is not None:
-            return f"a value between {_num(self.minimum)} and {_num(self.maximum)}"
+            return f"a value between {plain(self.minimum)} and {plain(self.maximum)}"
         if self.minimum is not None:
-            return f"a value of at least {_num(self.minimum)}"
-        return f"a value of at most {_num(self.maximum)}" if self.maximum is not None else "a number"
+            return f"a value of at least {plain(self.minimum)}"
+        return f"a value of at most {plain(self.maximum)}" if self.maximum is not None else "a number"
 
     def allows(self, value: Any) -> bool:
         return ((self.minimum is None or value >= self.minimum)

@@ -36,6 +36,7 @@ import pulumi_kubernetes as k8s
 
 from capacity import queue_scaling
 from capacity.connections import DB_POOL_SIZE_ANNOTATION
+from capacity.numbers import plain
 from components import Between, Matches, require_valid
 
 ACTIVE_AGENTS_METRIC = "cofounder_active_agents"
@@ -307,10 +308,6 @@ class AppServiceArgs(AppServiceSettings):
                        "null with queue_scaling: KEDA's composite metric replaces every external trigger")
 
 
-def _quantity(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def _rules(rules: ScalingRules) -> dict:
     return {
         "stabilizationWindowSeconds": rules.stabilization_window_seconds,
@@ -518,11 +515,11 @@ class AppService(pulumi.ComponentResource):
         if args.active_agents_target is not None:
             metrics.append({"type": "Pods", "pods": {
                 "metric": {"name": ACTIVE_AGENTS_METRIC},
-                "target": {"type": "AverageValue", "averageValue": _quantity(args.active_agents_target)}}})
+                "target": {"type": "AverageValue", "averageValue": plain(args.active_agents_target)}}})
         if args.requests_per_second_target is not None:
             metrics.append({"type": "Pods", "pods": {
                 "metric": {"name": REQUESTS_METRIC},
-                "target": {"type": "AverageValue", "averageValue": _quantity(args.requests_per_second_target)}}})
+                "target": {"type": "AverageValue", "averageValue": plain(args.requests_per_second_target)}}})
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=metadata,

@@ -32,6 +32,7 @@ from typing import Annotated
 import pulumi
 import pulumi_aws as aws
 
+from capacity.numbers import plain
 from components import Between, Matches, require_valid
 
 #: SQS's ceiling on a visibility timeout, and on a message's visibility after a receive.
@@ -174,10 +175,6 @@ def env_name(tier: str) -> str:
     return f"AGENT_QUEUE_URL_{tier.upper()}"
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 class Queue(pulumi.ComponentResource):
     """One encrypted SQS queue and DLQ per priority tier, the IAM policies to use them and the
     settings the apps read."""
@@ -265,7 +262,7 @@ class Queue(pulumi.ComponentResource):
             "AGENT_QUEUE_URLS": pulumi.Output.all(*urls).apply(lambda u: ",".join(u)),
             **{env_name(t): self.queue_urls[t] for t in self.tiers},
             "AGENT_QUEUE_DEFAULT_TIER": args.default_tier,
-            "AGENT_QUEUE_WEIGHTS": ",".join(_number(self.scaling_weights[t]) for t in self.tiers),
+            "AGENT_QUEUE_WEIGHTS": ",".join(plain(self.scaling_weights[t]) for t in self.tiers),
             "AGENT_MAX_ATTEMPTS": str(args.max_receive_count),
             "AGENT_RETRY_BACKOFF_BASE_SECONDS": str(args.retry_backoff_base_seconds),
             "AGENT_MAX_RUN_SECONDS": str(args.max_agent_run_seconds),

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import pulumi
 
+from capacity.numbers import plain
 from components import Between, camel, constraints, problems
 from infra import checks
 from infra.stack import PROJECT, SCALARS, SECTIONS, StackConfig
@@ -57,10 +58,8 @@ _SECRET_NAME = re.compile(r"(password|passwd|secret|token|apikey|privatekey|acce
 
 
 def _num(value: float | None) -> str | None:
-    """A bound as a reader writes it: 31536000, not 3.1536e+07; 0.5 stays 0.5."""
-    if value is None:
-        return None
-    return str(int(value)) if float(value).is_integer() else str(value)
+    """A bound as a reader writes it (``capacity.numbers.plain``), or None."""
+    return None if value is None else plain(value)
 
 
 def _describe(hint: Any) -> str:

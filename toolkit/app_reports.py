@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from capacity import queue_scaling
+from capacity.numbers import plain
 from capacity.scale_up import (
     DECISION_LAG_SECONDS,
     HPA_KIND,
@@ -30,10 +31,6 @@ from toolkit.harness import Program, reveal
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def autoscaled_apps(program: Program) -> list[Autoscaled]:
@@ -150,7 +147,7 @@ def _tier_rows(program: Program, queues: list, order: list[str], scalers: list) 
         trigger, weights = next(((urls[url], w) for _, urls, w in scalers if url in urls), (None, None))
         weight = (weights or {}).get(trigger) if trigger else None
         ok = ok and trigger is not None and (weights is None or weight is not None)
-        shown = _num(weight) if weight is not None else ("-" if trigger and weights is None else "NOT IN FORMULA")
+        shown = plain(weight) if weight is not None else ("-" if trigger and weights is None else "NOT IN FORMULA")
         rows.append({
             "priority": order.index(tier) + 1 if tier in order else "-", "tier": tier, "queue": inputs.get("name"),
             "dlq": dlq.inputs.get("name") if dlq else "-", "attempts": redrive.get("maxReceiveCount"),
@@ -213,8 +210,6 @@ def agent_queues_report(program: Program) -> dict | None:
     return {"title": "Agent queues (priority tiers, attempts, the worker's scaler)", "key": ["tier"], "rows": rows,
             "notes": notes,
             "ok": ok}
-
-
 
 
 def _in_time(ready: int | None, goal: int) -> bool:
