@@ -35,6 +35,7 @@ import yaml
 from capacity import classes
 from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, value_at, workloads
 from capacity.headroom import memory_mib
+from capacity.numbers import plain
 from capacity.schema import Between, CamelCase
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
@@ -285,6 +286,9 @@ FREE_TYPES = frozenset({
 #: Kubernetes objects (their cost is the nodes'), generated values, providers, and this project's
 #: own component types (containers of the resources above).
 FREE_PREFIXES = ("kubernetes:", "random:", "pulumi:", "cofounder:")
+#: The pod annotation on which the collector's release records the apps' sampling ratio (what the
+#: cost model prices X-Ray by; the apps' otel-<app> ConfigMaps carry the same value to the SDKs).
+SAMPLING_ANNOTATION = "cofounder.dev/trace-sampling-ratio"
 #: Days of Performance Insights history that are free; the paid tier keeps months of 31 days.
 PI_FREE_DAYS = 7
 PI_MONTH_DAYS = 31
@@ -613,6 +617,27 @@ def _vpc_endpoints(out: _Lines, rs: list[Declared], usage: CostSettings, mult: f
                        "VPC interface endpoint, per AZ-hour", subnets, subnets)
 
 
+def _helm_releases(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    _helm_volumes(out, rs, usage, mult)
+    _xray_traces(out, rs, usage, mult)
+
+
+def _xray_traces(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
+    """An OpenTelemetry Collector exporting to X-Ray (components/otel_collector.py): one recorded
+    trace per sampled request. Every viewer request is counted (static assets included: an upper
+    bound) at the sampling ratio the collector's release records."""
+    for r in rs:
+        values = r.props.get("values") or {}
+        exporters = value_at(values, "alternateConfig.exporters") or {}
+        if r.props.get("chart") != "opentelemetry-collector" or "awsxray" not in exporters:
+            continue
+        ratio = float(value_at(values, "podAnnotations", {}).get(SAMPLING_ANNOTATION, 1.0))
+        traces = usage.requests_millions_per_month * ratio
+        out.add(_name(r.key), f"X-Ray traces recorded: {plain(ratio)} of the viewer requests "
+                "(requestsMillionsPerMonth)",
+                "xray.traces-recorded-1m", "X-Ray traces recorded, per million", traces, traces * mult, "1M traces")
+
+
 def _helm_volumes(out: _Lines, rs: list[Declared], usage: CostSettings, mult: float) -> None:
     for r in rs:
         gib = sum(_storage_gib(v) for v in _claim_templates(r.props.get("values") or {}))
@@ -655,5 +680,5 @@ PRICERS = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarms,
     "aws:s3/bucket:Bucket": _buckets,
     "aws:ec2/subnet:Subnet": _cross_az,
-    "kubernetes:helm.sh/v3:Release": _helm_volumes,
+    "kubernetes:helm.sh/v3:Release": _helm_releases,
 }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -60,6 +60,22 @@ class AlertRulesArgs(AlertRulesSettings):
     #: PriorityClasses whose pods are *meant* to wait (the headroom placeholders, evicted so a
     #: burst gets their room): regex on kube-state-metrics' ``priority_class`` label.
     pending_ignore_priority_classes: str = ".*headroom.*"
+    #: Where the apps' traces go (OtelCollector's backend), for the p99 alert's ``traces`` link;
+    #: None: no tracing, no link.
+    traces_backend: Literal["xray", "otlp"] | None = None
+
+
+def traces_annotation(backend: str | None, seconds: float) -> dict[str, str]:
+    """From the p99 alert to the slow requests' traces: the X-Ray filter expression (X-Ray developer
+    guide, "Using filter expressions": ``service("name")``, ``responsetime > n``) to paste in the
+    CloudWatch console's Traces query, or the same question for an OTLP backend."""
+    if backend == "xray":
+        return {"traces": (f'X-Ray (CloudWatch console, Traces): service("{{{{ $labels.service }}}}") '
+                           f"AND responsetime > {seconds:g}")}
+    if backend == "otlp":
+        return {"traces": (f"the OTLP backend: service.name={{{{ $labels.service }}}} and duration > "
+                           f"{seconds:g}s")}
+    return {}
 
 
 def rule_groups(args: AlertRulesArgs, app_namespace: str) -> list[dict]:
@@ -80,7 +96,9 @@ def rule_groups(args: AlertRulesArgs, app_namespace: str) -> list[dict]:
                     "description": (f"p99 of {{{{ $labels.service }}}} is {{{{ $value | humanizeDuration }}}} "
                                     f"(target {args.latency_p99_ms} ms) for {args.latency_for_minutes} minutes."),
                     "runbook": ("Check the Autoscaling dashboard: HPA at max or pods pending means capacity; "
-                                "PgBouncer waiting clients or Redis CPU means a slow dependency."),
+                                "PgBouncer waiting clients or Redis CPU means a slow dependency; the "
+                                "slow requests' traces show which hop took the time."),
+                    **traces_annotation(args.traces_backend, seconds),
                 },
             },
             {

@@ -27,6 +27,8 @@ as the list of flows; the ``cofounder.dev/reason`` annotation says why):
   public regional addresses: 443 to anything outside the private ranges;
 - ``<app>-to-internet-https`` (``internetHttpsApps``): the LLM providers and other APIs the agents
   call, the same peer; ``<app>-to-<name>`` for each ``extraEgress`` destination;
+- ``<app>-to-otel-collector``: OTLP traces to the OpenTelemetry Collector in its own namespace
+  (OtelCollector, which declares the matching ingress there) on 4317 and 4318;
 - ``<app>-from-prometheus``, ``pgbouncer-from-prometheus``: Prometheus (monitoring namespace)
   scrapes the pods directly on the ports its monitors name.
 
@@ -75,7 +77,7 @@ HTTPS_PORT = 443
 _NAME = r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?"
 #: Destinations the allowances already name (``<app>-to-<destination>``).
 _RESERVED = ("cluster-dns", "load-balancer", "pgbouncer", "postgres", "redis", "aws-apis", "internet-https",
-             "prometheus")
+             "prometheus", "otel-collector")
 _APP = Annotated[str, Matches(_NAME, "an app name of cofounder:apps")]
 
 
@@ -203,6 +205,10 @@ class AppNetworkPoliciesArgs(AppNetworkPoliciesSettings):
     vpc_cidr: str
     #: The Prometheus pods that scrape the namespace; None: nothing scrapes it.
     prometheus: PeerPods | None = None
+    #: The OpenTelemetry Collector's pods the apps export traces to (OtelCollector); None: no tracing.
+    tracing: PeerPods | None = None
+    #: Its OTLP ports (gRPC, HTTP).
+    tracing_ports: Sequence[int] = ()
     #: Labels of the database bootstrap Job's pods (DatabaseRoles); None: no bootstrap Job.
     database_bootstrap: Mapping[str, str] | None = None
     dns: PeerPods = field(default_factory=lambda: PeerPods(namespace=CLUSTER_DNS_NAMESPACE,
@@ -324,6 +330,9 @@ def allowances(args: AppNetworkPoliciesArgs) -> list[Allowance]:
             if name in dest.apps:
                 add(f"{name}-to-{dest_name}", f"extraEgress.{dest_name}", app.selector, "egress",
                     ip_blocks(dest.cidrs), tcp(*dest.ports))
+        if args.tracing is not None:
+            add(f"{name}-to-otel-collector", "OTLP traces to the OpenTelemetry Collector (the otel-<app> ConfigMap)",
+                app.selector, "egress", [pods_in(args.tracing)], tcp(*args.tracing_ports))
         if app.scraped and args.prometheus is not None:
             add(f"{name}-from-prometheus", "Prometheus scrapes /metrics on the app port",
                 app.selector, "ingress", [pods_in(args.prometheus)], tcp(app.port))

@@ -11,7 +11,7 @@ from infra import config
 from infra.apps import deploy_apps, isolate_apps
 from infra.data import build_data_tier
 from infra.front_door import build_edge, build_load_balancer
-from infra.observability import build_alarms, build_monitoring
+from infra.observability import build_alarms, build_monitoring, build_tracing
 from infra.platform import build_platform
 
 cfg = config.load()
@@ -21,8 +21,9 @@ lb = build_load_balancer(cfg, platform)             # internal ALB + AWS Load Ba
 data = build_data_tier(cfg, platform)               # RDS + roles + PgBouncer, Valkey users, SQS, ESO, app Secrets
 monitoring = build_monitoring(cfg, platform)        # Prometheus, Grafana, monitors, alert rules
 build_alarms(cfg, data, lb)                         # CloudWatch alarms on the managed services
-tier = deploy_apps(cfg, platform, data, lb, monitoring)  # frontend, backend, worker, their autoscalers
-isolate_apps(cfg, platform, data, lb, tier, monitoring)  # default deny, one NetworkPolicy per flow
+tracing = build_tracing(cfg, platform)              # OpenTelemetry Collector -> X-Ray, the apps' SDK env
+tier = deploy_apps(cfg, platform, data, lb, monitoring, tracing)  # frontend, backend, worker, autoscalers
+isolate_apps(cfg, platform, data, lb, tier, monitoring, tracing)  # default deny, one NetworkPolicy per flow
 edge = build_edge(cfg, lb) if lb else None          # WAF + CloudFront in front of everything
 
 network, cluster = platform.network, platform.cluster

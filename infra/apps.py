@@ -30,6 +30,7 @@ from components.image_registry import ECR_REFERENCE, ImageRegistry, ImageRegistr
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
 from components.monitoring_stack import MonitoringStack
+from components.otel_collector import OtelCollector
 from components.prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
 from infra.data import DataTier
 from infra.front_door import LoadBalancing
@@ -46,7 +47,7 @@ class AppTier:
 
 
 def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBalancing | None,
-                monitoring: MonitoringStack | None) -> AppTier:
+                monitoring: MonitoringStack | None, tracing: OtelCollector | None = None) -> AppTier:
     cluster, in_cluster = platform.cluster, platform.in_cluster
     registry = ImageRegistry("images", args_for(cfg.image_registry, ImageRegistryArgs, prefix=cfg.name_prefix,
                                                 node_role_arn=cluster.node_role_arn))
@@ -63,13 +64,15 @@ def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBa
             opts=in_cluster)
     # After their Secrets' ExternalSecrets (synced once the roles' passwords are set).
     after_data = pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[data.app_data]))
-    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda, registry), opts=after_data)
+    apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda, registry, tracing),
+                             opts=after_data)
             for name, app in cfg.apps.items()}
     return AppTier(apps=apps, registry=registry, adapter=adapter, keda=keda)
 
 
 def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Platform, data: DataTier,
-              lb: LoadBalancing | None, keda: Keda | None, registry: ImageRegistry) -> AppServiceArgs:
+              lb: LoadBalancing | None, keda: Keda | None, registry: ImageRegistry,
+              tracing: OtelCollector | None) -> AppServiceArgs:
     cluster, queue = platform.cluster, data.agent_queue
     role_arn = None
     # The app's own service account reads its secrets (ESO's SecretStore authenticates as it).
@@ -99,12 +102,13 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
         pulled_image=registry.image_uri(app.image) if ECR_REFERENCE.fullmatch(app.image) else None,
         env_from_secrets=data.app_data.secret_names.get(name, []),
         credentials_version=data.app_data.credentials_versions.get(name),
-        env_from_config_maps=[data.app_data.queue_config_map_name] if "queue" in app.data_access else [],
+        env_from_config_maps=([data.app_data.queue_config_map_name] if "queue" in app.data_access else [])
+        + ([tracing.config_map_names[name]] if tracing else []),
         queue_scaling=queue_scaling, load_balancer=lb.targets.get(name) if lb else None)
 
 
 def isolate_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBalancing | None, tier: AppTier,
-                 monitoring: MonitoringStack | None) -> AppNetworkPolicies | None:
+                 monitoring: MonitoringStack | None, tracing: OtelCollector | None = None) -> AppNetworkPolicies | None:
     """Default deny in the app namespace, then one NetworkPolicy per flow of ``cofounder:networkPolicies``."""
     settings = cfg.network_policies
     if not settings.enabled:
@@ -128,4 +132,6 @@ def isolate_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadB
         database_bootstrap=data.database_roles.selector,
         private_subnet_cidrs=platform.network.private_subnet_cidr_blocks, vpc_cidr=cfg.network.cidr_block,
         prometheus=PeerPods(namespace=monitoring.namespace, selector=monitoring.prometheus_selector)
-        if monitoring else None), opts=platform.in_cluster)
+        if monitoring else None,
+        tracing=PeerPods(namespace=tracing.namespace, selector=tracing.selector) if tracing else None,
+        tracing_ports=tracing.ports if tracing else ()), opts=platform.in_cluster)

@@ -10,6 +10,7 @@ from components.alert_rules import AlertRules, AlertRulesArgs
 from components.cloudwatch_alarms import CloudWatchAlarms, CloudWatchAlarmsArgs
 from components.eks_cluster import GP3_STORAGE_CLASS
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+from components.otel_collector import OtelCollector, OtelCollectorArgs
 from components.service_monitors import ScrapeTargets, ScrapeTargetsArgs
 from infra.checks import worker_capacity
 from infra.data import DataTier
@@ -39,9 +40,22 @@ def build_monitoring(cfg: StackConfig, platform: Platform) -> MonitoringStack | 
         opts=after_chart)
     AlertRules("alerts", args_for(
         cfg.alert_rules, AlertRulesArgs, app_namespace=cluster.app_namespace, namespace=monitoring.namespace,
-        monitor_labels=monitoring.monitor_labels, latency_p99_ms=cfg.scaling.p99_latency_ms), opts=after_chart)
+        monitor_labels=monitoring.monitor_labels, latency_p99_ms=cfg.scaling.p99_latency_ms,
+        traces_backend=cfg.tracing.backend if cfg.tracing.enabled else None), opts=after_chart)
     pulumi.export("grafanaAdminSecret", monitoring.grafana_admin_secret_name)
     return monitoring
+
+
+def build_tracing(cfg: StackConfig, platform: Platform) -> OtelCollector | None:
+    """The OpenTelemetry Collector on the system nodes, and each app's ``otel-<app>`` ConfigMap."""
+    if not cfg.tracing.enabled:
+        return None
+    cluster = platform.cluster
+    return OtelCollector("tracing", args_for(
+        cfg.tracing, OtelCollectorArgs, app_namespace=cluster.app_namespace, apps=list(cfg.apps),
+        environment=cfg.environment, region=cfg.region, oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url, node_selector=cluster.system_node_selector,
+        tolerations=cluster.system_tolerations), opts=platform.in_cluster)
 
 
 def build_alarms(cfg: StackConfig, data: DataTier, lb: LoadBalancing | None) -> CloudWatchAlarms | None:

@@ -30,6 +30,7 @@ from components.load_balancer_controller import LoadBalancerControllerSettings
 from components.metrics_server import MetricsServerSettings
 from components.monitoring_stack import MonitoringStackSettings
 from components.network import NetworkSettings
+from components.otel_collector import TracingSettings
 from components.pgbouncer import PgBouncerSettings
 from components.postgres import PostgresSettings
 from components.prometheus_adapter import PrometheusAdapterSettings
@@ -87,6 +88,8 @@ class StackConfig:
     alert_rules: AlertRulesSettings
     cloudwatch_alarms: CloudWatchAlarmsSettings
     scrape: ScrapeTargetsSettings
+    #: The OpenTelemetry Collector (traces to X-Ray) and the apps' SDK environment.
+    tracing: TracingSettings
 
     @property
     def name_prefix(self) -> str:

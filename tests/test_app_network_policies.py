@@ -302,7 +302,8 @@ def test_the_vpc_cni_enforces_the_policies(stack_program):
 @pytest.mark.parametrize("stack, level", [("prod", "mandatory"), ("dev", "advisory")])
 def test_switched_off_the_namespace_is_open_and_the_pack_blocks_prod(run_stack_with, stack, level):
     program = run_stack_with(stack, {"cofounder:networkPolicies": {"enabled": False}})
-    assert program.of_type(NP) == []
+    # the app namespace has none; the collector's namespace keeps its own (OtelCollector)
+    assert {r.inputs["metadata"]["namespace"] for r in program.of_type(NP)} == {"tracing"}
     found = [(v["policy"], v["enforcement"]) for v in policy_runner.run_policies(stack, program)
              if v["policy"] == "k8s-namespace-default-deny"]
     assert found == [("k8s-namespace-default-deny", level)]
@@ -316,8 +317,8 @@ def test_a_flow_naming_an_undeclared_app_is_a_config_error(run_stack_with):
 
 def test_an_extra_destination_from_the_stack_file_becomes_its_allowance(run_stack_with):
     program = run_stack_with("dev", {"cofounder:networkPolicies": {"extraEgress": {
-        "otel-collector": {"apps": ["worker"], "cidrs": ["10.99.0.0/24"], "ports": [4317]}}}})
-    spec = _app_namespace_policies(program)["worker-to-otel-collector"]
+        "partner-api": {"apps": ["worker"], "cidrs": ["10.99.0.0/24"], "ports": [4317]}}}})
+    spec = _app_namespace_policies(program)["worker-to-partner-api"]
     assert spec["egress"] == [{"to": [{"ipBlock": {"cidr": "10.99.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 4317}]}]
 
 

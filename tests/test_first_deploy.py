@@ -90,6 +90,10 @@ def test_the_default_deny_waits_for_every_allowance(stack_program, stack):
     """Created last, deleted first: no running pod meets the deny without the flows it needs."""
     program = stack_program(stack)
     policies = program.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
-    deny = next(p for p in policies if p.inputs["metadata"]["name"] == "default-deny")
-    allowances = {p.urn for p in policies if p is not deny}
-    assert allowances and allowances <= _waits_for(program, deny)
+    namespaces = {p.inputs["metadata"]["namespace"] for p in policies}
+    assert namespaces == {"cofounder", "tracing"}  # the apps' and the trace collector's
+    for namespace in namespaces:
+        mine = [p for p in policies if p.inputs["metadata"]["namespace"] == namespace]
+        deny = next(p for p in mine if p.inputs["metadata"]["name"] == "default-deny")
+        allowances = {p.urn for p in mine if p is not deny}
+        assert allowances and allowances <= _waits_for(program, deny), namespace
