@@ -140,6 +140,11 @@ def sdk_environment(args: OtelCollectorArgs, app: str) -> dict[str, str]:
 
 def collector_config(args: OtelCollectorArgs) -> dict:
     """The collector's whole configuration (the chart's ``alternateConfig``: not merged with its defaults)."""
+    # The SDKs' random W3C trace IDs reach X-Ray as they are: the exporter's feature gate
+    # exporter.awsxray.skiptimestampvalidation (beta, so on by default since it left alpha:
+    # open-telemetry/opentelemetry-collector-contrib exporter/awsxrayexporter/factory.go) skips
+    # the old check that the first 32 bits are a recent timestamp, so the apps need no X-Ray ID
+    # generator.
     exporter: dict[str, Any] = ({"awsxray": {"region": args.region}} if args.backend == "xray"
                                 else {"otlphttp": {"endpoint": args.otlp_endpoint}})
     return {
