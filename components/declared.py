@@ -52,12 +52,19 @@ def _plain(value: Any) -> Any:
 
 
 def _input_type(resource: pulumi.Resource) -> type | None:
-    """The ``<Resource>Args`` input type the generated SDK passed as props (it names the keys the
-    engine receives), or None: the SDK then translates keys with ``translate_input_property``."""
+    """The input type a generated SDK passed as the resource's props (its metadata names the keys
+    the engine receives): Pulumi's Python codegen names it ``<Resource>Args``, or
+    ``<Resource>InitArgs`` when a type of the first name exists (``pulumi_aws.s3.BucketVersioning``,
+    every Kubernetes kind), in the resource's own module. None when there is none: the SDK then
+    translates keys with ``translate_input_property``, as here. tests/test_cost_budget.py checks
+    that every resource of every stack comes out as the harness receives it."""
     cls = type(resource)
     module = importlib.import_module(cls.__module__)
-    typ = getattr(module, f"{cls.__name__}Args", None)
-    return typ if isinstance(typ, type) and pulumi._types.is_input_type(typ) else None
+    for name in (f"{cls.__name__}InitArgs", f"{cls.__name__}Args"):
+        typ = getattr(module, name, None)
+        if isinstance(typ, type) and typ.__module__ == cls.__module__ and pulumi._types.is_input_type(typ):
+            return typ
+    return None
 
 
 async def engine_props(resource: pulumi.Resource, props: Mapping[str, Any]) -> dict:

@@ -255,3 +255,25 @@ def test_the_budget_filters_on_a_default_tag(run_stack_with):
 def test_a_stack_may_switch_the_budget_off(run_stack_with):
     program = run_stack_with("dev", _with("dev", **{"budget.enabled": False}))
     assert program.of_type(BUDGET) == [] and "budgetName" not in program.outputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_program_sees_every_resource_as_the_engine_receives_it(stack):
+    """What the budget's estimate reads (components/declared.py, inside the program) is, resource by
+    resource, what the mocks receive from the SDK: the cost report's input."""
+    import runpy
+
+    from pulumi.runtime.sync_await import _sync_await
+
+    from toolkit import harness
+    from toolkit.cost_reports import declared
+    from toolkit.stackfile import REPO, load_stack_file
+
+    stack_file, module = load_stack_file(stack), {}
+    program = harness.run(lambda: module.update(runpy.run_path(str(REPO / "infra"), run_name="__main__")),
+                          stack=stack, config=dict(stack_file.config), secret_keys=stack_file.secret_keys)
+    recorder = module["recorder"]
+    seen = {(d.type, d.key): d.props for d in _sync_await(recorder.declared().future())}
+    received = {(d.type, d.key): d.props for d in declared(program)}
+    assert len(seen) > 200 and seen.keys() == received.keys()
+    assert [k for k in seen if seen[k] != received[k]] == []
