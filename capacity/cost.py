@@ -43,13 +43,13 @@ PRICES_DIR = Path(__file__).resolve().parent / "prices"
 
 @dataclass(frozen=True, kw_only=True)
 class CostSettings(CamelCase):
-    """``cofounder:cost``: the stack's monthly budget and the usage its usage-driven prices apply to.
+    """``cofounder:cost``: the usage the stack's usage-driven prices apply to.
 
     The volumes are assumptions at today's traffic, printed beside the figures they drive; replace
-    them with measured values (AWS Cost Explorer, CloudWatch) when there are some."""
+    them with measured values (AWS Cost Explorer, CloudWatch) when there are some. The stack's
+    budget is not set here: it is derived from this estimate (``cofounder:budget``,
+    components/cost_budget.py)."""
 
-    #: Most the stack may cost per month at maximum scale (USD); null: no budget, the rule is quiet.
-    monthly_budget_usd: Annotated[float | None, Between(1, None)] = None
     #: Viewer requests per month through CloudFront and the WAF, in millions.
     requests_millions_per_month: Annotated[float, Between(0, None)] = 30.0
     #: GB per month CloudFront delivers to viewers.
@@ -275,7 +275,14 @@ FREE_TYPES = frozenset({
     "aws:elasticache/user:User", "aws:elasticache/userGroup:UserGroup",
     "aws:secretsmanager/secretVersion:SecretVersion", "aws:secretsmanager/secretRotation:SecretRotation",
     # SNS: the alarm topic's publishes and email deliveries stay in the always-free million.
-    "aws:sns/topic:Topic",
+    "aws:sns/topic:Topic", "aws:sns/topicSubscription:TopicSubscription",
+    # AWS Budgets: a budget without actions has no charge (https://aws.amazon.com/aws-cost-management/aws-budgets/pricing/;
+    # an older user-guide note, docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/budgets-managing-costs.html,
+    # read 2026-12-07, gave "first two active budgets are free ... $0.02 per day" after: three stacks in one
+    # account would add $0.61 a month, not counted). Cost Anomaly Detection's monitors and subscriptions
+    # have no charge (https://aws.amazon.com/aws-cost-management/aws-cost-anomaly-detection/pricing/).
+    "aws:budgets/budget:Budget", "aws:costexplorer/anomalyMonitor:AnomalyMonitor",
+    "aws:costexplorer/anomalySubscription:AnomalySubscription",
     # ECR: policies are configuration. A repository is billed per GB of images stored, which
     # depends on what is pushed, not on the declaration; not estimated here (NOT free: the
     # lifecycle policy's keepImages bounds it). Basic scan on push has no charge; enhanced
@@ -325,11 +332,12 @@ def _name(key: Any) -> str:
 
 
 def estimate(declared: Iterable[Declared], region: str, usage: CostSettings, node_pod_share: float = 0.9,
-             table: PriceTable | None = None, apps: list[Workload] | None = None) -> Estimate:
+             table: PriceTable | None = None, apps: list[Workload] | None = None,
+             budget_usd: float | None = None) -> Estimate:
     """The monthly cost of the declared resources at minimum and maximum scale (module docstring).
 
     ``apps`` replaces the workloads read from the Deployments (to price a what-if, such as more
-    headroom)."""
+    headroom); ``budget_usd`` is the stack's declared budget, compared with the maximum."""
     items = list(declared)
     table = table or load_prices(region)
     out = _Lines(table)
@@ -348,7 +356,7 @@ def estimate(declared: Iterable[Declared], region: str, usage: CostSettings, nod
     problems = [table.problem] if table.problem else []
     return Estimate(region=table.region, currency=table.currency, prices_as_of=table.as_of, lines=out.lines,
                     missing=out.missing, unclassified=unclassified, capped_groups=[g.name for g in capped],
-                    usage=usage, budget_usd=usage.monthly_budget_usd, problems=problems)
+                    usage=usage, budget_usd=budget_usd, problems=problems)
 
 
 class IncompleteEstimate(ValueError):

@@ -138,14 +138,18 @@ def pod_shape(pod_spec: dict) -> PodShape:
 def node_groups(declared: Iterable[Declared]) -> list[NodeGroup]:
     """Every managed node group, in declaration order, with its launch template's root volume."""
     items = list(declared)
-    templates = {r.props.get("id"): r.props for r in items if r.type == LAUNCH_TEMPLATE}
+    templates = {r.props["id"]: r.props for r in items if r.type == LAUNCH_TEMPLATE and r.props.get("id")}
+    # Before the first create (a preview of a new stack) ids are unknown: the program names a node
+    # group's launch template after the group (components/eks_cluster.py).
+    by_name = {_short(r.key): r.props for r in items if r.type == LAUNCH_TEMPLATE}
     groups = []
     for r in items:
         if r.type != NODE_GROUP:
             continue
         p = r.props
         types = p.get("instanceTypes") or []
-        template = templates.get(value_at(p, "launchTemplate.id")) or {}
+        template_id = value_at(p, "launchTemplate.id")
+        template = (templates.get(template_id) if template_id else by_name.get(_short(r.key))) or {}
         itype = types[0] if types else template.get("instanceType") or ""
         disk = value_at((template.get("blockDeviceMappings") or [{}])[0], "ebs.volumeSize", p.get("diskSize"))
         groups.append(NodeGroup(

@@ -7,13 +7,16 @@ hands each component its settings section whole plus the wiring only the program
 
 import pulumi
 
+from components import declared
 from infra import config
 from infra.apps import deploy_apps, isolate_apps
+from infra.budget import build_budget
 from infra.data import build_data_tier
 from infra.front_door import build_edge, build_load_balancer
 from infra.observability import build_alarms, build_monitoring, build_tracing
 from infra.platform import build_platform
 
+recorder = declared.record()                        # first: every resource as the engine gets it, for the budget
 cfg = config.load()
 
 platform = build_platform(cfg)                      # VPC, EKS, Cluster Autoscaler, metrics-server
@@ -25,6 +28,7 @@ tracing = build_tracing(cfg, platform)              # OpenTelemetry Collector ->
 tier = deploy_apps(cfg, platform, data, lb, monitoring, tracing)  # frontend, backend, worker, autoscalers
 isolate_apps(cfg, platform, data, lb, tier, monitoring, tracing)  # default deny, one NetworkPolicy per flow
 edge = build_edge(cfg, lb) if lb else None          # WAF + CloudFront in front of everything
+budget = build_budget(cfg, recorder)                # last: the AWS Budget from the cost of all of the above
 
 network, cluster = platform.network, platform.cluster
 pulumi.export("environment", cfg.environment)
@@ -47,8 +51,12 @@ pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
 pulumi.export("imageRepositoryUrls", tier.registry.repository_urls)  # app -> the URI to push to
 # Read by the time-to-scale report and documented targets for the load test.
 pulumi.export("scalingTargets", cfg.scaling.as_camel())
-# Read by the cost report: the budget, the usage assumptions and the price table's region.
+# Read by the cost report: the usage assumptions and the price table's region.
 pulumi.export("costAssumptions", {**cfg.cost.as_camel(), "region": cfg.region})
+if budget is not None:
+    pulumi.export("budgetName", budget.budget_name)
+    pulumi.export("budgetLimitUsd", budget.limit_amount)          # maximum-scale estimate x (1 + margin)
+    pulumi.export("costAlertTopicArn", budget.topic_arn)
 if edge is not None and lb is not None:
     pulumi.export("url", edge.url)
     pulumi.export("edgeDomainName", edge.domain_name)

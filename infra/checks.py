@@ -200,7 +200,16 @@ def ecr_images_name_repositories(cfg: StackConfig) -> Iterator[Problem]:
                    "cofounder:imageRegistry.repositories (" + ", ".join(repositories) + ")")
 
 
+def budget_tag_is_a_default_tag(cfg: StackConfig) -> Iterator[Problem]:
+    """The budget filters on a tag every resource carries: one of the provider's default tags."""
+    tag = cfg.budget.cost_allocation_tag
+    if cfg.budget.enabled and tag not in cfg.default_tags:
+        known = ", ".join(sorted(cfg.default_tags)) or "none"
+        yield ("budget.costAllocationTag", tag, f"a key of aws:defaultTags.tags ({known}): the budget "
+               "filters on its value, which every resource of the stack must carry")
+
+
 CHECKS = (zones_in_region, app_names, ecr_images_name_repositories, scaling_names_apps, network_policies_name_apps,
           apps_within_the_replica_cap, autoscalers_have_a_prometheus, volume_pool_is_zonal,
           connection_budget_fits, front_door_apps_exist, front_door_drains, front_door_timeouts,
-          worker_outlasts_agent_runs)
+          worker_outlasts_agent_runs, budget_tag_is_a_default_tag)

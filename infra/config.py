@@ -202,7 +202,8 @@ def parse(stack: str, config: Mapping[str, str], stack_file: str | None = None) 
             reader.fail(key, raw, "a YAML mapping")
         values[_snake(name)] = reader.value(key, {} if parsed is None else parsed, hint)
 
-    result = StackConfig(stack=stack, stack_file=reader.stack_file, region=region, **values)
+    result = StackConfig(stack=stack, stack_file=reader.stack_file, region=region,
+                         default_tags=_default_tags(reader, config.get("aws:defaultTags")), **values)
     for check in checks.CHECKS:
         for problem in check(result):
             if isinstance(problem, str):
@@ -210,6 +211,20 @@ def parse(stack: str, config: Mapping[str, str], stack_file: str | None = None) 
             key, value, allowed = problem
             reader.fail(f"{PROJECT}:{key}", value, allowed)
     return result
+
+
+def _default_tags(reader: Reader, raw: str | None) -> dict[str, str]:
+    """``aws:defaultTags``' ``tags``, the AWS provider's tags on every resource (empty when unset)."""
+    try:
+        parsed = json.loads(raw) if raw is not None else {}
+    except ValueError:
+        reader.fail("aws:defaultTags", raw, "a YAML mapping with a tags mapping")
+    tags = (parsed or {}).get("tags") if isinstance(parsed, dict) else None
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        reader.fail("aws:defaultTags.tags", tags, "a mapping of tag keys to string values")
+    return {str(k): v for k, v in tags.items()}
 
 
 def _runtime_config() -> dict[str, str]:

@@ -21,6 +21,7 @@ from components.app_network_policies import AppNetworkPoliciesSettings
 from components.app_service import AppServiceSettings
 from components.cloudwatch_alarms import CloudWatchAlarmsSettings
 from components.cluster_autoscaler import ClusterAutoscalerSettings
+from components.cost_budget import BudgetSettings
 from components.edge_distribution import EdgeSettings
 from components.eks_cluster import EksClusterSettings
 from components.external_secrets import ExternalSecretsSettings
@@ -58,6 +59,8 @@ class StackConfig:
     stack: str
     stack_file: str
     region: str
+    #: The AWS provider's default tags (``aws:defaultTags``), on every AWS resource of the stack.
+    default_tags: dict[str, str]
     #: Which environment the stack is; the pack's strictness per environment follows it.
     environment: Environment
     network: NetworkSettings
@@ -75,8 +78,10 @@ class StackConfig:
     #: The app images' ECR repositories; ``ecr:<name>:<tag>@sha256:<digest>`` images come from them.
     image_registry: ImageRegistrySettings
     scaling: ScalingSettings
-    #: The monthly budget and the usage assumptions of the cost report (capacity/cost.py).
+    #: The usage assumptions of the cost model (capacity/cost.py) the budget is derived from.
     cost: CostSettings
+    #: The stack's AWS Budget, derived from the cost model, and the cost anomaly alerts.
+    budget: BudgetSettings
     prometheus_adapter: PrometheusAdapterSettings
     keda: KedaSettings
     #: Default deny in the app namespace and one NetworkPolicy per flow the apps need.
@@ -108,7 +113,7 @@ class StackConfig:
 
 
 #: Fields of StackConfig that are not read from a stack-file key of their own.
-_DERIVED = ("stack", "stack_file", "region")
+_DERIVED = ("stack", "stack_file", "region", "default_tags")
 
 
 def _hints() -> dict[str, Any]:

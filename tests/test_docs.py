@@ -46,7 +46,6 @@ HAND_WRITTEN = {
                                    "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": False, "readyGoalSeconds": 300},
         "capacity-connection-budget": {"reservedConnections": 10},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 1400},
         "elb-deletion-protection": {"required": False},
         "cloudfront-waf-attached": {"required": False},
         # added with the network_policy family (not in the files before make docs generated them)
@@ -74,7 +73,6 @@ HAND_WRITTEN = {
                                    "goalApps": ["backend", "worker"],
                                    "requireHeadroomCoverage": True},
         "capacity-connection-budget": {"reservedConnections": 10},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2800},
         "elb-deletion-protection": {"required": False},
         "k8s-workload-image-digest": _TAG_ONLY,
         "k8s-app-image-from-project-registry": {"requireDigest": False},
@@ -101,7 +99,6 @@ HAND_WRITTEN = {
         "k8s-workload-image-digest": {"enforcementLevel": "mandatory", **_TAG_ONLY},
         "k8s-app-image-from-project-registry": {"enforcementLevel": "mandatory", "requireDigest": True},
         "cloudfront-distribution-custom-certificate": {"allowDefaultCertificate": True},
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 6800},
         "cloudfront-vpc-origin-https-only": {"allowHttpOrigin": True},
     },
 }
@@ -311,9 +308,8 @@ def test_a_new_staging_stack_gets_stagings_profile_and_its_own_derived_values(tm
         "cloudfront-vpc-origin-https-only": {"enforcementLevel": "advisory", "allowHttpOrigin": False},
         "sqs-queue-max-receive-count": {"maxReceiveCount": 3},
         "sqs-queue-visibility-covers-agent-run": {"maxAgentRunSeconds": 600},
-        # staging's budget and region; no usage assumption differs from the defaults
-        "capacity-cost-within-budget": {"monthlyBudgetUsd": 2800, "region": "us-east-1", "nodePodShare": 0.9,
-                                        "usage": {}},
+        # staging's region; no usage assumption differs from the defaults (the budget is the declared one)
+        "capacity-cost-within-budget": {"region": "us-east-1", "nodePodShare": 0.9, "usage": {}},
     }
     assert docs.policy_config(settings) == expected
     files = docs.generate(stacks_dir)

@@ -254,7 +254,7 @@ def test_time_to_scale_uses_the_stack_targets_and_headroom(stack_program, stack,
 @pytest.mark.parametrize("stack", STACKS)
 def test_alarm_topic_is_encrypted_and_exported(stack_program, stack):
     program = stack_program(stack)
-    topic = program.one("aws:sns/topic:Topic")
+    topic = program.one("aws:sns/topic:Topic", "alarms-topic")
     assert topic.inputs["name"] == f"cofounder-{stack}-alarms"
     assert topic.inputs["kmsMasterKeyId"] == program.one("aws:kms/key:Key", "alarms-topic-key").outputs["arn"]
     assert program.outputs["alarmTopicArn"] == topic.outputs["arn"]

@@ -2,7 +2,8 @@
 
 Both read the declared resources through ``capacity/fleet.py`` (node groups, Deployments and their
 autoscalers, placeholders, the Cluster Autoscaler's chart values) and the stack's settings as the
-program exports them: ``costAssumptions`` (``cofounder:cost`` and the region) and
+program exports them: ``costAssumptions`` (``cofounder:cost`` and the region), the declared AWS
+Budget's amount (derived by the program from the same estimate, components/cost_budget.py) and
 ``scalingTargets`` (``cofounder:scaling``). ``capacity/cost.py`` prices, ``capacity/burst.py``
 simulates; the pack's ``capacity-cost-within-budget`` and ``capacity-time-to-scale`` rules call
 the same functions. Each report carries its whole document under ``data``: the preview writes it
@@ -36,9 +37,21 @@ def scaling(program: Program) -> ScalingSettings:
     return ScalingSettings.from_camel(program.outputs.get("scalingTargets") or {})
 
 
+BUDGET = "aws:budgets/budget:Budget"
+
+
+def declared_budget_usd(program: Program) -> float | None:
+    """The monthly amount of the stack's COST budget (components/cost_budget.py), or None without one."""
+    for r in program.of_type(BUDGET):
+        if r.inputs.get("budgetType") == "COST" and r.inputs.get("limitAmount") is not None:
+            return float(r.inputs["limitAmount"])
+    return None
+
+
 def stack_estimate(program: Program, resources: list[Declared] | None = None) -> Estimate:
     region, usage = cost_settings(program)
-    return estimate(resources or declared(program), region, usage, scaling(program).node_pod_share)
+    return estimate(resources or declared(program), region, usage, scaling(program).node_pod_share,
+                    budget_usd=declared_budget_usd(program))
 
 
 def stack_burst(program: Program, resources: list[Declared] | None = None) -> BurstDistribution | None:
@@ -110,8 +123,9 @@ def cost_report(program: Program) -> dict | None:
     notes += [f"PROBLEM: {p}" for p in e.problems]
     if e.budget_usd is not None:
         verdict = "within" if e.within_budget else "OVER"
-        notes.append(f"Budget (cofounder:cost.monthlyBudgetUsd) {_usd(e.budget_usd)}: maximum scale "
-                     f"{'of the priced lines ' if e.incomplete else ''}is {verdict} it.")
+        notes.append(f"Budget (the declared AWS Budget: this maximum x (1 + cofounder:budget.marginPercent)) "
+                     f"{_usd(e.budget_usd)}: maximum scale {'of the priced lines ' if e.incomplete else ''}is "
+                     f"{verdict} it.")
     title = "Monthly cost at minimum and maximum scale"
     if e.incomplete:
         title = f"{e.incomplete}. {title}, priced lines only"

@@ -518,9 +518,7 @@ def _cost_within_budget(stack: StackConfig, schema: dict[str, dict]) -> dict[str
     # Only the assumptions the stack changes: the rule reads the rest from CostSettings' defaults.
     defaults = type(stack.cost)().as_camel()
     usage = {k: v for k, v in stack.cost.as_camel().items() if v != defaults[k]}
-    budget = usage.pop("monthlyBudgetUsd", None)
-    derived = {"region": stack.region, "usage": usage, "nodePodShare": stack.scaling.node_pod_share}
-    return derived if budget is None else {"monthlyBudgetUsd": budget, **derived}
+    return {"region": stack.region, "usage": usage, "nodePodShare": stack.scaling.node_pod_share}
 
 
 #: Rule -> its settings taken from the stack's own configuration (never from the profile).

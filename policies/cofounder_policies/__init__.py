@@ -6,6 +6,7 @@ serves forever, so the rules stay importable for tests.
 """
 
 from cofounder_policies import (
+    budget,
     cache,
     capacity,
     cluster,
@@ -23,5 +24,5 @@ from cofounder_policies import (
 )
 
 FAMILIES = (cluster, database, cache, queue, edge, load_balancer, network, network_policy, logs, kms,
-            secrets, registry, workloads, capacity)
+            secrets, registry, workloads, capacity, budget)
 ALL = [policy for family in FAMILIES for policy in family.POLICIES]

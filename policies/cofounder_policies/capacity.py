@@ -17,13 +17,14 @@ from capacity.hpa import pod_requests
 from capacity.nodes import INSTANCE_TYPES, allocatable
 from capacity.scale_up import AppScaleUp, ScalingTargets, evaluate
 from cofounder_policies.cluster import CLUSTER, LAUNCH_TEMPLATE, NODE_GROUP
-from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, of_type, plain, stack_rule
+from cofounder_policies.rules import ADVISORY, MANDATORY, get, items, known, of_type, plain, stack_rule
 from cofounder_policies.settings import setting
 from cofounder_policies.workloads import DEPLOYMENT, HPA, autoscalers, scaled_deployments
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 RDS_INSTANCE = "aws:rds/instance:Instance"
+BUDGET = "aws:budgets/budget:Budget"
 SECRET = "kubernetes:core/v1:Secret"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PGBOUNCER_INI = "pgbouncer.ini"
@@ -168,13 +169,23 @@ def _time_to_scale(resources, settings):
     yield from _ready_in_time(resources, targets, {a.autoscaled.app for a in verdict.apps if not a.ok})
 
 
+def _declared_budget(resources) -> tuple[float, str] | None:
+    """(amount in USD, URN) of the stack's COST budget; None without one or while its amount is unknown."""
+    for r in of_type(resources, BUDGET):
+        amount = known(r.props, "limitAmount")
+        if known(r.props, "budgetType") == "COST" and amount is not None:
+            return float(amount), r.urn
+    return None
+
+
 def _cost_within_budget(resources, settings):
-    budget = settings.get("monthlyBudgetUsd")
-    if budget is None:
-        return
-    usage = CostSettings.from_camel({**plain(dict(settings.get("usage") or {})), "monthlyBudgetUsd": budget})
+    found = _declared_budget(resources)
+    if found is None:
+        return  # budgets-cost-budget-with-alerts requires the budget
+    budget, urn = found
+    usage = CostSettings.from_camel(plain(dict(settings.get("usage") or {})))
     e = estimate(_declared(resources), str(settings.get("region") or "us-east-1"), usage,
-                 float(settings.get("nodePodShare") or 0.9))
+                 float(settings.get("nodePodShare") or 0.9), budget_usd=budget)
     top = sorted(e.lines, key=lambda line: -(line.monthly_max or 0))[:3]
     biggest = ", ".join(f"{line.resource} {line.item} ${line.monthly_max:,.0f}" for line in top if line.monthly_max)
     unknown = sorted(e.missing) + e.unclassified + e.problems
@@ -182,10 +193,11 @@ def _cost_within_budget(resources, settings):
         # An incomplete estimate leads with what it lacks, and its total says it is the priced lines'.
         lead = f"{e.incomplete} ({', '.join(unknown)}); " if e.incomplete else ""
         what = "the priced lines alone cost" if e.incomplete else "the stack costs"
-        yield (f"{lead}at maximum scale {what} ${e.monthly_max:,.2f} per month, over its budget of "
-               f"${float(budget):,.2f} (cofounder:cost.monthlyBudgetUsd); the largest lines: {biggest}. Fix: lower "
-               "maxReplicas or node group maxSize, smaller classes, or a budget that says what the peak may "
-               "cost."), None
+        yield (f"{lead}at maximum scale {what} ${e.monthly_max:,.2f} per month, over its declared AWS Budget of "
+               f"${budget:,.2f}; the largest lines: {biggest}. The program derives the budget from this very "
+               "estimate (components/cost_budget.py), so a budget below it was set by hand or from other "
+               "inputs than the stack declares. Fix: let cofounder:budget derive it; to spend less, lower "
+               "maxReplicas or node group maxSize, or choose smaller classes."), urn
 
 def _pgbouncer_configs(resources) -> dict[tuple, str | None]:
     """``pgbouncer.ini`` text by (type, namespace, name) of its Secret or ConfigMap; None if unknown."""
@@ -298,16 +310,16 @@ POLICIES = [
         "capacity-cost-within-budget",
         "Over-scaling is the seed's cost risk: at maximum scale (every autoscaler at its maximum, node "
         "groups up to maxSize, usage at its peak multiple) the stack's monthly cost must stay within its "
-        "budget. Same model as the preview's cost report "
-        "(capacity/cost.py, prices in capacity/prices/<region>.yaml); prices the table lacks count no "
-        "amount and are named (the cost report lists them). Quiet when the stack sets no budget "
-        "(cofounder:cost.monthlyBudgetUsd). Fix: lower maxReplicas or maxSize, smaller classes, or a "
-        "budget that says what the peak may cost; add missing prices with their source.",
+        "declared AWS Budget. The program derives that budget from the same estimate plus a margin "
+        "(components/cost_budget.py, cofounder:budget.marginPercent), so this rule checks the pack's own "
+        "estimate against it: the same model as the preview's cost report (capacity/cost.py, prices in "
+        "capacity/prices/<region>.yaml); prices the table lacks count no amount and are named. Quiet "
+        "without a budget (budgets-cost-budget-with-alerts requires one). Fix: let cofounder:budget "
+        "derive the amount; lower maxReplicas or maxSize, or smaller classes, to spend less.",
         ADVISORY, _cost_within_budget,
         # Written into policies/config/<stack>.json by `make docs` from the stack's cofounder:cost,
         # its region and cofounder:scaling.nodePodShare (toolkit/docs.py DERIVED).
         config={
-            "monthlyBudgetUsd": setting("cost.monthlyBudgetUsd"),
             "region": {"type": "string", "default": "us-east-1", "description": "The price table's region"},
             "usage": {"type": "object", "default": {},
                       "description": "cofounder:cost's usage assumptions (camelCase)"},

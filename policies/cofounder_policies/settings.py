@@ -17,7 +17,6 @@ from pathlib import Path
 
 #: Every stack key (``<section>.<key>``, below ``cofounder:``) some rule takes as config.
 USED = (
-    "cost.monthlyBudgetUsd",
     "edge.allowDefaultCertificate",
     "loadBalancer.allowHttpOrigin",
     "postgres.reservedConnections",

@@ -346,29 +346,38 @@ def _cost(resources, config):
     return stack_violations("capacity-cost-within-budget", resources, config)
 
 
-def _priced_stack():
-    """An EKS cluster only: one line, fully priced ($0.10 x 730 h = $73)."""
-    return [resource("aws:eks/cluster:Cluster", "eks", {"version": "1.34"})]
+def _budget_of(usd: float):
+    return resource("aws:budgets/budget:Budget", "budget", {"budgetType": "COST", "limitAmount": f"{usd:.2f}",
+                                                            "limitUnit": "USD", "timeUnit": "MONTHLY"})
+
+
+def _priced_stack(budget_usd: float | None = None):
+    """An EKS cluster only: one line, fully priced ($0.10 x 730 h = $73), and the budget if given."""
+    eks = [resource("aws:eks/cluster:Cluster", "eks", {"version": "1.34"})]
+    return eks + ([_budget_of(budget_usd)] if budget_usd is not None else [])
 
 
 def test_the_cost_rule_is_quiet_without_a_budget():
+    # budgets-cost-budget-with-alerts reports the missing budget
     assert _cost(_priced_stack(), {}) == []
 
 
-def test_the_cost_rule_is_quiet_within_the_budget():
-    assert _cost(_priced_stack(), {"monthlyBudgetUsd": 100}) == []
+def test_the_cost_rule_is_quiet_within_the_declared_budget():
+    assert _cost(_priced_stack(100), {}) == []
 
 
-def test_over_budget_at_maximum_scale_is_a_violation():
-    [(message, _)] = _cost(_priced_stack(), {"monthlyBudgetUsd": 50})
-    assert "costs $73.00 per month, over its budget of $50.00" in message
+def test_over_the_declared_budget_at_maximum_scale_is_a_violation():
+    [(message, urn)] = _cost(_priced_stack(50), {})
+    assert "costs $73.00 per month, over its declared AWS Budget of $50.00" in message
+    assert urn.endswith("::budget")
 
 
 def test_a_missing_price_counts_nothing_and_is_named_when_over_budget():
-    stack = _priced_stack() + [resource("aws:eks/nodeGroup:NodeGroup", "ng", {
+    stack = _priced_stack(1000) + [resource("aws:eks/nodeGroup:NodeGroup", "ng", {
         "instanceTypes": ["m8g.large"], "scalingConfig": {"minSize": 1, "maxSize": 2}})]
-    assert _cost(stack, {"monthlyBudgetUsd": 1000}) == []  # the cost report names the missing price
-    [(message, _)] = _cost(stack, {"monthlyBudgetUsd": 50})
+    assert _cost(stack, {}) == []  # the cost report names the missing price (and the program refuses it)
+    stack[1] = _budget_of(50)
+    [(message, _)] = _cost(stack, {})
     assert message.startswith("incomplete: 1 line unpriced (ec2.instance-hour.m8g.large); at maximum scale the "
                               "priced lines alone cost $73.00 per month")
 
@@ -377,6 +386,9 @@ def test_the_cost_rule_agrees_with_the_report(stack_program):
     program = stack_program("prod")
     config = {k: v for k, v in load_config("prod")["capacity-cost-within-budget"].items() if k != "enforcementLevel"}
     report = build_reports(program)["cost"]["data"]["monthly"]["maxScale"]
-    found = _cost(_as_policy_resources(program), {**config, "monthlyBudgetUsd": report - 1})
-    assert found[0][0].startswith(f"at maximum scale the stack costs ${report:,.2f} per month, over its budget")
-    assert _cost(_as_policy_resources(program), config) == []
+    resources = _as_policy_resources(program)
+    assert _cost(resources, config) == []  # the program's budget is this very estimate plus the margin
+    lowered = [_budget_of(report - 1) if r.resource_type == "aws:budgets/budget:Budget" else r for r in resources]
+    found = _cost(lowered, config)
+    assert found[0][0].startswith(f"at maximum scale the stack costs ${report:,.2f} per month, over its declared "
+                                  "AWS Budget")
