@@ -81,85 +81,110 @@ def traces_annotation(backend: str | None, seconds: float) -> dict[str, str]:
 def rule_groups(args: AlertRulesArgs, app_namespace: str) -> list[dict]:
     """The PrometheusRule ``spec.groups`` for one app namespace (pure: tests parse every expr)."""
     ns = f'namespace="{app_namespace}"'
-    seconds = args.latency_p99_ms / 1000
     return [{
         "name": "cofounder.slo",
         "rules": [
-            {
-                "alert": "CofounderP99LatencyHigh",
-                "expr": (f"histogram_quantile(0.99, sum by (service, le) "
-                         f"(rate(http_request_duration_seconds_bucket{{{ns}}}[5m]))) > {seconds:g}"),
-                "for": f"{args.latency_for_minutes}m",
-                "labels": {"severity": "critical"},
-                "annotations": {
-                    "summary": f"{{{{ $labels.service }}}} p99 latency above {args.latency_p99_ms} ms",
-                    "description": (f"p99 of {{{{ $labels.service }}}} is {{{{ $value | humanizeDuration }}}} "
-                                    f"(target {args.latency_p99_ms} ms) for {args.latency_for_minutes} minutes."),
-                    "runbook": ("Check the Autoscaling dashboard: HPA at max or pods pending means capacity; "
-                                "PgBouncer waiting clients or Redis CPU means a slow dependency; the "
-                                "slow requests' traces show which hop took the time."),
-                    **traces_annotation(args.traces_backend, seconds),
-                },
-            },
-            {
-                "alert": "CofounderLatencyMetricsAbsent",
-                "expr": f"absent(http_request_duration_seconds_bucket{{{ns}}})",
-                "for": "15m",
-                "labels": {"severity": "warning"},
-                "annotations": {
-                    "summary": "No request latency metrics from the apps: the p99 alert is blind",
-                    "description": f"No http_request_duration_seconds series in namespace {app_namespace}.",
-                    "runbook": ("Check Prometheus targets for the cofounder-* monitors; the apps must "
-                                "expose /metrics on the named port of the scrape contract."),
-                },
-            },
-            {
-                "alert": "CofounderHpaAtMaxReplicas",
-                "expr": (f"max by (namespace, horizontalpodautoscaler) "
-                         f"(kube_horizontalpodautoscaler_status_current_replicas{{{ns}}}) >= "
-                         f"max by (namespace, horizontalpodautoscaler) "
-                         f"(kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}})"),
-                "for": f"{args.hpa_at_max_minutes}m",
-                "labels": {"severity": "warning"},
-                "annotations": {
-                    "summary": "HPA {{ $labels.horizontalpodautoscaler }} pinned at maxReplicas",
-                    "description": (f"{{{{ $labels.horizontalpodautoscaler }}}} has run at its ceiling for "
-                                    f"{args.hpa_at_max_minutes} minutes: demand exceeds the planned 5x peak."),
-                    "runbook": ("Raise the HPA's maxReplicas in the stack config after checking the "
-                                "connection budget (PgBouncer and RDS max_connections) still fits."),
-                },
-            },
-            {
-                "alert": "CofounderPodsPendingTooLong",
-                "expr": (f'(max by (namespace, pod) (kube_pod_status_phase{{{ns}, phase="Pending"}}) > 0) '
-                         f'unless on (namespace, pod) '
-                         f'kube_pod_info{{{ns}, priority_class=~"{args.pending_ignore_priority_classes}"}}'),
-                "for": f"{args.pod_pending_seconds}s",
-                "labels": {"severity": "warning"},
-                "annotations": {
-                    "summary": "Pod {{ $labels.pod }} pending: scale-up slower than the target",
-                    "description": (f"{{{{ $labels.pod }}}} has been Pending for over {args.pod_pending_seconds} s; "
-                                    "the seed requires scale-up within 60 s."),
-                    "runbook": ("kubectl describe pod: if unschedulable, check Cluster Autoscaler logs "
-                                "and node group max size, and raise the headroom placeholder pods."),
-                },
-            },
-            {
-                "alert": "CofounderPgbouncerClientsWaiting",
-                "expr": (f"sum by (namespace) (pgbouncer_pools_client_waiting_connections{{{ns}}}) "
-                         f"> {args.pgbouncer_waiting_clients}"),
-                "for": f"{args.pgbouncer_waiting_minutes}m",
-                "labels": {"severity": "warning"},
-                "annotations": {
-                    "summary": "Clients waiting for a PgBouncer server connection",
-                    "description": ("{{ $value }} clients queue for a database connection: the server pool "
-                                    "is exhausted."),
-                    "runbook": ("Look for slow queries (pg_stat_statements); raise the PgBouncer pool only "
-                                "within RDS max_connections (the connection-budget report)."),
-                },
-            },
+            _p99_latency_high(args, ns),
+            _latency_metrics_absent(ns, app_namespace),
+            _hpa_at_max_replicas(args, ns),
+            _pods_pending_too_long(args, ns),
+            _pgbouncer_clients_waiting(args, ns),
         ],
     }]
+
+
+def _p99_latency_high(args: AlertRulesArgs, ns: str) -> dict:
+    """A service's p99 above the target for ``latency_for_minutes``."""
+    seconds = args.latency_p99_ms / 1000
+    return {
+        "alert": "CofounderP99LatencyHigh",
+        "expr": (f"histogram_quantile(0.99, sum by (service, le) "
+                 f"(rate(http_request_duration_seconds_bucket{{{ns}}}[5m]))) > {seconds:g}"),
+        "for": f"{args.latency_for_minutes}m",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": f"{{{{ $labels.service }}}} p99 latency above {args.latency_p99_ms} ms",
+            "description": (f"p99 of {{{{ $labels.service }}}} is {{{{ $value | humanizeDuration }}}} "
+                            f"(target {args.latency_p99_ms} ms) for {args.latency_for_minutes} minutes."),
+            "runbook": ("Check the Autoscaling dashboard: HPA at max or pods pending means capacity; "
+                        "PgBouncer waiting clients or Redis CPU means a slow dependency; the "
+                        "slow requests' traces show which hop took the time."),
+            **traces_annotation(args.traces_backend, seconds),
+        },
+    }
+
+
+def _latency_metrics_absent(ns: str, app_namespace: str) -> dict:
+    """No latency histogram at all: the p99 alert would be blind."""
+    return {
+        "alert": "CofounderLatencyMetricsAbsent",
+        "expr": f"absent(http_request_duration_seconds_bucket{{{ns}}})",
+        "for": "15m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "No request latency metrics from the apps: the p99 alert is blind",
+            "description": f"No http_request_duration_seconds series in namespace {app_namespace}.",
+            "runbook": ("Check Prometheus targets for the cofounder-* monitors; the apps must "
+                        "expose /metrics on the named port of the scrape contract."),
+        },
+    }
+
+
+def _hpa_at_max_replicas(args: AlertRulesArgs, ns: str) -> dict:
+    """An HPA pinned at maxReplicas for ``hpa_at_max_minutes``."""
+    return {
+        "alert": "CofounderHpaAtMaxReplicas",
+        "expr": (f"max by (namespace, horizontalpodautoscaler) "
+                 f"(kube_horizontalpodautoscaler_status_current_replicas{{{ns}}}) >= "
+                 f"max by (namespace, horizontalpodautoscaler) "
+                 f"(kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}})"),
+        "for": f"{args.hpa_at_max_minutes}m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "HPA {{ $labels.horizontalpodautoscaler }} pinned at maxReplicas",
+            "description": (f"{{{{ $labels.horizontalpodautoscaler }}}} has run at its ceiling for "
+                            f"{args.hpa_at_max_minutes} minutes: demand exceeds the planned 5x peak."),
+            "runbook": ("Raise the HPA's maxReplicas in the stack config after checking the "
+                        "connection budget (PgBouncer and RDS max_connections) still fits."),
+        },
+    }
+
+
+def _pods_pending_too_long(args: AlertRulesArgs, ns: str) -> dict:
+    """An app pod (not a headroom placeholder) pending longer than ``pod_pending_seconds``."""
+    return {
+        "alert": "CofounderPodsPendingTooLong",
+        "expr": (f'(max by (namespace, pod) (kube_pod_status_phase{{{ns}, phase="Pending"}}) > 0) '
+                 f'unless on (namespace, pod) '
+                 f'kube_pod_info{{{ns}, priority_class=~"{args.pending_ignore_priority_classes}"}}'),
+        "for": f"{args.pod_pending_seconds}s",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Pod {{ $labels.pod }} pending: scale-up slower than the target",
+            "description": (f"{{{{ $labels.pod }}}} has been Pending for over {args.pod_pending_seconds} s; "
+                            "the seed requires scale-up within 60 s."),
+            "runbook": ("kubectl describe pod: if unschedulable, check Cluster Autoscaler logs "
+                        "and node group max size, and raise the headroom placeholder pods."),
+        },
+    }
+
+
+def _pgbouncer_clients_waiting(args: AlertRulesArgs, ns: str) -> dict:
+    """Clients queueing for a PgBouncer server connection."""
+    return {
+        "alert": "CofounderPgbouncerClientsWaiting",
+        "expr": (f"sum by (namespace) (pgbouncer_pools_client_waiting_connections{{{ns}}}) "
+                 f"> {args.pgbouncer_waiting_clients}"),
+        "for": f"{args.pgbouncer_waiting_minutes}m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Clients waiting for a PgBouncer server connection",
+            "description": ("{{ $value }} clients queue for a database connection: the server pool "
+                            "is exhausted."),
+            "runbook": ("Look for slow queries (pg_stat_statements); raise the PgBouncer pool only "
+                        "within RDS max_connections (the connection-budget report)."),
+        },
+    }
 
 
 class AlertRules(pulumi.ComponentResource):

@@ -176,40 +176,10 @@ class AppLoadBalancer(pulumi.ComponentResource):
 
         security_group = self._security_group(name, args, apps, tags)
         log_bucket, log_policy = self._access_log_bucket(f"{name}-logs", args, tags)
-        subnets = pulumi.Output.all(args.subnet_ids, args.subnet_zone_ids).apply(
-            lambda v: vpc_origin_subnets(v[0], v[1]))
-        lb = aws.lb.LoadBalancer(
-            f"{name}-alb",
-            internal=True,
-            load_balancer_type="application",
-            ip_address_type="ipv4",
-            security_groups=[security_group.id],
-            subnets=subnets,
-            idle_timeout=args.idle_timeout_seconds,
-            # AWS FSBP ELB.4: requests with malformed headers are dropped, not forwarded.
-            drop_invalid_header_fields=True,
-            desync_mitigation_mode="defensive",
-            enable_deletion_protection=args.deletion_protection,
-            access_logs={"bucket": log_bucket.bucket, "prefix": "alb", "enabled": True},
-            tags=tags,
-            # The ALB checks it may write its logs when logging is switched on.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_policy]),
-        )
+        lb = self._load_balancer(name, args, security_group, log_bucket, log_policy, tags)
         groups = {app: self._target_group(name, app, target, args, tags) for app, target in args.targets.items()}
         self._listener(name, args, lb, groups, tags)
-        vpc_origin = aws.cloudfront.VpcOrigin(
-            f"{name}-vpc-origin",
-            vpc_origin_endpoint_config={
-                "name": f"{name}-alb",
-                "arn": lb.arn,
-                "http_port": 80,
-                "https_port": 443,
-                "origin_protocol_policy": "https-only" if https else "http-only",
-                "origin_ssl_protocols": {"items": ["TLSv1.2"], "quantity": 1},
-            },
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        vpc_origin = self._vpc_origin(name, lb, https, tags)
         self._admit_vpc_origin(name, args, security_group, vpc_origin)
 
         self.arn = lb.arn
@@ -227,6 +197,46 @@ class AppLoadBalancer(pulumi.ComponentResource):
             "vpc_origin_id": self.vpc_origin_id,
             "target_group_arns": self.target_group_arns,
         })
+
+    def _load_balancer(self, name: str, args: AppLoadBalancerArgs, security_group: aws.ec2.SecurityGroup,
+                       log_bucket: aws.s3.Bucket, log_policy: aws.s3.BucketPolicy,
+                       tags: dict) -> aws.lb.LoadBalancer:
+        """The internal ALB, in the subnets a VPC origin can reach, logging to its bucket."""
+        subnets = pulumi.Output.all(args.subnet_ids, args.subnet_zone_ids).apply(
+            lambda v: vpc_origin_subnets(v[0], v[1]))
+        return aws.lb.LoadBalancer(
+            f"{name}-alb",
+            internal=True,
+            load_balancer_type="application",
+            ip_address_type="ipv4",
+            security_groups=[security_group.id],
+            subnets=subnets,
+            idle_timeout=args.idle_timeout_seconds,
+            # AWS FSBP ELB.4: requests with malformed headers are dropped, not forwarded.
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode="defensive",
+            enable_deletion_protection=args.deletion_protection,
+            access_logs={"bucket": log_bucket.bucket, "prefix": "alb", "enabled": True},
+            tags=tags,
+            # The ALB checks it may write its logs when logging is switched on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_policy]),
+        )
+
+    def _vpc_origin(self, name: str, lb: aws.lb.LoadBalancer, https: bool, tags: dict) -> aws.cloudfront.VpcOrigin:
+        """The CloudFront VPC origin in front of the ALB."""
+        return aws.cloudfront.VpcOrigin(
+            f"{name}-vpc-origin",
+            vpc_origin_endpoint_config={
+                "name": f"{name}-alb",
+                "arn": lb.arn,
+                "http_port": 80,
+                "https_port": 443,
+                "origin_protocol_policy": "https-only" if https else "http-only",
+                "origin_ssl_protocols": {"items": ["TLSv1.2"], "quantity": 1},
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _security_group(self, name: str, args: AppLoadBalancerArgs, apps: list[LoadBalancedApp],
                         tags: dict) -> aws.ec2.SecurityGroup:

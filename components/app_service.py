@@ -27,7 +27,7 @@ dropped, no privilege escalation and the RuntimeDefault seccomp profile (Pod Sec
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -317,6 +317,37 @@ def _rules(rules: ScalingRules) -> dict:
     }
 
 
+def _queue_triggers(args: AppServiceArgs, queue: QueueScaling, auth_name: str) -> list[dict]:
+    """The ScaledObject's triggers: cpu, memory, and one aws-sqs-queue trigger per tier."""
+    # KEDA keeps cpu and memory as the HPA's resource metrics. Every other trigger feeds the
+    # composite metric of scalingModifiers (controllers/keda/hpa.go at v2.18.1: "overwrite
+    # external metrics in returned array with composite metric ONLY (keep resource metrics)"),
+    # so the HPA takes the larger of cpu, memory and the weighted backlog of all tiers. Without
+    # the formula, one trigger per tier would give one metric each and the HPA the largest
+    # of them (Kubernetes' HPA algorithm: "the largest of the desired replica counts is
+    # chosen"; keda-docs 2.18 scalers/rabbitmq-queue.md: "HPA will scale based on the largest
+    # result considering each of triggers independently"): running low-tier runs would then
+    # hold the slots a new high-tier run needs. The sum gives every waiting or running
+    # message of every tier its slots (scaleOnInFlight counts ApproximateNumberOfMessages +
+    # ApproximateNumberOfMessagesNotVisible; keda-docs 2.18 scalers/aws-sqs.md).
+    triggers: list[dict] = [
+        {"type": "cpu", "metricType": "Utilization",
+         "metadata": {"value": str(args.cpu_target_percent)}},
+        {"type": "memory", "metricType": "Utilization",
+         "metadata": {"value": str(args.memory_target_percent)}},
+    ]
+    for tier in queue.tiers:
+        triggers.append({
+            "type": "aws-sqs-queue", "name": queue_scaling.trigger_name(tier.tier),
+            "authenticationRef": {"name": auth_name},
+            # queueLength is this trigger's own target (pkg/scalers/aws_sqs_queue_scaler.go at
+            # v2.18.1, an integer); the composite's target (scalingModifiers) is what the HPA uses.
+            "metadata": {"queueURL": tier.queue_url, "awsRegion": queue.aws_region,
+                         "queueLength": str(queue.concurrency_per_pod),
+                         "scaleOnInFlight": "true", "scaleOnDelayed": "false"}})
+    return triggers
+
+
 class AppService(pulumi.ComponentResource):
     """A Deployment with its Service, ServiceAccount, PDB and one autoscaler (HPA or KEDA)."""
 
@@ -330,7 +361,6 @@ class AppService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:apps:AppService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         require_valid(f"AppService {name}", args)
         selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cofounder"}
         # component=app: what the pack's k8s-app-image-from-project-registry knows an app by
@@ -341,33 +371,66 @@ class AppService(pulumi.ComponentResource):
             return {"name": name, "namespace": args.namespace, "labels": labels,
                     **({"annotations": annotations} if annotations else {})}
 
+        account = self._service_account(name, args, meta)
+        service = self._service(name, meta(), selector)
+        # Before the Deployment: the controller injects its readiness gate only into pods
+        # created while a binding refers to their Service (docs/deploy/pod_readiness_gate.md).
+        binding = self._target_group_binding(name, args, meta(), service) if args.load_balancer else None
+        deployment = self._deployment(name, args, meta(), labels, selector, account, binding)
+        self._disruption_budget(name, args, meta(), selector)
+
+        target_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
+        behavior = {"scaleUp": _rules(args.scale_up), "scaleDown": _rules(args.scale_down)}
+        if args.queue_scaling is None:
+            self._hpa(name, args, meta(), target_ref, behavior)
+            self.autoscaler_kind = "HorizontalPodAutoscaler"
+        else:
+            self._scaled_object(name, args, meta, target_ref, behavior)
+            self.autoscaler_kind = "ScaledObject"
+
+        self.selector = selector
+        self.deployment_name = deployment.metadata.name
+        self.service_name = pulumi.Output.from_input(name)
+        self.service_account_name = account.metadata.name
+        self.register_outputs({
+            "deployment_name": self.deployment_name,
+            "service_name": self.service_name,
+            "service_account_name": self.service_account_name,
+        })
+
+    def _service_account(self, name: str, args: AppServiceArgs,
+                         meta: Callable[..., dict]) -> k8s.core.v1.ServiceAccount:
+        """The app's ServiceAccount (annotated with its IRSA role when it has one), no API token."""
         needs_aws = args.role_arn is not None
         # No Kubernetes API token in any app pod: the apps never call the API server. IRSA does not
         # need it: the pod identity webhook mounts its own projected token (audience
         # sts.amazonaws.com) as the volume aws-iam-token, whatever automountServiceAccountToken says
         # (aws/amazon-eks-pod-identity-webhook pkg/handler/handler.go, getPodSpecPatch); automount
         # only governs the kube-api-access volume.
-        account = k8s.core.v1.ServiceAccount(
+        return k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=meta({"eks.amazonaws.com/role-arn": args.role_arn} if needs_aws else None),
             automount_service_account_token=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        service = k8s.core.v1.Service(
+    def _service(self, name: str, metadata: dict, selector: dict) -> k8s.core.v1.Service:
+        """The app's ClusterIP Service on its http port."""
+        return k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(),
+            metadata=metadata,
             spec={"type": "ClusterIP", "selector": selector,
                   "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        # Before the Deployment: the controller injects its readiness gate only into pods
-        # created while a binding refers to their Service (docs/deploy/pod_readiness_gate.md).
-        binding = self._target_group_binding(name, args, meta(), service) if args.load_balancer else None
 
-        deployment = k8s.apps.v1.Deployment(
+    def _deployment(self, name: str, args: AppServiceArgs, metadata: dict, labels: dict, selector: dict,
+                    account: k8s.core.v1.ServiceAccount,
+                    binding: k8s.apiextensions.CustomResource | None) -> k8s.apps.v1.Deployment:
+        """The app's Deployment: rolling with maxUnavailable 0, replicas left to the autoscaler."""
+        return k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta(),
+            metadata=metadata,
             spec={
                 # No "replicas": the autoscaler owns it (see the module docstring).
                 "selector": {"matchLabels": selector},
@@ -389,34 +452,17 @@ class AppService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[binding] if binding else []),
         )
 
+    def _disruption_budget(self, name: str, args: AppServiceArgs, metadata: dict, selector: dict) -> None:
+        """The app's PodDisruptionBudget."""
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata=meta(),
+            metadata=metadata,
             spec={"selector": {"matchLabels": selector},
                   "maxUnavailable": args.pdb_max_unavailable,
                   # A crash-looping pod must not block node drains.
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        target_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
-        behavior = {"scaleUp": _rules(args.scale_up), "scaleDown": _rules(args.scale_down)}
-        if args.queue_scaling is None:
-            self._hpa(name, args, meta(), target_ref, behavior)
-            self.autoscaler_kind = "HorizontalPodAutoscaler"
-        else:
-            self._scaled_object(name, args, meta, target_ref, behavior)
-            self.autoscaler_kind = "ScaledObject"
-
-        self.selector = selector
-        self.deployment_name = deployment.metadata.name
-        self.service_name = pulumi.Output.from_input(name)
-        self.service_account_name = account.metadata.name
-        self.register_outputs({
-            "deployment_name": self.deployment_name,
-            "service_name": self.service_name,
-            "service_account_name": self.service_account_name,
-        })
 
     def _target_group_binding(self, name: str, args: AppServiceArgs, metadata: dict,
                               service: k8s.core.v1.Service) -> k8s.apiextensions.CustomResource:
@@ -530,10 +576,10 @@ class AppService(pulumi.ComponentResource):
 
     def _scaled_object(self, name: str, args: AppServiceArgs, meta, target_ref: dict,
                        behavior: dict) -> None:
+        """The KEDA ScaledObject (and its TriggerAuthentication) scaling on every tier's queue."""
         queue = args.queue_scaling
         assert queue is not None  # only called for an app that scales on a queue
         depends = [queue.keda] if queue.keda is not None else []
-        opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
         # Identity of KEDA's operator (its IRSA role may only read the tier queues' attributes).
         auth_name = f"{name}-aws"
         auth = k8s.apiextensions.CustomResource(
@@ -542,34 +588,8 @@ class AppService(pulumi.ComponentResource):
             kind="TriggerAuthentication",
             metadata={**meta(), "name": auth_name},
             spec={"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
-            opts=opts,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
-        # KEDA keeps cpu and memory as the HPA's resource metrics. Every other trigger feeds the
-        # composite metric of scalingModifiers (controllers/keda/hpa.go at v2.18.1: "overwrite
-        # external metrics in returned array with composite metric ONLY (keep resource metrics)"),
-        # so the HPA takes the larger of cpu, memory and the weighted backlog of all tiers. Without
-        # the formula, one trigger per tier would give one metric each and the HPA the largest
-        # of them (Kubernetes' HPA algorithm: "the largest of the desired replica counts is
-        # chosen"; keda-docs 2.18 scalers/rabbitmq-queue.md: "HPA will scale based on the largest
-        # result considering each of triggers independently"): running low-tier runs would then
-        # hold the slots a new high-tier run needs. The sum gives every waiting or running
-        # message of every tier its slots (scaleOnInFlight counts ApproximateNumberOfMessages +
-        # ApproximateNumberOfMessagesNotVisible; keda-docs 2.18 scalers/aws-sqs.md).
-        triggers: list[dict] = [
-            {"type": "cpu", "metricType": "Utilization",
-             "metadata": {"value": str(args.cpu_target_percent)}},
-            {"type": "memory", "metricType": "Utilization",
-             "metadata": {"value": str(args.memory_target_percent)}},
-        ]
-        for tier in queue.tiers:
-            triggers.append({
-                "type": "aws-sqs-queue", "name": queue_scaling.trigger_name(tier.tier),
-                "authenticationRef": {"name": auth_name},
-                # queueLength is this trigger's own target (pkg/scalers/aws_sqs_queue_scaler.go at
-                # v2.18.1, an integer); the composite's target below is what the HPA uses.
-                "metadata": {"queueURL": tier.queue_url, "awsRegion": queue.aws_region,
-                             "queueLength": str(queue.concurrency_per_pod),
-                             "scaleOnInFlight": "true", "scaleOnDelayed": "false"}})
         modifiers = {"formula": queue.formula, "target": str(queue.concurrency_per_pod),
                      "metricType": "AverageValue"}
         k8s.apiextensions.CustomResource(
@@ -585,7 +605,7 @@ class AppService(pulumi.ComponentResource):
                 "pollingInterval": 15,
                 "advanced": {"horizontalPodAutoscalerConfig": {"name": name, "behavior": behavior},
                              "scalingModifiers": modifiers},
-                "triggers": triggers,
+                "triggers": _queue_triggers(args, queue, auth_name),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, auth]),
         )

@@ -25,8 +25,9 @@ alarms are wired once the data tier exists; each family is skipped while its inp
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -130,6 +131,74 @@ def _topic_policy(topic_arn: str, account: str) -> str:
     })
 
 
+def _rds_alarms(args: CloudWatchAlarmsArgs, alarm: Callable[..., None]) -> None:
+    """RDS alarms: CPU, freeable memory, free storage, connections against max_connections."""
+    db = {"DBInstanceIdentifier": args.rds_instance_id}
+    alarm("rds-cpu", f"RDS CPU above {args.rds_cpu_percent}% for 5 minutes",
+          "AWS/RDS", "CPUUtilization", db, "Average", "GreaterThanThreshold", args.rds_cpu_percent)
+    alarm("rds-freeable-memory", f"RDS freeable memory below {args.rds_freeable_memory_mib} MiB",
+          "AWS/RDS", "FreeableMemory", db, "Average", "LessThanThreshold",
+          args.rds_freeable_memory_mib * MIB)
+    alarm("rds-free-storage", f"RDS free storage below {args.rds_free_storage_gib} GiB",
+          "AWS/RDS", "FreeStorageSpace", db, "Minimum", "LessThanThreshold",
+          args.rds_free_storage_gib * GIB, evaluation_periods=1)
+    assert args.rds_max_connections is not None  # checks(): set together with rds_instance_id
+    limit = args.rds_max_connections * args.rds_connections_percent // 100
+    alarm("rds-connections",
+          f"RDS connections above {args.rds_connections_percent}% of max_connections "
+          f"({limit} of {args.rds_max_connections}): the PgBouncer budget is off",
+          "AWS/RDS", "DatabaseConnections", db, "Maximum", "GreaterThanThreshold", limit)
+
+
+def _redis_alarms(args: CloudWatchAlarmsArgs, alarm: Callable[..., None]) -> None:
+    """Per Redis node: engine CPU, memory against maxmemory, evictions."""
+    group = pulumi.Output.from_input(args.redis_replication_group_id)
+    for short in redis_node_suffixes(args.redis_shards, args.redis_replicas_per_shard):
+        node = {"CacheClusterId": group.apply(lambda g, s=short: f"{g}-{s}")}  # type: ignore[misc]
+        alarm(f"redis-{short}-engine-cpu", f"Redis node {short}: engine CPU above "
+              f"{args.redis_engine_cpu_percent}%", "AWS/ElastiCache", "EngineCPUUtilization",
+              node, "Average", "GreaterThanThreshold", args.redis_engine_cpu_percent)
+        alarm(f"redis-{short}-memory", f"Redis node {short}: memory above "
+              f"{args.redis_memory_percent}% of maxmemory: at the limit {args.redis_eviction_policy} "
+              "evicts keys with a TTL, and writes of keys without one fail", "AWS/ElastiCache",
+              "DatabaseMemoryUsagePercentage", node, "Average", "GreaterThanThreshold",
+              args.redis_memory_percent)
+        alarm(f"redis-{short}-evictions", f"Redis node {short}: more than {args.redis_evictions} "
+              f"evictions in 5 minutes: {args.redis_eviction_policy} is dropping keys with a TTL "
+              "(cache entries, agent results, possibly sessions): the cluster is too small",
+              "AWS/ElastiCache", "Evictions", node, "Sum", "GreaterThanThreshold", args.redis_evictions,
+              period_seconds=300, evaluation_periods=1, missing="notBreaching")
+
+
+def _sqs_alarms(args: CloudWatchAlarmsArgs, alarm: Callable[..., None]) -> None:
+    """Per queue tier: oldest message age and backlog; per dead-letter queue: not empty."""
+    for tier, queue_name in args.sqs_queue_names.items():
+        queue = {"QueueName": queue_name}
+        alarm(f"sqs-{tier}-oldest-message", f"Oldest {tier}-priority agent run waiting longer than "
+              f"{args.sqs_oldest_message_age_seconds} s: the worker is not keeping up", "AWS/SQS",
+              "ApproximateAgeOfOldestMessage", queue, "Maximum", "GreaterThanThreshold",
+              args.sqs_oldest_message_age_seconds, missing="notBreaching")
+        if args.sqs_backlog_messages is not None:
+            alarm(f"sqs-{tier}-backlog", f"More than {args.sqs_backlog_messages} {tier}-priority agent runs "
+                  "waiting for 5 minutes: more than the worker runs at maxReplicas", "AWS/SQS",
+                  "ApproximateNumberOfMessagesVisible", queue, "Maximum", "GreaterThanThreshold",
+                  args.sqs_backlog_messages, missing="notBreaching")
+    for tier, dlq_name in args.sqs_dlq_names.items():
+        alarm(f"sqs-{tier}-dlq-not-empty", f"{tier}-priority agent runs in the dead-letter queue: they "
+              "failed every attempt", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": dlq_name},
+              "Maximum", "GreaterThanThreshold", 0, evaluation_periods=1, missing="notBreaching")
+
+
+def _alb_alarms(args: CloudWatchAlarmsArgs, alarm: Callable[..., None]) -> None:
+    """Per load-balanced app: p99 response time through the ALB."""
+    for app, suffix in sorted(args.target_group_arn_suffixes.items()):
+        alarm(f"alb-{app}-p99", f"{app}: p99 response time through the ALB above {args.latency_p99_ms} ms "
+              f"for {args.latency_for_minutes} minutes", "AWS/ApplicationELB", "TargetResponseTime",
+              {"LoadBalancer": args.load_balancer_arn_suffix, "TargetGroup": suffix}, "p99",
+              "GreaterThanThreshold", args.latency_p99_ms / 1000,
+              evaluation_periods=args.latency_for_minutes, missing="notBreaching")
+
+
 class CloudWatchAlarms(pulumi.ComponentResource):
     """Data-tier alarms and the encrypted SNS topic they notify."""
 
@@ -139,10 +208,26 @@ class CloudWatchAlarms(pulumi.ComponentResource):
     def __init__(self, name: str, args: CloudWatchAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:CloudWatchAlarms", name, None, opts)
         require_valid(f"CloudWatchAlarms {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "observability"}
-        account = aws.get_caller_identity_output().account_id
 
+        topic = self._topic(name, args, tags)
+        self.alarm_names = []
+        alarm = functools.partial(self._alarm, name, args.name_prefix, topic, tags)
+        if args.rds_instance_id is not None:
+            _rds_alarms(args, alarm)
+        if args.redis_replication_group_id is not None:
+            _redis_alarms(args, alarm)
+        _sqs_alarms(args, alarm)
+        if args.load_balancer_arn_suffix is not None:
+            _alb_alarms(args, alarm)
+
+        self.topic_arn = topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})
+
+    def _topic(self, name: str, args: CloudWatchAlarmsArgs, tags: dict) -> aws.sns.Topic:
+        """The KMS-encrypted SNS topic CloudWatch may publish to, and its e-mail subscription."""
+        child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output().account_id
         key = aws.kms.Key(
             f"{name}-topic-key",
             description=f"{args.name_prefix} alarm topic encryption",
@@ -168,94 +253,33 @@ class CloudWatchAlarms(pulumi.ComponentResource):
         if args.alarm_email is not None:
             aws.sns.TopicSubscription(f"{name}-email", topic=topic.arn, protocol="email",
                                       endpoint=args.alarm_email, opts=child)
+        return topic
 
-        self.alarm_names = []
-
-        def alarm(role: str, description: str, namespace: str, metric: str, dimensions: dict,
-                  statistic: str, comparison: str, threshold: float, *, period_seconds: int = 60,
-                  evaluation_periods: int = 5, missing: str = "missing") -> None:
-            """``statistic`` is a CloudWatch statistic or a percentile such as ``p99``."""
-            physical = f"{args.name_prefix}-{role}"
-            percentile = statistic.startswith("p")
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{role}",
-                name=physical,
-                alarm_description=description,
-                namespace=namespace,
-                metric_name=metric,
-                dimensions=dimensions,
-                statistic=None if percentile else statistic,
-                extended_statistic=statistic if percentile else None,
-                comparison_operator=comparison,
-                threshold=threshold,
-                period=period_seconds,
-                evaluation_periods=evaluation_periods,
-                treat_missing_data=missing,
-                alarm_actions=[topic.arn],
-                ok_actions=[topic.arn],
-                tags=tags,
-                opts=child,
-            )
-            self.alarm_names.append(physical)
-
-        if args.rds_instance_id is not None:
-            db = {"DBInstanceIdentifier": args.rds_instance_id}
-            alarm("rds-cpu", f"RDS CPU above {args.rds_cpu_percent}% for 5 minutes",
-                  "AWS/RDS", "CPUUtilization", db, "Average", "GreaterThanThreshold", args.rds_cpu_percent)
-            alarm("rds-freeable-memory", f"RDS freeable memory below {args.rds_freeable_memory_mib} MiB",
-                  "AWS/RDS", "FreeableMemory", db, "Average", "LessThanThreshold",
-                  args.rds_freeable_memory_mib * MIB)
-            alarm("rds-free-storage", f"RDS free storage below {args.rds_free_storage_gib} GiB",
-                  "AWS/RDS", "FreeStorageSpace", db, "Minimum", "LessThanThreshold",
-                  args.rds_free_storage_gib * GIB, evaluation_periods=1)
-            assert args.rds_max_connections is not None  # checks(): set together with rds_instance_id
-            limit = args.rds_max_connections * args.rds_connections_percent // 100
-            alarm("rds-connections",
-                  f"RDS connections above {args.rds_connections_percent}% of max_connections "
-                  f"({limit} of {args.rds_max_connections}): the PgBouncer budget is off",
-                  "AWS/RDS", "DatabaseConnections", db, "Maximum", "GreaterThanThreshold", limit)
-
-        if args.redis_replication_group_id is not None:
-            group = pulumi.Output.from_input(args.redis_replication_group_id)
-            for short in redis_node_suffixes(args.redis_shards, args.redis_replicas_per_shard):
-                node = {"CacheClusterId": group.apply(lambda g, s=short: f"{g}-{s}")}  # type: ignore[misc]
-                alarm(f"redis-{short}-engine-cpu", f"Redis node {short}: engine CPU above "
-                      f"{args.redis_engine_cpu_percent}%", "AWS/ElastiCache", "EngineCPUUtilization",
-                      node, "Average", "GreaterThanThreshold", args.redis_engine_cpu_percent)
-                alarm(f"redis-{short}-memory", f"Redis node {short}: memory above "
-                      f"{args.redis_memory_percent}% of maxmemory: at the limit {args.redis_eviction_policy} "
-                      "evicts keys with a TTL, and writes of keys without one fail", "AWS/ElastiCache",
-                      "DatabaseMemoryUsagePercentage", node, "Average", "GreaterThanThreshold",
-                      args.redis_memory_percent)
-                alarm(f"redis-{short}-evictions", f"Redis node {short}: more than {args.redis_evictions} "
-                      f"evictions in 5 minutes: {args.redis_eviction_policy} is dropping keys with a TTL "
-                      "(cache entries, agent results, possibly sessions): the cluster is too small",
-                      "AWS/ElastiCache", "Evictions", node, "Sum", "GreaterThanThreshold", args.redis_evictions,
-                      period_seconds=300, evaluation_periods=1, missing="notBreaching")
-
-        for tier, queue_name in args.sqs_queue_names.items():
-            queue = {"QueueName": queue_name}
-            alarm(f"sqs-{tier}-oldest-message", f"Oldest {tier}-priority agent run waiting longer than "
-                  f"{args.sqs_oldest_message_age_seconds} s: the worker is not keeping up", "AWS/SQS",
-                  "ApproximateAgeOfOldestMessage", queue, "Maximum", "GreaterThanThreshold",
-                  args.sqs_oldest_message_age_seconds, missing="notBreaching")
-            if args.sqs_backlog_messages is not None:
-                alarm(f"sqs-{tier}-backlog", f"More than {args.sqs_backlog_messages} {tier}-priority agent runs "
-                      "waiting for 5 minutes: more than the worker runs at maxReplicas", "AWS/SQS",
-                      "ApproximateNumberOfMessagesVisible", queue, "Maximum", "GreaterThanThreshold",
-                      args.sqs_backlog_messages, missing="notBreaching")
-        for tier, dlq_name in args.sqs_dlq_names.items():
-            alarm(f"sqs-{tier}-dlq-not-empty", f"{tier}-priority agent runs in the dead-letter queue: they "
-                  "failed every attempt", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": dlq_name},
-                  "Maximum", "GreaterThanThreshold", 0, evaluation_periods=1, missing="notBreaching")
-
-        if args.load_balancer_arn_suffix is not None:
-            for app, suffix in sorted(args.target_group_arn_suffixes.items()):
-                alarm(f"alb-{app}-p99", f"{app}: p99 response time through the ALB above {args.latency_p99_ms} ms "
-                      f"for {args.latency_for_minutes} minutes", "AWS/ApplicationELB", "TargetResponseTime",
-                      {"LoadBalancer": args.load_balancer_arn_suffix, "TargetGroup": suffix}, "p99",
-                      "GreaterThanThreshold", args.latency_p99_ms / 1000,
-                      evaluation_periods=args.latency_for_minutes, missing="notBreaching")
-
-        self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})
+    def _alarm(self, name: str, name_prefix: str, topic: aws.sns.Topic, tags: dict, role: str,
+               description: str, namespace: str, metric: str, dimensions: dict, statistic: str,
+               comparison: str, threshold: float, *, period_seconds: int = 60, evaluation_periods: int = 5,
+               missing: str = "missing") -> None:
+        """One metric alarm notifying the topic; ``statistic`` is a CloudWatch statistic or a
+        percentile such as ``p99``."""
+        physical = f"{name_prefix}-{role}"
+        percentile = statistic.startswith("p")
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{role}",
+            name=physical,
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric,
+            dimensions=dimensions,
+            statistic=None if percentile else statistic,
+            extended_statistic=statistic if percentile else None,
+            comparison_operator=comparison,
+            threshold=threshold,
+            period=period_seconds,
+            evaluation_periods=evaluation_periods,
+            treat_missing_data=missing,
+            alarm_actions=[topic.arn],
+            ok_actions=[topic.arn],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.alarm_names.append(physical)

@@ -114,7 +114,6 @@ class DatabaseRoles(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:DatabaseRoles", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": BOOTSTRAP, "app.kubernetes.io/component": BOOTSTRAP_COMPONENT,
                   "app.kubernetes.io/part-of": "cofounder"}
         tags = {**args.tags, "component": "data"}
@@ -124,43 +123,60 @@ class DatabaseRoles(pulumi.ComponentResource):
             secret_name=f"{args.secret_name_prefix}/postgres/{purpose}", kms_key_arn=args.secrets_key_arn,
             generation=args.generation, length=40, specials=URL_SAFE_SPECIALS, tags=tags)
             for purpose in PURPOSES}
-        secret_arns = [args.master_secret_arn, *(r.secret_arn for r in self.roles.values())]
+        account = self._service_account(name, args, labels, tags)
+        versions = [stored.version for stored in self.roles.values()]
+        credentials = self._credentials(name, args, labels, account, versions)
+        self.job = self._job(name, args, labels, versions, credentials)
+        self.service_account = BOOTSTRAP
+        self.selector = labels
+        self.register_outputs({"logins": {p: r.username for p, r in self.roles.items()},
+                               "job_name": self.job.metadata["name"]})
 
+    def _service_account(self, name: str, args: DatabaseRolesArgs, labels: dict,
+                         tags: dict) -> k8s.core.v1.ServiceAccount:
+        """The Job's ServiceAccount and its IRSA role, which reads the master and role secrets."""
+        secret_arns = [args.master_secret_arn, *(r.secret_arn for r in self.roles.values())]
         role = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
             oidc_provider_arn=args.oidc_provider_arn, oidc_issuer_url=args.oidc_issuer_url,
             namespace=args.namespace_name, service_account=BOOTSTRAP,
             policy_json=pulumi.Output.all(args.secrets_key_arn, *secret_arns).apply(
                 lambda v: json.dumps(secret_read_policy(v[1:], [v[0]]))),
-            tags={**tags, "component": BOOTSTRAP}), opts=child)
-        account = k8s.core.v1.ServiceAccount(
+            tags={**tags, "component": BOOTSTRAP}), opts=pulumi.ResourceOptions(parent=self))
+        return k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
             metadata={"name": BOOTSTRAP, "namespace": args.namespace, "labels": labels,
                       "annotations": {"eks.amazonaws.com/role-arn": role.role_arn}},
             automount_service_account_token=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _credentials(self, name: str, args: DatabaseRolesArgs, labels: dict,
+                     account: k8s.core.v1.ServiceAccount, versions: list) -> k8s.apiextensions.CustomResource:
+        """The SecretStore and the ExternalSecret that bring the master and role passwords in."""
         store = secret_store(f"{name}-secret-store", self, namespace=args.namespace, service_account=BOOTSTRAP,
                              region=args.region, labels=labels, depends_on=[account, args.external_secrets_release])
         fields = [RemoteField("PGUSER", args.master_secret_arn, "username"),
                   RemoteField("PGPASSWORD", args.master_secret_arn, "password")]
         fields += [RemoteField(f"{purpose.upper()}_PASSWORD", stored.secret_arn, "password")
                    for purpose, stored in self.roles.items()]
-        versions = [stored.version for stored in self.roles.values()]
-        credentials = external_secret(
+        return external_secret(
             f"{name}-credentials", self, namespace=args.namespace, store=BOOTSTRAP, target=BOOTSTRAP,
             fields=fields, template=None, versions=versions, refresh_interval=args.refresh_interval,
             labels=labels, depends_on=[store])
 
+    def _job(self, name: str, args: DatabaseRolesArgs, labels: dict, versions: list,
+             credentials: k8s.apiextensions.CustomResource) -> k8s.batch.v1.Job:
+        """The SQL ConfigMap and the Job that applies it, named after what it applies."""
         sql = roles_sql()
         files = k8s.core.v1.ConfigMap(
             f"{name}-sql",
             metadata={"namespace": args.namespace, "labels": labels},
             data={SQL_FILE: sql, CA_FILE: args.server_ca_pem},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         digest = pulumi.Output.all(*versions).apply(
             lambda v: hashlib.sha256("\n".join([sql, args.image, *map(str, v)]).encode()).hexdigest()[:10])
-        self.job = k8s.batch.v1.Job(
+        return k8s.batch.v1.Job(
             f"{name}-job",
             metadata={"name": digest.apply(lambda d: f"{BOOTSTRAP}-{d}"), "namespace": args.namespace,
                       "labels": labels},
@@ -174,10 +190,6 @@ class DatabaseRoles(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials]),
         )
-        self.service_account = BOOTSTRAP
-        self.selector = labels
-        self.register_outputs({"logins": {p: r.username for p, r in self.roles.items()},
-                               "job_name": self.job.metadata["name"]})
 
 
 def _pod_spec(args: DatabaseRolesArgs, files_config_map: pulumi.Input[str]) -> dict[str, Any]:

@@ -60,7 +60,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, Matches, require_valid
-from components.private_bucket import private_bucket, tls_only_policy
+from components.private_bucket import PrivateBucket, private_bucket, tls_only_policy
 
 #: AWS-managed policies (ids are global and fixed; see the CloudFront developer guide,
 #: "Use managed cache policies" and "Use managed origin request policies").
@@ -336,83 +336,19 @@ class EdgeDistribution(pulumi.ComponentResource):
                                 noncurrent_version_expiration_days=args.noncurrent_version_expiration_days,
                                 protect=args.protect, force_destroy=args.force_destroy, tags=tags)
         log_bucket, log_acl = self._log_bucket(f"{name}-logs", args, tags)
-        oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-oac",
-            description=f"{name}: CloudFront reads the assets bucket",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        oac = self._origin_access_control(name)
         origins = [{"origin_id": S3_ORIGIN_ID, "domain_name": assets.bucket.bucket_regional_domain_name,
                     "origin_access_control_id": oac.id}]
         origins += self._app_origins(args)
-        viewer_host = aws.cloudfront.Function(
-            f"{name}-viewer-host",
-            runtime="cloudfront-js-2.0",
-            comment="Copy the viewer's Host into X-Forwarded-Host for the apps",
-            code=VIEWER_HOST_JS,
-            publish=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        viewer_host = self._viewer_host_function(name)
         to_app = [{"event_type": "viewer-request", "function_arn": viewer_host.arn}]
         ordered = [{**self._api_behavior(name, args), "function_associations": to_app},
                    self._bucket_behavior(name, "static", args.static_assets, args, STATIC_PATH),
                    self._bucket_behavior(name, "public", args.public_assets, args, PUBLIC_PATH)]
-        if args.html_origin == "app":
-            default = {**self._pages_behavior(name, args), "function_associations": to_app}
-        else:
-            rewrite = aws.cloudfront.Function(
-                f"{name}-html-rewrite",
-                runtime="cloudfront-js-2.0",
-                comment="Map extension-less paths to the exported .html / index.html keys",
-                code=HTML_REWRITE_JS,
-                publish=True,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            default = {**self._bucket_behavior(name, "html", args.html, args, None),
-                       "function_associations": [{"event_type": "viewer-request", "function_arn": rewrite.arn}]}
-
-        certificate: dict[str, object]
-        if args.aliases:
-            certificate = {"acm_certificate_arn": args.acm_certificate_arn, "ssl_support_method": "sni-only",
-                           "minimum_protocol_version": "TLSv1.2_2021"}
-        else:
-            # CloudFront then "automatically sets the security policy to TLSv1 regardless of the value
-            # that you set" (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ViewerCertificate.html):
-            # the pack's cloudfront-distribution-custom-certificate reports it unless allowDefaultCertificate.
-            certificate = {"cloudfront_default_certificate": True}
-        distribution = aws.cloudfront.Distribution(
-            f"{name}-distribution",
-            enabled=True,
-            comment=f"{name}: CoFounder pages, API and static assets",
-            aliases=list(args.aliases) or None,
-            price_class=args.price_class,
-            http_version="http2and3",
-            is_ipv6_enabled=True,
-            # Only the bucket has index documents to map "/" to; the app serves "/" itself.
-            default_root_object="index.html" if args.html_origin == "s3" else None,
-            origins=origins,
-            default_cache_behavior=default,
-            ordered_cache_behaviors=ordered,
-            custom_error_responses=self._not_found_pages(args),
-            restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate=certificate,
-            web_acl_id=args.web_acl_arn,
-            logging_config={"bucket": log_bucket.bucket_domain_name, "prefix": "cloudfront/",
-                            "include_cookies": False},
-            tags=tags,
-            # CloudFront checks the log bucket's ACL when logging is switched on.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_acl]),
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-assets",
-            bucket=assets.bucket.bucket,
-            policy=pulumi.Output.all(assets.bucket.arn, distribution.arn).apply(
-                lambda v: tls_only_policy(v[0], *bucket_read_statements(
-                    v[0], v[1], list_keys=args.html_origin == "s3"))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[assets.access_block]),
-        )
+        default = self._default_behavior(name, args, to_app)
+        distribution = self._distribution(name, args, tags, origins=origins, default=default, ordered=ordered,
+                                          log_bucket=log_bucket, log_acl=log_acl)
+        self._assets_policy(name, args, assets, distribution)
 
         self.bucket_name = assets.bucket.bucket
         self.bucket_arn = assets.bucket.arn
@@ -430,6 +366,94 @@ class EdgeDistribution(pulumi.ComponentResource):
             "domain_name": self.domain_name,
             "url": self.url,
         })
+
+    def _origin_access_control(self, name: str) -> aws.cloudfront.OriginAccessControl:
+        """The Origin Access Control through which CloudFront signs its reads of the assets bucket."""
+        return aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            description=f"{name}: CloudFront reads the assets bucket",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _viewer_host_function(self, name: str) -> aws.cloudfront.Function:
+        """The viewer-request function that forwards the viewer's Host to the apps."""
+        return aws.cloudfront.Function(
+            f"{name}-viewer-host",
+            runtime="cloudfront-js-2.0",
+            comment="Copy the viewer's Host into X-Forwarded-Host for the apps",
+            code=VIEWER_HOST_JS,
+            publish=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _default_behavior(self, name: str, args: EdgeDistributionArgs, to_app: list[dict]) -> dict:
+        """The default (HTML) behaviour: from the app, or from the bucket through the rewrite function."""
+        if args.html_origin == "app":
+            return {**self._pages_behavior(name, args), "function_associations": to_app}
+        rewrite = aws.cloudfront.Function(
+            f"{name}-html-rewrite",
+            runtime="cloudfront-js-2.0",
+            comment="Map extension-less paths to the exported .html / index.html keys",
+            code=HTML_REWRITE_JS,
+            publish=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return {**self._bucket_behavior(name, "html", args.html, args, None),
+                "function_associations": [{"event_type": "viewer-request", "function_arn": rewrite.arn}]}
+
+    @staticmethod
+    def _viewer_certificate(args: EdgeDistributionArgs) -> dict[str, object]:
+        """The viewer certificate: the ACM one for the aliases, else CloudFront's default."""
+        if args.aliases:
+            return {"acm_certificate_arn": args.acm_certificate_arn, "ssl_support_method": "sni-only",
+                    "minimum_protocol_version": "TLSv1.2_2021"}
+        # CloudFront then "automatically sets the security policy to TLSv1 regardless of the value
+        # that you set" (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ViewerCertificate.html):
+        # the pack's cloudfront-distribution-custom-certificate reports it unless allowDefaultCertificate.
+        return {"cloudfront_default_certificate": True}
+
+    def _distribution(self, name: str, args: EdgeDistributionArgs, tags: dict, *, origins: list[dict],
+                      default: dict, ordered: list[dict], log_bucket: aws.s3.Bucket,
+                      log_acl: aws.s3.BucketAcl) -> aws.cloudfront.Distribution:
+        """The CloudFront distribution itself, logging to the log bucket."""
+        return aws.cloudfront.Distribution(
+            f"{name}-distribution",
+            enabled=True,
+            comment=f"{name}: CoFounder pages, API and static assets",
+            aliases=list(args.aliases) or None,
+            price_class=args.price_class,
+            http_version="http2and3",
+            is_ipv6_enabled=True,
+            # Only the bucket has index documents to map "/" to; the app serves "/" itself.
+            default_root_object="index.html" if args.html_origin == "s3" else None,
+            origins=origins,
+            default_cache_behavior=default,
+            ordered_cache_behaviors=ordered,
+            custom_error_responses=self._not_found_pages(args),
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate=self._viewer_certificate(args),
+            web_acl_id=args.web_acl_arn,
+            logging_config={"bucket": log_bucket.bucket_domain_name, "prefix": "cloudfront/",
+                            "include_cookies": False},
+            tags=tags,
+            # CloudFront checks the log bucket's ACL when logging is switched on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_acl]),
+        )
+
+    def _assets_policy(self, name: str, args: EdgeDistributionArgs, assets: PrivateBucket,
+                       distribution: aws.cloudfront.Distribution) -> None:
+        """The assets bucket's policy: TLS only, and reads by this distribution alone."""
+        aws.s3.BucketPolicy(
+            f"{name}-assets",
+            bucket=assets.bucket.bucket,
+            policy=pulumi.Output.all(assets.bucket.arn, distribution.arn).apply(
+                lambda v: tls_only_policy(v[0], *bucket_read_statements(
+                    v[0], v[1], list_keys=args.html_origin == "s3"))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[assets.access_block]),
+        )
 
     @staticmethod
     def _app_origins(args: EdgeDistributionArgs) -> list[dict]:

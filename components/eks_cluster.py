@@ -380,11 +380,65 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:cluster:EksCluster", name, None, opts)
         require_valid(f"EksCluster {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "cluster"}
 
         cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=_assume(
-            "eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), tags=tags, opts=child)
+            "eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), tags=tags,
+            opts=pulumi.ResourceOptions(parent=self))
+        key = self._secrets_key(name, args, cluster_role, tags)
+        cluster = self._control_plane(name, args, cluster_role, key, tags)
+        api_access = self._api_access(name, args, cluster, tags)
+        admin_grants = self._access_entries(name, args, cluster, tags)
+        issuer, oidc = self._oidc_provider(name, cluster, tags)
+        node_role, node_policies = self._node_role(name, tags)
+
+        # Networking add-ons first: nodes only become Ready once the CNI runs on them.
+        addon_opts = dict(cluster_name=cluster.name, resolve_conflicts_on_create="OVERWRITE",
+                          resolve_conflicts_on_update="OVERWRITE", tags=tags)
+        network_addons = self._network_addons(name, args, addon_opts)
+        node_groups = [self._node_group(name, group, spec, subnets, args, cluster, node_role, tags,
+                                        depends_on=[*node_policies, *network_addons])
+                       for ng, spec in args.node_groups.items()
+                       for group, subnets in _placements(ng, spec, args)]
+        system = args.node_groups[SYSTEM_NODE_GROUP]
+        self.system_node_selector = dict(system.labels)
+        self.system_tolerations = tolerations_for(system)
+        workload_addons = self._workload_addons(name, args, oidc, issuer, node_groups, addon_opts, tags)
+
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.data,
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
+        self.k8s_provider = self._kubernetes_provider(
+            name, depends_on=[*admin_grants, *api_access, *node_groups, *workload_addons])
+        namespace = self._app_namespace(name, args)
+        self.storage_class = self._storage_class(name)
+        headroom = Headroom(f"{name}-headroom", args_for(
+            args.headroom, HeadroomArgs,
+            namespace=namespace.metadata.name,
+            node_selector=dict(args.node_groups[BURST_NODE_GROUP].labels),
+        ), opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.k8s_provider}))
+
+        self.cluster_name = cluster.name
+        self.cluster_endpoint = cluster.endpoint
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_issuer_url = issuer
+        self.node_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.node_role_arn = node_role.arn  # the kubelet pulls images as this role
+        self.kms_key_arn = key.arn
+        self.app_namespace = namespace.metadata.name
+        self.headroom = headroom.figures
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "oidc_issuer_url": self.oidc_issuer_url,
+            "node_security_group_id": self.node_security_group_id,
+            "app_namespace": self.app_namespace,
+        })
+
+    def _secrets_key(self, name: str, args: EksClusterArgs, cluster_role: aws.iam.Role,
+                     tags: dict) -> aws.kms.Key:
+        """The rotating KMS key (and its alias) that envelope-encrypts Kubernetes secrets."""
+        child = pulumi.ResourceOptions(parent=self)
         key = aws.kms.Key(
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes secrets in {args.cluster_name}",
@@ -396,7 +450,12 @@ class EksCluster(pulumi.ComponentResource):
         )
         aws.kms.Alias(f"{name}-secrets", name=f"alias/{args.cluster_name}-secrets",
                       target_key_id=key.key_id, opts=child)
+        return key
 
+    def _control_plane(self, name: str, args: EksClusterArgs, cluster_role: aws.iam.Role,
+                       key: aws.kms.Key, tags: dict) -> aws.eks.Cluster:
+        """The EKS control plane, after its role's policies and its log group."""
+        child = pulumi.ResourceOptions(parent=self)
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster", role=cluster_role.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child)
@@ -417,7 +476,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, tags=tags, opts=child)
 
-        cluster = aws.eks.Cluster(
+        return aws.eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
@@ -446,16 +505,23 @@ class EksCluster(pulumi.ComponentResource):
                                         depends_on=[cluster_policy, cluster_kms, logs]),
         )
 
+    def _api_access(self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+                    tags: dict) -> list[aws.vpc.SecurityGroupIngressRule]:
+        """Ingress rules that let the listed private CIDRs reach the Kubernetes API."""
         # The cluster security group admits only itself (nodes, pods); whoever runs `pulumi up` or
         # kubectl against the private endpoint must be let in explicitly.
-        api_access = []
-        for i, cidr in enumerate(args.endpoint_private_access_cidrs):
-            api_access.append(aws.vpc.SecurityGroupIngressRule(
-                f"{name}-api-private-{i}",
-                security_group_id=cluster.vpc_config.cluster_security_group_id,
-                cidr_ipv4=cidr, ip_protocol="tcp", from_port=443, to_port=443,
-                description="Kubernetes API (private endpoint)", tags=tags, opts=child))
+        return [aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-private-{i}",
+            security_group_id=cluster.vpc_config.cluster_security_group_id,
+            cidr_ipv4=cidr, ip_protocol="tcp", from_port=443, to_port=443,
+            description="Kubernetes API (private endpoint)", tags=tags,
+            opts=pulumi.ResourceOptions(parent=self))
+            for i, cidr in enumerate(args.endpoint_private_access_cidrs)]
 
+    def _access_entries(self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+                        tags: dict) -> list[aws.eks.AccessPolicyAssociation]:
+        """Access entries: cluster admin for the admin roles, read-only for the preview roles."""
+        child = pulumi.ResourceOptions(parent=self)
         admin_grants = []
         for i, arn in enumerate(args.admin_role_arns):
             entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name,
@@ -473,22 +539,31 @@ class EksCluster(pulumi.ComponentResource):
                 f"{name}-preview-{i}", cluster_name=cluster.name, principal_arn=entry.principal_arn,
                 policy_arn=CLUSTER_VIEW_POLICY,
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"), opts=child)
+        return admin_grants
 
+    def _oidc_provider(self, name: str, cluster: aws.eks.Cluster,
+                       tags: dict) -> tuple[pulumi.Output[str], aws.iam.OpenIdConnectProvider]:
+        """The cluster's issuer URL and the IAM OIDC provider IRSA roles trust."""
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer,
                                              client_id_lists=["sts.amazonaws.com"], tags=tags,
-                                             opts=child)
+                                             opts=pulumi.ResourceOptions(parent=self))
+        return issuer, oidc
 
+    def _node_role(self, name: str, tags: dict) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        """The nodes' IAM role and its managed-policy attachments."""
+        child = pulumi.ResourceOptions(parent=self)
         node_role = aws.iam.Role(f"{name}-node", assume_role_policy=_assume("ec2.amazonaws.com"),
                                  tags=tags, opts=child)
         node_policies = [aws.iam.RolePolicyAttachment(f"{name}-node-{short}", role=node_role.name,
                                                       policy_arn=arn, opts=child)
                          for short, arn in NODE_POLICIES.items()]
+        return node_role, node_policies
 
-        # Networking add-ons first: nodes only become Ready once the CNI runs on them.
-        addon_opts = dict(cluster_name=cluster.name, resolve_conflicts_on_create="OVERWRITE",
-                          resolve_conflicts_on_update="OVERWRITE", tags=tags)
-        network_addons = [
+    def _network_addons(self, name: str, args: EksClusterArgs, addon_opts: dict) -> list[aws.eks.Addon]:
+        """The vpc-cni (with its network policy agent) and kube-proxy add-ons."""
+        child = pulumi.ResourceOptions(parent=self)
+        return [
             aws.eks.Addon(f"{name}-vpc-cni", addon_name="vpc-cni",
                           addon_version=args.addon_versions.vpc_cni,
                           configuration_values=json.dumps(VPC_CNI_CONFIGURATION), opts=child, **addon_opts),
@@ -496,21 +571,17 @@ class EksCluster(pulumi.ComponentResource):
                           addon_version=args.addon_versions.kube_proxy, opts=child, **addon_opts),
         ]
 
-        node_groups = [self._node_group(name, group, spec, subnets, args, cluster, node_role, tags,
-                                        depends_on=[*node_policies, *network_addons])
-                       for ng, spec in args.node_groups.items()
-                       for group, subnets in _placements(ng, spec, args)]
-
-        system = args.node_groups[SYSTEM_NODE_GROUP]
-        self.system_node_selector = dict(system.labels)
-        self.system_tolerations = tolerations_for(system)
+    def _workload_addons(self, name: str, args: EksClusterArgs, oidc: aws.iam.OpenIdConnectProvider,
+                         issuer: pulumi.Output[str], node_groups: list[aws.eks.NodeGroup],
+                         addon_opts: dict, tags: dict) -> list[aws.eks.Addon]:
+        """The CoreDNS and EBS CSI add-ons (with its IRSA role), on the system nodes once they exist."""
         on_system = {"nodeSelector": self.system_node_selector, "tolerations": self.system_tolerations}
         after_nodes = pulumi.ResourceOptions(parent=self, depends_on=node_groups)
         ebs_role = IrsaRole(f"{name}-ebs-csi", IrsaRoleArgs(
             oidc_provider_arn=oidc.arn, oidc_issuer_url=issuer, namespace="kube-system",
             service_account="ebs-csi-controller-sa", managed_policy_arns=[EBS_CSI_POLICY], tags=tags),
-            opts=child)
-        workload_addons = [
+            opts=pulumi.ResourceOptions(parent=self))
+        return [
             aws.eks.Addon(f"{name}-coredns", addon_name="coredns",
                           addon_version=args.addon_versions.coredns,
                           configuration_values=json.dumps(on_system), opts=after_nodes, **addon_opts),
@@ -522,19 +593,17 @@ class EksCluster(pulumi.ComponentResource):
                           opts=after_nodes, **addon_opts),
         ]
 
-        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
-            cluster.name, cluster.endpoint, cluster.certificate_authority.data,
-        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
+    def _kubernetes_provider(self, name: str, depends_on: list) -> k8s.Provider:
+        """The Kubernetes provider every in-cluster component receives."""
         # The provider is usable once the platform is: access granted, the private endpoint
         # reachable from the deployer's network, nodes and add-ons up.
-        self.k8s_provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*admin_grants, *api_access, *node_groups,
-                                                                 *workload_addons]))
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+        return k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
 
+    def _app_namespace(self, name: str, args: EksClusterArgs) -> k8s.core.v1.Namespace:
+        """The application namespace, under Pod Security Admission ``restricted``."""
         psa = "restricted"
-        namespace = k8s.core.v1.Namespace(
+        return k8s.core.v1.Namespace(
             f"{name}-app-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.app_namespace, labels={
                 "pod-security.kubernetes.io/enforce": psa,
@@ -545,11 +614,14 @@ class EksCluster(pulumi.ComponentResource):
                 # retires an old pod only once its replacement is healthy in the target group.
                 READINESS_GATE_LABEL: "enabled",
             }),
-            opts=in_cluster,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider),
         )
+
+    def _storage_class(self, name: str) -> k8s.storage.v1.StorageClass:
+        """The encrypted gp3 StorageClass, marked the cluster's default."""
         # EKS creates no gp3 class (and marks no class default since 1.30): volume claims would stay
         # Pending. Encrypted, bound in the pod's zone, expandable.
-        self.storage_class = k8s.storage.v1.StorageClass(
+        return k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata={"name": GP3_STORAGE_CLASS,
                       "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
@@ -558,58 +630,15 @@ class EksCluster(pulumi.ComponentResource):
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Delete",
-            opts=in_cluster,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider),
         )
-        headroom = Headroom(f"{name}-headroom", args_for(
-            args.headroom, HeadroomArgs,
-            namespace=namespace.metadata.name,
-            node_selector=dict(args.node_groups[BURST_NODE_GROUP].labels),
-        ), opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.k8s_provider}))
-
-        self.cluster_name = cluster.name
-        self.cluster_endpoint = cluster.endpoint
-        self.oidc_provider_arn = oidc.arn
-        self.oidc_issuer_url = issuer
-        self.node_security_group_id = cluster.vpc_config.cluster_security_group_id
-        self.node_role_arn = node_role.arn  # the kubelet pulls images as this role
-        self.kms_key_arn = key.arn
-        self.app_namespace = namespace.metadata.name
-        self.headroom = headroom.figures
-        self.register_outputs({
-            "cluster_name": self.cluster_name,
-            "oidc_provider_arn": self.oidc_provider_arn,
-            "oidc_issuer_url": self.oidc_issuer_url,
-            "node_security_group_id": self.node_security_group_id,
-            "app_namespace": self.app_namespace,
-        })
 
     def _node_group(self, name: str, ng: str, spec: NodeGroupSpec, subnet_ids: pulumi.Input[Sequence[str]],
                     args: EksClusterArgs, cluster: aws.eks.Cluster, node_role: aws.iam.Role, tags: dict,
                     depends_on: list) -> aws.eks.NodeGroup:
-        child = pulumi.ResourceOptions(parent=self)
+        """One managed node group over its launch template, with its node templates on the ASG."""
         group_tags = {**tags, "node-group": ng}
-        template = aws.ec2.LaunchTemplate(
-            f"{name}-{ng}",
-            description=f"{args.cluster_name} {ng} nodes: IMDSv2 only, encrypted gp3 root volume",
-            update_default_version=True,
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=args.imds_hop_limit,
-            ),
-            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name="/dev/xvda",  # root device of the AL2023 EKS AMIs
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=spec.disk_size_gib, volume_type="gp3", encrypted="true",
-                    delete_on_termination="true"),
-            )],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type=kind, tags={**group_tags, "Name": f"{args.cluster_name}-{ng}"})
-                for kind in ("instance", "volume")],
-            tags=group_tags,
-            opts=child,
-        )
+        template = self._launch_template(name, ng, spec, args, group_tags)
         group = aws.eks.NodeGroup(
             f"{name}-{ng}",
             cluster_name=cluster.name,
@@ -634,6 +663,37 @@ class EksCluster(pulumi.ComponentResource):
                 # The Cluster Autoscaler owns the desired size; `pulumi up` must not reset it.
                 ignore_changes=["scalingConfig.desiredSize"]),
         )
+        self._node_template_tags(name, ng, spec, group)
+        return group
+
+    def _launch_template(self, name: str, ng: str, spec: NodeGroupSpec, args: EksClusterArgs,
+                         group_tags: dict) -> aws.ec2.LaunchTemplate:
+        """A node group's launch template: IMDSv2 only, encrypted gp3 root volume."""
+        return aws.ec2.LaunchTemplate(
+            f"{name}-{ng}",
+            description=f"{args.cluster_name} {ng} nodes: IMDSv2 only, encrypted gp3 root volume",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=args.imds_hop_limit,
+            ),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name="/dev/xvda",  # root device of the AL2023 EKS AMIs
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=spec.disk_size_gib, volume_type="gp3", encrypted="true",
+                    delete_on_termination="true"),
+            )],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type=kind, tags={**group_tags, "Name": f"{args.cluster_name}-{ng}"})
+                for kind in ("instance", "volume")],
+            tags=group_tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _node_template_tags(self, name: str, ng: str, spec: NodeGroupSpec, group: aws.eks.NodeGroup) -> None:
+        """The node group's labels and taints as node-template tags on its Auto Scaling group."""
         # Node-group tags do not reach the Auto Scaling group, where the autoscaler reads the
         # node templates; EKS itself adds the two discovery tags there.
         asg_name = group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)
@@ -643,6 +703,5 @@ class EksCluster(pulumi.ComponentResource):
                 f"{name}-{ng}-{kind}-{_slug(label)}",
                 autoscaling_group_name=asg_name,
                 tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
-        return group

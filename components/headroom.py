@@ -62,10 +62,19 @@ class Headroom(pulumi.ComponentResource):
         require_valid(f"Headroom {name}", args)
         if args.priority_value >= 0:
             raise ComponentArgsError("headroom priority must be negative, or the placeholders would not yield")
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "headroom", "app.kubernetes.io/part-of": "cofounder"}
 
-        priority = k8s.scheduling.v1.PriorityClass(
+        priority = self._priority_class(name, args, labels)
+        self._placeholders(name, args, labels, priority)
+
+        self.figures = HeadroomFigures(args.replicas, args.cpu_millicores, args.memory_mib)
+        self.priority_class_name = priority.metadata.name
+        self.register_outputs({"priority_class_name": self.priority_class_name,
+                               "figures": self.figures.as_dict()})
+
+    def _priority_class(self, name: str, args: HeadroomArgs, labels: dict) -> k8s.scheduling.v1.PriorityClass:
+        """The negative-priority PriorityClass every real pod preempts."""
+        return k8s.scheduling.v1.PriorityClass(
             f"{name}-priority",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-placeholder", labels=labels),
             value=args.priority_value,
@@ -73,8 +82,12 @@ class Headroom(pulumi.ComponentResource):
             # Placeholders never evict anything; they only ever get evicted.
             preemption_policy="Never",
             description="Placeholder pods that hold spare capacity; any real pod preempts them.",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _placeholders(self, name: str, args: HeadroomArgs, labels: dict,
+                      priority: k8s.scheduling.v1.PriorityClass) -> None:
+        """The Deployment of pause pods that hold the spare capacity."""
         resources = {"cpu": f"{args.cpu_millicores}m", "memory": f"{args.memory_mib}Mi"}
         k8s.apps.v1.Deployment(
             f"{name}-placeholder",
@@ -112,10 +125,5 @@ class Headroom(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        self.figures = HeadroomFigures(args.replicas, args.cpu_millicores, args.memory_mib)
-        self.priority_class_name = priority.metadata.name
-        self.register_outputs({"priority_class_name": self.priority_class_name,
-                               "figures": self.figures.as_dict()})

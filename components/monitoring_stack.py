@@ -188,10 +188,32 @@ class MonitoringStack(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:observability:MonitoringStack", name, None, opts)
         require_valid(f"MonitoringStack {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/part-of": "cofounder", "app.kubernetes.io/component": "monitoring"}
 
-        namespace = k8s.core.v1.Namespace(
+        ns_name = self._namespace(name, args, labels).metadata.name
+        secret_name = role_arn = None
+        if args.grafana_enabled:
+            secret_name = self._grafana_admin_secret(name, ns_name, labels).metadata.name
+            self._dashboards(name, args, ns_name, labels)
+            if args.oidc_provider_arn is not None and args.oidc_issuer_url is not None:
+                role_arn = self._grafana_role(name, args).role_arn
+        self.release = self._release(name, args, ns_name, secret_name, role_arn)
+
+        self.namespace = ns_name
+        self.release_name = self.release.name
+        self.monitor_labels = {"release": RELEASE_NAME}
+        self.prometheus_selector = dict(PROMETHEUS_POD_SELECTOR)
+        self.grafana_admin_secret_name = secret_name
+        self.grafana_role_arn = role_arn
+        self.register_outputs({
+            "namespace": self.namespace,
+            "release_name": self.release_name,
+            "grafana_admin_secret_name": self.grafana_admin_secret_name,
+        })
+
+    def _namespace(self, name: str, args: MonitoringStackArgs, labels: dict) -> k8s.core.v1.Namespace:
+        """The monitoring namespace (Pod Security ``privileged`` enforced, ``restricted`` audited)."""
+        return k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace,
@@ -201,39 +223,46 @@ class MonitoringStack(pulumi.ComponentResource):
                         "pod-security.kubernetes.io/enforce": "privileged",
                         "pod-security.kubernetes.io/audit": "restricted"},
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        ns_name = namespace.metadata.name
 
-        secret_name = role_arn = None
-        if args.grafana_enabled:
-            password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
-            secret = k8s.core.v1.Secret(
-                f"{name}-grafana-admin",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="grafana-admin", namespace=ns_name, labels=labels),
-                type="Opaque",
-                string_data={"admin-user": "admin", "admin-password": password.result},
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+    def _grafana_admin_secret(self, name: str, ns_name: pulumi.Output[str], labels: dict) -> k8s.core.v1.Secret:
+        """Grafana's admin Secret, its password generated."""
+        password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False,
+                                         opts=pulumi.ResourceOptions(parent=self))
+        return k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="grafana-admin", namespace=ns_name, labels=labels),
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": password.result},
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+        )
+
+    def _dashboards(self, name: str, args: MonitoringStackArgs, ns_name: pulumi.Output[str], labels: dict) -> None:
+        """One ConfigMap per dashboard, labelled for Grafana's dashboard sidecar."""
+        for dashboard, body in sorted(args.dashboards.items()):
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{dashboard}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"grafana-dashboard-{dashboard}", namespace=ns_name,
+                    labels={**labels, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}),
+                data={f"{dashboard}.json": body},
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            secret_name = secret.metadata.name
-            for dashboard, body in sorted(args.dashboards.items()):
-                k8s.core.v1.ConfigMap(
-                    f"{name}-dashboard-{dashboard}",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=f"grafana-dashboard-{dashboard}", namespace=ns_name,
-                        labels={**labels, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}),
-                    data={f"{dashboard}.json": body},
-                    opts=child,
-                )
-            if args.oidc_provider_arn is not None and args.oidc_issuer_url is not None:
-                role = IrsaRole(f"{name}-grafana", IrsaRoleArgs(
-                    oidc_provider_arn=args.oidc_provider_arn, oidc_issuer_url=args.oidc_issuer_url,
-                    namespace=args.namespace, service_account=GRAFANA_SERVICE_ACCOUNT,
-                    policy_json=GRAFANA_CLOUDWATCH_POLICY,
-                    tags={**args.tags, "component": "observability"}), opts=child)
-                role_arn = role.role_arn
 
-        self.release = k8s.helm.v3.Release(
+    def _grafana_role(self, name: str, args: MonitoringStackArgs) -> IrsaRole:
+        """Grafana's IRSA role, which reads CloudWatch."""
+        assert args.oidc_provider_arn is not None and args.oidc_issuer_url is not None
+        return IrsaRole(f"{name}-grafana", IrsaRoleArgs(
+            oidc_provider_arn=args.oidc_provider_arn, oidc_issuer_url=args.oidc_issuer_url,
+            namespace=args.namespace, service_account=GRAFANA_SERVICE_ACCOUNT,
+            policy_json=GRAFANA_CLOUDWATCH_POLICY,
+            tags={**args.tags, "component": "observability"}), opts=pulumi.ResourceOptions(parent=self))
+
+    def _release(self, name: str, args: MonitoringStackArgs, ns_name: pulumi.Output[str],
+                 secret_name: pulumi.Output[str] | None, role_arn: pulumi.Output[str] | None) -> k8s.helm.v3.Release:
+        """The kube-prometheus-stack Helm release."""
+        return k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=RELEASE_NAME,
             chart=CHART,
@@ -247,15 +276,3 @@ class MonitoringStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.storage_class_resource]
                                         if args.storage_class_resource is not None else []),
         )
-
-        self.namespace = ns_name
-        self.release_name = self.release.name
-        self.monitor_labels = {"release": RELEASE_NAME}
-        self.prometheus_selector = dict(PROMETHEUS_POD_SELECTOR)
-        self.grafana_admin_secret_name = secret_name
-        self.grafana_role_arn = role_arn
-        self.register_outputs({
-            "namespace": self.namespace,
-            "release_name": self.release_name,
-            "grafana_admin_secret_name": self.grafana_admin_secret_name,
-        })

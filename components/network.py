@@ -94,11 +94,36 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:network:Network", name, None, opts)
         require_valid(f"Network {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "network"}
         zones = list(args.availability_zones)
         private_cidrs, public_cidrs = subnet_plan(args.cidr_block, len(zones))
 
+        vpc = self._vpc(name, args, tags)
+        igw, public_rt = self._internet_route(name, vpc, tags)
+        public_subnets, private_subnets = self._subnets(name, args, vpc, public_rt, zones, public_cidrs,
+                                                        private_cidrs, tags)
+        nats = self._nat_gateways(name, args, zones, public_subnets, igw, tags)
+        private_rts = self._private_route_tables(name, args, vpc, zones, private_subnets, nats, tags)
+        if args.enable_s3_gateway_endpoint:
+            self._s3_gateway_endpoint(name, vpc, private_rts, tags)
+        self._flow_logs(name, vpc, args, tags)
+
+        self.vpc_id = vpc.id
+        self.vpc_arn = vpc.arn
+        self.vpc_cidr_block = vpc.cidr_block
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.private_subnet_cidr_blocks = private_cidrs
+        self.private_subnet_zone_ids = pulumi.Output.all(*[s.availability_zone_id for s in private_subnets])
+        self.register_outputs({
+            "vpc_id": self.vpc_id,
+            "public_subnet_ids": self.public_subnet_ids,
+            "private_subnet_ids": self.private_subnet_ids,
+        })
+
+    def _vpc(self, name: str, args: NetworkArgs, tags: dict) -> aws.ec2.Vpc:
+        """The VPC, and its default security group emptied."""
+        child = pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr_block,
@@ -109,7 +134,12 @@ class Network(pulumi.ComponentResource):
         )
         # CIS 5.4: the default security group must not allow any traffic.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, tags=tags, opts=child)
+        return vpc
 
+    def _internet_route(self, name: str, vpc: aws.ec2.Vpc,
+                        tags: dict) -> tuple[aws.ec2.InternetGateway, aws.ec2.RouteTable]:
+        """The internet gateway and the public subnets' route table through it."""
+        child = pulumi.ResourceOptions(parent=self)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt",
@@ -118,7 +148,13 @@ class Network(pulumi.ComponentResource):
             tags={**tags, "Name": f"{name}-public"},
             opts=child,
         )
+        return igw, public_rt
 
+    def _subnets(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, public_rt: aws.ec2.RouteTable,
+                 zones: list[str], public_cidrs: list[str], private_cidrs: list[str],
+                 tags: dict) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.Subnet]]:
+        """A public and a private subnet per zone, tagged for load balancers and the cluster."""
+        child = pulumi.ResourceOptions(parent=self)
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
         public_subnets, private_subnets = [], []
         for i, zone in enumerate(zones):
@@ -144,11 +180,16 @@ class Network(pulumi.ComponentResource):
                       "kubernetes.io/role/internal-elb": "1", "tier": "private"},
                 opts=child,
             ))
+        return public_subnets, private_subnets
 
+    def _nat_gateways(self, name: str, args: NetworkArgs, zones: list[str], public_subnets: list[aws.ec2.Subnet],
+                      igw: aws.ec2.InternetGateway, tags: dict) -> list[aws.ec2.NatGateway]:
+        """A NAT gateway (and its Elastic IP) per zone, or one in the first zone."""
         nat_zones = zones[:1] if args.single_nat_gateway else zones
         nats = []
         for i, zone in enumerate(nat_zones):
-            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=tags, opts=child)
+            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=tags,
+                              opts=pulumi.ResourceOptions(parent=self))
             nats.append(aws.ec2.NatGateway(
                 f"{name}-nat-{zone}",
                 allocation_id=eip.id,
@@ -156,7 +197,13 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{name}-nat-{zone}"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             ))
+        return nats
 
+    def _private_route_tables(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, zones: list[str],
+                              private_subnets: list[aws.ec2.Subnet], nats: list[aws.ec2.NatGateway],
+                              tags: dict) -> list[aws.ec2.RouteTable]:
+        """A route table per private subnet, out through its zone's NAT gateway (or the only one)."""
+        child = pulumi.ResourceOptions(parent=self)
         private_rts = []
         for i, zone in enumerate(zones):
             nat = nats[0] if args.single_nat_gateway else nats[i]
@@ -170,32 +217,20 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=private_subnets[i].id,
                                           route_table_id=rt.id, opts=child)
             private_rts.append(rt)
+        return private_rts
 
-        if args.enable_s3_gateway_endpoint:
-            aws.ec2.VpcEndpoint(
-                f"{name}-s3",
-                vpc_id=vpc.id,
-                service_name=aws.get_region_output().region.apply(lambda r: f"com.amazonaws.{r}.s3"),
-                vpc_endpoint_type="Gateway",
-                route_table_ids=[rt.id for rt in private_rts],
-                tags=tags,
-                opts=child,
-            )
-
-        self._flow_logs(name, vpc, args, tags)
-
-        self.vpc_id = vpc.id
-        self.vpc_arn = vpc.arn
-        self.vpc_cidr_block = vpc.cidr_block
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
-        self.private_subnet_cidr_blocks = private_cidrs
-        self.private_subnet_zone_ids = pulumi.Output.all(*[s.availability_zone_id for s in private_subnets])
-        self.register_outputs({
-            "vpc_id": self.vpc_id,
-            "public_subnet_ids": self.public_subnet_ids,
-            "private_subnet_ids": self.private_subnet_ids,
-        })
+    def _s3_gateway_endpoint(self, name: str, vpc: aws.ec2.Vpc, private_rts: list[aws.ec2.RouteTable],
+                             tags: dict) -> None:
+        """The S3 gateway endpoint on the private route tables."""
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=aws.get_region_output().region.apply(lambda r: f"com.amazonaws.{r}.s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_rts],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, tags: dict) -> None:
         child = pulumi.ResourceOptions(parent=self)

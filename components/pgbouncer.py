@@ -171,6 +171,58 @@ def userlist(users: dict[str, str]) -> str:
     return "".join(f'"{user}" "{password}"\n' for user, password in users.items())
 
 
+_RESTRICTED: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _pgbouncer_container(args: PgBouncerArgs) -> dict[str, Any]:
+    """The PgBouncer container: PID 1, TCP probes, preStop drain, non-root, read-only root."""
+    return {
+        "name": "pgbouncer",
+        "image": args.image,
+        # Straight to the binary: config comes from the Secret, not the image's env-driven entrypoint,
+        # and PgBouncer is PID 1, so the preStop hook can signal it.
+        "command": ["/usr/bin/pgbouncer", f"{CONFIG_DIR}/pgbouncer.ini"],
+        "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 5, "failureThreshold": 2},
+        "livenessProbe": {"tcpSocket": {"port": "postgres"}, "initialDelaySeconds": 10,
+                          "periodSeconds": 10, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"exec": {"command": [
+            "/bin/sh", "-c", f"sleep {args.drain_seconds}; kill -INT 1"]}}},
+        "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
+                      "limits": {"memory": args.memory_limit}},
+        "securityContext": {**_RESTRICTED, "runAsUser": PGBOUNCER_UID, "runAsGroup": PGBOUNCER_UID},
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "rds-ca", "mountPath": CA_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _exporter_container(args: PgBouncerArgs, config: Secret) -> dict[str, Any]:
+    """The pgbouncer-exporter sidecar, reading its connection string from the config Secret."""
+    return {
+        "name": "exporter",
+        "image": args.exporter_image,
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "env": [{"name": "PGBOUNCER_EXPORTER_CONNECTION_STRING", "valueFrom": {"secretKeyRef": {
+            "name": config.metadata["name"], "key": "exporter-connection-string"}}}],
+        "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
+        "livenessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {**_RESTRICTED, "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID},
+    }
+
+
+def _anti_affinity(selector: dict[str, str], topology_key: str, weight: int) -> dict:
+    """A preferred pod anti-affinity term: spread the selected pods over ``topology_key``."""
+    return {"weight": weight, "podAffinityTerm": {
+        "topologyKey": topology_key, "labelSelector": {"matchLabels": selector}}}
+
+
 class PgBouncer(pulumi.ComponentResource):
     """A replicated PgBouncer Deployment and Service in front of RDS."""
 
@@ -186,7 +238,6 @@ class PgBouncer(pulumi.ComponentResource):
     def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:PgBouncer", name, None, opts)
         require_valid(f"PgBouncer {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         # name + part-of: the observability PodMonitor selects PgBouncer pods by these two.
         labels = {**args.labels, "app.kubernetes.io/name": "pgbouncer",
                   "app.kubernetes.io/instance": args.service_name,
@@ -194,10 +245,33 @@ class PgBouncer(pulumi.ComponentResource):
                   "app.kubernetes.io/part-of": "cofounder"}
         selector = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": args.service_name}
 
+        config = self._config_secret(name, args, labels)
+        ca = self._ca_config_map(name, args, labels)
+        containers = [_pgbouncer_container(args)]
+        if args.exporter_image:
+            containers.append(_exporter_container(args, config))
+        deployment = self._deployment(name, args, labels, selector, containers, config, ca)
+        service = self._service(name, args, labels, selector, deployment)
+        self._disruption_budget(name, args, labels, selector)
+
+        self.service_name = service.metadata["name"]
+        self.host = pulumi.Output.all(service.metadata["name"], args.namespace).apply(
+            lambda v: f"{v[0]}.{v[1]}.svc.cluster.local")
+        self.port = PORT
+        self.metrics_port = METRICS_PORT if args.exporter_image else None
+        self.selector = selector
+        self.register_outputs({
+            "service_name": self.service_name,
+            "host": self.host,
+        })
+
+    def _config_secret(self, name: str, args: PgBouncerArgs, labels: dict) -> Secret:
+        """The config Secret: pgbouncer.ini, the userlist and the exporter's connection string."""
+        child = pulumi.ResourceOptions(parent=self)
         stats_password = random.RandomPassword(f"{name}-stats-password", length=32, special=False, opts=child)
 
         # Auto-named (name + random suffix): a changed config is a new Secret, which rolls the pods.
-        config = Secret(
+        return Secret(
             f"{name}-config",
             metadata={"namespace": args.namespace, "labels": labels},
             type="Opaque",
@@ -210,56 +284,20 @@ class PgBouncer(pulumi.ComponentResource):
             })),
             opts=child,
         )
-        ca = ConfigMap(
+
+    def _ca_config_map(self, name: str, args: PgBouncerArgs, labels: dict) -> ConfigMap:
+        """The ConfigMap with the RDS CA bundle PgBouncer verifies the server against."""
+        return ConfigMap(
             f"{name}-rds-ca",
             metadata={"namespace": args.namespace, "labels": labels},
             data={CA_FILE: args.server_ca_pem},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        restricted: dict[str, Any] = {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        }
-        containers: list[dict[str, Any]] = [{
-            "name": "pgbouncer",
-            "image": args.image,
-            # Straight to the binary: config comes from the Secret, not the image's env-driven entrypoint,
-            # and PgBouncer is PID 1, so the preStop hook can signal it.
-            "command": ["/usr/bin/pgbouncer", f"{CONFIG_DIR}/pgbouncer.ini"],
-            "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
-            "readinessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 5, "failureThreshold": 2},
-            "livenessProbe": {"tcpSocket": {"port": "postgres"}, "initialDelaySeconds": 10,
-                              "periodSeconds": 10, "failureThreshold": 3},
-            "lifecycle": {"preStop": {"exec": {"command": [
-                "/bin/sh", "-c", f"sleep {args.drain_seconds}; kill -INT 1"]}}},
-            "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
-                          "limits": {"memory": args.memory_limit}},
-            "securityContext": {**restricted, "runAsUser": PGBOUNCER_UID, "runAsGroup": PGBOUNCER_UID},
-            "volumeMounts": [
-                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                {"name": "rds-ca", "mountPath": CA_DIR, "readOnly": True},
-            ],
-        }]
-        if args.exporter_image:
-            containers.append({
-                "name": "exporter",
-                "image": args.exporter_image,
-                "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                "env": [{"name": "PGBOUNCER_EXPORTER_CONNECTION_STRING", "valueFrom": {"secretKeyRef": {
-                    "name": config.metadata["name"], "key": "exporter-connection-string"}}}],
-                "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
-                "livenessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 20},
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-                "securityContext": {**restricted, "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID},
-            })
-
-        def anti_affinity(topology_key: str, weight: int) -> dict:
-            return {"weight": weight, "podAffinityTerm": {
-                "topologyKey": topology_key, "labelSelector": {"matchLabels": selector}}}
-
-        deployment = Deployment(
+    def _deployment(self, name: str, args: PgBouncerArgs, labels: dict, selector: dict,
+                    containers: list[dict[str, Any]], config: Secret, ca: ConfigMap) -> Deployment:
+        """The PgBouncer Deployment: rolling, spread over hosts and zones, config and CA mounted."""
+        return Deployment(
             f"{name}-deployment",
             metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
             spec={
@@ -278,8 +316,8 @@ class PgBouncer(pulumi.ComponentResource):
                         },
                         # Preferred, not required: a replica should still start when nodes are short.
                         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-                            anti_affinity("kubernetes.io/hostname", 100),
-                            anti_affinity("topology.kubernetes.io/zone", 50),
+                            _anti_affinity(selector, "kubernetes.io/hostname", 100),
+                            _anti_affinity(selector, "topology.kubernetes.io/zone", 50),
                         ]}},
                         "containers": containers,
                         "volumes": [
@@ -292,9 +330,13 @@ class PgBouncer(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        service = Service(
+
+    def _service(self, name: str, args: PgBouncerArgs, labels: dict, selector: dict,
+                 deployment: Deployment) -> Service:
+        """The ClusterIP Service apps connect to (and the exporter's metrics port)."""
+        return Service(
             f"{name}-service",
             metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
             spec={
@@ -306,20 +348,12 @@ class PgBouncer(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
+
+    def _disruption_budget(self, name: str, args: PgBouncerArgs, labels: dict, selector: dict) -> None:
+        """The PodDisruptionBudget: one replica down at a time."""
         PodDisruptionBudget(
             f"{name}-pdb",
             metadata={"name": args.service_name, "namespace": args.namespace, "labels": labels},
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        self.service_name = service.metadata["name"]
-        self.host = pulumi.Output.all(service.metadata["name"], args.namespace).apply(
-            lambda v: f"{v[0]}.{v[1]}.svc.cluster.local")
-        self.port = PORT
-        self.metrics_port = METRICS_PORT if args.exporter_image else None
-        self.selector = selector
-        self.register_outputs({
-            "service_name": self.service_name,
-            "host": self.host,
-        })

@@ -148,29 +148,58 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Postgres", name, None, opts)
         require_valid(f"Postgres {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
 
         key = kms_key(name, self, f"{args.identifier}: RDS storage and Performance Insights", tags,
                       service="rds", protect=args.protect)
         secrets_key = secrets_kms_key(name, self, f"{args.identifier}: database credentials in Secrets Manager",
                                       tags, protect=args.protect)
-        subnets = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name=args.identifier,
-            description=f"{args.identifier}: private subnets",
-            subnet_ids=args.subnet_ids,
-            tags=tags,
-            opts=child,
-        )
+        subnets = self._subnet_group(name, args, tags)
         sg = security_group_for(
             name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
             description=f"{args.identifier}: Postgres {PORT} from the cluster only",
             rule_description="Postgres from the cluster (nodes and pods, incl. PgBouncer)",
             tags={**tags, "Name": f"{args.identifier}-postgres"},
         )
+        params = self._parameter_group(name, args, tags)
+        monitoring_role_arn = self._monitoring_role(name, args, tags)
+        exports = ["postgresql", "upgrade"]
+        log_groups = self._log_groups(name, args, exports, tags)
+        instance = self._instance(name, args, tags, key=key, secrets_key=secrets_key, subnets=subnets, sg=sg,
+                                  params=params, monitoring_role_arn=monitoring_role_arn, exports=exports,
+                                  log_groups=log_groups)
+        master_secret_arn = self._master_rotation(name, args, instance)
 
-        params = aws.rds.ParameterGroup(
+        self.instance_identifier = instance.identifier
+        self.address = instance.address
+        self.port = instance.port
+        self.endpoint = instance.endpoint
+        self.security_group_id = sg.id
+        self.db_name = args.db_name
+        self.master_username = args.master_username
+        self.master_secret_arn = master_secret_arn
+        self.secrets_key_arn = secrets_key.arn
+        self.register_outputs({
+            "address": self.address,
+            "port": self.port,
+            "security_group_id": self.security_group_id,
+            "master_secret_arn": self.master_secret_arn,
+        })
+
+    def _subnet_group(self, name: str, args: PostgresArgs, tags: dict) -> aws.rds.SubnetGroup:
+        """The DB subnet group over the private subnets."""
+        return aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=args.identifier,
+            description=f"{args.identifier}: private subnets",
+            subnet_ids=args.subnet_ids,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _parameter_group(self, name: str, args: PostgresArgs, tags: dict) -> aws.rds.ParameterGroup:
+        """The parameter group: pg_stat_statements, slow-query log, TLS only."""
+        return aws.rds.ParameterGroup(
             f"{name}-params",
             name=f"{args.identifier}-{parameter_group_family(args.engine_version)}",
             family=parameter_group_family(args.engine_version),
@@ -187,48 +216,58 @@ class Postgres(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1", apply_method="immediate"),
             ],
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        monitoring_role_arn = None
-        if args.monitoring_interval_seconds > 0:
-            role = aws.iam.Role(
-                f"{name}-monitoring",
-                assume_role_policy=json.dumps({
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                   "Principal": {"Service": "monitoring.rds.amazonaws.com"}}],
-                }),
-                tags=tags,
-                opts=child,
-            )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-monitoring",
-                role=role.name,
-                policy_arn=aws.get_partition_output().partition.apply(
-                    lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
-                opts=child,
-            )
-            monitoring_role_arn = role.arn
+    def _monitoring_role(self, name: str, args: PostgresArgs, tags: dict) -> pulumi.Output[str] | None:
+        """The enhanced-monitoring role (its ARN), or None when enhanced monitoring is off."""
+        if args.monitoring_interval_seconds <= 0:
+            return None
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-monitoring",
+            assume_role_policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                               "Principal": {"Service": "monitoring.rds.amazonaws.com"}}],
+            }),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring",
+            role=role.name,
+            policy_arn=aws.get_partition_output().partition.apply(
+                lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+            opts=child,
+        )
+        return role.arn
 
-        exports = ["postgresql", "upgrade"]
+    def _log_groups(self, name: str, args: PostgresArgs, exports: list[str],
+                    tags: dict) -> list[aws.cloudwatch.LogGroup]:
+        """One encrypted log group per exported PostgreSQL log, with a retention."""
         # RDS exports into /aws/rds/instance/<id>/<log> and creates a missing group itself, never
         # expiring and without a key: so they exist before the instance, with a retention and a key
         # of their own (slow statements carry the query text, parameters included, e.g. personal data).
         logs_key = log_key(name, self, f"{args.identifier}: exported PostgreSQL logs", tags, protect=args.protect)
-        log_groups = [
+        return [
             aws.cloudwatch.LogGroup(
                 f"{name}-log-{log}",
                 name=f"/aws/rds/instance/{args.identifier}/{log}",
                 retention_in_days=args.log_retention_days,
                 kms_key_id=logs_key.arn,
                 tags=tags,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for log in exports
         ]
 
-        instance = aws.rds.Instance(
+    def _instance(self, name: str, args: PostgresArgs, tags: dict, *, key: aws.kms.Key,
+                  secrets_key: aws.kms.Key, subnets: aws.rds.SubnetGroup, sg: aws.ec2.SecurityGroup,
+                  params: aws.rds.ParameterGroup, monitoring_role_arn: pulumi.Output[str] | None,
+                  exports: list[str], log_groups: list[aws.cloudwatch.LogGroup]) -> aws.rds.Instance:
+        """The RDS instance itself, after its log groups."""
+        return aws.rds.Instance(
             f"{name}-db",
             identifier=args.identifier,
             engine="postgres",
@@ -270,6 +309,9 @@ class Postgres(pulumi.ComponentResource):
             tags={**tags, "Name": args.identifier},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
         )
+
+    def _master_rotation(self, name: str, args: PostgresArgs, instance: aws.rds.Instance) -> pulumi.Output[str]:
+        """The rotation schedule of the RDS-managed master secret (the secret's ARN)."""
         master_secret_arn = instance.master_user_secrets.apply(lambda s: s[0].secret_arn if s else None)
         aws.secretsmanager.SecretRotation(
             f"{name}-master-rotation",
@@ -278,21 +320,6 @@ class Postgres(pulumi.ComponentResource):
                 automatically_after_days=args.master_password_rotation_days),
             # RDS rotated it when it created it; the schedule alone is what changes here.
             rotate_immediately=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        self.instance_identifier = instance.identifier
-        self.address = instance.address
-        self.port = instance.port
-        self.endpoint = instance.endpoint
-        self.security_group_id = sg.id
-        self.db_name = args.db_name
-        self.master_username = args.master_username
-        self.master_secret_arn = master_secret_arn
-        self.secrets_key_arn = secrets_key.arn
-        self.register_outputs({
-            "address": self.address,
-            "port": self.port,
-            "security_group_id": self.security_group_id,
-            "master_secret_arn": self.master_secret_arn,
-        })
+        return master_secret_arn

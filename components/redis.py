@@ -121,9 +121,7 @@ class Redis(pulumi.ComponentResource):
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("cofounder:data:Redis", name, None, opts)
         require_valid(f"Redis {name}", args)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "data"}
-        family = parameter_group_family(args.engine_version)
 
         key = kms_key(name, self, f"{args.identifier}: ElastiCache encryption at rest", tags,
                       service="elasticache", protect=args.protect)
@@ -132,21 +130,44 @@ class Redis(pulumi.ComponentResource):
         users, user_group = valkey_user_group(
             name, self, identifier=args.identifier, secrets_key_arn=secrets_key.arn,
             secret_name_prefix=args.secret_name_prefix, generation=args.credentials_generation, tags=tags)
-        subnets = aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            name=args.identifier,
-            description=f"{args.identifier}: private subnets",
-            subnet_ids=args.subnet_ids,
-            tags=tags,
-            opts=child,
-        )
+        subnets = self._subnet_group(name, args, tags)
         sg = security_group_for(
             name, self, vpc_id=args.vpc_id, port=PORT, sources=args.allowed_security_group_ids,
             description=f"{args.identifier}: Valkey {PORT} from the cluster only",
             rule_description="Valkey from the cluster (nodes and pods)",
             tags={**tags, "Name": f"{args.identifier}-redis"},
         )
-        params = aws.elasticache.ParameterGroup(
+        params = self._parameter_group(name, args, tags)
+        group = self._replication_group(name, args, tags, key=key, subnets=subnets, sg=sg, params=params,
+                                        user_group=user_group)
+
+        self.replication_group_id = group.replication_group_id
+        self.eviction_policy = EVICTION_POLICY
+        self.configuration_endpoint = group.configuration_endpoint_address
+        self.security_group_id = sg.id
+        self.users = users
+        self.secrets_key_arn = secrets_key.arn
+        self.register_outputs({
+            "configuration_endpoint": self.configuration_endpoint,
+            "security_group_id": self.security_group_id,
+            "user_secret_arns": {role: user.secret_arn for role, user in users.items()},
+        })
+
+    def _subnet_group(self, name: str, args: RedisArgs, tags: dict) -> aws.elasticache.SubnetGroup:
+        """The cache subnet group over the private subnets."""
+        return aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            name=args.identifier,
+            description=f"{args.identifier}: private subnets",
+            subnet_ids=args.subnet_ids,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _parameter_group(self, name: str, args: RedisArgs, tags: dict) -> aws.elasticache.ParameterGroup:
+        """The parameter group: cluster mode, and the eviction policy."""
+        family = parameter_group_family(args.engine_version)
+        return aws.elasticache.ParameterGroup(
             f"{name}-params",
             name=f"{args.identifier}-{family}-cluster",
             family=family,
@@ -158,9 +179,15 @@ class Redis(pulumi.ComponentResource):
                         aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy",
                                                                     value=EVICTION_POLICY)],
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        group = aws.elasticache.ReplicationGroup(
+
+    def _replication_group(self, name: str, args: RedisArgs, tags: dict, *, key: aws.kms.Key,
+                           subnets: aws.elasticache.SubnetGroup, sg: aws.ec2.SecurityGroup,
+                           params: aws.elasticache.ParameterGroup,
+                           user_group: aws.elasticache.UserGroup) -> aws.elasticache.ReplicationGroup:
+        """The Valkey replication group: cluster mode, Multi-AZ failover, TLS, RBAC, encrypted."""
+        return aws.elasticache.ReplicationGroup(
             f"{name}-cluster",
             replication_group_id=args.identifier,
             description=f"{args.identifier}: sessions, rate limits, LLM cache, pub/sub",
@@ -190,15 +217,3 @@ class Redis(pulumi.ComponentResource):
             tags={**tags, "Name": args.identifier},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-
-        self.replication_group_id = group.replication_group_id
-        self.eviction_policy = EVICTION_POLICY
-        self.configuration_endpoint = group.configuration_endpoint_address
-        self.security_group_id = sg.id
-        self.users = users
-        self.secrets_key_arn = secrets_key.arn
-        self.register_outputs({
-            "configuration_endpoint": self.configuration_endpoint,
-            "security_group_id": self.security_group_id,
-            "user_secret_arns": {role: user.secret_arn for role, user in users.items()},
-        })
