@@ -285,6 +285,19 @@ class Allowance:
                 self.direction: [rule]}
 
 
+def _observability_flows(args: AppNetworkPoliciesArgs, name: str, app: AppPods) -> list[Allowance]:
+    """An app's traces out to the collector and Prometheus's scrapes in."""
+    out = []
+    if args.tracing is not None:
+        out.append(Allowance(f"{name}-to-otel-collector",
+                             "OTLP traces to the OpenTelemetry Collector (the otel-<app> ConfigMap)",
+                             app.selector, "egress", [pods_in(args.tracing)], tcp(*args.tracing_ports)))
+    if app.scraped and args.prometheus is not None:
+        out.append(Allowance(f"{name}-from-prometheus", "Prometheus scrapes /metrics on the app port",
+                             app.selector, "ingress", [pods_in(args.prometheus)], tcp(app.port)))
+    return out
+
+
 def allowances(args: AppNetworkPoliciesArgs) -> list[Allowance]:
     """Every flow the namespace's pods need, in a stable order (also what the docs describe)."""
     out: list[Allowance] = []
@@ -330,12 +343,7 @@ def allowances(args: AppNetworkPoliciesArgs) -> list[Allowance]:
             if name in dest.apps:
                 add(f"{name}-to-{dest_name}", f"extraEgress.{dest_name}", app.selector, "egress",
                     ip_blocks(dest.cidrs), tcp(*dest.ports))
-        if args.tracing is not None:
-            add(f"{name}-to-otel-collector", "OTLP traces to the OpenTelemetry Collector (the otel-<app> ConfigMap)",
-                app.selector, "egress", [pods_in(args.tracing)], tcp(*args.tracing_ports))
-        if app.scraped and args.prometheus is not None:
-            add(f"{name}-from-prometheus", "Prometheus scrapes /metrics on the app port",
-                app.selector, "ingress", [pods_in(args.prometheus)], tcp(app.port))
+        out.extend(_observability_flows(args, name, app))
     if args.database_bootstrap is not None:
         add("database-bootstrap-to-postgres", "the Job that creates and updates the database roles (master user, TLS)",
             args.database_bootstrap, "egress", ip_blocks(private), tcp(args.postgres_port))
