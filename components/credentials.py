@@ -54,21 +54,36 @@ class StoredPassword:
     version: pulumi.Output[str]
 
 
-def stored_password(name: str, parent: pulumi.Resource, *, username: str, secret_name: str, kms_key_arn:
-                    pulumi.Input[str], generation: int, length: int, specials: str | None,
-                    tags: dict[str, str]) -> StoredPassword:
-    """``<name>-password`` (RandomPassword), ``<name>-secret`` and ``<name>-secret-version``.
+def random_password(name: str, parent: pulumi.Resource, *, generation: int, length: int,
+                    specials: str | None) -> random.RandomPassword:
+    """``name``: a password drawn anew whenever ``generation`` changes (its keepers).
     ``specials`` None: letters and digits only."""
-    child = pulumi.ResourceOptions(parent=parent)
-    password = random.RandomPassword(
-        f"{name}-password",
+    return random.RandomPassword(
+        name,
         length=length,
         special=specials is not None,
         override_special=specials,
         min_lower=2, min_upper=2, min_numeric=2, min_special=2 if specials else 0,
         keepers={"generation": str(generation)},
-        opts=child,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def stored_password(name: str, parent: pulumi.Resource, *, username: str, secret_name: str, kms_key_arn:
+                    pulumi.Input[str], generation: int, length: int, specials: str | None,
+                    tags: dict[str, str]) -> StoredPassword:
+    """``<name>-password`` (RandomPassword), ``<name>-secret`` and ``<name>-secret-version``.
+    ``specials`` None: letters and digits only."""
+    password = random_password(f"{name}-password", parent, generation=generation, length=length, specials=specials)
+    return store_password(name, parent, username=username, password=password, secret_name=secret_name,
+                          kms_key_arn=kms_key_arn, generation=generation, tags=tags)
+
+
+def store_password(name: str, parent: pulumi.Resource, *, username: str, password: random.RandomPassword,
+                   secret_name: str, kms_key_arn: pulumi.Input[str], generation: int,
+                   tags: dict[str, str]) -> StoredPassword:
+    """``<name>-secret`` and ``<name>-secret-version``: ``password``'s value kept in Secrets Manager."""
+    child = pulumi.ResourceOptions(parent=parent)
     secret = aws.secretsmanager.Secret(
         f"{name}-secret",
         name=secret_name,

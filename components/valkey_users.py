@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
-from components.credentials import StoredPassword, stored_password
+from components.credentials import StoredPassword, random_password, store_password
 
 ENGINE = "valkey"
 CLIENT_COMMANDS = "+ping +readonly +cluster|slots +cluster|shards"
@@ -48,6 +49,23 @@ DEFAULT_USER_ACCESS = "off resetchannels -@all"
 PASSWORD_LENGTH = 64
 
 
+def _password_slots(name: str, parent: pulumi.Resource,
+                    generation: int) -> tuple[random.RandomPassword, random.RandomPassword | None]:
+    """Two passwords that take turns: ``<name>-password`` holds the odd generations and
+    ``<name>-password-b`` the even ones. Generation N draws its slot anew and leaves the other
+    holding N - 1's (a user holds at most two: ElastiCache API Reference, "Authentication",
+    PasswordCount "The maximum is two"). Returns (current, previous); previous is None at
+    generation 1, before any rotation."""
+    odd = random_password(f"{name}-password", parent, generation=generation if generation % 2 else generation - 1,
+                          length=PASSWORD_LENGTH, specials=None)
+    if generation == 1:
+        return odd, None
+    even = random_password(f"{name}-password-b", parent,
+                           generation=generation if generation % 2 == 0 else generation - 1,
+                           length=PASSWORD_LENGTH, specials=None)
+    return (odd, even) if generation % 2 else (even, odd)
+
+
 def valkey_user_group(name: str, parent: pulumi.Resource, *, identifier: str, secrets_key_arn: pulumi.Input[str],
                       secret_name_prefix: str, generation: int,
                       tags: dict[str, str]) -> tuple[dict[str, StoredPassword], aws.elasticache.UserGroup]:
@@ -58,18 +76,21 @@ def valkey_user_group(name: str, parent: pulumi.Resource, *, identifier: str, se
     users: dict[str, StoredPassword] = {}
     members: list[aws.elasticache.User] = []
     for role in ("default", *ROLES):
-        stored = stored_password(
-            f"{name}-user-{role}", parent, username=role,
+        current, previous = _password_slots(f"{name}-user-{role}", parent, generation)
+        stored = store_password(
+            f"{name}-user-{role}", parent, username=role, password=current,
             secret_name=f"{secret_name_prefix}/valkey/{role}", kms_key_arn=secrets_key_arn,
-            generation=generation, length=PASSWORD_LENGTH, specials=None, tags=tags)
+            generation=generation, tags=tags)
         members.append(aws.elasticache.User(
             f"{name}-user-{role}",
             user_id=f"{identifier}-{role}",
             user_name=role,
             engine=ENGINE,
             access_string=ACCESS_STRINGS.get(role, DEFAULT_USER_ACCESS),
+            # The previous generation's password stays valid until the next rotation, so a pod not
+            # yet replaced (it holds the old Secret) still passes AUTH when its client reconnects.
             authentication_mode=aws.elasticache.UserAuthenticationModeArgs(
-                type="password", passwords=[stored.password]),
+                type="password", passwords=[stored.password, *([previous.result] if previous else [])]),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["authenticationMode", "passwords"]),
         ))

@@ -111,11 +111,29 @@ def test_user_passwords_are_generated_and_kept_in_secrets_manager(run_program):
     assert set(captured["redis"].users) == set(ROLES)  # the default user's password is handed to nobody
 
 
-def test_raising_the_generation_draws_new_passwords(run_program):
-    first = _redis(run_program).one("random:index/randomPassword:RandomPassword", "cache-user-sessions-password")
-    second = _redis(run_program, credentials_generation=2).one(
-        "random:index/randomPassword:RandomPassword", "cache-user-sessions-password")
-    assert (first.inputs["keepers"], second.inputs["keepers"]) == ({"generation": "1"}, {"generation": "2"})
+def _slots(program, role: str = "sessions") -> tuple[dict, dict | None, list, str]:
+    """The role's two password slots' keepers, the user's passwords and the stored one."""
+    rp = "random:index/randomPassword:RandomPassword"
+    odd = program.one(rp, f"cache-user-{role}-password")
+    even = next(iter(r for r in program.of_type(rp) if r.name == f"cache-user-{role}-password-b"), None)
+    user = next(u for u in program.of_type("aws:elasticache/user:User") if u.inputs["userName"] == role)
+    version = program.one("aws:secretsmanager/secretVersion:SecretVersion", f"cache-user-{role}-secret-version")
+    values = {odd.outputs["result"]: "odd", **({even.outputs["result"]: "even"} if even else {})}
+    passwords = [values[p] for p in reveal(user.inputs["authenticationMode"])["passwords"]]
+    stored = values[json.loads(reveal(version.inputs["secretString"]))["password"]]
+    return odd.inputs["keepers"], even.inputs["keepers"] if even else None, passwords, stored
+
+
+def test_raising_the_generation_draws_a_new_password_and_keeps_the_previous_one_valid(run_program):
+    # generation 1: one password, nothing before it
+    assert _slots(_redis(run_program)) == ({"generation": "1"}, None, ["odd"], "odd")
+    # generation 2 draws the even slot and stores it; the odd slot (generation 1's, unchanged)
+    # still authenticates the pods that have not been replaced yet
+    assert _slots(_redis(run_program, credentials_generation=2)) == (
+        {"generation": "1"}, {"generation": "2"}, ["even", "odd"], "even")
+    # generation 3 redraws the odd slot; generation 2's stays valid
+    assert _slots(_redis(run_program, credentials_generation=3)) == (
+        {"generation": "3"}, {"generation": "2"}, ["odd", "even"], "odd")
 
 
 def test_network_private_subnets_and_only_the_cluster_on_6379(run_program):
