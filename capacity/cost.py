@@ -33,7 +33,23 @@ from typing import Annotated, Any
 import yaml
 
 from capacity import classes
-from capacity.fleet import Declared, NodeGroup, Workload, expand, node_groups, pack, value_at, workloads
+from capacity.fleet import (
+    DEPLOYMENT,
+    HELM_RELEASE,
+    HPA,
+    LAUNCH_TEMPLATE,
+    NODE_GROUP,
+    PRIORITY_CLASS,
+    SCALED_OBJECT,
+    Declared,
+    NodeGroup,
+    Workload,
+    expand,
+    node_groups,
+    pack,
+    value_at,
+    workloads,
+)
 from capacity.headroom import memory_mib
 from capacity.numbers import plain
 from capacity.schema import Between, CamelCase
@@ -690,3 +706,9 @@ PRICERS = {
     "aws:ec2/subnet:Subnet": _cross_az,
     "kubernetes:helm.sh/v3:Release": _helm_releases,
 }
+
+#: The types whose properties ``estimate`` reads (the pricers' and what ``capacity.fleet`` packs);
+#: every other type counts by its token alone (free, or named as unclassified). What the program
+#: serializes for its budget (components/declared.py) is only these.
+PROPERTIES_READ = frozenset({*PRICERS, NODE_GROUP, LAUNCH_TEMPLATE, DEPLOYMENT, PRIORITY_CLASS, HPA,
+                             SCALED_OBJECT, HELM_RELEASE})

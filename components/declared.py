@@ -18,7 +18,9 @@ under ``pulumi up``/``pulumi preview`` and under the SDK's mocks:
   cost model reads is config literals (classes, sizes, replicas), known in any preview. The
   Output itself is always known, so the budget built from it shows its amount in the preview.
 
-Only resources declared before ``declared()`` is called are in it: components/cost_budget.py calls
+Only the properties of the types the estimate reads are serialized (``capacity.cost.PROPERTIES_READ``,
+about a third of a stack's resources); the others come with their type alone. Only resources
+declared before ``declared()`` is called are in it: components/cost_budget.py calls
 it after its own billable resources (key, topic), before the budget, which cannot depend on itself.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 
+from capacity.cost import PROPERTIES_READ
 from capacity.fleet import Declared
 
 #: The wire's secret wrapper (``pulumi.runtime.rpc``): a signature key and value, then ``value``.
@@ -93,6 +96,8 @@ class Recorder:
 
     async def _declared(self, records: list[Record]) -> list[Declared]:
         async def one(resource: pulumi.CustomResource, type_: str, name: str, props: Mapping[str, Any]) -> Declared:
+            if type_ not in PROPERTIES_READ:  # counted by its type alone: not worth serializing
+                return Declared(type_, name, {})
             found = await engine_props(resource, props)
             # The harness's reports add the id (the cost model joins node groups to their launch
             # templates by it); unknown before the first create, when the model joins by name.
