@@ -5,9 +5,10 @@ Roles (``components/data/database-roles.sql``): ``app`` (DML on the application 
 PgBouncer: ``DATABASE_URL_POOLED``), ``migrator`` (owns the schema: DDL, the direct
 ``DATABASE_URL``) and ``pgbouncer_auth`` (PgBouncer's ``auth_user``, which may only call the
 ``SECURITY DEFINER`` lookup ``pgbouncer.get_auth``). Each is a NOLOGIN group role with two logins,
-``<role>_a`` and ``<role>_b``: generation N of ``cofounder:postgres.credentialsGeneration`` sets
-the password of the ``_b`` login when N is even and of the ``_a`` login when N is odd, and leaves
-the other one alone, so a rotation never locks out a pod that still holds the previous credentials.
+``<role>_a`` and ``<role>_b``: generation N (``cofounder:postgres.credentialsGeneration`` plus
+the ``credentialsRotationDays`` periods gone by, infra/data.py) sets the password of the ``_b``
+login when N is even and of the ``_a`` login when N is odd, and leaves the other one alone, so a
+rotation never locks out a pod that still holds the previous credentials.
 
 Builds:
 - per purpose, a generated password (pulumi-random, a Pulumi secret) in a Secrets Manager secret

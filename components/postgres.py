@@ -85,6 +85,9 @@ class PostgresSettings:
     #: Raise by one to rotate the app, migrator and pgbouncer_auth passwords at the next deploy
     #: (DatabaseRoles; docs/data-tier.md, Rotation).
     credentials_generation: Annotated[int, Between(1, 1000000)] = 1
+    #: Days between scheduled rotations of those passwords: the first deploy of each new period
+    #: (UTC days since 1970 over this) rotates them; null: only credentialsGeneration rotates.
+    credentials_rotation_days: Annotated[int | None, Between(1, 365)] = 30
 
     def checks(self):
         if self.auto_minor_version_upgrade and "." in self.engine_version:

@@ -84,6 +84,9 @@ class RedisSettings:
     protect: bool = True
     #: Raise by one to rotate every Valkey user's password at the next deploy (docs/data-tier.md, Rotation).
     credentials_generation: Annotated[int, Between(1, 1000000)] = 1
+    #: Days between scheduled rotations of the Valkey users' passwords: the first deploy of each
+    #: new period rotates them; null: only credentialsGeneration rotates.
+    credentials_rotation_days: Annotated[int | None, Between(1, 365)] = 30
 
 
 @dataclass(frozen=True, kw_only=True)

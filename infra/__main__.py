@@ -47,6 +47,8 @@ pulumi.export("agentDeadLetterQueueUrls", data.agent_queue.dlq_urls)
 pulumi.export("connectionBudget", data.connection_budget.as_dict())
 pulumi.export("appDataSecretNames", data.app_data.secret_names)            # app -> the Secrets it loads
 pulumi.export("databaseLogins", {p: r.username for p, r in data.database_roles.roles.items()})
+# What this deploy's rotation schedule resolved to (capacity/rotation.py): a new value rotates.
+pulumi.export("credentialsGenerations", data.credentials_generations)
 pulumi.export("appDataConfigMapName", data.app_data.queue_config_map_name)
 pulumi.export("imageRepositoryUrls", tier.registry.repository_urls)  # app -> the URI to push to
 # Read by the time-to-scale report and documented targets for the load test.

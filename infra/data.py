@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 
 from capacity.connections import Budget
+from capacity.rotation import effective_generation, rotation_date
 from components import args_for
 from components.app_data_settings import AppCredentials, AppDataSettings, AppDataSettingsArgs
 from components.database_roles import DatabaseRoles, DatabaseRolesArgs
@@ -31,6 +32,8 @@ class DataTier:
     external_secrets: ExternalSecrets
     database_roles: DatabaseRoles
     app_data: AppDataSettings
+    #: The generations this deploy uses (configured plus scheduled periods): postgres, redis.
+    credentials_generations: dict[str, int]
     #: cofounder:apps maxReplicas x dbPoolSize against PgBouncer and RDS max_connections (the
     #: loader has already refused a stack where it does not fit).
     connection_budget: Budget
@@ -44,8 +47,13 @@ def build_data_tier(cfg: StackConfig, platform: Platform) -> DataTier:
                    allowed_security_group_ids=[cluster.node_security_group_id])
     postgres = Postgres("postgres", args_for(cfg.postgres, PostgresArgs, identifier=f"{cfg.name_prefix}-postgres",
                                              **private))
+    # The generations this deploy uses: the configured ones plus the scheduled periods gone by.
+    today = rotation_date()
+    generations = {section: effective_generation(s.credentials_generation, s.credentials_rotation_days, today)
+                   for section, s in (("postgres", cfg.postgres), ("redis", cfg.redis))}
     redis = Redis("redis", args_for(cfg.redis, RedisArgs, identifier=f"{cfg.name_prefix}-redis",
-                                    secret_name_prefix=cfg.name_prefix, **private))
+                                    secret_name_prefix=cfg.name_prefix, **private,
+                                    credentials_generation=generations["redis"]))
     agent_queue = Queue("agent-queue", args_for(cfg.queues, QueueArgs, queue_name=cfg.agent_queue_name))
     eso = ExternalSecrets("external-secrets", args_for(cfg.external_secrets, ExternalSecretsArgs),
                           opts=platform.in_cluster)
@@ -54,7 +62,7 @@ def build_data_tier(cfg: StackConfig, platform: Platform) -> DataTier:
         namespace=cluster.app_namespace, namespace_name=cfg.cluster.app_namespace, db_host=postgres.address,
         db_name=postgres.db_name,
         master_secret_arn=postgres.master_secret_arn, secrets_key_arn=postgres.secrets_key_arn,
-        generation=cfg.postgres.credentials_generation, secret_name_prefix=cfg.name_prefix,
+        generation=generations["postgres"], secret_name_prefix=cfg.name_prefix,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, region=cfg.region,
         external_secrets_release=eso.release, refresh_interval=eso.refresh_interval,
         server_ca_pem=rds_ca_bundle(), tags={"component": "data"}), opts=platform.in_cluster)
@@ -75,7 +83,7 @@ def build_data_tier(cfg: StackConfig, platform: Platform) -> DataTier:
         refresh_interval=eso.refresh_interval, depends_on=[roles.job]), opts=platform.in_cluster)
     return DataTier(postgres=postgres, redis=redis, agent_queue=agent_queue, pgbouncer=pgbouncer,
                     external_secrets=eso, database_roles=roles, app_data=app_data,
-                    connection_budget=connection_budget(cfg))
+                    credentials_generations=generations, connection_budget=connection_budget(cfg))
 
 
 def _after(platform: Platform, roles: DatabaseRoles) -> pulumi.ResourceOptions:

@@ -26,6 +26,9 @@ STACKS = stack_names()
 # The burst SVG costs matplotlib's import and a drawing per preview; only the test of the chart
 # itself draws (tests/test_cost_reports.py lifts this), every other preview skips it.
 os.environ.setdefault("COFOUNDER_BURST_CHART", "off")
+# Credentials rotate by period (infra/data.py rotation_date): every run of the suite, and every
+# review build it starts, is for the same day, so the declared state does not move with the clock.
+os.environ.setdefault("COFOUNDER_ROTATION_DATE", "2026-12-01")
 
 
 #: Under pytest-xdist, where the workers share what they compute once (set by ``_share_across_workers``).

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from capacity.rotation import ROTATION_DATE_ENV, rotation_date
 from toolkit import diff
 from toolkit.stackfile import REPO
 
@@ -221,7 +222,8 @@ class Cache:
     tree_sha: str
 
     def entry(self, stack: str, with_policies: bool) -> Path:
-        key = json.dumps([self.tree_sha, stack, with_policies, _DRIVER, environment_fingerprint()])
+        key = json.dumps([self.tree_sha, stack, with_policies, _DRIVER, environment_fingerprint(),
+                          os.environ.get(ROTATION_DATE_ENV)])
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
 
     @contextmanager
@@ -395,6 +397,9 @@ def main() -> int:
                         help="folder of builds reused per git tree, or 'off' (env: REVIEW_CACHE)")
     parser.add_argument("--no-cache", action="store_const", const="off", dest="cache", help="build every side")
     args = parser.parse_args()
+    # BASE and the working tree are built for one day, so a rotation period that turns between the
+    # two builds (or since a cached build) is not reported as the change's (infra/data.py).
+    os.environ.setdefault(ROTATION_DATE_ENV, rotation_date().isoformat())
     only = [s for s in args.stacks.split(",") if s]
     cache_root = None if args.cache == "off" else Path(args.cache)
     try:
