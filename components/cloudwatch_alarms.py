@@ -35,7 +35,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import Between, Matches, require_valid
-from components.key_policy import KeyContext, explicit_key_policy
+from components.key_policy import KeyContext, topic_key
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -228,15 +228,7 @@ class CloudWatchAlarms(pulumi.ComponentResource):
         """The KMS-encrypted SNS topic CloudWatch may publish to, and its e-mail subscription."""
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output().account_id
-        key = aws.kms.Key(
-            f"{name}-topic-key",
-            description=f"{args.name_prefix} alarm topic encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=explicit_key_policy(self, _cloudwatch_publishes),
-            tags=tags,
-            opts=child,
-        )
+        key = topic_key(name, self, f"{args.name_prefix} alarm topic encryption", _cloudwatch_publishes, tags)
         topic = aws.sns.Topic(
             f"{name}-topic",
             name=f"{args.name_prefix}-alarms",

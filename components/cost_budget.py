@@ -40,7 +40,7 @@ from capacity.cost import CostSettings, IncompleteEstimate, max_scale_monthly_us
 from capacity.fleet import Declared
 from components import Between, ComponentArgsError, Matches, require_valid
 from components.declared import Recorder
-from components.key_policy import KeyContext, explicit_key_policy
+from components.key_policy import KeyContext, topic_key
 
 #: The services that publish to the topic: AWS Budgets and Cost Anomaly Detection.
 BUDGETS, COST_ALERTS = "budgets.amazonaws.com", "costalerts.amazonaws.com"
@@ -190,15 +190,8 @@ class CostBudget(pulumi.ComponentResource):
         invoke = pulumi.InvokeOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
-        key = aws.kms.Key(
-            f"{name}-topic-key",
-            description=f"{args.name_prefix} budget and cost anomaly alert topic encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=explicit_key_policy(self, _publishers_use_the_key),
-            tags=tags,
-            opts=child,
-        )
+        key = topic_key(name, self, f"{args.name_prefix} budget and cost anomaly alert topic encryption",
+                        _publishers_use_the_key, tags)
         topic = aws.sns.Topic(f"{name}-topic", name=f"{args.name_prefix}-cost-alerts", kms_master_key_id=key.arn,
                               tags=tags, opts=child)
         policy = aws.sns.TopicPolicy(

@@ -88,3 +88,18 @@ def explicit_key_policy(parent: pulumi.Resource, statements: Callable[..., Seque
         return key_policy(ctx, *statements(ctx, *values[4:]))
 
     return pulumi.Output.all(account, partition.partition, key_region, partition.dns_suffix, *inputs).apply(render)
+
+
+def topic_key(name: str, parent: pulumi.Resource, description: str, statements: Callable[..., Sequence[dict]],
+              tags: dict[str, str]) -> aws.kms.Key:
+    """``<name>-topic-key``: the rotating customer-managed key of an SNS topic of ``parent``, with
+    the explicit policy ``statements`` grant (the services that publish to the topic)."""
+    return aws.kms.Key(
+        f"{name}-topic-key",
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=explicit_key_policy(parent, statements),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
