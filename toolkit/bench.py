@@ -13,7 +13,7 @@ runs it against one ``make preview STACK=prod`` on the same machine in the same 
 their ratio: the goal is a suite within ``SUITE_GOAL`` times one preview, so the feedback loop
 stays a few previews long as the repository grows.
 
-Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3] [--suite]``
+Usage: ``python -m toolkit.bench [--stacks dev,staging,prod] [--synthetic 20] [--repeat 3] [--split] [--suite]``
 Timings are the best of ``--repeat`` runs, so a busy machine inflates them less.
 """
 
@@ -202,6 +202,8 @@ def main() -> int:
     parser.add_argument("--synthetic", type=int, default=20, help="units in the synthetic stack (0: none)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--suite", action="store_true", help="also time make test against make preview STACK=prod")
+    parser.add_argument("--split", action="store_true",
+                        help="also split make preview STACK=prod into SDK imports and the rest (on with --suite)")
     args = parser.parse_args()
     rows = measure([s for s in args.stacks.split(",") if s], args.synthetic, args.repeat)
     print(table(rows))
@@ -212,7 +214,8 @@ def main() -> int:
     if stacks:
         programs = {row["case"]: row["program"] for row in rows if row["case"] in stacks}
         print("\n" + model_line(model_costs(programs, args.repeat)))
-    print("\n" + split_line(preview_split(sdk_modules(), repeat=args.repeat)))
+    if args.split or args.suite:
+        print("\n" + split_line(preview_split(sdk_modules(), repeat=args.repeat)))
     if args.suite:
         result = suite_ratio()
         print("\n" + suite_line(result))
