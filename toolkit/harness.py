@@ -364,6 +364,25 @@ def _resolve(value: Any) -> tuple[Any, bool]:
     return _normalize(_sync_await(out.future())), bool(_sync_await(out.is_secret()))
 
 
+@contextlib.contextmanager
+def _no_source_positions():
+    """Skip the SDK's per-resource source position: each registration walks the Python stack and
+    reads every frame's source line (pulumi/runtime/resource.py ``_get_stack_trace``, about a
+    sixth of a stack's run here), for a ``sourcePosition`` the engine shows in errors and that the
+    mocks drop (pulumi/runtime/mocks.py ``MockMonitor.RegisterResource`` hands ``new_resource``
+    the type, name, inputs, provider, import id, custom flag and transforms only). Nothing the
+    program declares depends on it."""
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    original = sdk_resource._get_stack_trace
+    sdk_resource._get_stack_trace = source_pb2.StackTrace  # an empty trace: no position
+    try:
+        yield
+    finally:
+        sdk_resource._get_stack_trace = original
+
+
 def run(fn: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | None = None,
         secret_keys: list[str] | None = None, region: str = "us-east-1") -> Program:
     """Run ``fn`` as a Pulumi program under the SDK's mocks and return what it declared.
@@ -381,14 +400,15 @@ def run(fn: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | 
     root = pulumi.runtime.settings.get_root_resource()
 
     try:
-        fn()
+        with _no_source_positions():
+            fn()
+            _sync_await(pulumi.runtime.stack.wait_for_rpcs())
     except BaseException:
         # Let already-queued registrations finish so the error surfaces alone, without
         # "Task was destroyed but it is pending" noise from the SDK's event loop.
         with contextlib.suppress(Exception):
             _sync_await(pulumi.runtime.stack.wait_for_rpcs())
         raise
-    _sync_await(pulumi.runtime.stack.wait_for_rpcs())
 
     outputs = {}
     assert isinstance(root, pulumi.runtime.stack.Stack)  # set_mocks creates the root stack
