@@ -1,17 +1,21 @@
 """What the data stores (Postgres, Redis) share: a rotating KMS key, a security group that
-admits only given security groups on one port and a final-snapshot name. Functions, not a
+admits only given security groups on one port, a subnet group over the private subnets and a
+final-snapshot name. Functions, not a
 component: each creates its resources as children of the calling component.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
 from components.key_policy import explicit_key_policy, used_through
+
+_SubnetGroup = TypeVar("_SubnetGroup", aws.rds.SubnetGroup, aws.elasticache.SubnetGroup)
 
 
 def kms_key(name: str, parent: pulumi.Resource, description: str, tags: dict[str, str], *,
@@ -58,6 +62,14 @@ def security_group_for(name: str, parent: pulumi.Resource, *, vpc_id: pulumi.Inp
             opts=child,
         )
     return sg
+
+
+def private_subnet_group(kind: type[_SubnetGroup], name: str, parent: pulumi.Resource, *, identifier: str,
+                         subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]], tags: dict[str, str]) -> _SubnetGroup:
+    """``<name>-subnets``: a data store's subnet group (``aws.rds.SubnetGroup`` or
+    ``aws.elasticache.SubnetGroup``, which take the same arguments) over the private subnets."""
+    return kind(f"{name}-subnets", name=identifier, description=f"{identifier}: private subnets",
+                subnet_ids=subnet_ids, tags=tags, opts=pulumi.ResourceOptions(parent=parent))
 
 
 def final_snapshot_identifier(name: str, parent: pulumi.Resource, identifier: str) -> pulumi.Output[str]:

@@ -34,7 +34,7 @@ import pulumi_aws as aws
 from capacity import classes
 from components import LOG_RETENTION, Between, Matches, require_valid
 from components.credentials import URL_SAFE_SPECIALS, secrets_kms_key
-from components.data_access import final_snapshot_identifier, kms_key, security_group_for
+from components.data_access import final_snapshot_identifier, kms_key, private_subnet_group, security_group_for
 from components.log_encryption import log_key
 
 PORT = 5432
@@ -191,14 +191,8 @@ class Postgres(pulumi.ComponentResource):
 
     def _subnet_group(self, name: str, args: PostgresArgs, tags: dict) -> aws.rds.SubnetGroup:
         """The DB subnet group over the private subnets."""
-        return aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name=args.identifier,
-            description=f"{args.identifier}: private subnets",
-            subnet_ids=args.subnet_ids,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return private_subnet_group(aws.rds.SubnetGroup, name, self, identifier=args.identifier,
+                                    subnet_ids=args.subnet_ids, tags=tags)
 
     def _parameter_group(self, name: str, args: PostgresArgs, tags: dict) -> aws.rds.ParameterGroup:
         """The parameter group: pg_stat_statements, slow-query log, TLS only."""

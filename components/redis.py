@@ -36,7 +36,7 @@ import pulumi_aws as aws
 from capacity import classes
 from components import Between, Matches, require_valid
 from components.credentials import StoredPassword, secrets_kms_key
-from components.data_access import final_snapshot_identifier, kms_key, security_group_for
+from components.data_access import final_snapshot_identifier, kms_key, private_subnet_group, security_group_for
 from components.valkey_users import valkey_user_group
 
 PORT = 6379
@@ -158,14 +158,8 @@ class Redis(pulumi.ComponentResource):
 
     def _subnet_group(self, name: str, args: RedisArgs, tags: dict) -> aws.elasticache.SubnetGroup:
         """The cache subnet group over the private subnets."""
-        return aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            name=args.identifier,
-            description=f"{args.identifier}: private subnets",
-            subnet_ids=args.subnet_ids,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return private_subnet_group(aws.elasticache.SubnetGroup, name, self, identifier=args.identifier,
+                                    subnet_ids=args.subnet_ids, tags=tags)
 
     def _parameter_group(self, name: str, args: RedisArgs, tags: dict) -> aws.elasticache.ParameterGroup:
         """The parameter group: cluster mode, and the eviction policy."""
