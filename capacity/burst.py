@@ -101,7 +101,12 @@ def simulate(groups: list[NodeGroup], workloads: list[Workload], targets: Scalin
     pending = [_Pending(name, prio, pod, 0) for name, prio, pod in placement.unplaced]
     upcoming: list[tuple[int, NodeGroup]] = []
 
-    images = {id(n): {name for name, _, _ in n.pods} for n in nodes}
+    # A node at rest has the images of the pods it runs, and those a prepuller DaemonSet it admits
+    # keeps there (components/image_prepuller.py); a node that joins during the burst has none yet.
+    prepulled = {app: f.prepulled_on for app, f in draw.facts.items() if f.prepulled_on}
+    images = {id(n): {name for name, _, _ in n.pods}
+              | {app for app, shapes in prepulled.items() if any(s.admitted_by(n.group) for s in shapes)}
+              for n in nodes}
     apps = [w for w in workloads if w.autoscaled is not None]
     offset = draw.sync_offset_seconds()
     results = {}

@@ -27,8 +27,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:  # capacity.fleet imports this module
+    from capacity.fleet import PodShape
 
 TIMINGS_PATH = Path(__file__).with_name("timings.yaml")
 
@@ -37,6 +41,7 @@ SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 TARGET_GROUP_BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 APP_LABEL = "app.kubernetes.io/name"
 
@@ -119,6 +124,10 @@ class AppFacts:
     readiness: Probe | None
     #: The target group's health-check interval when the pod waits for the ALB's readiness gate.
     alb_interval_seconds: int | None = None
+    #: Where a DaemonSet keeps the app's image (components/image_prepuller.py): the pod shapes
+    #: (selector, tolerations) of the DaemonSets whose init containers pull it. A node at rest
+    #: that one of them admits has the image.
+    prepulled_on: tuple[PodShape, ...] = ()
 
 
 def _seconds(value, default: float) -> float:
@@ -235,7 +244,20 @@ def app_facts(declared: Iterable, app: str, namespace: str | None, autoscaler_ke
         health = (group.props.get("healthCheck") or {}) if group else {}
         alb = int(health.get("interval") or table.high("albHealthCheckIntervalSeconds"))
     return AppFacts(metrics=tuple(paths), startup=_probe(container.get("startupProbe"), defaults),
-                    readiness=_probe(container.get("readinessProbe"), defaults), alb_interval_seconds=alb)
+                    readiness=_probe(container.get("readinessProbe"), defaults), alb_interval_seconds=alb,
+                    prepulled_on=_prepulled_on(items, container.get("image")))
+
+
+def _prepulled_on(items: list, image: str | None) -> tuple[PodShape, ...]:
+    """The pod shapes of the DaemonSets whose init containers pull ``image``."""
+    from capacity.fleet import pod_shape  # capacity.fleet imports this module
+
+    shapes = []
+    for r in items:
+        pod = ((r.props.get("spec") or {}).get("template") or {}).get("spec") or {}
+        if r.type == DAEMON_SET and image and image in {c.get("image") for c in pod.get("initContainers") or []}:
+            shapes.append(pod_shape({k: v for k, v in pod.items() if k != "initContainers"}))
+    return tuple(shapes)
 
 
 # --- one realisation of every phase -----------------------------------------------------------

@@ -26,6 +26,7 @@ from components import args_for
 from components.app_network_policies import AppNetworkPolicies, AppNetworkPoliciesArgs, AppPods, PeerPods, PoolerPods
 from components.app_service import AppService, AppServiceArgs, AppServiceSettings, QueueScaling, QueueTierScaling
 from components.credentials import merged_policy, secret_read_policy
+from components.image_prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.image_registry import ECR_REFERENCE, ImageRegistry, ImageRegistryArgs
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 from components.keda import Keda, KedaArgs
@@ -67,7 +68,16 @@ def deploy_apps(cfg: StackConfig, platform: Platform, data: DataTier, lb: LoadBa
     apps = {name: AppService(name, _app_args(cfg, name, app, platform, data, lb, keda, registry, tracing),
                              opts=after_data)
             for name, app in cfg.apps.items()}
+    if cfg.image_prepull.enabled:
+        ImagePrepuller("image-prepuller", args_for(
+            cfg.image_prepull, ImagePrepullerArgs, namespace=cluster.app_namespace,
+            images={name: _image(app, registry) for name, app in cfg.apps.items()}), opts=in_cluster)
     return AppTier(apps=apps, registry=registry, adapter=adapter, keda=keda)
+
+
+def _image(app: AppServiceSettings, registry: ImageRegistry) -> pulumi.Input[str]:
+    """The image the app's pods run: an ``ecr:`` reference as its repository's URI, else as written."""
+    return registry.image_uri(app.image) if ECR_REFERENCE.fullmatch(app.image) else app.image
 
 
 def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Platform, data: DataTier,
@@ -99,7 +109,7 @@ def _app_args(cfg: StackConfig, name: str, app: AppServiceSettings, platform: Pl
             keda=keda.release if keda else None)
     return args_for(
         app, AppServiceArgs, namespace=cluster.app_namespace, role_arn=role_arn,
-        pulled_image=registry.image_uri(app.image) if ECR_REFERENCE.fullmatch(app.image) else None,
+        pulled_image=_image(app, registry) if ECR_REFERENCE.fullmatch(app.image) else None,
         env_from_secrets=data.app_data.secret_names.get(name, []),
         credentials_version=data.app_data.credentials_versions.get(name),
         env_from_config_maps=([data.app_data.queue_config_map_name] if "queue" in app.data_access else [])

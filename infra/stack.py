@@ -25,6 +25,7 @@ from components.cost_budget import BudgetSettings
 from components.edge_distribution import EdgeSettings
 from components.eks_cluster import EksClusterSettings
 from components.external_secrets import ExternalSecretsSettings
+from components.image_prepuller import ImagePrepullSettings
 from components.image_registry import ImageRegistrySettings
 from components.keda import KedaSettings
 from components.load_balancer_controller import LoadBalancerControllerSettings
@@ -77,6 +78,8 @@ class StackConfig:
     apps: dict[str, AppServiceSettings]
     #: The app images' ECR repositories; ``ecr:<name>:<tag>@sha256:<digest>`` images come from them.
     image_registry: ImageRegistrySettings
+    #: Every app image kept on every node the apps may run on (a burst's pods start without a pull).
+    image_prepull: ImagePrepullSettings
     scaling: ScalingSettings
     #: The usage assumptions of the cost model (capacity/cost.py) the budget is derived from.
     cost: CostSettings

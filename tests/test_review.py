@@ -671,8 +671,8 @@ def _sections(report: str) -> list[str]:
 
 
 def test_example_replica_bump_and_digest(tmp_path, review_cache):
-    """The bump passes (prod's headroom covers the larger first step), but it is not free: the
-    reviewer sees the backend's new first step and what it costs every app's burst at p95."""
+    """The bump passes (prod's headroom covers the larger first step): the reviewer sees the
+    backend's new first step and, paired by app, what it does to every app's burst at p95."""
     res, report = _make_diff(_example(tmp_path, "replica-bump-and-digest"), "--base", "HEAD~1",
                              cache=review_cache, stacks="dev,prod")
     assert res.returncode == 0, res.stderr
@@ -688,11 +688,11 @@ def test_example_replica_bump_and_digest(tmp_path, review_cache):
     assert "**4** (was 3)" in report  # the backend's min in the time-to-scale report, paired by app
     assert "**+16 @ 15s** (was +12 @ 15s)" in report
     # the burst table pairs BASE and the working tree per app: the backend's 5 more pods take
-    # headroom the others counted on, so every app is Ready no sooner than before
+    # headroom the others counted on, so no app is Ready sooner than before
     burst = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"^\| (\w+) \| (\d+) s \| (\d+) s \| .*✅ \|$",
                                                                 report, re.M)}
     assert set(burst) == {"backend", "frontend", "worker"}
-    assert all(after >= before for before, after in burst.values()) and burst["backend"][1] > burst["backend"][0]
+    assert all(after >= before for before, after in burst.values())
     assert len(report) < diff.DEFAULT_LIMIT
 
 

@@ -229,7 +229,8 @@ def test_the_tag_only_allowance_is_exact():
 
 def test_prod_requires_digests_and_the_other_stacks_advise(stack_policies):
     """Quiet in prod, whose images are all by digest (the apps' placeholders, see
-    stacks/Pulumi.prod.yaml) or allowed by tag; dev and staging run the apps by tag, advised."""
+    stacks/Pulumi.prod.yaml) or allowed by tag; dev and staging run the apps by tag, advised (their
+    Deployments, and the prepuller's init container for each)."""
     from toolkit.policy_runner import load_config
     assert load_config("prod")["k8s-workload-image-digest"]["enforcementLevel"] == "mandatory"
     assert [v for v in stack_policies("prod") if v["policy"] == "k8s-workload-image-digest"] == []
@@ -237,7 +238,7 @@ def test_prod_requires_digests_and_the_other_stacks_advise(stack_policies):
         found = [v for v in stack_policies(stack) if v["policy"] == "k8s-workload-image-digest"]
         assert {v["enforcement"] for v in found} == {"advisory"}
         assert sorted(v["urn"].rsplit("::", 1)[1] for v in found) == [
-            "backend-deployment", "frontend-deployment", "worker-deployment"]
+            "backend-deployment", "frontend-deployment", *["image-prepuller-daemonset"] * 3, "worker-deployment"]
 
 
 def test_pause_placeholders_need_no_probes_but_lookalikes_do():
