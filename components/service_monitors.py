@@ -67,7 +67,7 @@ class ScrapeTargetsSettings:
     #: ``scrapeIntervalSeconds``. The HPAs' Pods metrics (active agents, requests per second) are
     #: read from these scrapes, so a burst shows in them one interval after it starts
     #: (docs/cost-and-burst.md); the other targets keep the global interval.
-    app_interval_seconds: Annotated[int | None, Between(5, 300)] = None
+    app_interval_seconds: Annotated[int | None, Between(1, 300)] = None
 
     def checks(self):
         names = [a.name for a in self.apps]
