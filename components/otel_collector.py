@@ -36,6 +36,16 @@ import pulumi_kubernetes as k8s
 from capacity.cost import SAMPLING_ANNOTATION
 from capacity.numbers import plain
 from components import Between, Matches, require_valid
+from components.app_network_policies import (
+    DEFAULT_DENY,
+    NAMESPACE_NAME_LABEL,
+    REASON_ANNOTATION,
+    Allowance,
+    PeerPods,
+    outside,
+    pods_in,
+    tcp,
+)
 from components.eks_cluster import CLUSTER_DNS_NAMESPACE, CLUSTER_DNS_PORT, CLUSTER_DNS_SELECTOR, RFC1918
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
@@ -243,40 +253,35 @@ class OtelCollector(pulumi.ComponentResource):
             tags={**args.tags, "component": "tracing"}), opts=pulumi.ResourceOptions(parent=self)).role_arn
 
     def _network_policies(self, name: str, args: OtelCollectorArgs, namespace: k8s.core.v1.Namespace) -> None:
-        """Default deny in the collector's namespace, then its three flows."""
+        """Default deny in the collector's namespace, then its three flows (the app namespace's
+        ``Allowance`` and peer helpers, components/app_network_policies.py)."""
         out_port = HTTPS if args.backend == "xray" else _port_of(str(args.otlp_endpoint))
+        dns = PeerPods(namespace=args.dns_namespace, selector=args.dns_selector)
         flows = [
-            ("from-apps", "the apps export OTLP (gRPC and HTTP) from the app namespace only", "Ingress",
-             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.app_namespace}}}],
-             [OTLP_GRPC_PORT, OTLP_HTTP_PORT], "TCP"),
-            ("to-cluster-dns", "names of the X-Ray, STS or OTLP endpoints", "Egress",
-             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.dns_namespace}},
-               "podSelector": {"matchLabels": dict(args.dns_selector)}}], [args.dns_port], "UDP+TCP"),
-            ("to-backend", "X-Ray and STS (IRSA) at their public endpoints through the NAT gateways"
-             if args.backend == "xray" else f"the OTLP backend {args.otlp_endpoint}", "Egress",
-             # X-Ray is public (outside the private ranges, as the apps' aws-apis flow); an OTLP
-             # backend may be anywhere, in the VPC included
-             [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(RFC1918)} if args.backend == "xray"
-               else {"cidr": "0.0.0.0/0"}}], [out_port], "TCP"),
+            Allowance("from-apps", "the apps export OTLP (gRPC and HTTP) from the app namespace only", SELECTOR,
+                      "ingress", [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: args.app_namespace}}}],
+                      tcp(OTLP_GRPC_PORT, OTLP_HTTP_PORT)),
+            Allowance("to-cluster-dns", "names of the X-Ray, STS or OTLP endpoints", SELECTOR, "egress",
+                      [pods_in(dns)], [{"protocol": "UDP", "port": args.dns_port},
+                                       {"protocol": "TCP", "port": args.dns_port}]),
+            # X-Ray is public (outside the private ranges, as the apps' aws-apis flow); an OTLP
+            # backend may be anywhere, in the VPC included
+            Allowance("to-backend", "X-Ray and STS (IRSA) at their public endpoints through the NAT gateways"
+                      if args.backend == "xray" else f"the OTLP backend {args.otlp_endpoint}", SELECTOR, "egress",
+                      outside(list(RFC1918)) if args.backend == "xray" else [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                      tcp(out_port)),
         ]
-        allowed = []
-        for role, reason, direction, peers, ports, protocol in flows:
-            protocols = ["UDP", "TCP"] if protocol == "UDP+TCP" else [protocol]
-            rule = {("from" if direction == "Ingress" else "to"): peers,
-                    "ports": [{"protocol": p, "port": port} for port in ports for p in protocols]}
-            allowed.append(k8s.networking.v1.NetworkPolicy(
-                f"{name}-{role}",
-                metadata={"name": f"otel-collector-{role}", "namespace": args.namespace,
-                          "annotations": {"cofounder.dev/reason": reason}},
-                spec={"podSelector": {"matchLabels": dict(SELECTOR)}, "policyTypes": [direction],
-                      direction.lower(): [rule]},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace])))
+        allowed = [k8s.networking.v1.NetworkPolicy(
+            f"{name}-{a.name}",
+            metadata={"name": f"otel-collector-{a.name}", "namespace": args.namespace,
+                      "annotations": {REASON_ANNOTATION: a.reason}},
+            spec=a.spec(), opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace])) for a in flows]
         # Last in, first out, as in the app namespace: the collector never meets the deny alone.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
-            metadata={"name": "default-deny", "namespace": args.namespace,
-                      "annotations": {"cofounder.dev/reason": "nothing reaches or leaves the collector "
-                                                              "unless an allowance says so"}},
+            metadata={"name": DEFAULT_DENY, "namespace": args.namespace,
+                      "annotations": {REASON_ANNOTATION: "nothing reaches or leaves the collector "
+                                                         "unless an allowance says so"}},
             spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=allowed))
 
