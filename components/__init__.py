@@ -30,7 +30,7 @@ from capacity.schema import (
 
 __all__ = ["CLOUDWATCH_LOG_RETENTION_DAYS", "LOG_RETENTION", "Between", "ComponentArgsError", "Constraint",
            "Matches", "OneOf", "Problem", "args_for", "camel",
-           "constraints", "field_docs", "hints_of", "problems", "require_valid"]
+           "constraints", "field_docs", "hints_of", "problems", "require_valid", "restricted_container"]
 
 schema._LOCALNS["Output"] = pulumi.Output
 #: The retentions CloudWatch Logs accepts (PutRetentionPolicy); any other value fails at deploy time.
@@ -38,6 +38,13 @@ CLOUDWATCH_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365,
                                  2192, 2557, 2922, 3288, 3653)
 LOG_RETENTION = OneOf(CLOUDWATCH_LOG_RETENTION_DAYS, "a retention CloudWatch Logs accepts")
 _Args = TypeVar("_Args")
+
+
+def restricted_container() -> dict[str, Any]:
+    """A container ``securityContext`` that PSA ``restricted`` admits, with a read-only root: no
+    privilege escalation, every capability dropped (the pod sets non-root and seccomp). A fresh
+    copy each time, so a caller may add to it."""
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
 class ComponentArgsError(pulumi.RunError, ValueError):

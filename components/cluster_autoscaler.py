@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import Between, Matches, require_valid
+from components import Between, Matches, require_valid, restricted_container
 from components.irsa_role import IrsaRole, IrsaRoleArgs
 
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
@@ -133,8 +133,7 @@ def chart_values(args: ClusterAutoscalerArgs, cluster_name: str, role_arn: str) 
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                     "capabilities": {"drop": ["ALL"]}},
+        "containerSecurityContext": restricted_container(),
     }
 
 

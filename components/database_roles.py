@@ -40,6 +40,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import restricted_container
 from components.credentials import URL_SAFE_SPECIALS, StoredPassword, secret_read_policy, stored_password
 from components.external_secrets import RemoteField, external_secret, secret_store
 from components.irsa_role import IrsaRole, IrsaRoleArgs
@@ -218,8 +219,7 @@ def _pod_spec(args: DatabaseRolesArgs, files_config_map: pulumi.Input[str]) -> d
             "env": env,
             "envFrom": [{"secretRef": {"name": BOOTSTRAP}}],
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
+            "securityContext": restricted_container(),
             "volumeMounts": [{"name": "files", "mountPath": SQL_DIR, "readOnly": True}],
         }],
         "volumes": [{"name": "files", "configMap": {"name": files_config_map, "defaultMode": 0o444}}],

@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import require_valid
+from components import require_valid, restricted_container
 from components.headroom import PAUSE_IMAGE
 
 NAME = "image-prepuller"
-_RESTRICTED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-               "capabilities": {"drop": ["ALL"]}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +58,7 @@ class ImagePrepullerArgs(ImagePrepullSettings):
 
 def _container(name: str, image: pulumi.Input[str], command: list[str] | None, memory: str) -> dict:
     return {"name": name, "image": image, **({"command": command} if command else {}),
-            "imagePullPolicy": "IfNotPresent", "securityContext": _RESTRICTED,
+            "imagePullPolicy": "IfNotPresent", "securityContext": restricted_container(),
             "resources": {"requests": {"cpu": "1m", "memory": memory}, "limits": {"memory": memory}}}
 
 

@@ -35,7 +35,7 @@ import pulumi_kubernetes as k8s
 
 from capacity.cost import SAMPLING_ANNOTATION
 from capacity.numbers import plain
-from components import Between, Matches, require_valid
+from components import Between, Matches, require_valid, restricted_container
 from components.app_network_policies import (
     DEFAULT_DENY,
     NAMESPACE_NAME_LABEL,
@@ -191,8 +191,7 @@ def chart_values(args: OtelCollectorArgs, role_arn: pulumi.Input[str] | None) ->
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT,
                            "annotations": {"eks.amazonaws.com/role-arn": role_arn} if role_arn else {}},
         "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": restricted_container(),
         # GOMEMLIMIT (the chart's useGOMEMLIMIT) and memory_limiter both work from the memory limit.
         "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "nodeSelector": dict(args.node_selector),

@@ -45,7 +45,7 @@ from pulumi_kubernetes.apps.v1 import Deployment
 from pulumi_kubernetes.core.v1 import ConfigMap, Secret, Service
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 
-from components import Between, require_valid
+from components import Between, require_valid, restricted_container
 from components.postgres import postgres_url
 
 PORT = 6432
@@ -171,13 +171,6 @@ def userlist(users: dict[str, str]) -> str:
     return "".join(f'"{user}" "{password}"\n' for user, password in users.items())
 
 
-_RESTRICTED: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
-
-
 def _pgbouncer_container(args: PgBouncerArgs) -> dict[str, Any]:
     """The PgBouncer container: PID 1, TCP probes, preStop drain, non-root, read-only root."""
     return {
@@ -194,7 +187,7 @@ def _pgbouncer_container(args: PgBouncerArgs) -> dict[str, Any]:
             "/bin/sh", "-c", f"sleep {args.drain_seconds}; kill -INT 1"]}}},
         "resources": {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
                       "limits": {"memory": args.memory_limit}},
-        "securityContext": {**_RESTRICTED, "runAsUser": PGBOUNCER_UID, "runAsGroup": PGBOUNCER_UID},
+        "securityContext": {**restricted_container(), "runAsUser": PGBOUNCER_UID, "runAsGroup": PGBOUNCER_UID},
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "rds-ca", "mountPath": CA_DIR, "readOnly": True},
@@ -213,7 +206,7 @@ def _exporter_container(args: PgBouncerArgs, config: Secret) -> dict[str, Any]:
         "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
         "livenessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 20},
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-        "securityContext": {**_RESTRICTED, "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID},
+        "securityContext": {**restricted_container(), "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID},
     }
 
 
