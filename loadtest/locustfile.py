@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from locust import HttpUser, LoadTestShape, constant_throughput, events, task
-from peaks import REPO, stack_scaling, stack_url  # locust puts this file's folder on sys.path
+from peaks import REPO, parse_pods, stack_scaling, stack_url  # locust puts this file's folder on sys.path
 
 DEFAULT_MIN_RATE_SHARE = 0.95
 
@@ -107,14 +107,11 @@ def _plan(environment, **_kwargs):
 
 
 def _pods(text: str) -> dict[str, int]:
-    """``--pods frontend=6,backend=4`` as a mapping; a malformed entry stops the run before any load."""
-    pods = {}
-    for entry in (e.strip() for e in text.split(",") if e.strip()):
-        app, _, count = entry.partition("=")
-        if not app or not count.isdigit() or int(count) < 1:
-            raise SystemExit(f"--pods {text}: {entry!r} is not <app>=<replicas> with replicas >= 1")
-        pods[app.strip()] = int(count)
-    return pods
+    """``--pods`` as a mapping; a malformed entry stops the run before any load."""
+    try:
+        return parse_pods(text)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class CofounderUser(HttpUser):

@@ -56,3 +56,15 @@ def stack_url(stack: str, pulumi: str | None = None) -> str:
         raise SystemExit(f"--stack {stack}: `pulumi stack output url` gave no URL ({result.stderr.strip() or url}); "
                          f"deploy the stack first or give --host")
     return url
+
+
+def parse_pods(text: str) -> dict[str, int]:
+    """``frontend=6,backend=4`` (the replicas each app ran during the hold) as a mapping; a
+    malformed entry is a ``ValueError`` naming it. The load test's and ``make tune``'s ``--pods``."""
+    pods = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        app, _, count = entry.partition("=")
+        if not app.strip() or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--pods {text}: {entry!r} is not <app>=<replicas> with replicas >= 1")
+        pods[app.strip()] = int(count)
+    return pods

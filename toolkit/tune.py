@@ -45,6 +45,7 @@ from capacity.headroom import cpu_millicores, memory_mib
 from components.edge_distribution import API_PATH, PUBLIC_PATH, STATIC_PATH
 from infra.config import parse
 from infra.stack import StackConfig
+from loadtest.peaks import parse_pods
 from toolkit.errors import main_guard
 from toolkit.stackfile import REPO, STACKS_DIR, StackFileError, load_stack_file
 
@@ -330,12 +331,10 @@ def main() -> int:
         raise TuneError(f"--target-share {args.target_share}: allowed: above 0, at most 1")
     if args.min_floor < 1 or not 0 <= args.headroom_slack <= 1:
         raise TuneError("--min-floor: at least 1; --headroom-slack: 0 to 1")
-    pods: dict[str, int] = {}
-    for entry in (e.strip() for e in args.pods.split(",") if e.strip()):
-        app, _, count = entry.partition("=")
-        if not count.isdigit() or int(count) < 1:
-            raise TuneError(f"--pods {args.pods}: {entry!r} is not <app>=<replicas> with replicas >= 1")
-        pods[app] = int(count)
+    try:
+        pods = parse_pods(args.pods)
+    except ValueError as exc:
+        raise TuneError(str(exc)) from None
     stacks_dir = Path(args.stacks_dir)
     stack_file = load_stack_file(args.stack, stacks_dir)
     path = stacks_dir / f"Pulumi.{args.stack}.yaml"
